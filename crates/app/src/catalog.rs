@@ -1,0 +1,170 @@
+//! Venues and events: organizer writes, public reads, and the in-memory catalogue
+//! cache that keeps the hold path off the database.
+//!
+//! An event's seats and tiers never change after creation, so its seat table is
+//! loaded once and kept. Its sale settings (status, window) can change on any node,
+//! so they are re-read when older than `catalog_refresh`.
+
+use boxoffice_domain::{
+    Event, EventId, EventStatus, Money, NewEvent, SeatId, TierId, Venue, VenueId, VenueSpec,
+};
+use boxoffice_ports::{EventRecord, LayoutSeat};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::{App, AppError, Principal};
+
+/// An event's seats in layout order, and the lookups the hold path needs.
+#[derive(Debug)]
+pub struct SeatTable {
+    pub layout: Vec<LayoutSeat>,
+    pub index: HashMap<SeatId, u32>,
+}
+
+impl SeatTable {
+    fn new(layout: Vec<LayoutSeat>) -> Self {
+        let index = layout
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.seat.id.clone(), i as u32))
+            .collect();
+        Self { layout, index }
+    }
+}
+
+/// An event as the cache holds it.
+#[derive(Debug)]
+pub struct CachedEvent {
+    pub record: EventRecord,
+    fetched_at: Instant,
+    seats: Arc<OnceCell<Arc<SeatTable>>>,
+    /// Serialises loading this event into the hold engine, so a burst of first
+    /// requests reads the store once.
+    pub(crate) engine_load: Arc<Mutex<()>>,
+}
+
+impl CachedEvent {
+    pub fn event(&self) -> &Event {
+        &self.record.event
+    }
+
+    pub(crate) fn price_of(&self, tier: &TierId) -> Option<Money> {
+        self.event().tier(tier).map(|t| t.price)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    events: RwLock<HashMap<EventId, Arc<CachedEvent>>>,
+}
+
+impl App {
+    pub async fn create_venue(&self, who: &Principal, spec: VenueSpec) -> Result<Venue, AppError> {
+        who.require_admin()?;
+        let (venue, seats) = spec.build(self.clock.now())?;
+        self.store.create_venue(&venue, &seats).await?;
+        tracing::info!(venue = %venue.id, seats = seats.len(), "venue created");
+        Ok(venue)
+    }
+
+    pub async fn venue(&self, id: &str) -> Result<Venue, AppError> {
+        let id = VenueId::try_from(id).map_err(|_| AppError::NotFound)?;
+        self.store.venue(&id).await?.ok_or(AppError::NotFound)
+    }
+
+    pub async fn venues(&self) -> Result<Vec<Venue>, AppError> {
+        Ok(self.store.list_venues().await?)
+    }
+
+    pub async fn create_event(
+        &self,
+        who: &Principal,
+        new: NewEvent,
+    ) -> Result<EventRecord, AppError> {
+        who.require_admin()?;
+        let venue =
+            self.store.venue(&new.venue_id).await?.ok_or_else(|| {
+                boxoffice_domain::ValidationError::new("venue_id", "no such venue")
+            })?;
+        let seats = self.store.venue_seats(&venue.id).await?;
+        let (event, event_seats) = new.build(&venue, &seats, self.clock.now())?;
+        self.store.create_event(&event, &event_seats).await?;
+        tracing::info!(event = %event.id, seats = event_seats.len(), "event created");
+        Ok(EventRecord {
+            event,
+            seat_count: event_seats.len() as u32,
+        })
+    }
+
+    pub async fn set_event_status(
+        &self,
+        who: &Principal,
+        id: &str,
+        to: EventStatus,
+    ) -> Result<EventRecord, AppError> {
+        who.require_admin()?;
+        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
+        let current = self.store.event(&id).await?.ok_or(AppError::NotFound)?;
+        let from = current.event.status;
+        if !from.can_become(to) {
+            return Err(AppError::InvalidTransition { from, to });
+        }
+        self.store
+            .set_event_status(&id, to, self.clock.now())
+            .await?;
+        self.catalog.events.write().remove(&id);
+        tracing::info!(event = %id, from = from.as_str(), to = to.as_str(), "event status changed");
+        self.store.event(&id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Events, soonest first. Drafts only for admins.
+    pub async fn events(&self, who: Option<&Principal>) -> Result<Vec<EventRecord>, AppError> {
+        let admin = who.is_some_and(|p| p.require_admin().is_ok());
+        Ok(self.store.list_events(admin).await?)
+    }
+
+    /// One event, through the cache.
+    pub async fn event(&self, id: &str) -> Result<Arc<CachedEvent>, AppError> {
+        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
+        self.cached_event(&id).await
+    }
+
+    pub(crate) async fn cached_event(&self, id: &EventId) -> Result<Arc<CachedEvent>, AppError> {
+        let old = self.catalog.events.read().get(id).cloned();
+        if let Some(e) = &old {
+            if e.fetched_at.elapsed() < self.settings.catalog_refresh {
+                return Ok(e.clone());
+            }
+        }
+        let record = self.store.event(id).await?.ok_or(AppError::NotFound)?;
+        let fresh = Arc::new(CachedEvent {
+            record,
+            fetched_at: Instant::now(),
+            seats: old
+                .as_ref()
+                .map_or_else(Default::default, |o| o.seats.clone()),
+            engine_load: old
+                .as_ref()
+                .map_or_else(Default::default, |o| o.engine_load.clone()),
+        });
+        self.catalog
+            .events
+            .write()
+            .insert(id.clone(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// The event's seats in layout order, loaded once.
+    pub async fn seat_table(&self, ev: &CachedEvent) -> Result<Arc<SeatTable>, AppError> {
+        ev.seats
+            .get_or_try_init(|| async {
+                let layout = self.store.event_layout(&ev.event().id).await?;
+                Ok::<_, AppError>(Arc::new(SeatTable::new(layout)))
+            })
+            .await
+            .cloned()
+    }
+}

@@ -1,0 +1,57 @@
+//! The one error type of the use cases. Each variant is a distinct answer a client
+//! can act on; the HTTP crate maps each to a status and a stable code.
+
+use boxoffice_domain::{EventStatus, SeatId, ValidationError};
+use boxoffice_ports::{EngineError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("not found")]
+    NotFound,
+    #[error("this email is already registered")]
+    EmailTaken,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("this action needs the admin role")]
+    Forbidden,
+    #[error("the event is not on sale")]
+    NotOnSale,
+    #[error("some seats are already taken")]
+    SeatsUnavailable(Vec<SeatId>),
+    #[error("not enough tickets left in this tier")]
+    SoldOut { remaining: u32 },
+    #[error("the hold has expired")]
+    HoldExpired,
+    #[error("the hold has been taken to checkout")]
+    HoldConverted,
+    #[error("an event cannot go from {} to {}", from.as_str(), to.as_str())]
+    InvalidTransition { from: EventStatus, to: EventStatus },
+    /// A backend (store, engine) does not answer; retrying later may work.
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::Unavailable(e) => AppError::Unavailable(e),
+            e @ StoreError::Conflict { .. } => AppError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<EngineError> for AppError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Unavailable(e) => AppError::Unavailable(e),
+            e @ EngineError::EventNotLoaded(_) => AppError::Internal(e.into()),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Holds: the sale's hot path.
+//!
+//! A hold is decided by the engine (atomic, in memory) and then recorded in the
+//! store; if recording fails the engine hold is released again, so the store never
+//! misses a hold a buyer was told about and the engine never keeps one the store
+//! lacks. Releases go the other way (store first): a failure leaves seats held until
+//! their deadline, never sold twice. An engine that lost an event is rebuilt from the
+//! store before it serves that event again.
+
+use boxoffice_domain::{
+    inventory::GaCounts, Hold, HoldId, HoldItems, HoldRejection, HoldSelection, HoldStatus, Millis,
+    Money, SeatId, TierId, ValidationError,
+};
+use boxoffice_ports::{EngineError, HoldRequest, InventorySnapshot, ReleaseOutcome, SnapshotHold};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::CachedEvent;
+use crate::{App, AppError, Principal};
+
+/// A hold request as a buyer sends it: seats, or a GA tier and a quantity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldAsk {
+    #[serde(default)]
+    pub seats: Option<Vec<String>>,
+    #[serde(default)]
+    pub tier_id: Option<String>,
+    #[serde(default)]
+    pub quantity: Option<i64>,
+}
+
+/// A hold and what it is now.
+#[derive(Debug, Clone)]
+pub struct HoldView {
+    pub hold: Hold,
+    pub status: HoldStatus,
+}
+
+/// The live seat map: statuses in layout order and GA remaining per tier.
+#[derive(Debug, Clone)]
+pub struct LiveSeatMap {
+    pub version: u64,
+    pub status: Vec<u8>,
+    pub ga: Vec<(TierId, GaCounts)>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> AppError {
+    AppError::Invalid(ValidationError::new(field, message))
+}
+
+impl App {
+    pub async fn create_hold(
+        &self,
+        who: &Principal,
+        event_id: &str,
+        ask: HoldAsk,
+    ) -> Result<HoldView, AppError> {
+        let ev = self.event(event_id).await?;
+        let now = self.clock.now();
+        let event = ev.event();
+        if !event.sale_open(now) {
+            return Err(AppError::NotOnSale);
+        }
+        let max = event.max_tickets_per_order;
+        let (selection, items, total) = match ask {
+            HoldAsk {
+                seats: Some(seats),
+                tier_id: None,
+                quantity: None,
+            } => {
+                if seats.is_empty() {
+                    return Err(invalid("seats", "at least one seat"));
+                }
+                if seats.len() as u32 > max {
+                    return Err(invalid("seats", format!("at most {max} seats per order")));
+                }
+                let table = self.seat_table(&ev).await?;
+                let mut ids = Vec::with_capacity(seats.len());
+                let mut ixs = Vec::with_capacity(seats.len());
+                let mut seen = HashSet::new();
+                let mut total = Money::zero(event.currency);
+                for s in seats {
+                    let unknown = || invalid("seats", format!("{s} is not a seat of this event"));
+                    let id = SeatId::try_from(s.as_str()).map_err(|_| unknown())?;
+                    let &ix = table.index.get(&id).ok_or_else(unknown)?;
+                    if !seen.insert(ix) {
+                        return Err(invalid("seats", format!("{s} is listed twice")));
+                    }
+                    let price = ev
+                        .price_of(&table.layout[ix as usize].tier_id)
+                        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("seat without tier")))?;
+                    total = total
+                        .plus(price)
+                        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("total overflow")))?;
+                    ids.push(id);
+                    ixs.push(ix);
+                }
+                (HoldSelection::Seats(ids), HoldItems::Seats(ixs), total)
+            }
+            HoldAsk {
+                seats: None,
+                tier_id: Some(tier),
+                quantity: Some(q),
+            } => {
+                let (ix, tier) = TierId::try_from(tier.as_str())
+                    .ok()
+                    .and_then(|t| event.ga_tier(&t))
+                    .ok_or_else(|| {
+                        invalid("tier_id", "not a general-admission tier of this event")
+                    })?;
+                if q <= 0 || q > i64::from(max) {
+                    return Err(invalid("quantity", format!("must be between 1 and {max}")));
+                }
+                let q = q as u32;
+                let total = tier
+                    .price
+                    .times(q)
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("total overflow")))?;
+                (
+                    HoldSelection::Ga {
+                        tier_id: tier.id.clone(),
+                        quantity: q,
+                    },
+                    HoldItems::Ga {
+                        tier: ix as u16,
+                        quantity: q,
+                    },
+                    total,
+                )
+            }
+            _ => {
+                return Err(invalid(
+                    "seats",
+                    "send either seats, or tier_id with quantity",
+                ))
+            }
+        };
+
+        let hold = Hold {
+            id: HoldId::new(),
+            event_id: event.id.clone(),
+            customer_id: who.user_id.clone(),
+            status: HoldStatus::Active,
+            selection,
+            total,
+            expires_at: now + time::Duration::seconds(i64::from(event.hold_ttl_seconds)),
+            created_at: now,
+        };
+        let req = HoldRequest {
+            event: event.id.clone(),
+            hold: hold.id.clone(),
+            items,
+            expires_at: Millis::from_datetime(hold.expires_at),
+            now: Millis::from_datetime(now),
+        };
+        let decided = self
+            .with_engine(&ev, || self.engine.hold(req.clone()))
+            .await?;
+        match decided {
+            Ok(()) => {}
+            Err(HoldRejection::SeatsUnavailable(ixs)) => {
+                metrics::counter!("boxoffice_holds_conflicted_total", "reason" => "seats_unavailable").increment(1);
+                let table = self.seat_table(&ev).await?;
+                let taken = ixs
+                    .into_iter()
+                    .map(|i| table.layout[i as usize].seat.id.clone())
+                    .collect();
+                return Err(AppError::SeatsUnavailable(taken));
+            }
+            Err(HoldRejection::SoldOut { remaining }) => {
+                metrics::counter!("boxoffice_holds_conflicted_total", "reason" => "sold_out")
+                    .increment(1);
+                return Err(AppError::SoldOut { remaining });
+            }
+            Err(e) => return Err(AppError::Internal(anyhow::anyhow!("engine refused: {e:?}"))),
+        }
+        if let Err(e) = self.store.record_hold(&hold).await {
+            // Nobody was told about this hold: give the seats back.
+            let _ = self.engine.release(&event.id, &hold.id, req.now).await;
+            return Err(e.into());
+        }
+        metrics::counter!("boxoffice_holds_created_total").increment(1);
+        Ok(HoldView {
+            status: HoldStatus::Active,
+            hold,
+        })
+    }
+
+    async fn owned_hold(&self, who: &Principal, id: &str) -> Result<Hold, AppError> {
+        let id = HoldId::try_from(id).map_err(|_| AppError::NotFound)?;
+        match self.store.hold(&id).await? {
+            Some(h) if who.may_see(&h.customer_id) => Ok(h),
+            // Someone else's hold does not exist, as far as this caller can tell.
+            _ => Err(AppError::NotFound),
+        }
+    }
+
+    pub async fn hold(&self, who: &Principal, id: &str) -> Result<HoldView, AppError> {
+        let hold = self.owned_hold(who, id).await?;
+        Ok(HoldView {
+            status: hold.status_at(self.clock.now()),
+            hold,
+        })
+    }
+
+    /// Releases a hold; its seats are available at once. Releasing twice is fine.
+    pub async fn release_hold(&self, who: &Principal, id: &str) -> Result<(), AppError> {
+        let hold = self.owned_hold(who, id).await?;
+        let now = self.clock.now();
+        match self.store.release_hold(&hold.id, now).await? {
+            ReleaseOutcome::Released => {
+                match self
+                    .engine
+                    .release(&hold.event_id, &hold.id, Millis::from_datetime(now))
+                    .await
+                {
+                    // Not loaded: the engine holds nothing for this event; a rebuild
+                    // will read the store, which says released.
+                    Ok(_) | Err(EngineError::EventNotLoaded(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                metrics::counter!("boxoffice_holds_released_total").increment(1);
+                Ok(())
+            }
+            ReleaseOutcome::AlreadyReleased => Ok(()),
+            ReleaseOutcome::Expired => Err(AppError::HoldExpired),
+            ReleaseOutcome::Converted => Err(AppError::HoldConverted),
+            ReleaseOutcome::NotFound => Err(AppError::NotFound),
+        }
+    }
+
+    pub async fn seat_map(
+        &self,
+        event_id: &str,
+    ) -> Result<(Arc<CachedEvent>, LiveSeatMap), AppError> {
+        let ev = self.event(event_id).await?;
+        let now = Millis::from_datetime(self.clock.now());
+        let id = ev.event().id.clone();
+        let map = self
+            .with_engine(&ev, || self.engine.seat_map(&id, now))
+            .await?;
+        let ga = ev
+            .event()
+            .ga_tiers
+            .iter()
+            .zip(map.ga)
+            .map(|(t, c)| (t.id.clone(), c))
+            .collect();
+        Ok((
+            ev,
+            LiveSeatMap {
+                version: map.version,
+                status: map.status,
+                ga,
+            },
+        ))
+    }
+
+    /// Runs an engine call; if the engine does not have the event, loads it from the
+    /// store and runs the call once more.
+    async fn with_engine<T, F, Fut>(&self, ev: &CachedEvent, call: F) -> Result<T, AppError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, EngineError>>,
+    {
+        match call().await {
+            Err(EngineError::EventNotLoaded(_)) => {
+                self.load_into_engine(ev).await?;
+                Ok(call().await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Rebuilds the engine's state of one event from the store.
+    pub async fn load_into_engine(&self, ev: &CachedEvent) -> Result<(), AppError> {
+        let _one_at_a_time = ev.engine_load.lock().await;
+        let event = ev.event();
+        let table = self.seat_table(ev).await?;
+        let now = self.clock.now();
+        let stored = self.store.inventory(&event.id, now).await?;
+        let seat_ix = |id: &SeatId| table.index.get(id).copied();
+        let ga_ix = |id: &TierId| event.ga_tier(id).map(|(i, _)| i as u16);
+        let holds = stored
+            .live_holds
+            .iter()
+            .filter_map(|h| {
+                let items = match &h.selection {
+                    HoldSelection::Seats(s) => {
+                        HoldItems::Seats(s.iter().map(seat_ix).collect::<Option<_>>()?)
+                    }
+                    HoldSelection::Ga { tier_id, quantity } => HoldItems::Ga {
+                        tier: ga_ix(tier_id)?,
+                        quantity: *quantity,
+                    },
+                };
+                Some(SnapshotHold {
+                    id: h.id.clone(),
+                    items,
+                    expires_at: Millis::from_datetime(h.expires_at),
+                })
+            })
+            .collect::<Vec<_>>();
+        let now_ms = Millis::from_datetime(now);
+        let snapshot = InventorySnapshot {
+            event: event.id.clone(),
+            seat_count: table.layout.len(),
+            ga_capacities: event.ga_tiers.iter().map(|t| t.capacity).collect(),
+            sold_seats: stored.sold_seats.iter().filter_map(seat_ix).collect(),
+            ga_sold: stored.ga_sold,
+            // Microseconds since the epoch: above any version an earlier process
+            // served, unless it changed the event more than a million times a second.
+            base_version: (now_ms.0.max(0) as u64) * 1000,
+            holds,
+        };
+        tracing::info!(event = %event.id, holds = snapshot.holds.len(), sold = snapshot.sold_seats.len(), "loading event into the hold engine");
+        self.engine.load_event(snapshot, now_ms).await?;
+        metrics::counter!("boxoffice_engine_rebuilds_total").increment(1);
+        Ok(())
+    }
+
+    /// Expires due holds in the engine and records expiries in the store.
+    pub async fn sweep_once(&self) -> Result<u64, AppError> {
+        let now = self.clock.now();
+        let expired = self.engine.expire_due(Millis::from_datetime(now)).await?;
+        metrics::counter!("boxoffice_holds_expired_total").increment(expired.len() as u64);
+        Ok(self.store.expire_holds(now).await?)
+    }
+
+    /// Runs the sweeper until `shutdown` is cancelled.
+    pub fn spawn_sweeper(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.settings.sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = app.sweep_once().await {
+                            tracing::warn!(error = ?e, "sweep failed");
+                        }
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! The boxoffice domain: identifiers, money, venues and their seat maps, events and
+//! their price tiers, holds, and the per-event inventory state machine.
+//!
+//! This crate owns the rules and must never do I/O: no tokio, no database, no HTTP.
+//! Everything here is deterministic given its inputs (time is always passed in).
+
+pub mod event;
+pub mod hold;
+pub mod ids;
+pub mod inventory;
+pub mod money;
+pub mod time;
+pub mod user;
+pub mod venue;
+
+pub use event::{Event, EventStatus, GaTier, NewEvent, PriceTier};
+pub use hold::{Hold, HoldSelection, HoldStatus};
+pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId};
+pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};
+pub use money::{Currency, Money};
+pub use time::Millis;
+pub use user::{Email, Password, Role, User};
+pub use venue::{Seat, Venue, VenueSpec};
+
+/// A rule broken by input: which field, and why. Maps to 422 `invalid_request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

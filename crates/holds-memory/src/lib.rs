@@ -1,0 +1,140 @@
+//! The in-process hold engine, for the embedded mode.
+//!
+//! Each event's [`EventInventory`] sits behind its own mutex, so a hot event never
+//! slows another; the map of events is behind a read-write lock taken for reading on
+//! every call and for writing only when an event is loaded. Locks are
+//! `parking_lot`'s and are never held across an `.await` (there is none inside):
+//! every operation is a few microseconds of memory work.
+//!
+//! It must never decide anything the domain's `EventInventory` would decide
+//! differently: it is the reference engine the conformance suite checks others with.
+
+use async_trait::async_trait;
+use boxoffice_domain::{EventId, EventInventory, HoldId, HoldItems, HoldRejection, Millis};
+use boxoffice_ports::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct MemoryHoldEngine {
+    events: RwLock<HashMap<EventId, Arc<Mutex<EventInventory>>>>,
+}
+
+impl MemoryHoldEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn event(&self, id: &EventId) -> Result<Arc<Mutex<EventInventory>>, EngineError> {
+        self.events
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::EventNotLoaded(id.clone()))
+    }
+
+    /// Forgets every event, as a Redis flush would (for tests of the rebuild path).
+    pub fn forget_all(&self) {
+        self.events.write().clear();
+    }
+}
+
+/// Builds an inventory from a snapshot. Holds that conflict with the snapshot's own
+/// sales or each other (a store that was written by a wrong engine) are skipped.
+pub fn inventory_from_snapshot(s: &InventorySnapshot, now: Millis) -> EventInventory {
+    let mut inv = EventInventory::new(s.seat_count, &s.ga_capacities, s.base_version);
+    for &seat in &s.sold_seats {
+        inv.restore_sold_seat(seat);
+    }
+    for (tier, &sold) in s.ga_sold.iter().enumerate() {
+        inv.restore_ga_sold(tier as u16, sold);
+    }
+    for h in &s.holds {
+        let _ = inv.hold(h.id.clone(), h.items.clone(), h.expires_at, now);
+    }
+    inv
+}
+
+#[async_trait]
+impl HoldEngine for MemoryHoldEngine {
+    async fn load_event(
+        &self,
+        snapshot: InventorySnapshot,
+        now: Millis,
+    ) -> Result<(), EngineError> {
+        if self.events.read().contains_key(&snapshot.event) {
+            return Ok(());
+        }
+        let inv = inventory_from_snapshot(&snapshot, now);
+        self.events
+            .write()
+            .entry(snapshot.event)
+            .or_insert_with(|| Arc::new(Mutex::new(inv)));
+        Ok(())
+    }
+
+    async fn hold(&self, req: HoldRequest) -> Result<Result<(), HoldRejection>, EngineError> {
+        let ev = self.event(&req.event)?;
+        let mut inv = ev.lock();
+        Ok(inv.hold(req.hold, req.items, req.expires_at, req.now))
+    }
+
+    async fn release(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError> {
+        Ok(self.event(event)?.lock().release(hold, now))
+    }
+
+    async fn confirm(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError> {
+        Ok(self.event(event)?.lock().confirm(hold, now))
+    }
+
+    async fn extend(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<bool, EngineError> {
+        Ok(self.event(event)?.lock().extend(hold, expires_at, now))
+    }
+
+    async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError> {
+        let ev = self.event(event)?;
+        let mut inv = ev.lock();
+        inv.expire_due(now);
+        Ok(SeatMap {
+            version: inv.version(),
+            status: inv.status().to_vec(),
+            ga: inv.ga().to_vec(),
+        })
+    }
+
+    async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError> {
+        let events: Vec<_> = self
+            .events
+            .read()
+            .iter()
+            .map(|(id, inv)| (id.clone(), inv.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (id, inv) in events {
+            let expired = inv.lock().expire_due(now);
+            out.extend(expired.into_iter().map(|h| (id.clone(), h)));
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+}

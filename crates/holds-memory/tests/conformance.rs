@@ -1,0 +1,28 @@
+//! The in-process engine against the hold-engine conformance suite.
+
+use boxoffice_holds_memory::MemoryHoldEngine;
+use std::sync::Arc;
+
+fn engine() -> Arc<MemoryHoldEngine> {
+    Arc::new(MemoryHoldEngine::new())
+}
+
+#[tokio::test]
+async fn basic_semantics() {
+    boxoffice_conformance::engine::basic_semantics(engine()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_overlapping_holds_never_double_book() {
+    boxoffice_conformance::engine::concurrent_overlapping_holds(engine()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_ga_holds_respect_capacity() {
+    boxoffice_conformance::engine::concurrent_ga_holds(engine()).await;
+}
+
+#[test]
+fn matches_the_reference_model() {
+    boxoffice_conformance::engine::matches_reference_model(|| engine());
+}

@@ -1,0 +1,101 @@
+//! The one place where errors become HTTP answers.
+//!
+//! Every error body is `{"error": {"code": "<snake_case>", "message": "...", ...}}`.
+//! 5xx bodies are opaque: the cause chain goes to the log, never to the client.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use boxoffice_app::AppError;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            AppError::Invalid(v) => ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_request", msg)
+                .with("field", v.field),
+            AppError::NotFound => ApiError::not_found(),
+            AppError::EmailTaken => ApiError::new(S::CONFLICT, "email_taken", msg),
+            AppError::InvalidCredentials => {
+                ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg)
+            }
+            AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthorized", msg),
+            AppError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", msg),
+            AppError::NotOnSale => ApiError::new(S::CONFLICT, "not_on_sale", msg),
+            AppError::SeatsUnavailable(seats) => {
+                ApiError::new(S::CONFLICT, "seats_unavailable", msg).with(
+                    "seats",
+                    seats.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                )
+            }
+            AppError::SoldOut { remaining } => {
+                ApiError::new(S::CONFLICT, "sold_out", msg).with("remaining", remaining)
+            }
+            AppError::HoldExpired => ApiError::new(S::GONE, "hold_expired", msg),
+            AppError::HoldConverted => ApiError::new(S::CONFLICT, "hold_converted", msg),
+            AppError::InvalidTransition { from, to } => {
+                ApiError::new(S::CONFLICT, "invalid_status_transition", msg)
+                    .with("from", from.as_str())
+                    .with("to", to.as_str())
+            }
+            AppError::Unavailable(cause) => {
+                tracing::error!(error = ?cause, "backend unavailable");
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "try again shortly",
+                )
+            }
+            AppError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("code".into(), self.code.into());
+        body.insert("message".into(), self.message.into());
+        body.extend(self.extra);
+        let mut res = (self.status, axum::Json(json!({ "error": body }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}

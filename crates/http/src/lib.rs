@@ -1,0 +1,98 @@
+//! The HTTP API (`../shared/API.md` is its contract): one router per feature,
+//! extractors, the one `ApiError`, metrics and the limits every route gets.
+//!
+//! Handlers parse, call one use case, and shape the answer. They must never hold
+//! business rules or map errors themselves: `error.rs` does that, once.
+
+pub mod error;
+pub mod extract;
+mod metrics_layer;
+mod routes;
+mod views;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Router;
+use boxoffice_app::App;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+
+pub use error::ApiError;
+pub use metrics_layer::install_recorder;
+
+/// Limits applied to every route.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Largest request body, except venue creation (explicit seat lists are big).
+    pub body_limit: usize,
+    pub venue_body_limit: usize,
+    /// Longest a request may take before it is answered 503 `timeout`.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            body_limit: 64 * 1024,
+            venue_body_limit: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(40),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    pub app: Arc<App>,
+    pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub(crate) layouts: Arc<views::LayoutCache>,
+}
+
+/// The whole API.
+pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
+    let state = HttpState {
+        app,
+        metrics: install_recorder(),
+        layouts: Default::default(),
+    };
+    let timeout = limits.request_timeout;
+    Router::new()
+        .merge(routes::identity::router())
+        .merge(routes::catalog::router(&limits))
+        .merge(routes::holds::router())
+        .merge(routes::ops::router())
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(limits.body_limit))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "timeout",
+                        "the request took too long",
+                    )
+                    .into_response()
+                }))
+                .timeout(timeout),
+        )
+        .layer(axum::middleware::from_fn(metrics_layer::track))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(metrics_layer::span))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            )
+            .into_response()
+        }))
+        .with_state(state)
+}

@@ -1,0 +1,175 @@
+//! Venues and events: admin writes, public reads, the static layout (cacheable,
+//! ETag) and the live compact seat map.
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use boxoffice_domain::{EventStatus, NewEvent, ValidationError, VenueSpec};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::extract::{Auth, Json, MaybeAuth};
+use crate::{views, ApiError, HttpLimits, HttpState};
+
+pub fn router(limits: &HttpLimits) -> Router<HttpState> {
+    Router::new()
+        .route(
+            "/v1/venues",
+            get(list_venues)
+                .post(create_venue)
+                .layer(DefaultBodyLimit::max(limits.venue_body_limit)),
+        )
+        .route("/v1/venues/{id}", get(get_venue))
+        .route("/v1/events", get(list_events).post(create_event))
+        .route("/v1/events/{id}", get(get_event).patch(patch_event))
+        .route("/v1/events/{id}/layout", get(layout))
+        .route("/v1/events/{id}/seats", get(seats))
+}
+
+async fn create_venue(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Json(spec): Json<VenueSpec>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let v = s.app.create_venue(&who, spec).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!(views::venue(&v)))))
+}
+
+async fn list_venues(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+) -> Result<axum::Json<Value>, ApiError> {
+    who.require_admin()?;
+    let venues = s.app.venues().await?;
+    Ok(axum::Json(
+        json!({ "venues": venues.iter().map(views::venue).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_venue(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let v = s.app.venue(&id).await?;
+    Ok(axum::Json(json!(views::venue(&v))))
+}
+
+async fn create_event(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Json(new): Json<NewEvent>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let r = s.app.create_event(&who, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!(views::event(&r)))))
+}
+
+async fn list_events(
+    State(s): State<HttpState>,
+    MaybeAuth(who): MaybeAuth,
+) -> Result<axum::Json<Value>, ApiError> {
+    let events = s.app.events(who.as_ref()).await?;
+    Ok(axum::Json(
+        json!({ "events": events.iter().map(views::event).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_event(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let ev = s.app.event(&id).await?;
+    Ok(axum::Json(json!(views::event(&ev.record))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventPatch {
+    status: String,
+}
+
+async fn patch_event(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Json(patch): Json<EventPatch>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let to = EventStatus::parse(&patch.status).ok_or_else(|| {
+        boxoffice_app::AppError::Invalid(ValidationError::new(
+            "status",
+            "one of draft, on_sale, paused, ended",
+        ))
+    })?;
+    let r = s.app.set_event_status(&who, &id, to).await?;
+    Ok(axum::Json(json!(views::event(&r))))
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn with_etag(
+    status: StatusCode,
+    etag: &str,
+    cache: &'static str,
+    body: Option<bytes::Bytes>,
+) -> Response {
+    let mut res = match body {
+        Some(b) => (status, [(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        None => status.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res
+}
+
+async fn layout(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let ev = s.app.event(&id).await?;
+    let eid = ev.event().id.clone();
+    let (body, etag) = match s.layouts.get(&eid) {
+        Some(hit) => hit,
+        None => {
+            let table = s.app.seat_table(&ev).await?;
+            let rendered = views::layout(ev.event(), &table);
+            s.layouts.insert(eid, rendered.clone());
+            rendered
+        }
+    };
+    const CACHE: &str = "public, max-age=300";
+    if not_modified(&headers, &etag) {
+        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, CACHE, None));
+    }
+    Ok(with_etag(StatusCode::OK, &etag, CACHE, Some(body)))
+}
+
+async fn seats(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, map) = s.app.seat_map(&id).await?;
+    // The version identifies the state: a client polling with If-None-Match gets a
+    // 304 until something changes.
+    let etag = format!("W/\"{}\"", map.version);
+    const CACHE: &str = "no-cache";
+    if not_modified(&headers, &etag) {
+        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, CACHE, None));
+    }
+    Ok(with_etag(
+        StatusCode::OK,
+        &etag,
+        CACHE,
+        Some(views::seats(&map).into()),
+    ))
+}

@@ -1,0 +1,6 @@
+//! One router per feature.
+
+pub mod catalog;
+pub mod holds;
+pub mod identity;
+pub mod ops;

@@ -1,0 +1,52 @@
+//! `GET /health` (the process runs), `GET /ready` (its backends answer),
+//! `GET /metrics` (Prometheus text), and `GET /` (where to start).
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+
+use crate::HttpState;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+async fn index() -> impl IntoResponse {
+    axum::Json(json!({
+        "name": "boxoffice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "events": "/v1/events",
+        "health": "/health",
+    }))
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
+    match s.app.ready().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = ?e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({ "status": "unavailable" })),
+            )
+        }
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,235 @@
+//! Response shapes. The domain types stay free of HTTP naming; these are what the
+//! API contract says, built from them.
+
+use boxoffice_app::{HoldView, LiveSeatMap, SeatTable};
+use boxoffice_domain::{Event, EventId, GaTier, HoldSelection, Money, PriceTier, Venue};
+use boxoffice_ports::EventRecord;
+use bytes::Bytes;
+use serde::Serialize;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// Serialized layouts by event: a layout never changes after the event is created,
+/// so it is rendered once and served with a content hash as its ETag.
+#[derive(Debug, Default)]
+pub struct LayoutCache(parking_lot::RwLock<HashMap<EventId, (Bytes, String)>>);
+
+impl LayoutCache {
+    pub fn get(&self, id: &EventId) -> Option<(Bytes, String)> {
+        self.0.read().get(id).cloned()
+    }
+
+    pub fn insert(&self, id: EventId, v: (Bytes, String)) {
+        self.0.write().insert(id, v);
+    }
+}
+
+#[derive(Serialize)]
+pub struct TierView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub price: Money,
+    pub sections: &'a [String],
+}
+
+#[derive(Serialize)]
+pub struct GaTierView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub price: Money,
+    pub capacity: u32,
+}
+
+fn tier(t: &PriceTier) -> TierView<'_> {
+    TierView {
+        id: t.id.as_str(),
+        name: &t.name,
+        price: t.price,
+        sections: &t.sections,
+    }
+}
+
+fn ga_tier(t: &GaTier) -> GaTierView<'_> {
+    GaTierView {
+        id: t.id.as_str(),
+        name: &t.name,
+        price: t.price,
+        capacity: t.capacity,
+    }
+}
+
+#[derive(Serialize)]
+pub struct EventView<'a> {
+    pub id: &'a str,
+    pub venue_id: &'a str,
+    pub name: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sale_starts_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sale_ends_at: Option<OffsetDateTime>,
+    pub status: &'static str,
+    pub hold_ttl_seconds: u32,
+    pub max_tickets_per_order: u32,
+    pub currency: String,
+    pub seat_count: u32,
+    pub tiers: Vec<TierView<'a>>,
+    pub ga_tiers: Vec<GaTierView<'a>>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+pub fn event(r: &EventRecord) -> EventView<'_> {
+    let e: &Event = &r.event;
+    EventView {
+        id: e.id.as_str(),
+        venue_id: e.venue_id.as_str(),
+        name: &e.name,
+        starts_at: e.starts_at,
+        sale_starts_at: e.sale_starts_at,
+        sale_ends_at: e.sale_ends_at,
+        status: e.status.as_str(),
+        hold_ttl_seconds: e.hold_ttl_seconds,
+        max_tickets_per_order: e.max_tickets_per_order,
+        currency: e.currency.to_string(),
+        seat_count: r.seat_count,
+        tiers: e.tiers.iter().map(tier).collect(),
+        ga_tiers: e.ga_tiers.iter().map(ga_tier).collect(),
+        created_at: e.created_at,
+    }
+}
+
+#[derive(Serialize)]
+pub struct VenueView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub sections: &'a [String],
+    pub seat_count: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+pub fn venue(v: &Venue) -> VenueView<'_> {
+    VenueView {
+        id: v.id.as_str(),
+        name: &v.name,
+        sections: &v.sections,
+        seat_count: v.seat_count,
+        created_at: v.created_at,
+    }
+}
+
+#[derive(Serialize)]
+struct LayoutSeatView<'a> {
+    id: &'a str,
+    section: &'a str,
+    row: &'a str,
+    label: &'a str,
+    x: i32,
+    y: i32,
+    tier_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct LayoutView<'a> {
+    event_id: &'a str,
+    seats: Vec<LayoutSeatView<'a>>,
+    tiers: Vec<TierView<'a>>,
+    ga_tiers: Vec<GaTierView<'a>>,
+}
+
+/// The layout JSON and its ETag.
+pub fn layout(e: &Event, table: &SeatTable) -> (Bytes, String) {
+    use sha2::Digest;
+    let view = LayoutView {
+        event_id: e.id.as_str(),
+        seats: table
+            .layout
+            .iter()
+            .map(|s| LayoutSeatView {
+                id: s.seat.id.as_str(),
+                section: &s.seat.section,
+                row: &s.seat.row,
+                label: &s.seat.label,
+                x: s.seat.x,
+                y: s.seat.y,
+                tier_id: s.tier_id.as_str(),
+            })
+            .collect(),
+        tiers: e.tiers.iter().map(tier).collect(),
+        ga_tiers: e.ga_tiers.iter().map(ga_tier).collect(),
+    };
+    let body = serde_json::to_vec(&view).expect("layout serializes");
+    let digest = sha2::Sha256::digest(&body);
+    let etag = format!(
+        "\"{}\"",
+        digest[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    (Bytes::from(body), etag)
+}
+
+#[derive(Serialize)]
+struct GaRemaining<'a> {
+    tier_id: &'a str,
+    remaining: u32,
+}
+
+#[derive(Serialize)]
+struct SeatsView<'a> {
+    version: u64,
+    status: &'a str,
+    ga: Vec<GaRemaining<'a>>,
+}
+
+pub fn seats(map: &LiveSeatMap) -> Vec<u8> {
+    let view = SeatsView {
+        version: map.version,
+        // Only b'A', b'H' and b'S' are ever stored, so this never fails.
+        status: std::str::from_utf8(&map.status).unwrap_or_default(),
+        ga: map
+            .ga
+            .iter()
+            .map(|(id, c)| GaRemaining {
+                tier_id: id.as_str(),
+                remaining: c.remaining(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&view).expect("seat map serializes")
+}
+
+#[derive(Serialize)]
+pub struct HoldJson {
+    pub hold_id: String,
+    pub event_id: String,
+    pub status: &'static str,
+    pub seats: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_id: Option<String>,
+    pub quantity: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub total: Money,
+}
+
+pub fn hold(v: &HoldView) -> HoldJson {
+    let h = &v.hold;
+    let (seats, tier_id) = match &h.selection {
+        HoldSelection::Seats(s) => (s.iter().map(|s| s.to_string()).collect(), None),
+        HoldSelection::Ga { tier_id, .. } => (vec![], Some(tier_id.to_string())),
+    };
+    HoldJson {
+        hold_id: h.id.to_string(),
+        event_id: h.event_id.to_string(),
+        status: v.status.as_str(),
+        seats,
+        tier_id,
+        quantity: h.selection.ticket_count(),
+        expires_at: h.expires_at,
+        total: h.total,
+    }
+}

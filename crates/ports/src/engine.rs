@@ -1,0 +1,104 @@
+//! The hold engine: the fast, atomic gate that decides every hold and sale.
+//!
+//! It is not the source of truth (the store is), so every engine can be rebuilt
+//! from an [`InventorySnapshot`] the store provides. Semantics are those of
+//! [`boxoffice_domain::EventInventory`], exactly, including lazy expiry: a hold past
+//! its deadline is gone for every operation, swept or not. `now` is always passed in
+//! so that every node and every test agrees on time.
+
+use async_trait::async_trait;
+use boxoffice_domain::{
+    inventory::GaCounts, EventId, HoldId, HoldItems, HoldRejection, Millis, SeatIx,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The engine has no state for this event (never loaded, or lost): load a
+    /// snapshot from the store and try again.
+    #[error("event {0} is not loaded in the hold engine")]
+    EventNotLoaded(EventId),
+    #[error("hold engine unavailable: {0}")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub event: EventId,
+    pub hold: HoldId,
+    pub items: HoldItems,
+    pub expires_at: Millis,
+    pub now: Millis,
+}
+
+/// The live picture of an event for the seat map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatMap {
+    pub version: u64,
+    /// One byte per seat in layout order: `A`, `H` or `S`.
+    pub status: Vec<u8>,
+    pub ga: Vec<GaCounts>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotHold {
+    pub id: HoldId,
+    pub items: HoldItems,
+    pub expires_at: Millis,
+}
+
+/// Everything an engine needs to serve an event from scratch, read from the store.
+#[derive(Debug, Clone)]
+pub struct InventorySnapshot {
+    pub event: EventId,
+    pub seat_count: usize,
+    pub ga_capacities: Vec<u32>,
+    pub sold_seats: Vec<SeatIx>,
+    pub ga_sold: Vec<u32>,
+    /// Holds that were live when the snapshot was read.
+    pub holds: Vec<SnapshotHold>,
+    /// Where the seat-map version starts, above any version served before.
+    pub base_version: u64,
+}
+
+#[async_trait]
+pub trait HoldEngine: Send + Sync + std::fmt::Debug + 'static {
+    /// Loads an event from a snapshot unless the engine has it already (then this is
+    /// a no-op: a stale snapshot never overwrites newer state).
+    async fn load_event(&self, snapshot: InventorySnapshot, now: Millis)
+        -> Result<(), EngineError>;
+
+    /// Holds all the items or none.
+    async fn hold(&self, req: HoldRequest) -> Result<Result<(), HoldRejection>, EngineError>;
+
+    /// Gives a live hold back; `None` if it was not live.
+    async fn release(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError>;
+
+    /// Turns a live hold into sold items; `None` if it was not live.
+    async fn confirm(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError>;
+
+    /// Moves a live hold's deadline; false if it was not live.
+    async fn extend(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<bool, EngineError>;
+
+    async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError>;
+
+    /// Expires every due hold of every loaded event; returns what it expired.
+    async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError>;
+
+    async fn ping(&self) -> Result<(), EngineError>;
+}

@@ -1,0 +1,172 @@
+//! One typed configuration, read once: defaults, then an optional TOML file
+//! (`BOXOFFICE_CONFIG`, or `./boxoffice.toml` if present), then `BOXOFFICE_*`
+//! environment variables. An unknown key in either is an error, not a silent
+//! default (a misspelled `BOXOFFICE_DATABSE_URL` must not start an embedded node).
+//! Secrets are `SecretString`s: their `Debug` is redacted.
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve on; port 0 picks a free one (tests).
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Embedded mode's data directory (SQLite database).
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    /// The admin created on first start.
+    #[serde(default = "defaults::admin_email")]
+    pub admin_email: String,
+    /// Unset: generated and printed once.
+    #[serde(default)]
+    pub admin_password: Option<SecretString>,
+    /// `postgres://…` selects PostgreSQL; unset: SQLite in `data_dir`.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// Redis (a comma-separated list: cluster); unset: the in-process engine.
+    #[serde(default)]
+    pub redis_url: Option<SecretString>,
+    /// NATS JetStream; unset: the in-process queue.
+    #[serde(default)]
+    pub nats_url: Option<SecretString>,
+    /// Seed the demo event on an empty database.
+    #[serde(default = "defaults::yes")]
+    pub demo: bool,
+    /// `serve` applies pending migrations at start.
+    #[serde(default = "defaults::yes")]
+    pub auto_migrate: bool,
+    /// Token signing key; unset: generated once and kept in the store.
+    #[serde(default)]
+    pub secret_key: Option<SecretString>,
+    /// Log filter (`info`, `boxoffice=debug,sqlx=warn`, …).
+    #[serde(default = "defaults::log")]
+    pub log: String,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// How often the sweeper records expired holds.
+    #[serde(default = "defaults::sweep_interval_ms")]
+    pub sweep_interval_ms: u64,
+    /// How long a request may take before it is answered 503 `timeout`.
+    #[serde(default = "defaults::request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
+    /// How long sale settings (event status) are cached per node.
+    #[serde(default = "defaults::catalog_refresh_ms")]
+    pub catalog_refresh_ms: u64,
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("./data")
+    }
+    pub fn admin_email() -> String {
+        "admin@localhost".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn log() -> String {
+        "info,sqlx=warn".into()
+    }
+    pub fn sweep_interval_ms() -> u64 {
+        1000
+    }
+    pub fn request_timeout_seconds() -> u64 {
+        40
+    }
+    pub fn catalog_refresh_ms() -> u64 {
+        1000
+    }
+}
+
+impl Config {
+    /// Reads the file (if any) and the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let file = std::env::var_os("BOXOFFICE_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| {
+                let p = PathBuf::from("boxoffice.toml");
+                p.exists().then_some(p)
+            });
+        let mut fig = Figment::new();
+        if let Some(f) = &file {
+            anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
+            fig = fig.merge(Toml::file(f));
+        }
+        // BOXOFFICE_TEST_* configure the test suite, not a server.
+        fig = fig.merge(
+            Env::prefixed("BOXOFFICE_")
+                .ignore(&["config"])
+                .filter(|k| !k.as_str().starts_with("test_"))
+                .lowercase(true),
+        );
+        Self::from_figment(fig)
+    }
+
+    pub fn from_figment(fig: Figment) -> anyhow::Result<Self> {
+        fig.extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    }
+
+    /// Defaults only (what tests start from).
+    pub fn defaults() -> Self {
+        Self::from_figment(Figment::new()).expect("defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_need_nothing_installed() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.database_url.is_none() && c.redis_url.is_none() && c.nats_url.is_none());
+        assert!(c.demo && c.auto_migrate);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let fig = Figment::new().merge(Serialized::default("databse_url", "postgres://x"));
+        assert!(Config::from_figment(fig).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_digit_passwords_stay_strings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE_ADMIN_PASSWORD", "12345678");
+            jail.set_env("BOXOFFICE_DEMO", "false");
+            jail.set_env("BOXOFFICE_TEST_DATABASE_URL", "ignored");
+            let c = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.admin_password.as_ref().unwrap().expose_secret(),
+                "12345678"
+            );
+            assert!(!c.demo);
+            assert!(!format!("{c:?}").contains("12345678"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,223 @@
+//! Startup and shutdown. `Application::build` opens the backends, migrates, creates
+//! the first admin, seeds the demo and binds the listener (port 0 in tests), then
+//! reports its address; `start` serves until `Running::stop` or a signal.
+//! Shutdown is one cancellation token: the HTTP server drains (axum graceful
+//! shutdown), background tasks finish their current step, then the store closes.
+
+use anyhow::Context;
+use boxoffice_app::{App, AppSettings};
+use boxoffice_domain::EventId;
+use boxoffice_holds_memory::MemoryHoldEngine;
+use boxoffice_http::HttpLimits;
+use boxoffice_ports::{Clock, HoldEngine, Store, SystemClock};
+use boxoffice_store_sqlite::SqliteStore;
+use secrecy::ExposeSecret;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::{Backends, EngineBackend, StoreBackend};
+use crate::Config;
+
+/// What startup did that the operator should hear about, once.
+#[derive(Debug, Clone, Default)]
+pub struct StartupReport {
+    /// The admin created on this start, and its password if it was generated.
+    pub admin_created: Option<(String, Option<String>)>,
+    pub demo_event: Option<EventId>,
+}
+
+#[derive(Debug)]
+pub struct Application {
+    config: Arc<Config>,
+    listener: TcpListener,
+    app: Arc<App>,
+    store: SqliteStore,
+    report: StartupReport,
+}
+
+/// A started application.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+    store: SqliteStore,
+}
+
+/// Opens the configured store and applies (or checks) migrations.
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<SqliteStore> {
+    let backends = Backends::from_config(config)?;
+    let StoreBackend::Sqlite { dir } = &backends.store;
+    let store = SqliteStore::open(dir).await?;
+    if migrate {
+        store.migrate().await?;
+    } else {
+        let pending = store.pending_migrations().await?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "the database lacks migrations {pending:?}: run `boxoffice migrate` or set BOXOFFICE_AUTO_MIGRATE=true"
+        );
+    }
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(config: Arc<Config>) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let backends = Backends::from_config(&config)?;
+        let store = open_store(&config, config.auto_migrate).await?;
+        let engine: Arc<dyn HoldEngine> = match backends.engine {
+            EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
+        };
+        let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
+        let token_key = match &config.secret_key {
+            Some(k) => k.expose_secret().as_bytes().to_vec(),
+            None => {
+                let candidate: [u8; 32] = rand::random();
+                dyn_store
+                    .secret_key(&candidate)
+                    .await
+                    .context("reading the token key")?
+            }
+        };
+        let settings = AppSettings {
+            sweep_interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
+            catalog_refresh: Duration::from_millis(config.catalog_refresh_ms),
+            hashing_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ..AppSettings::default()
+        };
+        let app = Arc::new(App::new(dyn_store, engine, clock, token_key, settings));
+
+        let mut report = StartupReport::default();
+        let password = config
+            .admin_password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned());
+        if let Some((_, generated)) = app
+            .ensure_admin(&config.admin_email, password.as_deref())
+            .await
+            .context("creating the first admin")?
+        {
+            report.admin_created = Some((config.admin_email.clone(), generated));
+        }
+        if config.demo {
+            report.demo_event = crate::demo::seed_if_empty(&app)
+                .await
+                .context("seeding the demo event")?;
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Self {
+            config,
+            listener,
+            app,
+            store,
+            report,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn report(&self) -> &StartupReport {
+        &self.report
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Serves in the background until stopped.
+    pub fn start(self) -> Running {
+        let addr = self.address();
+        let shutdown = CancellationToken::new();
+        let limits = HttpLimits {
+            request_timeout: Duration::from_secs(self.config.request_timeout_seconds.max(1)),
+            ..HttpLimits::default()
+        };
+        let router = boxoffice_http::router(self.app.clone(), limits);
+        let sweeper = self.app.spawn_sweeper(shutdown.clone());
+        let token = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+        });
+        Running {
+            addr,
+            app: self.app,
+            shutdown,
+            server,
+            sweeper,
+            store: self.store,
+        }
+    }
+}
+
+impl Running {
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server stops on its own (a signal cancelled the token).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.shutdown.cancelled().await;
+        self.stop().await
+    }
+
+    /// Stops serving, lets in-flight requests finish, stops the sweeper, closes the store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let served = self.server.await.context("server task")?;
+        let _ = self.sweeper.await;
+        self.store.close().await;
+        served.context("serving")
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                s.recv().await;
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}

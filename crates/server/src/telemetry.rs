@@ -1,0 +1,15 @@
+//! Logging: a `tracing` subscriber from the config's filter and format, installed once
+//! by `main`. Tests install nothing unless `TEST_LOG` is set, so they stay silent.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::{Config, LogFormat};
+
+pub fn init(c: &Config) {
+    let filter = EnvFilter::try_new(&c.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match c.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
