@@ -4,7 +4,7 @@
 //! default (a misspelled `BOXOFFICE_DATABSE_URL` must not start an embedded node).
 //! Secrets are `SecretString`s: their `Debug` is redacted.
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -98,6 +98,20 @@ mod defaults {
     }
 }
 
+/// Settings that are strings, whatever they look like.
+const STRING_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "admin_email",
+    "admin_password",
+    "database_url",
+    "redis_url",
+    "nats_url",
+    "secret_key",
+    "log",
+    "log_format",
+];
+
 impl Config {
     /// Reads the file (if any) and the environment.
     pub fn load() -> anyhow::Result<Self> {
@@ -116,9 +130,16 @@ impl Config {
         fig = fig.merge(
             Env::prefixed("BOXOFFICE_")
                 .ignore(&["config"])
-                .filter(|k| !k.as_str().starts_with("test_"))
+                .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_"))
                 .lowercase(true),
         );
+        // Figment reads `007` as the number 7; string settings (passwords!) are
+        // taken from the environment exactly as written.
+        for key in STRING_KEYS {
+            if let Ok(raw) = std::env::var(format!("BOXOFFICE_{}", key.to_uppercase())) {
+                fig = fig.merge(Serialized::default(key, raw));
+            }
+        }
         Self::from_figment(fig)
     }
 
@@ -136,7 +157,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use figment::providers::Serialized;
     use secrecy::ExposeSecret;
 
     #[test]
@@ -156,13 +176,13 @@ mod tests {
     #[test]
     fn secrets_are_redacted_and_digit_passwords_stay_strings() {
         figment::Jail::expect_with(|jail| {
-            jail.set_env("BOXOFFICE_ADMIN_PASSWORD", "12345678");
+            jail.set_env("BOXOFFICE_ADMIN_PASSWORD", "00012345678");
             jail.set_env("BOXOFFICE_DEMO", "false");
             jail.set_env("BOXOFFICE_TEST_DATABASE_URL", "ignored");
             let c = Config::load().map_err(|e| e.to_string())?;
             assert_eq!(
                 c.admin_password.as_ref().unwrap().expose_secret(),
-                "12345678"
+                "00012345678"
             );
             assert!(!c.demo);
             assert!(!format!("{c:?}").contains("12345678"));

@@ -1,1 +1,12 @@
+//! Integration tests: the real application on port 0 with its own data directory,
+//! driven over HTTP. One test binary for the crate (faster to link, one place for
+//! helpers).
 
+mod helpers;
+
+mod catalog;
+mod errors;
+mod holds;
+mod identity;
+mod race;
+mod restart;

@@ -1,0 +1,171 @@
+//! Venues, events, the layout and the live seat map.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn venue_event_layout_and_seat_map() {
+    let app = TestApp::spawn().await;
+    let venue = app.venue(&[("A", 2, 3), ("B", 1, 4), ("C", 1, 2)]).await;
+    let v = app.get(&format!("/v1/venues/{venue}"), None).await;
+    assert_eq!(v.body["seat_count"], 12);
+
+    let ev = app
+        .create_event(json!({
+            "venue_id": venue, "name": "Quartet", "starts_at": "2031-01-01T19:30:00Z",
+            "tiers": [
+                {"name": "Front", "price": {"amount": 5000, "currency": "EUR"}, "sections": ["A"]},
+                {"name": "Side", "price": {"amount": 3000, "currency": "EUR"}, "sections": ["C"]}
+            ],
+            "ga_tiers": [{"name": "Standing", "price": {"amount": 1500, "currency": "EUR"}, "capacity": 40}]
+        }))
+        .await;
+    assert_eq!(ev["status"], "draft");
+    assert_eq!(ev["hold_ttl_seconds"], 300);
+    let id = ev["id"].as_str().unwrap();
+    assert!(ev["tiers"][0]["id"].as_str().unwrap().starts_with("tier_"));
+    assert!(ev["ga_tiers"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("tier_"));
+
+    // Drafts are hidden from the public list, shown to admins.
+    let public = app.get("/v1/events", None).await;
+    assert!(public.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["id"] != id));
+    let admin = app.get("/v1/events", Some(&app.admin)).await;
+    assert!(admin.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["id"] == id));
+
+    // The layout lists the tiered sections' seats in venue order (B has no tier).
+    let layout = app.get(&format!("/v1/events/{id}/layout"), None).await;
+    assert_eq!(layout.status, 200);
+    let seats = layout.body["seats"].as_array().unwrap();
+    let labels: Vec<String> = seats
+        .iter()
+        .map(|s| {
+            format!(
+                "{}{}-{}",
+                s["section"].as_str().unwrap(),
+                s["row"].as_str().unwrap(),
+                s["label"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        ["A1-1", "A1-2", "A1-3", "A2-1", "A2-2", "A2-3", "C1-1", "C1-2"]
+    );
+    assert_eq!(seats[0]["tier_id"], ev["tiers"][0]["id"]);
+    assert_eq!(seats[7]["tier_id"], ev["tiers"][1]["id"]);
+    assert!(seats[0]["x"].is_number() && seats[0]["y"].is_number());
+    assert_eq!(layout.body["ga_tiers"][0]["capacity"], 40);
+
+    // Static and cacheable: an ETag, and 304 when it matches.
+    let etag = layout.headers["etag"].to_str().unwrap().to_owned();
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/events/{id}/layout")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+
+    // The live map: one character per seat, all available, GA remaining.
+    let map = app.seat_map(id).await;
+    assert_eq!(map["status"], "AAAAAAAA");
+    assert_eq!(map["ga"][0]["tier_id"], ev["ga_tiers"][0]["id"]);
+    assert_eq!(map["ga"][0]["remaining"], 40);
+
+    // Holds need the event on sale.
+    let buyer = app.customer().await;
+    let seat = seats[0]["id"].as_str().unwrap().to_owned();
+    let r = app.hold_seats(&buyer, id, &[&seat]).await;
+    assert_eq!((r.status.as_u16(), r.code()), (409, "not_on_sale"));
+    app.set_status(id, "on_sale").await;
+    let r = app.hold_seats(&buyer, id, &[&seat]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let after = app.seat_map(id).await;
+    assert_eq!(after["status"], "HAAAAAAA");
+    assert!(after["version"].as_u64() > map["version"].as_u64());
+
+    // Pausing stops sales; ending is final.
+    app.set_status(id, "paused").await;
+    let r = app
+        .hold_seats(&buyer, id, &[&seats[1]["id"].as_str().unwrap().to_owned()])
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (409, "not_on_sale"));
+    app.set_status(id, "ended").await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{id}"),
+            Some(&app.admin),
+            Some(json!({"status": "on_sale"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "invalid_status_transition")
+    );
+}
+
+#[tokio::test]
+async fn sale_window_is_enforced() {
+    let app = TestApp::spawn().await;
+    let venue = app.venue(&[("A", 1, 2)]).await;
+    let ev = app
+        .create_event(json!({
+            "venue_id": venue, "name": "Later", "starts_at": "2031-01-01T19:30:00Z",
+            "sale_starts_at": "2030-12-01T10:00:00Z",
+            "ga_tiers": [{"name": "Floor", "price": {"amount": 1500, "currency": "EUR"}, "capacity": 10}]
+        }))
+        .await;
+    let id = ev["id"].as_str().unwrap();
+    app.set_status(id, "on_sale").await;
+    let buyer = app.customer().await;
+    let r = app
+        .post(
+            &format!("/v1/events/{id}/holds"),
+            Some(&buyer),
+            json!({"tier_id": ev["ga_tiers"][0]["id"], "quantity": 1}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (409, "not_on_sale"));
+}
+
+#[tokio::test]
+async fn metrics_and_health() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/health", None).await.status, 200);
+    assert_eq!(app.get("/ready", None).await.status, 200);
+    let sale = app.sale(1, 4, 10, 300, 4).await;
+    let buyer = app.customer().await;
+    assert_eq!(
+        app.hold_seats(&buyer, &sale.id, &[&sale.seats[0]])
+            .await
+            .status,
+        201
+    );
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("boxoffice_holds_created_total"), "{text}");
+    // Labelled by route template, never by raw path.
+    assert!(text.contains(r#"route="/v1/events/{id}/holds""#), "{text}");
+    assert!(!text.contains(&sale.id));
+}

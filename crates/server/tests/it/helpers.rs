@@ -1,0 +1,262 @@
+//! Typed helpers: spawn the app, make accounts, venues and events, and call the API.
+
+use boxoffice_server::{Application, Config, Running};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub admin: String,
+    pub data_dir: TempDir,
+    running: Option<Running>,
+}
+
+/// A response: status and JSON body (`Null` when there is none).
+#[derive(Debug)]
+pub struct Res {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Res {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub fn config(data_dir: &std::path::Path) -> Config {
+    let mut c = Config::defaults();
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.data_dir = data_dir.to_owned();
+    c.admin_email = ADMIN_EMAIL.into();
+    c.admin_password = Some(ADMIN_PASSWORD.into());
+    c.demo = false;
+    c.sweep_interval_ms = 50;
+    c
+}
+
+async fn start(data_dir: &std::path::Path) -> Running {
+    Application::build(Arc::new(config(data_dir)))
+        .await
+        .expect("app builds")
+        .start()
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let data_dir = tempfile::tempdir().unwrap();
+        let running = start(data_dir.path()).await;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap();
+        let mut app = TestApp {
+            addr: running.address(),
+            client,
+            admin: String::new(),
+            data_dir,
+            running: Some(running),
+        };
+        app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        app
+    }
+
+    /// Stops the server (draining requests) and starts a new one on the same data.
+    pub async fn restart(&mut self) {
+        self.running.take().unwrap().stop().await.unwrap();
+        let running = start(self.data_dir.path()).await;
+        self.addr = running.address();
+        self.running = Some(running);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Res {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Res {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Res {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Res {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Res {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a fresh customer and returns their token.
+    pub async fn customer(&self) -> String {
+        let email = format!("buyer-{}@example.com", ulid_like());
+        let r = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"email": email, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A venue with the given (section, rows, seats per row).
+    pub async fn venue(&self, sections: &[(&str, u32, u32)]) -> String {
+        let sections: Vec<Value> = sections
+            .iter()
+            .map(|(n, r, s)| json!({"name": n, "rows": r, "seats_per_row": s}))
+            .collect();
+        let r = self
+            .post(
+                "/v1/venues",
+                Some(&self.admin),
+                json!({"name": "Hall", "sections": sections}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_event(&self, body: Value) -> Value {
+        let r = self.post("/v1/events", Some(&self.admin), body).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.body
+    }
+
+    pub async fn set_status(&self, event: &str, status: &str) {
+        let r = self
+            .call(
+                Method::PATCH,
+                &format!("/v1/events/{event}"),
+                Some(&self.admin),
+                Some(json!({"status": status})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    /// An on-sale event over one section `A` of rows × seats and a GA tier.
+    pub async fn sale(&self, rows: u32, seats: u32, ga_capacity: u32, ttl: u32, max: u32) -> Sale {
+        let venue = self.venue(&[("A", rows, seats), ("B", 1, 5)]).await;
+        let ev = self
+            .create_event(json!({
+                "venue_id": venue,
+                "name": "Test night",
+                "starts_at": "2030-06-01T20:00:00Z",
+                "hold_ttl_seconds": ttl,
+                "max_tickets_per_order": max,
+                "tiers": [{"name": "Main", "price": {"amount": 2500, "currency": "EUR"}, "sections": ["A"]}],
+                "ga_tiers": [{"name": "Floor", "price": {"amount": 1000, "currency": "EUR"}, "capacity": ga_capacity}]
+            }))
+            .await;
+        let id = ev["id"].as_str().unwrap().to_owned();
+        self.set_status(&id, "on_sale").await;
+        let layout = self.get(&format!("/v1/events/{id}/layout"), None).await;
+        Sale {
+            seats: layout.body["seats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned())
+                .collect(),
+            ga_tier: ev["ga_tiers"][0]["id"].as_str().unwrap().to_owned(),
+            id,
+        }
+    }
+
+    pub async fn hold_seats(&self, token: &str, event: &str, seats: &[&String]) -> Res {
+        self.post(
+            &format!("/v1/events/{event}/holds"),
+            Some(token),
+            json!({ "seats": seats }),
+        )
+        .await
+    }
+
+    pub async fn seat_map(&self, event: &str) -> Value {
+        let r = self.get(&format!("/v1/events/{event}/seats"), None).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body
+    }
+
+    /// The status character of each seat, in layout order.
+    pub async fn statuses(&self, event: &str) -> Vec<char> {
+        self.seat_map(event).await["status"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .collect()
+    }
+}
+
+pub struct Sale {
+    pub id: String,
+    /// Seat ids in layout order.
+    pub seats: Vec<String>,
+    pub ga_tier: String,
+}
+
+/// Unique within this test process (and across processes, by pid and time).
+fn ulid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

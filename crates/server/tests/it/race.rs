@@ -1,0 +1,157 @@
+//! Races over HTTP: hundreds of buyers at once, one event. Nothing may be sold or
+//! held twice, every 201 must be real, and every 409 must be true.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+const REQUESTS: usize = 600;
+const CUSTOMERS: usize = 24;
+
+async fn customers(app: &TestApp) -> Vec<String> {
+    futures::future::join_all((0..CUSTOMERS).map(|_| app.customer())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_seat_holds_never_double_book() {
+    let app = Arc::new(TestApp::spawn().await);
+    let sale = app.sale(10, 10, 10, 300, 4).await;
+    let tokens = customers(&app).await;
+
+    // Request i asks for 1–4 adjacent seats starting somewhere among 100: heavy overlap.
+    let asks: Vec<(String, Vec<String>)> = (0..REQUESTS)
+        .map(|i| {
+            let start = (i * 37) % 97;
+            let n = 1 + i % 4;
+            (
+                tokens[i % CUSTOMERS].clone(),
+                sale.seats[start..start + n].to_vec(),
+            )
+        })
+        .collect();
+    let tasks: Vec<_> = asks
+        .iter()
+        .cloned()
+        .map(|(token, seats)| {
+            let app = app.clone();
+            let event = sale.id.clone();
+            tokio::spawn(async move {
+                let refs: Vec<&String> = seats.iter().collect();
+                app.hold_seats(&token, &event, &refs).await
+            })
+        })
+        .collect();
+    let results: Vec<Res> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+
+    let mut owner: HashMap<String, String> = HashMap::new();
+    let mut granted = Vec::new();
+    for ((token, seats), r) in asks.iter().zip(&results) {
+        if r.status == 201 {
+            assert_eq!(r.body["seats"], json!(seats));
+            for s in seats {
+                let prev = owner.insert(s.clone(), r.body["hold_id"].as_str().unwrap().to_owned());
+                assert!(prev.is_none(), "seat {s} is in two holds");
+            }
+            granted.push((
+                token.clone(),
+                r.body["hold_id"].as_str().unwrap().to_owned(),
+                seats.clone(),
+            ));
+        }
+    }
+    let mut conflicts = 0;
+    for ((_, seats), r) in asks.iter().zip(&results) {
+        match r.status.as_u16() {
+            201 => {}
+            409 => {
+                conflicts += 1;
+                assert_eq!(r.code(), "seats_unavailable");
+                let named: Vec<String> =
+                    serde_json::from_value(r.body["error"]["seats"].clone()).unwrap();
+                assert!(!named.is_empty());
+                for s in &named {
+                    assert!(seats.contains(s), "named a seat it did not ask for");
+                    assert!(owner.contains_key(s), "named seat {s}, which nobody holds");
+                }
+            }
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+    }
+    assert!(
+        !granted.is_empty() && conflicts > 0,
+        "the test must actually race"
+    );
+
+    // Every 201 is honoured: the hold is active with its seats, and the map agrees.
+    for (token, hold, seats) in &granted {
+        let h = app.get(&format!("/v1/holds/{hold}"), Some(token)).await;
+        assert_eq!(h.body["status"], "active");
+        assert_eq!(h.body["seats"], json!(seats));
+    }
+    let statuses = app.statuses(&sale.id).await;
+    let shown: BTreeSet<&String> = sale
+        .seats
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, &c)| c == 'H')
+        .map(|(s, _)| s)
+        .collect();
+    let held: BTreeSet<&String> = owner.keys().collect();
+    assert_eq!(shown, held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn general_admission_never_passes_capacity() {
+    let app = Arc::new(TestApp::spawn().await);
+    const CAPACITY: u64 = 300;
+    let sale = app.sale(1, 1, CAPACITY as u32, 300, 4).await;
+    let tokens = customers(&app).await;
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            let app = app.clone();
+            let path = format!("/v1/events/{}/holds", sale.id);
+            let body = json!({"tier_id": sale.ga_tier, "quantity": 1 + i % 4});
+            let token = tokens[i % CUSTOMERS].clone();
+            tokio::spawn(async move {
+                (
+                    1 + (i % 4) as u64,
+                    app.post(&path, Some(&token), body).await,
+                )
+            })
+        })
+        .collect();
+    let results: Vec<(u64, Res)> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let held: u64 = results
+        .iter()
+        .filter(|(_, r)| r.status == 201)
+        .map(|(q, _)| q)
+        .sum();
+    assert!(held <= CAPACITY, "held {held} of {CAPACITY}");
+    let map: Value = app.seat_map(&sale.id).await;
+    let remaining = map["ga"][0]["remaining"].as_u64().unwrap();
+    assert_eq!(remaining, CAPACITY - held);
+    let mut sold_out = 0;
+    for (q, r) in &results {
+        match r.status.as_u16() {
+            201 => assert_eq!(r.body["quantity"].as_u64(), Some(*q)),
+            409 => {
+                sold_out += 1;
+                assert_eq!(r.code(), "sold_out");
+                // Capacity only shrinks here, so whoever was refused asked for more
+                // than what is left even now.
+                assert!(*q > remaining, "refused {q} with {remaining} left");
+            }
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+    }
+    assert!(sold_out > 0, "the test must actually sell out");
+}

@@ -1,0 +1,194 @@
+//! A restart loses no hold and no sale: the engine is rebuilt from the store.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+#[tokio::test]
+async fn holds_and_statuses_survive_a_restart() {
+    let mut app = TestApp::spawn().await;
+    let sale = app.sale(1, 6, 10, 300, 4).await;
+    let ann = app.customer().await;
+    let bob = app.customer().await;
+    let kept = app
+        .hold_seats(&ann, &sale.id, &[&sale.seats[0], &sale.seats[1]])
+        .await;
+    assert_eq!(kept.status, 201);
+    let gone = app.hold_seats(&bob, &sale.id, &[&sale.seats[2]]).await;
+    let gone_id = gone.body["hold_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.delete(&format!("/v1/holds/{gone_id}"), Some(&bob))
+            .await
+            .status,
+        204
+    );
+    let ga = app
+        .post(
+            &format!("/v1/events/{}/holds", sale.id),
+            Some(&ann),
+            json!({"tier_id": sale.ga_tier, "quantity": 3}),
+        )
+        .await;
+    assert_eq!(ga.status, 201);
+    let before = app.seat_map(&sale.id).await;
+
+    app.restart().await;
+
+    // Tokens issued before still work: the signing key lives in the store.
+    let id = kept.body["hold_id"].as_str().unwrap();
+    let h = app.get(&format!("/v1/holds/{id}"), Some(&ann)).await;
+    assert_eq!(h.body["status"], "active");
+    assert_eq!(
+        app.get(&format!("/v1/holds/{gone_id}"), Some(&bob))
+            .await
+            .body["status"],
+        "released"
+    );
+    let after = app.seat_map(&sale.id).await;
+    assert_eq!(after["status"], before["status"]);
+    assert_eq!(after["status"], "HHAAAA");
+    assert_eq!(after["ga"][0]["remaining"], 7);
+    assert!(
+        after["version"].as_u64() > before["version"].as_u64(),
+        "versions only grow"
+    );
+
+    let r = app.hold_seats(&bob, &sale.id, &[&sale.seats[1]]).await;
+    assert_eq!((r.status.as_u16(), r.code()), (409, "seats_unavailable"));
+    assert_eq!(
+        app.hold_seats(&bob, &sale.id, &[&sale.seats[2]])
+            .await
+            .status,
+        201
+    );
+}
+
+/// The real binary, killed with SIGKILL mid-flight and started again on its data.
+struct Process {
+    child: Child,
+    addr: String,
+}
+
+fn boot(data_dir: &std::path::Path) -> Process {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BOXOFFICE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("BOXOFFICE_LISTEN", "127.0.0.1:0")
+        .env("BOXOFFICE_DATA_DIR", data_dir)
+        .env("BOXOFFICE_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("BOXOFFICE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    // The first line says where it serves, once it is bound.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    // Keep reading, so the server's later lines never meet a closed pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Process { child, addr }
+}
+
+#[tokio::test]
+async fn a_killed_process_keeps_its_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut p = boot(dir.path());
+
+    // The demo event was seeded on the empty database.
+    let events: serde_json::Value = client
+        .get(format!("http://{}/v1/events", p.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = events["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["status"], "on_sale");
+    assert_eq!(events[0]["seat_count"], 2000);
+    let event = events[0]["id"].as_str().unwrap().to_owned();
+    let layout: serde_json::Value = client
+        .get(format!("http://{}/v1/events/{event}/layout", p.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seat = layout["seats"][7]["id"].as_str().unwrap().to_owned();
+
+    let reg: serde_json::Value = client
+        .post(format!("http://{}/v1/auth/register", p.addr))
+        .json(&json!({"email": "kill@example.com", "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reg["token"].as_str().unwrap().to_owned();
+    let hold = client
+        .post(format!("http://{}/v1/events/{event}/holds", p.addr))
+        .bearer_auth(&token)
+        .json(&json!({"seats": [seat]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hold.status(), 201);
+    let hold: serde_json::Value = hold.json().await.unwrap();
+
+    p.child.kill().unwrap(); // SIGKILL: no graceful anything.
+    p.child.wait().unwrap();
+    let mut p = boot(dir.path());
+
+    let h: serde_json::Value = client
+        .get(format!(
+            "http://{}/v1/holds/{}",
+            p.addr,
+            hold["hold_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "active");
+    let map: serde_json::Value = client
+        .get(format!("http://{}/v1/events/{event}/seats", p.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(&map["status"].as_str().unwrap()[..9], "AAAAAAAHA");
+    // Not seeded twice.
+    let events: serde_json::Value = client
+        .get(format!("http://{}/v1/events", p.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["events"].as_array().unwrap().len(), 1);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+}
