@@ -79,7 +79,7 @@ impl Money {
         if self.amount < 0 {
             return Err(ValidationError::new(field, "price must not be negative"));
         }
-        if self.amount > 100_000_000_00 {
+        if self.amount > 10_000_000_000 {
             return Err(ValidationError::new(field, "price is unreasonably large"));
         }
         Ok(())

@@ -174,6 +174,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
     fn secrets_are_redacted_and_digit_passwords_stay_strings() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("BOXOFFICE_ADMIN_PASSWORD", "00012345678");
