@@ -24,5 +24,5 @@ async fn concurrent_ga_holds_respect_capacity() {
 
 #[test]
 fn matches_the_reference_model() {
-    boxoffice_conformance::engine::matches_reference_model(|| engine());
+    boxoffice_conformance::engine::matches_reference_model(engine);
 }
