@@ -3,3 +3,4 @@
 //! same suite, so "embedded" and "distributed" cannot drift apart.
 
 pub mod engine;
+pub mod store;

@@ -1,0 +1,46 @@
+//! The SQLite store against the store conformance suite, each test on a fresh file.
+
+use boxoffice_store_sqlite::SqliteStore;
+use std::sync::Arc;
+
+async fn store() -> (Arc<SqliteStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).await.unwrap();
+    s.migrate().await.unwrap();
+    assert!(s.pending_migrations().await.unwrap().is_empty());
+    (Arc::new(s), dir)
+}
+
+#[tokio::test]
+async fn identity() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::identity(s).await;
+}
+
+#[tokio::test]
+async fn catalogue() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::catalogue(s).await;
+}
+
+#[tokio::test]
+async fn holds_and_releases() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::holds_and_releases(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_sale_is_impossible() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::double_sale_is_impossible(s).await;
+}
+
+#[tokio::test]
+async fn a_fresh_database_reports_its_pending_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(
+        s.pending_migrations().await.unwrap().len(),
+        boxoffice_store_sqlite::MIGRATOR.iter().count()
+    );
+}
