@@ -20,12 +20,16 @@ use boxoffice_ports::{
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
+
+/// Rows per multi-row INSERT: 8 columns × 1,000 stays well under SQLite's
+/// 32,766 bound parameters.
+const INSERT_CHUNK: usize = 1000;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -369,18 +373,21 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        for s in seats {
-            sqlx::query(
-                "INSERT INTO seats (id, venue_id, position, section, row_label, label, x, y) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        for chunk in seats.chunks(INSERT_CHUNK) {
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO seats (id, venue_id, position, section, row_label, label, x, y) ",
             )
-            .bind(s.id.as_str())
-            .bind(venue.id.as_str())
-            .bind(i64::from(s.position))
-            .bind(&s.section)
-            .bind(&s.row)
-            .bind(&s.label)
-            .bind(i64::from(s.x))
-            .bind(i64::from(s.y))
+            .push_values(chunk, |mut b, s| {
+                b.push_bind(s.id.as_str())
+                    .push_bind(venue.id.as_str())
+                    .push_bind(i64::from(s.position))
+                    .push_bind(&s.section)
+                    .push_bind(&s.row)
+                    .push_bind(&s.label)
+                    .push_bind(i64::from(s.x))
+                    .push_bind(i64::from(s.y));
+            })
+            .build()
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -469,15 +476,20 @@ impl Store for SqliteStore {
                 .await
                 .map_err(map_err)?;
         }
-        for (i, s) in seats.iter().enumerate() {
-            sqlx::query("INSERT INTO event_seats (event_id, seat_index, seat_id, tier_id) VALUES (?, ?, ?, ?)")
-                .bind(event.id.as_str())
-                .bind(i as i64)
-                .bind(s.seat_id.as_str())
-                .bind(s.tier_id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        for (c, chunk) in seats.chunks(INSERT_CHUNK).enumerate() {
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO event_seats (event_id, seat_index, seat_id, tier_id) ",
+            )
+            .push_values(chunk.iter().enumerate(), |mut b, (i, s)| {
+                b.push_bind(event.id.as_str())
+                    .push_bind((c * INSERT_CHUNK + i) as i64)
+                    .push_bind(s.seat_id.as_str())
+                    .push_bind(s.tier_id.as_str());
+            })
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }
