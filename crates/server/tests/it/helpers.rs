@@ -69,6 +69,19 @@ impl TestApp {
         app
     }
 
+    /// Talks to a server that runs elsewhere (a child process) on `data_dir`.
+    pub async fn attach(addr: SocketAddr, data_dir: TempDir) -> TestApp {
+        let mut app = TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            admin: String::new(),
+            data_dir,
+            running: None,
+        };
+        app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        app
+    }
+
     /// Stops the server (draining requests) and starts a new one on the same data.
     pub async fn restart(&mut self) {
         self.running.take().unwrap().stop().await.unwrap();

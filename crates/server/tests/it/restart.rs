@@ -67,7 +67,7 @@ async fn holds_and_statuses_survive_a_restart() {
 /// The real binary, killed with SIGKILL mid-flight and started again on its data.
 struct Process {
     child: Child,
-    addr: String,
+    addr: std::net::SocketAddr,
 }
 
 fn boot(data_dir: &std::path::Path) -> Process {
@@ -97,98 +97,51 @@ fn boot(data_dir: &std::path::Path) -> Process {
         .trim()
         .rsplit("http://")
         .next()
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     Process { child, addr }
 }
 
 #[tokio::test]
 async fn a_killed_process_keeps_its_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
     let mut p = boot(dir.path());
+    let mut app = TestApp::attach(p.addr, dir).await;
 
     // The demo event was seeded on the empty database.
-    let events: serde_json::Value = client
-        .get(format!("http://{}/v1/events", p.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let events = events["events"].as_array().unwrap().clone();
-    assert_eq!(events.len(), 1);
+    let events = app.get("/v1/events", None).await.body["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 1);
     assert_eq!(events[0]["status"], "on_sale");
     assert_eq!(events[0]["seat_count"], 2000);
     let event = events[0]["id"].as_str().unwrap().to_owned();
-    let layout: serde_json::Value = client
-        .get(format!("http://{}/v1/events/{event}/layout", p.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let seat = layout["seats"][7]["id"].as_str().unwrap().to_owned();
-
-    let reg: serde_json::Value = client
-        .post(format!("http://{}/v1/auth/register", p.addr))
-        .json(&json!({"email": "kill@example.com", "password": "password123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["token"].as_str().unwrap().to_owned();
-    let hold = client
-        .post(format!("http://{}/v1/events/{event}/holds", p.addr))
-        .bearer_auth(&token)
-        .json(&json!({"seats": [seat]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hold.status(), 201);
-    let hold: serde_json::Value = hold.json().await.unwrap();
+    let layout = app.get(&format!("/v1/events/{event}/layout"), None).await;
+    let seat = layout.body["seats"][7]["id"].as_str().unwrap().to_owned();
+    let buyer = app.customer().await;
+    let hold = app.hold_seats(&buyer, &event, &[&seat]).await;
+    assert_eq!(hold.status, 201);
 
     p.child.kill().unwrap(); // SIGKILL: no graceful anything.
     p.child.wait().unwrap();
-    let mut p = boot(dir.path());
+    let mut p = boot(app.data_dir.path());
+    app.addr = p.addr;
 
-    let h: serde_json::Value = client
-        .get(format!(
-            "http://{}/v1/holds/{}",
-            p.addr,
-            hold["hold_id"].as_str().unwrap()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(h["status"], "active");
-    let map: serde_json::Value = client
-        .get(format!("http://{}/v1/events/{event}/seats", p.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(&map["status"].as_str().unwrap()[..9], "AAAAAAAHA");
+    let id = hold.body["hold_id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/holds/{id}"), Some(&buyer)).await.body["status"],
+        "active"
+    );
+    assert_eq!(
+        &app.statuses(&event).await[..9],
+        ['A', 'A', 'A', 'A', 'A', 'A', 'A', 'H', 'A']
+    );
     // Not seeded twice.
-    let events: serde_json::Value = client
-        .get(format!("http://{}/v1/events", p.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(events["events"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/v1/events", None).await.body["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     p.child.kill().unwrap();
     p.child.wait().unwrap();
 }
