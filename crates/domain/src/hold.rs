@@ -11,8 +11,11 @@ pub enum HoldStatus {
     Active,
     Released,
     Expired,
-    /// Taken to checkout: it belongs to an order now.
+    /// Taken to checkout: it belongs to an order whose payment is pending. It does
+    /// not expire at its TTL while the payment runs (up to a bound).
     Converted,
+    /// Its order was paid: its seats are sold. The API shows it as `converted`.
+    Sold,
 }
 
 impl HoldStatus {
@@ -22,6 +25,7 @@ impl HoldStatus {
             HoldStatus::Released => "released",
             HoldStatus::Expired => "expired",
             HoldStatus::Converted => "converted",
+            HoldStatus::Sold => "sold",
         }
     }
 
@@ -31,6 +35,7 @@ impl HoldStatus {
             "released" => HoldStatus::Released,
             "expired" => HoldStatus::Expired,
             "converted" => HoldStatus::Converted,
+            "sold" => HoldStatus::Sold,
             _ => return None,
         })
     }

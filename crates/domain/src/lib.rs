@@ -9,6 +9,7 @@ pub mod hold;
 pub mod ids;
 pub mod inventory;
 pub mod money;
+pub mod order;
 pub mod time;
 pub mod user;
 pub mod venue;
@@ -18,6 +19,9 @@ pub use hold::{Hold, HoldSelection, HoldStatus};
 pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId};
 pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};
 pub use money::{Currency, Money};
+pub use order::{
+    Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus, Ticket, TicketId,
+};
 pub use time::Millis;
 pub use user::{Email, Password, Role, User};
 pub use venue::{Seat, Venue, VenueSpec};

@@ -33,11 +33,6 @@ impl MemoryHoldEngine {
             .cloned()
             .ok_or_else(|| EngineError::EventNotLoaded(id.clone()))
     }
-
-    /// Forgets every event, as a Redis flush would (for tests of the rebuild path).
-    pub fn forget_all(&self) {
-        self.events.write().clear();
-    }
 }
 
 /// Builds an inventory from a snapshot. Holds that conflict with the snapshot's own
@@ -117,6 +112,11 @@ impl HoldEngine for MemoryHoldEngine {
             status: inv.status().to_vec(),
             ga: inv.ga().to_vec(),
         })
+    }
+
+    async fn evict(&self, event: &EventId) -> Result<(), EngineError> {
+        self.events.write().remove(event);
+        Ok(())
     }
 
     async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError> {

@@ -97,6 +97,10 @@ pub trait HoldEngine: Send + Sync + std::fmt::Debug + 'static {
 
     async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError>;
 
+    /// Forgets an event: the next call for it reports `EventNotLoaded` and the app
+    /// rebuilds it from the store (after the store caught the engine being wrong).
+    async fn evict(&self, event: &EventId) -> Result<(), EngineError>;
+
     /// Expires every due hold of every loaded event; returns what it expired.
     async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError>;
 

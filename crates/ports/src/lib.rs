@@ -7,8 +7,15 @@
 
 pub mod clock;
 pub mod engine;
+pub mod gateway;
+pub mod queue;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap, SnapshotHold};
-pub use store::{EventRecord, LayoutSeat, ReleaseOutcome, Store, StoreError, StoredInventory};
+pub use gateway::{ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, PaymentGateway};
+pub use queue::{Delivery, JobQueue, QueueError};
+pub use store::{
+    CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat, PaidOutcome,
+    ReleaseOutcome, Store, StoreError, StoredInventory,
+};

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    event::EventSeat, Email, Event, EventId, EventStatus, Hold, HoldId, Seat, SeatId, TierId, User,
-    Venue, VenueId,
+    event::EventSeat, Email, Event, EventId, EventStatus, Hold, HoldId, HoldStatus, MessageId,
+    Money, Order, OrderId, OrderStatus, Seat, SeatId, Ticket, TierId, User, UserId, Venue, VenueId,
 };
 use time::OffsetDateTime;
 
@@ -51,6 +51,59 @@ pub struct StoredInventory {
     pub sold_seats: Vec<SeatId>,
     /// Per GA tier, in the event's tier order.
     pub ga_sold: Vec<u32>,
+}
+
+/// The stored answer to an idempotent request, replayed for the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotent {
+    pub user_id: UserId,
+    /// The action the key is scoped to (`checkout`): one key, one action.
+    pub route: String,
+    pub key: String,
+    /// A digest of what was asked; the same key with another request is refused.
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// Everything a checkout writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct CheckoutRecord {
+    /// `pending_payment`, with its items; no tickets yet.
+    pub order: Order,
+    pub idempotency: Idempotent,
+    /// The hold's deadline while its payment runs (it no longer expires at its TTL).
+    pub payment_deadline: OffsetDateTime,
+    /// The outbox message that asks for the payment.
+    pub message: MessageId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutOutcome {
+    Created,
+    /// The key was used before (perhaps a moment ago, concurrently): its answer.
+    Replay(Idempotent),
+    /// The hold is not active any more: as recorded, and whether its deadline passed.
+    HoldNotActive {
+        status: HoldStatus,
+        expired: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaidOutcome {
+    Paid,
+    AlreadyFinal(OrderStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// The order failed; its hold is active again until this deadline (if it has
+    /// not passed; else the hold is expired).
+    Failed {
+        hold_until: Option<OffsetDateTime>,
+    },
+    AlreadyFinal(OrderStatus),
 }
 
 #[async_trait]
@@ -104,4 +157,69 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// (`Conflict { constraint: "sold_seats" }` on a second sale), GA under a
     /// capacity check (`Conflict { constraint: "ga_capacity" }`). Marks it converted.
     async fn sell_hold(&self, id: &HoldId, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    // --- checkout and orders ---
+    async fn idempotent(
+        &self,
+        user: &UserId,
+        route: &str,
+        key: &str,
+    ) -> Result<Option<Idempotent>, StoreError>;
+    /// Creates the order, converts the hold (if still active and unexpired), stores
+    /// the idempotent answer and the payment job, all or nothing.
+    async fn checkout(
+        &self,
+        rec: &CheckoutRecord,
+        now: OffsetDateTime,
+    ) -> Result<CheckoutOutcome, StoreError>;
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    /// A customer's orders, newest first.
+    async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError>;
+    async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError>;
+    /// Payment succeeded: the order is paid, its seats sold (under the same
+    /// constraints as `sell_hold`), its tickets issued, the charge recorded and
+    /// `order.paid` queued. A conflict leaves everything as it was.
+    async fn complete_payment(
+        &self,
+        order: &OrderId,
+        charge_id: &str,
+        tickets: &[Ticket],
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<PaidOutcome, StoreError>;
+    /// Payment failed with `code`: the order fails and `order.failed` is queued.
+    /// With `restore_hold`, the hold is active again until its original deadline.
+    async fn fail_payment(
+        &self,
+        order: &OrderId,
+        code: &str,
+        restore_hold: bool,
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<FailOutcome, StoreError>;
+
+    // --- what workers record (each idempotent on the message id) ---
+    async fn record_audit(
+        &self,
+        message: &MessageId,
+        action: &str,
+        subject: &str,
+        detail: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    async fn record_sale_stats(
+        &self,
+        message: &MessageId,
+        event: &EventId,
+        tickets: u32,
+        revenue: Money,
+    ) -> Result<(), StoreError>;
+    /// Tickets sold and revenue per event, as the analytics worker counted them.
+    async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError>;
+    /// Marks an email as sent; false if it was already.
+    async fn mark_email_sent(
+        &self,
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }

@@ -7,6 +7,9 @@
 //! It must never decide a sale on its own: it records what the engine decided, and
 //! its constraints refuse what must never happen (a seat sold twice, GA past capacity).
 
+mod orders;
+mod queue;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use boxoffice_domain::{
@@ -14,8 +17,10 @@ use boxoffice_domain::{
     HoldSelection, HoldStatus, Millis, Money, PriceTier, Role, Seat, SeatId, TierId, User, UserId,
     Venue, VenueId,
 };
+use boxoffice_domain::{MessageId, Order, OrderId, Ticket};
 use boxoffice_ports::{
-    EventRecord, LayoutSeat, ReleaseOutcome, Store, StoreError, StoredInventory,
+    CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat, PaidOutcome,
+    ReleaseOutcome, Store, StoreError, StoredInventory,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -35,15 +40,15 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
-fn ms(t: OffsetDateTime) -> i64 {
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
     Millis::from_datetime(t).0
 }
 
-fn dt(ms: i64) -> OffsetDateTime {
+pub(crate) fn dt(ms: i64) -> OffsetDateTime {
     Millis(ms).to_datetime()
 }
 
@@ -52,7 +57,7 @@ fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
 }
 
 /// Maps a constraint violation to the constraint's name; anything else is an outage.
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         let msg = db.message();
         let named = [
@@ -60,6 +65,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
             ("sold_seats.", "sold_seats"),
             ("ga_capacity", "ga_capacity"),
             ("holds.id", "holds_pkey"),
+            ("tickets.event_id", "tickets_seat"),
+            ("orders.hold_id", "orders_live_hold"),
         ];
         if db.is_unique_violation() || db.is_check_violation() {
             for (needle, name) in named {
@@ -75,11 +82,11 @@ fn map_err(e: sqlx::Error) -> StoreError {
     unavailable(e)
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     unavailable(anyhow::anyhow!("corrupt row: {what}"))
 }
 
-fn parse<T, E>(r: Result<T, E>, what: &str) -> Result<T, StoreError> {
+pub(crate) fn parse<T, E>(r: Result<T, E>, what: &str) -> Result<T, StoreError> {
     r.map_err(|_| corrupt(what))
 }
 
@@ -251,7 +258,7 @@ impl SqliteStore {
                 UserId::try_from(row.get::<String, _>("customer_id")),
                 "customer_id",
             )?,
-            status: HoldStatus::parse(row.get("status")).ok_or_else(|| corrupt("holds.status"))?,
+            status: hold_status(&row)?,
             selection,
             total: Money::new(
                 row.get("amount"),
@@ -303,8 +310,19 @@ fn seat_from(row: &SqliteRow) -> Result<Seat, StoreError> {
 
 const EVENT_COLUMNS: &str = "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at";
-const HOLD_COLUMNS: &str =
-    "id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, expires_at, created_at";
+const HOLD_COLUMNS: &str = "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
+     currency, expires_at, created_at, sold_at";
+
+/// The status as the domain knows it: a converted hold with `sold_at` is sold.
+fn hold_status(row: &SqliteRow) -> Result<HoldStatus, StoreError> {
+    match HoldStatus::parse(row.get("status")) {
+        Some(HoldStatus::Converted) if row.get::<Option<i64>, _>("sold_at").is_some() => {
+            Ok(HoldStatus::Sold)
+        }
+        Some(s) => Ok(s),
+        None => Err(corrupt("holds.status")),
+    }
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -569,7 +587,8 @@ impl Store for SqliteStore {
         };
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query(&format!(
-            "INSERT INTO holds ({HOLD_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
+             expires_at, created_at, updated_at, ttl_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(hold.id.as_str())
         .bind(hold.event_id.as_str())
@@ -582,6 +601,7 @@ impl Store for SqliteStore {
         .bind(ms(hold.expires_at))
         .bind(ms(hold.created_at))
         .bind(ms(hold.created_at))
+        .bind(ms(hold.expires_at))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -662,7 +682,7 @@ impl Store for SqliteStore {
         // One read transaction, so holds and sales are seen at the same instant.
         let mut tx = self.reader.begin().await.map_err(map_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {HOLD_COLUMNS} FROM holds WHERE event_id = ? AND status = 'active' AND expires_at > ?"
+            "SELECT {HOLD_COLUMNS} FROM holds WHERE event_id = ? AND status IN ('active', 'converted') AND sold_at IS NULL AND expires_at > ?"
         ))
         .bind(event.as_str())
         .bind(ms(now))
@@ -671,7 +691,8 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         let seat_rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT hs.hold_id, hs.seat_id FROM hold_seats hs JOIN holds h ON h.id = hs.hold_id \
-             WHERE h.event_id = ? AND h.status = 'active' AND h.expires_at > ? ORDER BY hs.hold_id, hs.position",
+             WHERE h.event_id = ? AND h.status IN ('active', 'converted') AND h.sold_at IS NULL AND h.expires_at > ? \
+             ORDER BY hs.hold_id, hs.position",
         )
         .bind(event.as_str())
         .bind(ms(now))
@@ -702,7 +723,8 @@ impl Store for SqliteStore {
                     UserId::try_from(row.get::<String, _>("customer_id")),
                     "customer_id",
                 )?,
-                status: HoldStatus::Active,
+                status: HoldStatus::parse(row.get("status"))
+                    .ok_or_else(|| corrupt("holds.status"))?,
                 selection,
                 total: Money::new(
                     row.get("amount"),
@@ -780,12 +802,103 @@ impl Store for SqliteStore {
                 .map_err(map_err)?;
             }
         }
-        sqlx::query("UPDATE holds SET status = 'converted', updated_at = ? WHERE id = ?")
-            .bind(ms(now))
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE holds SET status = 'converted', sold_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn idempotent(
+        &self,
+        user: &UserId,
+        route: &str,
+        key: &str,
+    ) -> Result<Option<Idempotent>, StoreError> {
+        self.idempotent_impl(user, route, key).await
+    }
+
+    async fn checkout(
+        &self,
+        rec: &CheckoutRecord,
+        now: OffsetDateTime,
+    ) -> Result<CheckoutOutcome, StoreError> {
+        self.checkout_impl(rec, now).await
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        self.order_impl(id).await
+    }
+
+    async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError> {
+        self.orders_of_impl(customer).await
+    }
+
+    async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError> {
+        self.pending_orders_impl().await
+    }
+
+    async fn complete_payment(
+        &self,
+        order: &OrderId,
+        charge_id: &str,
+        tickets: &[Ticket],
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<PaidOutcome, StoreError> {
+        self.complete_payment_impl(order, charge_id, tickets, message, now)
+            .await
+    }
+
+    async fn fail_payment(
+        &self,
+        order: &OrderId,
+        code: &str,
+        restore_hold: bool,
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<FailOutcome, StoreError> {
+        self.fail_payment_impl(order, code, restore_hold, message, now)
+            .await
+    }
+
+    async fn record_audit(
+        &self,
+        message: &MessageId,
+        action: &str,
+        subject: &str,
+        detail: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.record_audit_impl(message, action, subject, detail, now)
+            .await
+    }
+
+    async fn record_sale_stats(
+        &self,
+        message: &MessageId,
+        event: &EventId,
+        tickets: u32,
+        revenue: Money,
+    ) -> Result<(), StoreError> {
+        self.record_sale_stats_impl(message, event, tickets, revenue)
+            .await
+    }
+
+    async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError> {
+        self.sale_stats_impl(event).await
+    }
+
+    async fn mark_email_sent(
+        &self,
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.mark_email_sent_impl(message, now).await
     }
 }

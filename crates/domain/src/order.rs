@@ -1,0 +1,223 @@
+//! Orders, their items and tickets, and the jobs that follow a state change.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+
+use crate::{EventId, HoldId, Money, SeatId, TierId, UserId};
+
+macro_rules! plain_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                Self(format!("{}_{}", $prefix, ulid::Ulid::new().to_string().to_lowercase()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            /// Parses an id of this kind; `None` for anything else.
+            pub fn parse(s: &str) -> Option<Self> {
+                let rest = s.strip_prefix(concat!($prefix, "_"))?;
+                (rest.len() == 26 && ulid::Ulid::from_string(rest).is_ok())
+                    .then(|| Self(s.to_ascii_lowercase()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+plain_id!(/// An order: one checkout of one hold.
+    OrderId, "ord");
+plain_id!(/// An e-ticket.
+    TicketId, "tkt");
+plain_id!(/// An outbox message; also the de-duplication id of what it triggers.
+    MessageId, "msg");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    PendingPayment,
+    Paid,
+    Failed,
+    Refunded,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::PendingPayment => "pending_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending_payment" => OrderStatus::PendingPayment,
+            "paid" => OrderStatus::Paid,
+            "failed" => OrderStatus::Failed,
+            "refunded" => OrderStatus::Refunded,
+            "cancelled" => OrderStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        self != OrderStatus::PendingPayment
+    }
+}
+
+/// One line of an order: a seat, or one unit of a GA tier, at its frozen price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItem {
+    pub seat_id: Option<SeatId>,
+    pub tier_id: TierId,
+    pub price: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub seat_id: Option<SeatId>,
+    pub tier_id: TierId,
+    pub price: Money,
+    /// What the door scans: 128 random bits, base32. Unguessable, unique.
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub customer_id: UserId,
+    pub event_id: EventId,
+    pub hold_id: HoldId,
+    /// Where the tickets go.
+    pub email: String,
+    pub status: OrderStatus,
+    pub failure_code: Option<String>,
+    pub items: Vec<OrderItem>,
+    pub total: Money,
+    /// The gateway's token for the buyer's card (never a card number).
+    pub payment_token: String,
+    pub tickets: Vec<Ticket>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Order {
+    /// The idempotency key of this order's charge: one order, at most one charge.
+    pub fn payment_key(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+/// Work that follows a committed state change, written to the outbox in the same
+/// transaction. Versioned by tag: a worker refuses a version it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Job {
+    #[serde(rename = "payment.requested.v1")]
+    PaymentRequested { order_id: OrderId },
+    #[serde(rename = "order.paid.v1")]
+    OrderPaid { order_id: OrderId },
+    #[serde(rename = "order.failed.v1")]
+    OrderFailed { order_id: OrderId, code: String },
+}
+
+impl Job {
+    pub fn topic(&self) -> &'static str {
+        match self {
+            Job::PaymentRequested { .. } => "payment.requested",
+            Job::OrderPaid { .. } => "order.paid",
+            Job::OrderFailed { .. } => "order.failed",
+        }
+    }
+
+    /// The worker types that consume this job, each once.
+    pub fn consumers(&self) -> &'static [Consumer] {
+        match self {
+            Job::PaymentRequested { .. } => &[Consumer::Payment],
+            Job::OrderPaid { .. } => &[Consumer::Email, Consumer::Audit, Consumer::Analytics],
+            Job::OrderFailed { .. } => &[Consumer::Email, Consumer::Audit],
+        }
+    }
+}
+
+/// A kind of worker; each kind sees each of its jobs at least once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consumer {
+    Payment,
+    Email,
+    Audit,
+    Analytics,
+}
+
+impl Consumer {
+    pub const ALL: [Consumer; 4] = [
+        Consumer::Payment,
+        Consumer::Email,
+        Consumer::Audit,
+        Consumer::Analytics,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consumer::Payment => "payment",
+            Consumer::Email => "email",
+            Consumer::Audit => "audit",
+            Consumer::Analytics => "analytics",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_tagged_and_versioned() {
+        let j = Job::PaymentRequested {
+            order_id: OrderId::new(),
+        };
+        let v = serde_json::to_value(&j).unwrap();
+        assert_eq!(v["type"], "payment.requested.v1");
+        assert_eq!(serde_json::from_value::<Job>(v).unwrap(), j);
+        assert!(
+            serde_json::from_str::<Job>(r#"{"type":"payment.requested.v9","order_id":"x"}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn order_ids_parse() {
+        let id = OrderId::new();
+        assert_eq!(OrderId::parse(id.as_str()), Some(id));
+        assert_eq!(OrderId::parse("ord_nope"), None);
+        assert_eq!(OrderId::parse("hld_01arz3ndektsv4rrffq69g5fav"), None);
+    }
+}

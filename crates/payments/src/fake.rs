@@ -1,0 +1,534 @@
+//! A fake of Stripe's Charges API, for tests and the embedded default.
+//!
+//! It is a separate party in all but process: it has its own HTTP listener and its
+//! own SQLite file, so what it charged survives a crash of the server that called it.
+//! It implements Stripe's idempotency: the first answer under a key is stored and
+//! replayed (`Idempotent-Replayed: true`), another request under the same key is a
+//! 400 `idempotency_error`, and a key in use by a concurrent request is a 409.
+//! Test tokens: `tok_visa` succeeds; `tok_chargeDeclined` and
+//! `tok_chargeDeclinedInsufficientFunds` decline (402); `tok_processingError` fails
+//! with a 500 the first time a key uses it and succeeds when that key retries.
+//! It must never be selected outside tests and demos: it charges nobody.
+
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use rand::Rng;
+use serde_json::{json, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The API key the fake accepts (any `sk_test_…` works).
+pub const TEST_SECRET_KEY: &str = "sk_test_boxoffice";
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeStripeConfig {
+    /// Added to every charge, as a real network and issuer would.
+    pub latency: Duration,
+    /// Share of charge requests answered with a transient 500 (0.0 to 1.0).
+    pub failure_rate: f64,
+}
+
+#[derive(Debug)]
+pub struct FakeStripe {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    pool: SqlitePool,
+}
+
+#[derive(Clone)]
+struct Fake {
+    pool: SqlitePool,
+    config: Arc<FakeStripeConfig>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS charges (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    created INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure_code TEXT,
+    decline_code TEXT,
+    metadata TEXT NOT NULL,
+    refunded INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status INTEGER,
+    body TEXT
+);
+CREATE TABLE IF NOT EXISTS transient_seen (key TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS refunds (
+    id TEXT PRIMARY KEY,
+    charge_id TEXT NOT NULL UNIQUE,
+    amount INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+";
+
+fn id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}_{tail}")
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn error(status: StatusCode, kind: &str, code: Option<&str>, message: &str) -> (StatusCode, Value) {
+    let mut e = json!({"type": kind, "message": message});
+    if let Some(c) = code {
+        e["code"] = json!(c);
+    }
+    (status, json!({ "error": e }))
+}
+
+fn reply((status, body): (StatusCode, Value)) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|k| k.starts_with("sk_test_"))
+}
+
+fn unauthorized() -> Response {
+    reply(error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        None,
+        "Invalid API Key provided.",
+    ))
+}
+
+impl FakeStripe {
+    /// Starts the fake on `listen` with its records in `dir/test-gateway.db`.
+    pub async fn start(
+        dir: &Path,
+        listen: SocketAddr,
+        config: FakeStripeConfig,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(dir.join("test-gateway.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let state = Fake {
+            pool: pool.clone(),
+            config: Arc::new(config),
+        };
+        let app = Router::new()
+            .route("/v1/charges", post(create_charge).get(list_charges))
+            .route("/v1/refunds", post(create_refund))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+        });
+        tracing::info!(%addr, "test payment gateway (fake Stripe) listening");
+        Ok(Self {
+            addr,
+            shutdown,
+            task,
+            pool,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        self.pool.close().await;
+    }
+}
+
+/// Claims `key` for this request: `Ok(None)` to go ahead, `Ok(Some(reply))` when
+/// the answer is a replay or a refusal.
+async fn claim_key(
+    pool: &SqlitePool,
+    key: &str,
+    fingerprint: &str,
+) -> anyhow::Result<Option<Response>> {
+    let fresh = sqlx::query("INSERT INTO idempotency (key, fingerprint, state) VALUES (?, ?, 'processing') ON CONFLICT DO NOTHING")
+        .bind(key)
+        .bind(fingerprint)
+        .execute(pool)
+        .await?;
+    if fresh.rows_affected() == 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT fingerprint, state, status, body FROM idempotency WHERE key = ?")
+        .bind(key)
+        .fetch_one(pool)
+        .await?;
+    if row.get::<String, _>("fingerprint") != fingerprint {
+        return Ok(Some(reply(error(
+            StatusCode::BAD_REQUEST,
+            "idempotency_error",
+            None,
+            "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+        ))));
+    }
+    if row.get::<String, _>("state") == "processing" {
+        return Ok(Some(reply(error(
+            StatusCode::CONFLICT,
+            "idempotency_error",
+            Some("idempotency_key_in_use"),
+            "There is currently another in-progress request using this idempotency key.",
+        ))));
+    }
+    let status = StatusCode::from_u16(row.get::<i64, _>("status") as u16)?;
+    let body: Value = serde_json::from_str(&row.get::<String, _>("body"))?;
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut()
+        .insert("idempotent-replayed", "true".parse()?);
+    Ok(Some(res))
+}
+
+async fn forget_key(pool: &SqlitePool, key: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM idempotency WHERE key = ? AND state = 'processing'")
+        .bind(key)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+fn charge_json(row: &sqlx::sqlite::SqliteRow) -> Value {
+    let metadata: Value =
+        serde_json::from_str(&row.get::<String, _>("metadata")).unwrap_or(json!({}));
+    let status: String = row.get("status");
+    let refunded = row.get::<i64, _>("refunded") != 0;
+    let amount: i64 = row.get("amount");
+    json!({
+        "id": row.get::<String, _>("id"),
+        "object": "charge",
+        "amount": amount,
+        "amount_refunded": if refunded { amount } else { 0 },
+        "currency": row.get::<String, _>("currency"),
+        "created": row.get::<i64, _>("created"),
+        "status": status,
+        "paid": status == "succeeded",
+        "refunded": refunded,
+        "failure_code": row.get::<Option<String>, _>("failure_code"),
+        "metadata": metadata,
+    })
+}
+
+async fn create_charge(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    match charge(&fake, &headers, &form).await {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::error!(error = ?e, "fake gateway failed");
+            reply(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                None,
+                "internal error",
+            ))
+        }
+    }
+}
+
+async fn charge(
+    fake: &Fake,
+    headers: &HeaderMap,
+    form: &BTreeMap<String, String>,
+) -> anyhow::Result<Response> {
+    let fingerprint = serde_json::to_string(form)?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(k) = &key {
+        if let Some(res) = claim_key(&fake.pool, k, &fingerprint).await? {
+            return Ok(res);
+        }
+    }
+    let done = |status: StatusCode, body: Value| {
+        let pool = fake.pool.clone();
+        let key = key.clone();
+        async move {
+            if let Some(k) = key {
+                sqlx::query(
+                    "UPDATE idempotency SET state = 'done', status = ?, body = ? WHERE key = ?",
+                )
+                .bind(i64::from(status.as_u16()))
+                .bind(body.to_string())
+                .bind(k)
+                .execute(&pool)
+                .await?;
+            }
+            Ok::<_, anyhow::Error>(reply((status, body)))
+        }
+    };
+    let transient = |message: &'static str| {
+        let pool = fake.pool.clone();
+        let key = key.clone();
+        async move {
+            if let Some(k) = key {
+                forget_key(&pool, &k).await?;
+            }
+            Ok::<_, anyhow::Error>(reply(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                None,
+                message,
+            )))
+        }
+    };
+
+    if !fake.config.latency.is_zero() {
+        tokio::time::sleep(fake.config.latency).await;
+    }
+    if fake.config.failure_rate > 0.0
+        && rand::thread_rng().gen_bool(fake.config.failure_rate.min(1.0))
+    {
+        return transient("An unexpected error occurred (simulated).").await;
+    }
+
+    let amount = form
+        .get("amount")
+        .and_then(|a| a.parse::<i64>().ok())
+        .filter(|a| *a > 0);
+    let currency = form.get("currency").filter(|c| c.len() == 3);
+    let source = form.get("source");
+    let (Some(amount), Some(currency), Some(source)) = (amount, currency, source) else {
+        let (s, b) = error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "amount, currency and source are required",
+        );
+        return done(s, b).await;
+    };
+    let outcome: Result<(), (&str, &str, &str)> = match source.as_str() {
+        "tok_visa" => Ok(()),
+        "tok_chargeDeclined" => Err((
+            "card_declined",
+            "generic_decline",
+            "Your card was declined.",
+        )),
+        "tok_chargeDeclinedInsufficientFunds" => Err((
+            "card_declined",
+            "insufficient_funds",
+            "Your card has insufficient funds.",
+        )),
+        "tok_processingError" => {
+            let first = match &key {
+                Some(k) => {
+                    sqlx::query(
+                        "INSERT INTO transient_seen (key) VALUES (?) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(k)
+                    .execute(&fake.pool)
+                    .await?
+                    .rows_affected()
+                        == 1
+                }
+                None => true,
+            };
+            if first {
+                return transient("An error occurred while processing your card. Try again.").await;
+            }
+            Ok(())
+        }
+        other => {
+            let (s, b) = error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("resource_missing"),
+                &format!("No such token: '{other}'"),
+            );
+            return done(s, b).await;
+        }
+    };
+    let metadata: BTreeMap<&str, &str> = form
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("metadata[")?.strip_suffix(']')?, v.as_str())))
+        .collect();
+    let charge_id = id("ch");
+    let (status, failure_code, decline_code) = match outcome {
+        Ok(()) => ("succeeded", None, None),
+        Err((code, decline, _)) => ("failed", Some(code), Some(decline)),
+    };
+    sqlx::query("INSERT INTO charges (id, created, amount, currency, source, status, failure_code, decline_code, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(&charge_id)
+        .bind(now_secs())
+        .bind(amount)
+        .bind(currency.to_lowercase())
+        .bind(source)
+        .bind(status)
+        .bind(failure_code)
+        .bind(decline_code)
+        .bind(serde_json::to_string(&metadata)?)
+        .execute(&fake.pool)
+        .await?;
+    let row = sqlx::query("SELECT * FROM charges WHERE id = ?")
+        .bind(&charge_id)
+        .fetch_one(&fake.pool)
+        .await?;
+    match outcome {
+        Ok(()) => done(StatusCode::OK, charge_json(&row)).await,
+        Err((code, decline, message)) => {
+            let body = json!({"error": {
+                "type": "card_error", "code": code, "decline_code": decline,
+                "message": message, "charge": charge_id,
+            }});
+            done(StatusCode::PAYMENT_REQUIRED, body).await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    starting_after: Option<String>,
+}
+
+async fn list_charges(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let limit = q.limit.unwrap_or(10).clamp(1, 100);
+    let before = match &q.starting_after {
+        Some(after) => sqlx::query_scalar::<_, i64>("SELECT seq FROM charges WHERE id = ?")
+            .bind(after)
+            .fetch_optional(&fake.pool)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0),
+        None => i64::MAX,
+    };
+    // Newest first, as Stripe lists.
+    let rows = sqlx::query("SELECT * FROM charges WHERE seq < ? ORDER BY seq DESC LIMIT ?")
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(&fake.pool)
+        .await;
+    match rows {
+        Ok(rows) => {
+            let has_more = rows.len() as i64 > limit;
+            let data: Vec<Value> = rows.iter().take(limit as usize).map(charge_json).collect();
+            reply((
+                StatusCode::OK,
+                json!({"object": "list", "data": data, "has_more": has_more, "url": "/v1/charges"}),
+            ))
+        }
+        Err(_) => reply(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            None,
+            "internal error",
+        )),
+    }
+}
+
+async fn create_refund(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let Some(charge) = form.get("charge") else {
+        return reply(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "charge is required",
+        ));
+    };
+    let result = async {
+        let mut tx = fake.pool.begin().await?;
+        let row: Option<(i64, String, i64)> = sqlx::query_as("SELECT amount, status, refunded FROM charges WHERE id = ?")
+            .bind(charge)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((amount, status, refunded)) = row else {
+            return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("resource_missing"), &format!("No such charge: '{charge}'")));
+        };
+        if status != "succeeded" || refunded != 0 {
+            return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("charge_already_refunded"), "Charge has already been refunded."));
+        }
+        let refund = id("re");
+        sqlx::query("INSERT INTO refunds (id, charge_id, amount, created) VALUES (?, ?, ?, ?)")
+            .bind(&refund)
+            .bind(charge)
+            .bind(amount)
+            .bind(now_secs())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE charges SET refunded = 1 WHERE id = ?").bind(charge).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>((StatusCode::OK, json!({"id": refund, "object": "refund", "charge": charge, "amount": amount, "status": "succeeded"})))
+    }
+    .await;
+    match result {
+        Ok(r) => reply(r),
+        Err(_) => reply(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            None,
+            "internal error",
+        )),
+    }
+}

@@ -1,0 +1,147 @@
+//! The Stripe client against the fake Stripe: Stripe's semantics, end to end over HTTP.
+
+use boxoffice_domain::{Currency, Money};
+use boxoffice_payments::{FakeStripe, FakeStripeConfig, StripeGateway, TEST_SECRET_KEY};
+use boxoffice_ports::{ChargeOutcome, ChargeRequest, GatewayError, PaymentGateway};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn fake(dir: &std::path::Path) -> (FakeStripe, StripeGateway) {
+    let f = FakeStripe::start(
+        dir,
+        "127.0.0.1:0".parse().unwrap(),
+        FakeStripeConfig::default(),
+    )
+    .await
+    .unwrap();
+    let client = StripeGateway::new(&f.url(), TEST_SECRET_KEY, Duration::from_secs(5)).unwrap();
+    (f, client)
+}
+
+fn req(key: &str, token: &str, amount: i64) -> ChargeRequest {
+    ChargeRequest {
+        idempotency_key: key.into(),
+        amount: Money::new(amount, Currency::EUR),
+        token: token.into(),
+        order_id: format!("order-{key}"),
+        description: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn charges_declines_and_idempotency() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, gw) = fake(dir.path()).await;
+
+    let ok = gw.charge(&req("k1", "tok_visa", 1500)).await.unwrap();
+    let ChargeOutcome::Succeeded { charge_id } = ok.clone() else {
+        panic!("{ok:?}")
+    };
+    // The same key and request: the same charge, not a second one.
+    assert_eq!(gw.charge(&req("k1", "tok_visa", 1500)).await.unwrap(), ok);
+    // The same key, another request: refused.
+    assert!(matches!(
+        gw.charge(&req("k1", "tok_visa", 999)).await,
+        Err(GatewayError::Rejected(_))
+    ));
+
+    assert_eq!(
+        gw.charge(&req("k2", "tok_chargeDeclined", 100))
+            .await
+            .unwrap(),
+        ChargeOutcome::Declined {
+            code: "card_declined".into()
+        }
+    );
+    assert_eq!(
+        gw.charge(&req("k3", "tok_chargeDeclinedInsufficientFunds", 100))
+            .await
+            .unwrap(),
+        ChargeOutcome::Declined {
+            code: "insufficient_funds".into()
+        }
+    );
+    // Transient the first time, fine when the same key retries.
+    assert!(matches!(
+        gw.charge(&req("k4", "tok_processingError", 100)).await,
+        Err(GatewayError::Transient(_))
+    ));
+    assert!(matches!(
+        gw.charge(&req("k4", "tok_processingError", 100)).await,
+        Ok(ChargeOutcome::Succeeded { .. })
+    ));
+    assert!(matches!(
+        gw.charge(&req("k5", "tok_nonsense", 100)).await,
+        Err(GatewayError::Rejected(_))
+    ));
+
+    gw.refund(&charge_id, "r1").await.unwrap();
+    gw.refund(&charge_id, "r2").await.unwrap(); // already refunded: still fine
+
+    let charges = gw.charges().await.unwrap();
+    let keys: Vec<(&str, &str)> = charges
+        .iter()
+        .map(|c| (c.idempotency_key.as_str(), c.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("k1", "succeeded"),
+            ("k2", "declined"),
+            ("k3", "declined"),
+            ("k4", "succeeded")
+        ]
+    );
+    assert!(charges[0].refunded && !charges[3].refunded);
+    assert_eq!(charges[0].amount, Money::new(1500, Currency::EUR));
+
+    // A crash of everyone around it loses nothing: the records are on disk.
+    f.stop().await;
+    let (f, gw) = fake(dir.path()).await;
+    assert_eq!(gw.charges().await.unwrap().len(), 4);
+    assert_eq!(gw.charge(&req("k1", "tok_visa", 1500)).await.unwrap(), ok);
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_under_one_key_charge_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, gw) = fake(dir.path()).await;
+    let gw = Arc::new(gw);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                // Retry while another request holds the key, as the workers do.
+                loop {
+                    match gw.charge(&req("same", "tok_visa", 700)).await {
+                        Err(GatewayError::Transient(_)) => tokio::task::yield_now().await,
+                        other => return other,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            ChargeOutcome::Succeeded { charge_id } => ids.insert(charge_id),
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(gw.charges().await.unwrap().len(), 1);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = fake(dir.path()).await;
+    let bad = StripeGateway::new(&f.url(), "sk_live_nope", Duration::from_secs(5)).unwrap();
+    assert!(matches!(
+        bad.charge(&req("x", "tok_visa", 1)).await,
+        Err(GatewayError::Rejected(_))
+    ));
+    f.stop().await;
+}
