@@ -586,10 +586,10 @@ impl Store for SqliteStore {
             }
         };
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query(&format!(
+        sqlx::query(
             "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
-             expires_at, created_at, updated_at, ttl_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
+             expires_at, created_at, updated_at, ttl_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
         .bind(hold.id.as_str())
         .bind(hold.event_id.as_str())
         .bind(hold.customer_id.as_str())
