@@ -2,7 +2,7 @@
 //! can act on; the HTTP crate maps each to a status and a stable code.
 
 use boxoffice_domain::{EventStatus, SeatId, ValidationError};
-use boxoffice_ports::{EngineError, StoreError};
+use boxoffice_ports::{EngineError, GatewayError, QueueError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -28,6 +28,12 @@ pub enum AppError {
     HoldExpired,
     #[error("the hold has been taken to checkout")]
     HoldConverted,
+    #[error("send an Idempotency-Key header")]
+    IdempotencyKeyMissing,
+    #[error("this Idempotency-Key was used with another request")]
+    IdempotencyKeyReused,
+    #[error("the payment gateway is unavailable")]
+    GatewayUnavailable(#[source] anyhow::Error),
     #[error("an event cannot go from {} to {}", from.as_str(), to.as_str())]
     InvalidTransition { from: EventStatus, to: EventStatus },
     /// A backend (store, engine) does not answer; retrying later may work.
@@ -53,5 +59,19 @@ impl From<EngineError> for AppError {
             EngineError::Unavailable(e) => AppError::Unavailable(e),
             e @ EngineError::EventNotLoaded(_) => AppError::Internal(e.into()),
         }
+    }
+}
+
+impl From<QueueError> for AppError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Unavailable(e) => AppError::Unavailable(e),
+        }
+    }
+}
+
+impl From<GatewayError> for AppError {
+    fn from(e: GatewayError) -> Self {
+        AppError::GatewayUnavailable(e.into())
     }
 }

@@ -190,7 +190,11 @@ impl App {
         })
     }
 
-    async fn owned_hold(&self, who: &Principal, id: &str) -> Result<Hold, AppError> {
+    pub(crate) async fn owned_hold_record(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Hold, AppError> {
         let id = HoldId::try_from(id).map_err(|_| AppError::NotFound)?;
         match self.store.hold(&id).await? {
             Some(h) if who.may_see(&h.customer_id) => Ok(h),
@@ -200,7 +204,7 @@ impl App {
     }
 
     pub async fn hold(&self, who: &Principal, id: &str) -> Result<HoldView, AppError> {
-        let hold = self.owned_hold(who, id).await?;
+        let hold = self.owned_hold_record(who, id).await?;
         Ok(HoldView {
             status: hold.status_at(self.clock.now()),
             hold,
@@ -209,7 +213,7 @@ impl App {
 
     /// Releases a hold; its seats are available at once. Releasing twice is fine.
     pub async fn release_hold(&self, who: &Principal, id: &str) -> Result<(), AppError> {
-        let hold = self.owned_hold(who, id).await?;
+        let hold = self.owned_hold_record(who, id).await?;
         let now = self.clock.now();
         match self.store.release_hold(&hold.id, now).await? {
             ReleaseOutcome::Released => {
@@ -262,7 +266,11 @@ impl App {
 
     /// Runs an engine call; if the engine does not have the event, loads it from the
     /// store and runs the call once more.
-    async fn with_engine<T, F, Fut>(&self, ev: &CachedEvent, call: F) -> Result<T, AppError>
+    pub(crate) async fn with_engine<T, F, Fut>(
+        &self,
+        ev: &CachedEvent,
+        call: F,
+    ) -> Result<T, AppError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, EngineError>>,

@@ -5,18 +5,36 @@
 //! and the HTTP crate maps them, in one place, to status codes.
 
 pub mod catalog;
+pub mod checkout;
 pub mod error;
 pub mod holds;
 pub mod identity;
+pub mod payments;
+pub mod resilience;
+pub mod workers;
 
-use boxoffice_ports::{Clock, HoldEngine, Store};
+use boxoffice_domain::OrderId;
+use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
 
 pub use catalog::{CachedEvent, SeatTable};
+pub use checkout::{CheckoutAnswer, CheckoutAsk, PaymentAsk};
 pub use error::AppError;
 pub use holds::{HoldAsk, HoldView, LiveSeatMap};
 pub use identity::{Principal, Tokens};
+
+/// The adapters the use cases run on, chosen by the server.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn HoldEngine>,
+    pub clock: Arc<dyn Clock>,
+    pub queue: Arc<dyn JobQueue>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub mailer: Arc<dyn Mailer>,
+}
 
 /// Tunables of the use cases, from the server's config.
 #[derive(Debug, Clone)]
@@ -30,6 +48,27 @@ pub struct AppSettings {
     pub sweep_interval: Duration,
     /// How many password hashes may run at once (they are CPU-bound).
     pub hashing_concurrency: usize,
+    /// How long a checked-out hold keeps its seats while its payment runs. Past it
+    /// the order fails (`payment_unavailable`) and the seats go back on sale.
+    pub payment_hold: Duration,
+    /// Longest a single gateway call may take.
+    pub gateway_timeout: Duration,
+    /// Gateway calls per second, across all payment workers of this node.
+    pub gateway_rate: u32,
+    /// Payment workers (gateway calls in flight at once) on this node.
+    pub payment_workers: usize,
+    /// Consecutive gateway failures that open the circuit breaker, and how long it
+    /// stays open.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+    /// How long a claimed job is leased before another worker may take it.
+    pub job_lease: Duration,
+    /// How often idle workers look for jobs written by other processes.
+    pub job_poll: Duration,
+    /// Attempts before a non-payment job is dead-lettered.
+    pub max_job_attempts: u32,
+    /// The From of ticket emails.
+    pub mail_from: String,
 }
 
 impl Default for AppSettings {
@@ -39,6 +78,16 @@ impl Default for AppSettings {
             catalog_refresh: Duration::from_secs(1),
             sweep_interval: Duration::from_secs(1),
             hashing_concurrency: 2,
+            payment_hold: Duration::from_secs(900),
+            gateway_timeout: Duration::from_secs(10),
+            gateway_rate: 100,
+            payment_workers: 32,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(5),
+            job_lease: Duration::from_secs(30),
+            job_poll: Duration::from_millis(200),
+            max_job_attempts: 10,
+            mail_from: "tickets@boxoffice.localhost".into(),
         }
     }
 }
@@ -53,23 +102,35 @@ pub struct App {
     pub(crate) catalog: catalog::Catalog,
     pub(crate) settings: AppSettings,
     pub(crate) hashing: tokio::sync::Semaphore,
+    pub(crate) queue: Arc<dyn JobQueue>,
+    pub(crate) gateway: Arc<dyn PaymentGateway>,
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) guard: resilience::GatewayGuard,
+    /// Wakes idle workers when this node wrote jobs.
+    pub(crate) jobs_ready: Notify,
+    /// Announces orders that reached a final status (long-polls wait on it).
+    pub(crate) order_updates: broadcast::Sender<OrderId>,
 }
 
 impl App {
-    pub fn new(
-        store: Arc<dyn Store>,
-        engine: Arc<dyn HoldEngine>,
-        clock: Arc<dyn Clock>,
-        token_key: Vec<u8>,
-        settings: AppSettings,
-    ) -> Self {
+    pub fn new(ports: Ports, token_key: Vec<u8>, settings: AppSettings) -> Self {
         Self {
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::default(),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),
-            store,
-            engine,
-            clock,
+            guard: resilience::GatewayGuard::new(
+                settings.gateway_rate,
+                settings.breaker_threshold,
+                settings.breaker_cooldown,
+            ),
+            jobs_ready: Notify::new(),
+            order_updates: broadcast::channel(4096).0,
+            store: ports.store,
+            engine: ports.engine,
+            clock: ports.clock,
+            queue: ports.queue,
+            gateway: ports.gateway,
+            mailer: ports.mailer,
             settings,
         }
     }

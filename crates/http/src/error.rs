@@ -67,6 +67,16 @@ impl From<AppError> for ApiError {
                     .with("from", from.as_str())
                     .with("to", to.as_str())
             }
+            AppError::IdempotencyKeyMissing => {
+                ApiError::new(S::BAD_REQUEST, "idempotency_key_missing", msg)
+            }
+            AppError::IdempotencyKeyReused => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
+            }
+            AppError::GatewayUnavailable(cause) => {
+                tracing::warn!(error = ?cause, "payment gateway unavailable");
+                ApiError::new(S::BAD_GATEWAY, "gateway_unavailable", msg)
+            }
             AppError::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "backend unavailable");
                 ApiError::new(

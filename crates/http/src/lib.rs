@@ -50,7 +50,8 @@ pub struct HttpState {
 }
 
 /// The whole API.
-pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
+/// `test_gateway`: the built-in test gateway is active, so its charges may be listed.
+pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
     let state = HttpState {
         app,
         metrics: install_recorder(),
@@ -61,6 +62,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits) -> Router {
         .merge(routes::identity::router())
         .merge(routes::catalog::router(&limits))
         .merge(routes::holds::router())
+        .merge(routes::checkout::router(test_gateway))
         .merge(routes::ops::router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {

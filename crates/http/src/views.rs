@@ -225,11 +225,85 @@ pub fn hold(v: &HoldView) -> HoldJson {
     HoldJson {
         hold_id: h.id.to_string(),
         event_id: h.event_id.to_string(),
-        status: v.status.as_str(),
+        // A sold hold is still "converted" to clients: it became an order.
+        status: match v.status {
+            boxoffice_domain::HoldStatus::Sold => "converted",
+            s => s.as_str(),
+        },
         seats,
         tier_id,
         quantity: h.selection.ticket_count(),
         expires_at: h.expires_at,
         total: h.total,
+    }
+}
+
+#[derive(Serialize)]
+pub struct OrderItemJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_id: Option<String>,
+    pub tier_id: String,
+    pub price: Money,
+}
+
+#[derive(Serialize)]
+pub struct TicketJson {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_id: Option<String>,
+    pub tier_id: String,
+    pub price: Money,
+    pub code: String,
+}
+
+#[derive(Serialize)]
+pub struct OrderJson {
+    pub id: String,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    pub event_id: String,
+    pub hold_id: String,
+    pub email: String,
+    pub items: Vec<OrderItemJson>,
+    pub total: Money,
+    pub tickets: Vec<TicketJson>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+pub fn order(o: &boxoffice_domain::Order) -> OrderJson {
+    OrderJson {
+        id: o.id.to_string(),
+        status: o.status.as_str(),
+        failure_code: o.failure_code.clone(),
+        event_id: o.event_id.to_string(),
+        hold_id: o.hold_id.to_string(),
+        email: o.email.clone(),
+        items: o
+            .items
+            .iter()
+            .map(|i| OrderItemJson {
+                seat_id: i.seat_id.as_ref().map(|s| s.to_string()),
+                tier_id: i.tier_id.to_string(),
+                price: i.price,
+            })
+            .collect(),
+        total: o.total,
+        tickets: o
+            .tickets
+            .iter()
+            .map(|t| TicketJson {
+                id: t.id.to_string(),
+                seat_id: t.seat_id.as_ref().map(|s| s.to_string()),
+                tier_id: t.tier_id.to_string(),
+                price: t.price,
+                code: t.code.clone(),
+            })
+            .collect(),
+        created_at: o.created_at,
+        updated_at: o.updated_at,
     }
 }

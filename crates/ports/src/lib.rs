@@ -8,12 +8,14 @@
 pub mod clock;
 pub mod engine;
 pub mod gateway;
+pub mod mail;
 pub mod queue;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap, SnapshotHold};
 pub use gateway::{ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, PaymentGateway};
+pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
     CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat, PaidOutcome,

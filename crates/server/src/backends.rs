@@ -5,6 +5,7 @@ use anyhow::bail;
 use secrecy::ExposeSecret;
 use std::path::PathBuf;
 
+use crate::config::GatewayKind;
 use crate::Config;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,10 +18,24 @@ pub enum EngineBackend {
     InProcess,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayBackend {
+    /// Start the fake Stripe in this process.
+    BuiltInTest {
+        listen: std::net::SocketAddr,
+        latency: std::time::Duration,
+        failure_rate: f64,
+    },
+    Stripe {
+        url: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Backends {
     pub store: StoreBackend,
     pub engine: EngineBackend,
+    pub gateway: GatewayBackend,
 }
 
 impl Backends {
@@ -40,9 +55,33 @@ impl Backends {
         if c.nats_url.is_some() {
             bail!("BOXOFFICE_NATS_URL: the NATS queue is not in this build yet; unset it to use the in-process queue");
         }
+        let gateway = match c.gateway {
+            GatewayKind::Test => {
+                if !(0.0..=1.0).contains(&c.gateway_failure_rate) {
+                    bail!("BOXOFFICE_GATEWAY_FAILURE_RATE must be between 0 and 1");
+                }
+                GatewayBackend::BuiltInTest {
+                    listen: c.gateway_listen,
+                    latency: std::time::Duration::from_millis(c.gateway_latency_ms),
+                    failure_rate: c.gateway_failure_rate,
+                }
+            }
+            GatewayKind::Stripe => {
+                if c.stripe_secret_key.is_none() {
+                    bail!("BOXOFFICE_GATEWAY=stripe needs BOXOFFICE_STRIPE_SECRET_KEY");
+                }
+                if !(c.stripe_url.starts_with("https://") || c.stripe_url.starts_with("http://")) {
+                    bail!("BOXOFFICE_STRIPE_URL must be an http(s) URL");
+                }
+                GatewayBackend::Stripe {
+                    url: c.stripe_url.clone(),
+                }
+            }
+        };
         Ok(Self {
             store,
             engine: EngineBackend::InProcess,
+            gateway,
         })
     }
 }
@@ -57,6 +96,15 @@ mod tests {
         let b = Backends::from_config(&Config::defaults()).unwrap();
         assert_eq!(b.engine, EngineBackend::InProcess);
         assert!(matches!(b.store, StoreBackend::Sqlite { .. }));
+    }
+
+    #[test]
+    fn stripe_needs_a_key() {
+        let mut c = Config::defaults();
+        c.gateway = GatewayKind::Stripe;
+        assert!(Backends::from_config(&c).is_err());
+        c.stripe_secret_key = Some(SecretString::from("sk_test_x"));
+        assert!(Backends::from_config(&c).is_ok());
     }
 
     #[test]

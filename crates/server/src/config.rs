@@ -19,6 +19,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which payment gateway to call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayKind {
+    /// The built-in fake Stripe (test tokens only; charges nobody).
+    #[default]
+    Test,
+    /// Stripe's API at `stripe_url` (a shared test gateway, or Stripe itself).
+    Stripe,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -66,6 +77,40 @@ pub struct Config {
     /// How long sale settings (event status) are cached per node.
     #[serde(default = "defaults::catalog_refresh_ms")]
     pub catalog_refresh_ms: u64,
+    /// `test` (the built-in fake Stripe) or `stripe`.
+    #[serde(default)]
+    pub gateway: GatewayKind,
+    /// Where the built-in test gateway listens (port 0: any free port).
+    #[serde(default = "defaults::gateway_listen")]
+    pub gateway_listen: SocketAddr,
+    /// The built-in test gateway's added latency per charge.
+    #[serde(default)]
+    pub gateway_latency_ms: u64,
+    /// The built-in test gateway's share of transient failures (0.0 to 1.0).
+    #[serde(default)]
+    pub gateway_failure_rate: f64,
+    /// With `gateway = stripe`: the API base and the secret key.
+    #[serde(default = "defaults::stripe_url")]
+    pub stripe_url: String,
+    #[serde(default)]
+    pub stripe_secret_key: Option<SecretString>,
+    /// Gateway calls per second from this node.
+    #[serde(default = "defaults::gateway_rate_limit")]
+    pub gateway_rate_limit: u32,
+    #[serde(default = "defaults::gateway_timeout_ms")]
+    pub gateway_timeout_ms: u64,
+    /// Payment calls in flight at once on this node.
+    #[serde(default = "defaults::payment_workers")]
+    pub payment_workers: usize,
+    /// How long a checked-out hold keeps its seats while its payment runs.
+    #[serde(default = "defaults::payment_hold_seconds")]
+    pub payment_hold_seconds: u64,
+    /// `smtp://[user:pass@]host[:port]`; unset: emails are written as .eml files
+    /// to `<data_dir>/mail`.
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    #[serde(default = "defaults::mail_from")]
+    pub mail_from: String,
 }
 
 mod defaults {
@@ -96,6 +141,27 @@ mod defaults {
     pub fn catalog_refresh_ms() -> u64 {
         1000
     }
+    pub fn gateway_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    }
+    pub fn stripe_url() -> String {
+        "https://api.stripe.com".into()
+    }
+    pub fn gateway_rate_limit() -> u32 {
+        100
+    }
+    pub fn gateway_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn payment_workers() -> usize {
+        32
+    }
+    pub fn payment_hold_seconds() -> u64 {
+        900
+    }
+    pub fn mail_from() -> String {
+        "boxoffice <tickets@boxoffice.localhost>".into()
+    }
 }
 
 /// Settings that are strings, whatever they look like.
@@ -110,6 +176,12 @@ const STRING_KEYS: &[&str] = &[
     "secret_key",
     "log",
     "log_format",
+    "gateway",
+    "gateway_listen",
+    "stripe_url",
+    "stripe_secret_key",
+    "smtp_url",
+    "mail_from",
 ];
 
 impl Config {

@@ -20,6 +20,9 @@ enum Command {
     Migrate,
     /// Create another demo venue and event, on sale, and print its id.
     SeedDemo,
+    /// Run the test payment gateway (a fake Stripe) alone, on BOXOFFICE_GATEWAY_LISTEN
+    /// with its records in BOXOFFICE_DATA_DIR, for several nodes to share.
+    TestGateway,
 }
 
 #[tokio::main]
@@ -41,6 +44,24 @@ async fn main() -> anyhow::Result<()> {
             let built = Application::build(Arc::new(c)).await?;
             let id = boxoffice_server::demo::seed(built.app()).await?;
             println!("demo event {id} is on sale");
+            Ok(())
+        }
+        Command::TestGateway => {
+            let fake = boxoffice_payments::FakeStripe::start(
+                &config.data_dir,
+                config.gateway_listen,
+                boxoffice_payments::FakeStripeConfig {
+                    latency: std::time::Duration::from_millis(config.gateway_latency_ms),
+                    failure_rate: config.gateway_failure_rate,
+                },
+            )
+            .await?;
+            println!("test payment gateway (fake Stripe) on {}", fake.url());
+            println!("point nodes at it: BOXOFFICE_GATEWAY=stripe BOXOFFICE_STRIPE_URL={} BOXOFFICE_STRIPE_SECRET_KEY={}", fake.url(), boxoffice_payments::TEST_SECRET_KEY);
+            let stop = tokio_util::sync::CancellationToken::new();
+            cancel_on_signal(stop.clone());
+            stop.cancelled().await;
+            fake.stop().await;
             Ok(())
         }
     }

@@ -5,11 +5,13 @@
 //! shutdown), background tasks finish their current step, then the store closes.
 
 use anyhow::Context;
-use boxoffice_app::{App, AppSettings};
+use boxoffice_app::{App, AppSettings, Ports};
 use boxoffice_domain::EventId;
 use boxoffice_holds_memory::MemoryHoldEngine;
 use boxoffice_http::HttpLimits;
-use boxoffice_ports::{Clock, HoldEngine, Store, SystemClock};
+use boxoffice_mail::{FileMailer, SmtpMailer};
+use boxoffice_payments::{FakeStripe, FakeStripeConfig, StripeGateway, TEST_SECRET_KEY};
+use boxoffice_ports::{Clock, HoldEngine, Mailer, PaymentGateway, Store, SystemClock};
 use boxoffice_store_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::{Backends, EngineBackend, StoreBackend};
+use crate::backends::{Backends, EngineBackend, GatewayBackend, StoreBackend};
 use crate::Config;
 
 /// What startup did that the operator should hear about, once.
@@ -37,6 +39,7 @@ pub struct Application {
     app: Arc<App>,
     store: SqliteStore,
     report: StartupReport,
+    test_gateway: Option<FakeStripe>,
 }
 
 /// A started application.
@@ -46,8 +49,9 @@ pub struct Running {
     app: Arc<App>,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
-    sweeper: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     store: SqliteStore,
+    test_gateway: Option<FakeStripe>,
 }
 
 /// Opens the configured store and applies (or checks) migrations.
@@ -96,9 +100,58 @@ impl Application {
             sweep_interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
             catalog_refresh: Duration::from_millis(config.catalog_refresh_ms),
             hashing_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            payment_hold: Duration::from_secs(config.payment_hold_seconds.max(30)),
+            gateway_timeout: Duration::from_millis(config.gateway_timeout_ms.max(100)),
+            gateway_rate: config.gateway_rate_limit.max(1),
+            payment_workers: config.payment_workers.max(1),
+            mail_from: config.mail_from.clone(),
             ..AppSettings::default()
         };
-        let app = Arc::new(App::new(dyn_store, engine, clock, token_key, settings));
+        let timeout = settings.gateway_timeout;
+        let (gateway, test_gateway): (Arc<dyn PaymentGateway>, _) = match &backends.gateway {
+            GatewayBackend::BuiltInTest {
+                listen,
+                latency,
+                failure_rate,
+            } => {
+                let fake = FakeStripe::start(
+                    &config.data_dir,
+                    *listen,
+                    FakeStripeConfig {
+                        latency: *latency,
+                        failure_rate: *failure_rate,
+                    },
+                )
+                .await
+                .context("starting the test payment gateway")?;
+                let client = StripeGateway::new(&fake.url(), TEST_SECRET_KEY, timeout)?;
+                (Arc::new(client), Some(fake))
+            }
+            GatewayBackend::Stripe { url } => {
+                let key = config
+                    .stripe_secret_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_owned())
+                    .unwrap_or_default();
+                (Arc::new(StripeGateway::new(url, &key, timeout)?), None)
+            }
+        };
+        let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+            Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail_from)?),
+            None => Arc::new(FileMailer::new(
+                config.data_dir.join("mail"),
+                &config.mail_from,
+            )?),
+        };
+        let ports = Ports {
+            store: dyn_store,
+            engine,
+            clock,
+            queue: Arc::new(store.clone()),
+            gateway,
+            mailer,
+        };
+        let app = Arc::new(App::new(ports, token_key, settings));
 
         let mut report = StartupReport::default();
         let password = config
@@ -126,6 +179,7 @@ impl Application {
             app,
             store,
             report,
+            test_gateway,
         })
     }
 
@@ -151,8 +205,9 @@ impl Application {
             request_timeout: Duration::from_secs(self.config.request_timeout_seconds.max(1)),
             ..HttpLimits::default()
         };
-        let router = boxoffice_http::router(self.app.clone(), limits);
-        let sweeper = self.app.spawn_sweeper(shutdown.clone());
+        let router = boxoffice_http::router(self.app.clone(), limits, self.test_gateway.is_some());
+        let mut background = self.app.spawn_workers(shutdown.clone());
+        background.push(self.app.spawn_sweeper(shutdown.clone()));
         let token = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(self.listener, router)
@@ -164,8 +219,9 @@ impl Application {
             app: self.app,
             shutdown,
             server,
-            sweeper,
+            background,
             store: self.store,
+            test_gateway: self.test_gateway,
         }
     }
 }
@@ -189,11 +245,22 @@ impl Running {
         self.stop().await
     }
 
-    /// Stops serving, lets in-flight requests finish, stops the sweeper, closes the store.
+    /// The built-in test gateway's address, when it runs.
+    pub fn test_gateway_url(&self) -> Option<String> {
+        self.test_gateway.as_ref().map(FakeStripe::url)
+    }
+
+    /// Stops serving, lets in-flight requests and jobs finish, stops the background
+    /// tasks and the test gateway, closes the store.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         let served = self.server.await.context("server task")?;
-        let _ = self.sweeper.await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        if let Some(g) = self.test_gateway {
+            g.stop().await;
+        }
         self.store.close().await;
         served.context("serving")
     }

@@ -1,6 +1,7 @@
 //! One router per feature.
 
 pub mod catalog;
+pub mod checkout;
 pub mod holds;
 pub mod identity;
 pub mod ops;

@@ -1,0 +1,299 @@
+//! Checkout and orders.
+//!
+//! A checkout turns an active hold into an order whose payment is pending, in one
+//! store transaction that also stores the idempotent answer and queues the payment
+//! job. Before it, the engine moves the hold's deadline to the payment deadline,
+//! atomically and only if the hold is still live there, so a hold that expires in
+//! the same instant is never both expired and checked out.
+//! Idempotency (as zero2prod does it): the key is scoped to (user, action); the same
+//! key with the same request replays the stored answer; with another request it is
+//! refused; two identical requests at once produce one order.
+
+use boxoffice_domain::{
+    HoldSelection, HoldStatus, MessageId, Millis, Order, OrderId, OrderItem, OrderStatus,
+    ValidationError,
+};
+use boxoffice_ports::{CheckoutOutcome, CheckoutRecord, Idempotent};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+use crate::{App, AppError, Principal};
+
+const CHECKOUT: &str = "checkout";
+/// Longest a client may long-poll an order.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutAsk {
+    pub email: String,
+    pub payment: PaymentAsk,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentAsk {
+    pub token: String,
+}
+
+/// The answer to a checkout, exactly as first given (replays repeat it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutAnswer {
+    pub status: u16,
+    pub body: String,
+    pub order_id: String,
+}
+
+impl CheckoutAnswer {
+    fn from_stored(i: &Idempotent) -> Result<Self, AppError> {
+        let v: serde_json::Value =
+            serde_json::from_str(&i.body).map_err(|e| AppError::Internal(e.into()))?;
+        Ok(Self {
+            status: i.status,
+            order_id: v["order_id"].as_str().unwrap_or_default().to_owned(),
+            body: i.body.clone(),
+        })
+    }
+}
+
+fn fingerprint(hold: &str, email: &str, token: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [hold, email, token] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn valid_key(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl App {
+    pub async fn checkout(
+        &self,
+        who: &Principal,
+        hold_id: &str,
+        key: Option<&str>,
+        ask: CheckoutAsk,
+    ) -> Result<CheckoutAnswer, AppError> {
+        let key = key.ok_or(AppError::IdempotencyKeyMissing)?;
+        if !valid_key(key) {
+            return Err(ValidationError::new(
+                "Idempotency-Key",
+                "1 to 255 visible ASCII characters",
+            )
+            .into());
+        }
+        let email = boxoffice_domain::Email::parse(&ask.email)?;
+        let token = ask.payment.token.trim();
+        if token.is_empty() || token.len() > 255 {
+            return Err(
+                ValidationError::new("payment.token", "a payment token from the gateway").into(),
+            );
+        }
+        let hold = self.owned_hold_record(who, hold_id).await?;
+        let fp = fingerprint(hold.id.as_str(), email.as_str(), token);
+        let replay = |prev: Idempotent| {
+            if prev.fingerprint == fp {
+                CheckoutAnswer::from_stored(&prev)
+            } else {
+                Err(AppError::IdempotencyKeyReused)
+            }
+        };
+        if let Some(prev) = self.store.idempotent(&who.user_id, CHECKOUT, key).await? {
+            return replay(prev);
+        }
+        let now = self.clock.now();
+        match hold.status_at(now) {
+            HoldStatus::Active => {}
+            HoldStatus::Expired | HoldStatus::Released => return Err(AppError::HoldExpired),
+            HoldStatus::Converted | HoldStatus::Sold => return Err(AppError::HoldConverted),
+        }
+
+        let ev = self.cached_event(&hold.event_id).await?;
+        let items: Vec<OrderItem> = match &hold.selection {
+            HoldSelection::Seats(seats) => {
+                let table = self.seat_table(&ev).await?;
+                seats
+                    .iter()
+                    .map(|s| {
+                        let tier = table
+                            .index
+                            .get(s)
+                            .map(|&i| table.layout[i as usize].tier_id.clone())
+                            .ok_or_else(|| {
+                                AppError::Internal(anyhow::anyhow!("held seat {s} not in layout"))
+                            })?;
+                        let price = ev
+                            .price_of(&tier)
+                            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no tier {tier}")))?;
+                        Ok(OrderItem {
+                            seat_id: Some(s.clone()),
+                            tier_id: tier,
+                            price,
+                        })
+                    })
+                    .collect::<Result<_, AppError>>()?
+            }
+            HoldSelection::Ga { tier_id, quantity } => {
+                let (_, tier) = ev
+                    .event()
+                    .ga_tier(tier_id)
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no GA tier {tier_id}")))?;
+                (0..*quantity)
+                    .map(|_| OrderItem {
+                        seat_id: None,
+                        tier_id: tier.id.clone(),
+                        price: tier.price,
+                    })
+                    .collect()
+            }
+        };
+        let order = Order {
+            id: OrderId::new(),
+            customer_id: who.user_id.clone(),
+            event_id: hold.event_id.clone(),
+            hold_id: hold.id.clone(),
+            email: email.to_string(),
+            status: OrderStatus::PendingPayment,
+            failure_code: None,
+            items,
+            // Frozen when the hold was made.
+            total: hold.total,
+            payment_token: token.to_owned(),
+            tickets: vec![],
+            created_at: now,
+            updated_at: now,
+        };
+        let body = serde_json::json!({"order_id": order.id.as_str(), "status": "pending_payment"})
+            .to_string();
+        let payment_deadline = now + self.settings.payment_hold;
+
+        let (event_id, hid) = (hold.event_id.clone(), hold.id.clone());
+        let live = self
+            .with_engine(&ev, || {
+                self.engine.extend(
+                    &event_id,
+                    &hid,
+                    Millis::from_datetime(payment_deadline),
+                    Millis::from_datetime(now),
+                )
+            })
+            .await?;
+        if !live {
+            return Err(AppError::HoldExpired);
+        }
+        let rec = CheckoutRecord {
+            idempotency: Idempotent {
+                user_id: who.user_id.clone(),
+                route: CHECKOUT.into(),
+                key: key.to_owned(),
+                fingerprint: fp.clone(),
+                status: 202,
+                body: body.clone(),
+            },
+            order,
+            payment_deadline,
+            message: MessageId::new(),
+        };
+        match self.store.checkout(&rec, now).await? {
+            CheckoutOutcome::Created => {
+                self.jobs_ready.notify_waiters();
+                metrics::counter!("boxoffice_orders_total", "status" => "pending_payment")
+                    .increment(1);
+                Ok(CheckoutAnswer {
+                    status: 202,
+                    body,
+                    order_id: rec.order.id.to_string(),
+                })
+            }
+            CheckoutOutcome::Replay(prev) => replay(prev),
+            CheckoutOutcome::HoldNotActive { status, expired } => match status {
+                HoldStatus::Converted | HoldStatus::Sold => Err(AppError::HoldConverted),
+                HoldStatus::Active if !expired => Err(AppError::Internal(anyhow::anyhow!(
+                    "hold active but not converted"
+                ))),
+                _ => Err(AppError::HoldExpired),
+            },
+        }
+    }
+
+    fn may_see_order(who: &Principal, o: &Order) -> bool {
+        who.may_see(&o.customer_id)
+    }
+
+    /// An order; with `wait`, waits up to that long (at most 30 s) for its payment to
+    /// finish. Waits on this node's announcements and re-reads the store every
+    /// 250 ms, so a change made by another node is seen too.
+    pub async fn order(
+        &self,
+        who: &Principal,
+        id: &str,
+        wait: Option<Duration>,
+    ) -> Result<Order, AppError> {
+        let id = OrderId::parse(id).ok_or(AppError::NotFound)?;
+        let deadline = tokio::time::Instant::now() + wait.unwrap_or_default().min(MAX_WAIT);
+        let mut updates = self.order_updates.subscribe();
+        loop {
+            let order = self
+                .store
+                .order(&id)
+                .await?
+                .filter(|o| Self::may_see_order(who, o))
+                .ok_or(AppError::NotFound)?;
+            let now = tokio::time::Instant::now();
+            if order.status.is_final() || now >= deadline {
+                return Ok(order);
+            }
+            let tick = (deadline - now).min(Duration::from_millis(250));
+            let _ = tokio::time::timeout(tick, async {
+                loop {
+                    match updates.recv().await {
+                        Ok(done) if done == id => return,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    pub async fn my_orders(&self, who: &Principal) -> Result<Vec<Order>, AppError> {
+        Ok(self.store.orders_of(&who.user_id).await?)
+    }
+
+    /// Every charge the payment gateway recorded (admins; for the test gateway).
+    pub async fn gateway_charges(
+        &self,
+        who: &Principal,
+    ) -> Result<Vec<boxoffice_ports::ChargeRecord>, AppError> {
+        who.require_admin()?;
+        Ok(self.gateway.charges().await?)
+    }
+
+    pub(crate) fn announce(&self, order: &OrderId) {
+        let _ = self.order_updates.send(order.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_separate_their_parts() {
+        assert_ne!(fingerprint("ab", "c", "d"), fingerprint("a", "bc", "d"));
+        assert_eq!(fingerprint("a", "b", "c"), fingerprint("a", "b", "c"));
+    }
+
+    #[test]
+    fn keys() {
+        assert!(valid_key("8c1e2c47-7f0a-4f0e-9f59-0d5b8b2e2d1a"));
+        assert!(!valid_key(""));
+        assert!(!valid_key("has space"));
+        assert!(!valid_key(&"k".repeat(256)));
+    }
+}

@@ -1,0 +1,259 @@
+//! Workers: one loop per consumer kind takes its jobs from the queue and handles
+//! them, at least once each. Handlers are idempotent (the order's status, the
+//! message id), so a redelivery changes nothing. Payment jobs run on a bounded pool;
+//! the other kinds are cheap and run a few at a time.
+//!
+//! On shutdown a loop stops claiming and waits for the jobs it holds to finish;
+//! anything it could not finish is leased, and another worker takes it when the
+//! lease runs out.
+
+use boxoffice_domain::{Consumer, Job, OrderStatus};
+use boxoffice_ports::{Delivery, OutgoingEmail};
+use std::fmt::Write;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::payments::Attempt;
+use crate::resilience::backoff;
+use crate::{App, AppError};
+
+enum Outcome {
+    Done,
+    RetryAt(time::OffsetDateTime, String),
+}
+
+impl App {
+    /// Starts one loop per consumer, the payment reconciler, and the backlog gauges.
+    pub fn spawn_workers(self: &Arc<Self>, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut handles: Vec<JoinHandle<()>> = Consumer::ALL
+            .into_iter()
+            .map(|c| tokio::spawn(self.clone().run_consumer(c, shutdown.clone())))
+            .collect();
+        let app = self.clone();
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = app.reconcile_pending().await {
+                tracing::warn!(error = ?e, "reconciling pending payments failed; the queue will retry them");
+            }
+        }));
+        let app = self.clone();
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => app.record_backlog().await,
+                }
+            }
+        }));
+        handles
+    }
+
+    async fn record_backlog(&self) {
+        for c in Consumer::ALL {
+            if let Ok((n, age)) = self.queue.backlog(c, self.clock.now()).await {
+                metrics::gauge!("boxoffice_queue_depth", "consumer" => c.as_str()).set(n as f64);
+                metrics::gauge!("boxoffice_queue_oldest_seconds", "consumer" => c.as_str())
+                    .set(age.as_secs_f64());
+            }
+        }
+    }
+
+    async fn run_consumer(self: Arc<Self>, consumer: Consumer, shutdown: CancellationToken) {
+        let width = match consumer {
+            Consumer::Payment => self.settings.payment_workers.max(1),
+            _ => 4,
+        };
+        let pool = Arc::new(Semaphore::new(width));
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            // Claim only what can start now: a claimed job's lease is running.
+            let first = tokio::select! {
+                p = pool.clone().acquire_owned() => p.expect("never closed"),
+                _ = shutdown.cancelled() => break,
+            };
+            let free = pool.available_permits() + 1;
+            let batch = match self
+                .queue
+                .claim(consumer, free, self.settings.job_lease, self.clock.now())
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(consumer = consumer.as_str(), error = ?e, "claiming jobs failed");
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                drop(first);
+                tokio::select! {
+                    _ = self.jobs_ready.notified() => {}
+                    _ = tokio::time::sleep(self.settings.job_poll) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let mut first = Some(first);
+            for d in batch {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => pool.clone().acquire_owned().await.expect("never closed"),
+                };
+                let app = self.clone();
+                tokio::spawn(async move {
+                    app.deliver(d).await;
+                    drop(permit);
+                });
+            }
+        }
+        // Let the jobs in hand finish.
+        let _ = pool.acquire_many(width as u32).await;
+    }
+
+    async fn deliver(&self, d: Delivery) {
+        let result = self.handle(&d).await;
+        let now = self.clock.now();
+        let (retry_at, error) = match result {
+            Ok(Outcome::Done) => {
+                if let Err(e) = self.queue.ack(&d, now).await {
+                    tracing::warn!(error = ?e, "ack failed; the job will be delivered again");
+                }
+                return;
+            }
+            Ok(Outcome::RetryAt(at, why)) => (at, why),
+            Err(e) => (now + backoff(d.attempt), format!("{e:?}")),
+        };
+        // Payments are bounded by their deadline, not by a count of attempts.
+        let r = if d.consumer != Consumer::Payment && d.attempt >= self.settings.max_job_attempts {
+            tracing::error!(message = %d.message, consumer = d.consumer.as_str(), %error, "job dead-lettered");
+            metrics::counter!("boxoffice_jobs_dead_total", "consumer" => d.consumer.as_str())
+                .increment(1);
+            self.queue.bury(&d, &error).await
+        } else {
+            self.queue.retry(&d, retry_at, &error).await
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = ?e, "recording a retry failed; the lease will expire");
+        }
+    }
+
+    async fn handle(&self, d: &Delivery) -> Result<Outcome, AppError> {
+        match (&d.job, d.consumer) {
+            (Job::PaymentRequested { order_id }, Consumer::Payment) => {
+                Ok(match self.pay(order_id, d.attempt).await? {
+                    Attempt::Done => Outcome::Done,
+                    Attempt::RetryAt(at) => Outcome::RetryAt(at, "gateway unavailable".into()),
+                })
+            }
+            (job, Consumer::Audit) => {
+                let (subject, detail) = match job {
+                    Job::PaymentRequested { order_id } | Job::OrderPaid { order_id } => {
+                        (order_id.to_string(), serde_json::json!({}))
+                    }
+                    Job::OrderFailed { order_id, code } => {
+                        (order_id.to_string(), serde_json::json!({ "code": code }))
+                    }
+                };
+                self.store
+                    .record_audit(
+                        &d.message,
+                        job.topic(),
+                        &subject,
+                        &detail.to_string(),
+                        d.enqueued_at,
+                    )
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            (Job::OrderPaid { order_id }, Consumer::Analytics) => {
+                if let Some(o) = self.store.order(order_id).await? {
+                    self.store
+                        .record_sale_stats(&d.message, &o.event_id, o.tickets.len() as u32, o.total)
+                        .await?;
+                }
+                Ok(Outcome::Done)
+            }
+            (
+                job @ (Job::OrderPaid { order_id } | Job::OrderFailed { order_id, .. }),
+                Consumer::Email,
+            ) => {
+                let Some(order) = self.store.order(order_id).await? else {
+                    return Ok(Outcome::Done);
+                };
+                self.send_order_email(d, job, &order).await?;
+                Ok(Outcome::Done)
+            }
+            (job, consumer) => {
+                tracing::warn!(
+                    topic = job.topic(),
+                    consumer = consumer.as_str(),
+                    "no handler; dropping"
+                );
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    async fn send_order_email(
+        &self,
+        d: &Delivery,
+        job: &Job,
+        order: &boxoffice_domain::Order,
+    ) -> Result<(), AppError> {
+        let event = self.cached_event(&order.event_id).await?;
+        let name = &event.event().name;
+        let (subject, text) = match (job, order.status) {
+            (Job::OrderPaid { .. }, OrderStatus::Paid) => {
+                let table = self.seat_table(&event).await?;
+                let mut text = format!("Your tickets for {name}.\n\nOrder {}\n\n", order.id);
+                for t in &order.tickets {
+                    let place = match &t.seat_id {
+                        Some(s) => table
+                            .index
+                            .get(s)
+                            .map(|&i| {
+                                let seat = &table.layout[i as usize].seat;
+                                format!("section {}, row {}, seat {}", seat.section, seat.row, seat.label)
+                            })
+                            .unwrap_or_default(),
+                        None => "general admission".to_owned(),
+                    };
+                    let _ = writeln!(text, "  {}  {place}", t.code);
+                }
+                let _ = write!(text, "\nTotal paid: {}.{:02} {}\n", order.total.amount / 100, order.total.amount % 100, order.total.currency);
+                (format!("Your tickets for {name}"), text)
+            }
+            (Job::OrderFailed { code, .. }, _) => (
+                format!("Your payment for {name} did not go through"),
+                format!("Order {} could not be paid ({code}). Nothing was charged.\nYour seats stay held until the hold expires; you may try another card.\n", order.id),
+            ),
+            // The order changed since (a paid job for an order that is no longer
+            // paid): nothing true to say.
+            _ => return Ok(()),
+        };
+        let email = OutgoingEmail {
+            message_id: d.message.to_string(),
+            to: order.email.clone(),
+            subject,
+            text,
+        };
+        match self.mailer.send(&email).await {
+            Ok(()) => {
+                self.store
+                    .mark_email_sent(&d.message, self.clock.now())
+                    .await?;
+                metrics::counter!("boxoffice_emails_sent_total").increment(1);
+                Ok(())
+            }
+            Err(boxoffice_ports::MailError::Rejected(why)) => {
+                // An address the relay will never take: retrying cannot help.
+                tracing::warn!(order = %order.id, %why, "email rejected");
+                Ok(())
+            }
+            Err(e) => Err(AppError::Unavailable(e.into())),
+        }
+    }
+}

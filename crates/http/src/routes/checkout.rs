@@ -1,0 +1,106 @@
+//! `POST /v1/holds/{id}/checkout`, `GET /v1/orders/{id}[?wait=s]`, `GET /v1/me/orders`,
+//! and `GET /v1/admin/test-gateway/charges` while the test gateway is active.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use boxoffice_app::CheckoutAsk;
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+use crate::extract::{Auth, Json};
+use crate::views::{self, OrderJson};
+use crate::{ApiError, HttpState};
+
+pub fn router(test_gateway: bool) -> Router<HttpState> {
+    let r = Router::new()
+        .route("/v1/holds/{id}/checkout", post(checkout))
+        .route("/v1/orders/{id}", get(order))
+        .route("/v1/me/orders", get(my_orders));
+    if test_gateway {
+        r.route("/v1/admin/test-gateway/charges", get(charges))
+    } else {
+        r
+    }
+}
+
+async fn checkout(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path(hold): Path<String>,
+    headers: HeaderMap,
+    Json(ask): Json<CheckoutAsk>,
+) -> Result<Response, ApiError> {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let answer = s.app.checkout(&who, &hold, key, ask).await?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::ACCEPTED);
+    let mut res = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/orders/{}", answer.order_id)) {
+        res.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    /// Parsed by hand so that a bad value is our 422, not a plain-text rejection.
+    #[serde(default)]
+    wait: Option<String>,
+}
+
+async fn order(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<axum::Json<OrderJson>, ApiError> {
+    let wait = match q.wait.as_deref().map(str::parse::<f64>) {
+        None => None,
+        Some(Ok(w)) if w.is_finite() && w >= 0.0 => Some(Duration::from_secs_f64(w.min(30.0))),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "wait is a number of seconds, 0 to 30",
+            )
+            .with("field", "wait"))
+        }
+    };
+    let o = s.app.order(&who, &id, wait).await?;
+    Ok(axum::Json(views::order(&o)))
+}
+
+async fn my_orders(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let orders = s.app.my_orders(&who).await?;
+    Ok(axum::Json(
+        json!({ "orders": orders.iter().map(views::order).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn charges(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let charges = s.app.gateway_charges(&who).await?;
+    Ok(axum::Json(json!({
+        "charges": charges.iter().map(|c| json!({
+            "idempotency_key": c.idempotency_key,
+            "order_id": c.order_id,
+            "amount": c.amount,
+            "outcome": c.outcome,
+            "refunded": c.refunded,
+            "charge_id": c.charge_id,
+        })).collect::<Vec<_>>()
+    })))
+}
