@@ -274,6 +274,13 @@ impl App {
         Ok(self.gateway.charges().await?)
     }
 
+    /// Tickets sold and revenue of an event, as the analytics worker counted them.
+    pub async fn event_sales(&self, who: &Principal, event: &str) -> Result<(u64, i64), AppError> {
+        who.require_admin()?;
+        let ev = self.event(event).await?;
+        Ok(self.store.sale_stats(&ev.event().id).await?)
+    }
+
     pub(crate) fn announce(&self, order: &OrderId) {
         let _ = self.order_updates.send(order.clone());
     }

@@ -145,6 +145,12 @@ impl FakeStripe {
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        // Requests that were in flight when a previous run died never got an answer
+        // recorded (answers are recorded with their charge, atomically), so their
+        // keys are free again.
+        sqlx::query("DELETE FROM idempotency WHERE state = 'processing'")
+            .execute(&pool)
+            .await?;
         let state = Fake {
             pool: pool.clone(),
             config: Arc::new(config),
@@ -295,46 +301,21 @@ async fn charge(
             return Ok(res);
         }
     }
-    let done = |status: StatusCode, body: Value| {
-        let pool = fake.pool.clone();
-        let key = key.clone();
-        async move {
-            if let Some(k) = key {
-                sqlx::query(
-                    "UPDATE idempotency SET state = 'done', status = ?, body = ? WHERE key = ?",
-                )
-                .bind(i64::from(status.as_u16()))
-                .bind(body.to_string())
-                .bind(k)
-                .execute(&pool)
-                .await?;
-            }
-            Ok::<_, anyhow::Error>(reply((status, body)))
-        }
-    };
-    let transient = |message: &'static str| {
-        let pool = fake.pool.clone();
-        let key = key.clone();
-        async move {
-            if let Some(k) = key {
-                forget_key(&pool, &k).await?;
-            }
-            Ok::<_, anyhow::Error>(reply(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                None,
-                message,
-            )))
-        }
-    };
-
-    if !fake.config.latency.is_zero() {
-        tokio::time::sleep(fake.config.latency).await;
+    // Half the latency before deciding, half after recording the charge: like a real
+    // round trip, a caller can die after the charge exists but before it hears so.
+    let half = fake.config.latency / 2;
+    if !half.is_zero() {
+        tokio::time::sleep(half).await;
     }
     if fake.config.failure_rate > 0.0
         && rand::thread_rng().gen_bool(fake.config.failure_rate.min(1.0))
     {
-        return transient("An unexpected error occurred (simulated).").await;
+        return transient(
+            fake,
+            key.as_deref(),
+            "An unexpected error occurred (simulated).",
+        )
+        .await;
     }
 
     let amount = form
@@ -344,13 +325,13 @@ async fn charge(
     let currency = form.get("currency").filter(|c| c.len() == 3);
     let source = form.get("source");
     let (Some(amount), Some(currency), Some(source)) = (amount, currency, source) else {
-        let (s, b) = error(
+        let answer = error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             Some("parameter_missing"),
             "amount, currency and source are required",
         );
-        return done(s, b).await;
+        return finish(fake, key.as_deref(), None, answer).await;
     };
     let outcome: Result<(), (&str, &str, &str)> = match source.as_str() {
         "tok_visa" => Ok(()),
@@ -379,18 +360,23 @@ async fn charge(
                 None => true,
             };
             if first {
-                return transient("An error occurred while processing your card. Try again.").await;
+                return transient(
+                    fake,
+                    key.as_deref(),
+                    "An error occurred while processing your card. Try again.",
+                )
+                .await;
             }
             Ok(())
         }
         other => {
-            let (s, b) = error(
+            let answer = error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 Some("resource_missing"),
                 &format!("No such token: '{other}'"),
             );
-            return done(s, b).await;
+            return finish(fake, key.as_deref(), None, answer).await;
         }
     };
     let metadata: BTreeMap<&str, &str> = form
@@ -402,32 +388,101 @@ async fn charge(
         Ok(()) => ("succeeded", None, None),
         Err((code, decline, _)) => ("failed", Some(code), Some(decline)),
     };
-    sqlx::query("INSERT INTO charges (id, created, amount, currency, source, status, failure_code, decline_code, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .bind(&charge_id)
-        .bind(now_secs())
-        .bind(amount)
-        .bind(currency.to_lowercase())
-        .bind(source)
-        .bind(status)
-        .bind(failure_code)
-        .bind(decline_code)
-        .bind(serde_json::to_string(&metadata)?)
-        .execute(&fake.pool)
-        .await?;
-    let row = sqlx::query("SELECT * FROM charges WHERE id = ?")
-        .bind(&charge_id)
-        .fetch_one(&fake.pool)
-        .await?;
-    match outcome {
-        Ok(()) => done(StatusCode::OK, charge_json(&row)).await,
-        Err((code, decline, message)) => {
-            let body = json!({"error": {
+    let created = now_secs();
+    let currency = currency.to_lowercase();
+    let answer = match outcome {
+        Ok(()) => (
+            StatusCode::OK,
+            json!({
+                "id": charge_id, "object": "charge", "amount": amount, "amount_refunded": 0,
+                "currency": currency, "created": created, "status": status,
+                "paid": true, "refunded": false, "failure_code": null, "metadata": metadata,
+            }),
+        ),
+        Err((code, decline, message)) => (
+            StatusCode::PAYMENT_REQUIRED,
+            json!({"error": {
                 "type": "card_error", "code": code, "decline_code": decline,
                 "message": message, "charge": charge_id,
-            }});
-            done(StatusCode::PAYMENT_REQUIRED, body).await
-        }
+            }}),
+        ),
+    };
+    let row = NewCharge {
+        id: &charge_id,
+        created,
+        amount,
+        currency: &currency,
+        source,
+        status,
+        failure_code,
+        decline_code,
+        metadata: serde_json::to_string(&metadata)?,
+    };
+    let res = finish(fake, key.as_deref(), Some(row), answer).await?;
+    if !half.is_zero() {
+        tokio::time::sleep(half).await;
     }
+    Ok(res)
+}
+
+struct NewCharge<'a> {
+    id: &'a str,
+    created: i64,
+    amount: i64,
+    currency: &'a str,
+    source: &'a str,
+    status: &'a str,
+    failure_code: Option<&'a str>,
+    decline_code: Option<&'a str>,
+    metadata: String,
+}
+
+/// Records the charge (if any) and the key's answer in one transaction, so that a
+/// crash leaves either both or neither: a key never loses a charge it made.
+async fn finish(
+    fake: &Fake,
+    key: Option<&str>,
+    charge: Option<NewCharge<'_>>,
+    (status, body): (StatusCode, Value),
+) -> anyhow::Result<Response> {
+    let mut tx = fake.pool.begin().await?;
+    if let Some(c) = charge {
+        sqlx::query("INSERT INTO charges (id, created, amount, currency, source, status, failure_code, decline_code, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(c.id)
+            .bind(c.created)
+            .bind(c.amount)
+            .bind(c.currency)
+            .bind(c.source)
+            .bind(c.status)
+            .bind(c.failure_code)
+            .bind(c.decline_code)
+            .bind(c.metadata)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(k) = key {
+        sqlx::query("UPDATE idempotency SET state = 'done', status = ?, body = ? WHERE key = ?")
+            .bind(i64::from(status.as_u16()))
+            .bind(body.to_string())
+            .bind(k)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(reply((status, body)))
+}
+
+/// A transient failure: nothing is recorded, and the key is free for the retry.
+async fn transient(fake: &Fake, key: Option<&str>, message: &str) -> anyhow::Result<Response> {
+    if let Some(k) = key {
+        forget_key(&fake.pool, k).await?;
+    }
+    Ok(reply(error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "api_error",
+        None,
+        message,
+    )))
 }
 
 #[derive(serde::Deserialize)]

@@ -19,7 +19,8 @@ pub fn router(test_gateway: bool) -> Router<HttpState> {
     let r = Router::new()
         .route("/v1/holds/{id}/checkout", post(checkout))
         .route("/v1/orders/{id}", get(order))
-        .route("/v1/me/orders", get(my_orders));
+        .route("/v1/me/orders", get(my_orders))
+        .route("/v1/admin/events/{id}/sales", get(sales));
     if test_gateway {
         r.route("/v1/admin/test-gateway/charges", get(charges))
     } else {
@@ -103,4 +104,15 @@ async fn charges(
             "charge_id": c.charge_id,
         })).collect::<Vec<_>>()
     })))
+}
+
+async fn sales(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let (tickets, revenue) = s.app.event_sales(&who, &id).await?;
+    Ok(axum::Json(
+        json!({ "event_id": id, "tickets_sold": tickets, "revenue": revenue }),
+    ))
 }

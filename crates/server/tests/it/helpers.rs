@@ -12,6 +12,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    tweak: fn(&mut Config),
     pub client: reqwest::Client,
     pub admin: String,
     pub data_dir: TempDir,
@@ -43,8 +44,10 @@ pub fn config(data_dir: &std::path::Path) -> Config {
     c
 }
 
-async fn start(data_dir: &std::path::Path) -> Running {
-    Application::build(Arc::new(config(data_dir)))
+async fn start(data_dir: &std::path::Path, tweak: fn(&mut Config)) -> Running {
+    let mut c = config(data_dir);
+    tweak(&mut c);
+    Application::build(Arc::new(c))
         .await
         .expect("app builds")
         .start()
@@ -52,14 +55,20 @@ async fn start(data_dir: &std::path::Path) -> Running {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The app with some settings changed (kept across restarts).
+    pub async fn spawn_with(tweak: fn(&mut Config)) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let running = start(data_dir.path()).await;
+        let running = start(data_dir.path(), tweak).await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
             .unwrap();
         let mut app = TestApp {
             addr: running.address(),
+            tweak,
             client,
             admin: String::new(),
             data_dir,
@@ -73,6 +82,7 @@ impl TestApp {
     pub async fn attach(addr: SocketAddr, data_dir: TempDir) -> TestApp {
         let mut app = TestApp {
             addr,
+            tweak: |_| {},
             client: reqwest::Client::new(),
             admin: String::new(),
             data_dir,
@@ -85,7 +95,7 @@ impl TestApp {
     /// Stops the server (draining requests) and starts a new one on the same data.
     pub async fn restart(&mut self) {
         self.running.take().unwrap().stop().await.unwrap();
-        let running = start(self.data_dir.path()).await;
+        let running = start(self.data_dir.path(), self.tweak).await;
         self.addr = running.address();
         self.running = Some(running);
     }
@@ -272,4 +282,109 @@ fn ulid_like() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+impl TestApp {
+    /// Checks a hold out with `token` under `key`.
+    pub async fn checkout(&self, buyer: &str, hold: &str, key: &str, token: &str) -> Res {
+        let res = self
+            .client
+            .post(self.url(&format!("/v1/holds/{hold}/checkout")))
+            .bearer_auth(buyer)
+            .header("Idempotency-Key", key)
+            .json(&json!({"email": "buyer@example.com", "payment": {"token": token}}))
+            .send()
+            .await
+            .expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.json().await.unwrap_or(Value::Null);
+        Res {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// The order once its payment has finished (long-polls up to 30 s at a time).
+    pub async fn final_order(&self, buyer: &str, order: &str) -> Value {
+        for _ in 0..10 {
+            let r = self
+                .get(&format!("/v1/orders/{order}?wait=30"), Some(buyer))
+                .await;
+            assert_eq!(r.status, 200, "{r:?}");
+            if r.body["status"] != "pending_payment" {
+                return r.body;
+            }
+        }
+        panic!("order {order} never left pending_payment");
+    }
+
+    /// Every charge the test gateway recorded.
+    pub async fn charges(&self) -> Vec<Value> {
+        let r = self
+            .get("/v1/admin/test-gateway/charges", Some(&self.admin))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["charges"].as_array().unwrap().clone()
+    }
+}
+
+/// The real binary as a child process (for crash tests: it can be SIGKILLed).
+pub struct Process {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Process {
+    /// Starts `boxoffice` on `data_dir` with a fresh port and the test admin; `env`
+    /// adds settings. Returns once it serves.
+    pub fn boot(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BOXOFFICE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("BOXOFFICE_LISTEN", "127.0.0.1:0")
+            .env("BOXOFFICE_DATA_DIR", data_dir)
+            .env("BOXOFFICE_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BOXOFFICE_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        // The first line says where it serves, once it is bound.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        // Keep reading, so the server's later lines never meet a closed pipe.
+        std::thread::spawn(move || for _ in out.lines() {});
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Process { child, addr }
+    }
+
+    /// SIGKILL: no graceful anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

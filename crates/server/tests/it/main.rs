@@ -5,8 +5,10 @@
 mod helpers;
 
 mod catalog;
+mod checkout;
 mod errors;
 mod holds;
 mod identity;
+mod payments;
 mod race;
 mod restart;

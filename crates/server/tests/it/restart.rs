@@ -2,8 +2,6 @@
 
 use crate::helpers::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
 #[tokio::test]
 async fn holds_and_statuses_survive_a_restart() {
@@ -64,48 +62,10 @@ async fn holds_and_statuses_survive_a_restart() {
     );
 }
 
-/// The real binary, killed with SIGKILL mid-flight and started again on its data.
-struct Process {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-fn boot(data_dir: &std::path::Path) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BOXOFFICE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .env("BOXOFFICE_LISTEN", "127.0.0.1:0")
-        .env("BOXOFFICE_DATA_DIR", data_dir)
-        .env("BOXOFFICE_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("BOXOFFICE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    // The first line says where it serves, once it is bound.
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    // Keep reading, so the server's later lines never meet a closed pipe.
-    std::thread::spawn(move || for _ in out.lines() {});
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Process { child, addr }
-}
-
 #[tokio::test]
 async fn a_killed_process_keeps_its_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = boot(dir.path());
+    let mut p = Process::boot(dir.path(), &[]);
     let mut app = TestApp::attach(p.addr, dir).await;
 
     // The demo event was seeded on the empty database.
@@ -122,7 +82,7 @@ async fn a_killed_process_keeps_its_holds() {
 
     p.child.kill().unwrap(); // SIGKILL: no graceful anything.
     p.child.wait().unwrap();
-    let mut p = boot(app.data_dir.path());
+    let mut p = Process::boot(app.data_dir.path(), &[]);
     app.addr = p.addr;
 
     let id = hold.body["hold_id"].as_str().unwrap();
