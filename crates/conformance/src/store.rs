@@ -1,11 +1,14 @@
 //! The store suite: what every durable store must do, including refusing a double
 //! sale on its own, whatever a hold engine decided.
 
+use boxoffice_domain::{Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus};
 use boxoffice_domain::{
     Currency, Email, Event, EventId, EventStatus, Hold, HoldId, HoldSelection, HoldStatus, Money,
     NewEvent, Role, Seat, SeatId, User, UserId, Venue, VenueSpec,
 };
-use boxoffice_ports::{ReleaseOutcome, Store, StoreError};
+use boxoffice_ports::{
+    CheckoutOutcome, CheckoutRecord, Idempotent, JobQueue, ReleaseOutcome, Store, StoreError,
+};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
@@ -307,4 +310,184 @@ pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
         store.release_hold(&big.id, now()).await.unwrap(),
         ReleaseOutcome::Converted
     );
+}
+
+fn checkout_record(event: &Event, customer: &UserId, h: &Hold, key: &str) -> CheckoutRecord {
+    let order = Order {
+        id: OrderId::new(),
+        customer_id: customer.clone(),
+        event_id: event.id.clone(),
+        hold_id: h.id.clone(),
+        email: "a@b.c".into(),
+        status: OrderStatus::PendingPayment,
+        failure_code: None,
+        items: vec![OrderItem {
+            seat_id: None,
+            tier_id: event.ga_tiers[0].id.clone(),
+            price: Money::new(1000, Currency::EUR),
+        }],
+        total: Money::new(1000, Currency::EUR),
+        payment_token: "tok_visa".into(),
+        tickets: vec![],
+        created_at: now(),
+        updated_at: now(),
+    };
+    CheckoutRecord {
+        idempotency: Idempotent {
+            user_id: customer.clone(),
+            route: "checkout".into(),
+            key: key.into(),
+            fingerprint: format!("fp-{}", h.id),
+            status: 202,
+            body: format!(r#"{{"order_id":"{}"}}"#, order.id),
+        },
+        order,
+        payment_deadline: now() + Duration::minutes(15),
+        message: MessageId::new(),
+    }
+}
+
+/// Concurrent checkouts of one hold under one key: one order; the rest replay it.
+/// Under different keys: one order; the rest find the hold converted.
+pub async fn checkout_is_idempotent<S: Store>(store: Arc<S>) {
+    let (_, _, event) = event(&*store).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let ga = HoldSelection::Ga {
+        tier_id: event.ga_tiers[0].id.clone(),
+        quantity: 1,
+    };
+    let h = hold(&event, &ann.id, ga.clone(), Duration::minutes(5));
+    store.record_hold(&h).await.unwrap();
+    let recs: Vec<CheckoutRecord> = (0..10)
+        .map(|_| checkout_record(&event, &ann.id, &h, "same"))
+        .collect();
+    let outs = futures::future::join_all(recs.iter().map(|r| store.checkout(r, now()))).await;
+    let created = outs
+        .iter()
+        .filter(|o| matches!(o, Ok(CheckoutOutcome::Created)))
+        .count();
+    assert_eq!(created, 1, "{outs:?}");
+    assert!(outs
+        .iter()
+        .all(|o| matches!(o, Ok(CheckoutOutcome::Created | CheckoutOutcome::Replay(_)))));
+    assert_eq!(
+        store.hold(&h.id).await.unwrap().unwrap().status,
+        HoldStatus::Converted
+    );
+    assert_eq!(store.pending_orders().await.unwrap().len(), 1);
+
+    let h2 = hold(&event, &ann.id, ga, Duration::minutes(5));
+    store.record_hold(&h2).await.unwrap();
+    let recs: Vec<CheckoutRecord> = (0..10)
+        .map(|i| checkout_record(&event, &ann.id, &h2, &format!("k{i}")))
+        .collect();
+    let outs = futures::future::join_all(recs.iter().map(|r| store.checkout(r, now()))).await;
+    let created = outs
+        .iter()
+        .filter(|o| matches!(o, Ok(CheckoutOutcome::Created)))
+        .count();
+    assert_eq!(created, 1, "{outs:?}");
+    assert!(outs.iter().all(|o| matches!(
+        o,
+        Ok(CheckoutOutcome::Created
+            | CheckoutOutcome::HoldNotActive {
+                status: HoldStatus::Converted,
+                ..
+            })
+    )));
+}
+
+/// Leases: a claimed job is not claimed again until its lease runs out, then it is
+/// (attempt 2); acked jobs never come back; retried ones wait; buried ones are gone;
+/// concurrent claimers never share a job.
+pub async fn queue_leases<S: Store + JobQueue>(store: Arc<S>) {
+    let (_, _, event) = event(&*store).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    for i in 0..12 {
+        let ga = HoldSelection::Ga {
+            tier_id: event.ga_tiers[0].id.clone(),
+            quantity: 1,
+        };
+        let h = hold(&event, &ann.id, ga, Duration::minutes(5));
+        // Capacity is 5: record holds straight in the store (the engine is not under test).
+        store.record_hold(&h).await.unwrap();
+        let rec = checkout_record(&event, &ann.id, &h, &format!("q{i}"));
+        assert_eq!(
+            store.checkout(&rec, now()).await.unwrap(),
+            CheckoutOutcome::Created
+        );
+    }
+    let lease = std::time::Duration::from_secs(30);
+    let t0 = now();
+    let first = store.claim(Consumer::Payment, 2, lease, t0).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(first
+        .iter()
+        .all(|d| d.attempt == 1 && d.consumer == Consumer::Payment));
+    assert!(matches!(first[0].job, Job::PaymentRequested { .. }));
+
+    // Concurrent claimers share out the other ten, each exactly once.
+    let claims =
+        futures::future::join_all((0..5).map(|_| store.claim(Consumer::Payment, 4, lease, t0)))
+            .await;
+    let mut seen: Vec<MessageId> = claims
+        .into_iter()
+        .flat_map(|c| c.unwrap())
+        .map(|d| d.message)
+        .collect();
+    seen.extend(first.iter().map(|d| d.message.clone()));
+    let n = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((n, seen.len()), (12, 12), "each job to one claimer");
+    assert!(
+        store
+            .claim(Consumer::Payment, 10, lease, t0)
+            .await
+            .unwrap()
+            .is_empty(),
+        "all leased"
+    );
+    assert!(
+        store
+            .claim(Consumer::Email, 10, lease, t0)
+            .await
+            .unwrap()
+            .is_empty(),
+        "other consumers have none"
+    );
+
+    store.ack(&first[0], t0).await.unwrap();
+    store
+        .retry(&first[1], t0 + Duration::minutes(5), "busy")
+        .await
+        .unwrap();
+    let (backlog, _) = store.backlog(Consumer::Payment, t0).await.unwrap();
+    assert_eq!(backlog, 11);
+
+    // The lease runs out: the ten unacked jobs come back, as attempt 2.
+    let later = t0 + Duration::seconds(31);
+    let again = store
+        .claim(Consumer::Payment, 20, lease, later)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 10);
+    assert!(again.iter().all(|d| d.attempt == 2));
+    assert!(!again
+        .iter()
+        .any(|d| d.message == first[0].message || d.message == first[1].message));
+    for d in &again {
+        store.bury(d, "gave up").await.unwrap();
+    }
+    // The retried one is due at +5 min, and then it is the only one left.
+    let due = store
+        .claim(Consumer::Payment, 20, lease, t0 + Duration::minutes(6))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].message, first[1].message);
+    store.ack(&due[0], t0).await.unwrap();
+    assert_eq!(store.backlog(Consumer::Payment, t0).await.unwrap().0, 0);
 }

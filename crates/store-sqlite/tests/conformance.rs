@@ -44,3 +44,15 @@ async fn a_fresh_database_reports_its_pending_migrations() {
         boxoffice_store_sqlite::MIGRATOR.iter().count()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_is_idempotent() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::checkout_is_idempotent(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_leases() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::queue_leases(s).await;
+}

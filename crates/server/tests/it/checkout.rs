@@ -417,3 +417,72 @@ async fn general_admission_checkout() {
         .all(|t| t["seat_id"].is_null() && t["tier_id"] == sale.ga_tier.as_str()));
     assert_eq!(app.seat_map(&sale.id).await["ga"][0]["remaining"], 2);
 }
+
+/// A buyer releases a hold while checking it out (two tabs): exactly one wins, and
+/// the seat ends consistent with the winner — sold if the checkout won, available if
+/// the release did — never released-and-charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkout_racing_release_has_one_winner() {
+    let app = Arc::new(TestApp::spawn().await);
+    let sale = app.sale(4, 10, 10, 300, 4).await;
+    let buyer = app.customer().await;
+    let mut holds = Vec::new();
+    for i in 0..40 {
+        holds.push(held(&app, &sale, &buyer, &[i]).await);
+    }
+    let tasks: Vec<_> = holds
+        .iter()
+        .enumerate()
+        .map(|(i, hold)| {
+            let (app, buyer, hold) = (app.clone(), buyer.clone(), hold.clone());
+            tokio::spawn(async move {
+                let (path, key) = (format!("/v1/holds/{hold}"), format!("race-{i}"));
+                let release = app.delete(&path, Some(&buyer));
+                let checkout = app.checkout(&buyer, &hold, &key, "tok_visa");
+                let (r, c) = tokio::join!(release, checkout);
+                (i, r, c)
+            })
+        })
+        .collect();
+    let statuses_after = |app: Arc<TestApp>| async move { app.statuses(&sale.id).await };
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        let (i, release, checkout) = t.await.unwrap();
+        let released = release.status == 204;
+        let checked_out = checkout.status == 202;
+        assert!(
+            released != checked_out,
+            "seat {i}: release {:?} / checkout {:?}",
+            release.status,
+            checkout.status
+        );
+        if released {
+            assert_eq!(
+                (checkout.status.as_u16(), checkout.code()),
+                (410, "hold_expired")
+            );
+        } else {
+            assert_eq!(
+                (release.status.as_u16(), release.code()),
+                (409, "hold_converted")
+            );
+            let o = app
+                .final_order(&buyer, checkout.body["order_id"].as_str().unwrap())
+                .await;
+            assert_eq!(o["status"], "paid");
+        }
+        outcomes.push((i, released));
+    }
+    let statuses = statuses_after(app.clone()).await;
+    for (i, released) in outcomes {
+        assert_eq!(statuses[i], if released { 'A' } else { 'S' }, "seat {i}");
+    }
+    eprintln!(
+        "race: {} released, {} checked out",
+        statuses.iter().take(40).filter(|&&c| c == 'A').count(),
+        statuses.iter().filter(|&&c| c == 'S').count()
+    );
+    let paid = app.charges().await.len();
+    let sold = statuses.iter().filter(|&&c| c == 'S').count();
+    assert_eq!(paid, sold, "one charge per sold seat");
+}
