@@ -6,11 +6,14 @@ use boxoffice_ports::{Mailer, OutgoingEmail};
 use mailin_embedded::{response, Handler, Response, Server, SslConfig};
 use std::sync::{Arc, Mutex};
 
+/// What the server received: recipients and the raw message.
+type Received = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
 #[derive(Clone, Default)]
 struct Inbox {
     current: Vec<u8>,
     rcpt: Vec<String>,
-    received: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    received: Received,
 }
 
 impl Handler for Inbox {
