@@ -776,32 +776,19 @@ impl Store for SqliteStore {
         let Some((event_id, status, ga_tier, quantity, expires_at)) = row else {
             return Err(StoreError::NotFound);
         };
-        // Only a live hold sells; checkout (a later stage) will sell converted ones.
+        // Only a live hold sells here; checkout sells converted ones (`complete_payment`).
         if status != "active" || expires_at <= ms(now) {
             return Err(StoreError::NotFound);
         }
-        match ga_tier {
-            Some(tier) => {
-                sqlx::query("UPDATE ga_tiers SET sold = sold + ? WHERE id = ?")
-                    .bind(quantity)
-                    .bind(&tier)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO sold_seats (event_id, seat_id, hold_id, sold_at) \
-                     SELECT ?, seat_id, hold_id, ? FROM hold_seats WHERE hold_id = ?",
-                )
-                .bind(&event_id)
-                .bind(ms(now))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
-        }
+        orders::sell_items(
+            &mut tx,
+            &event_id,
+            id.as_str(),
+            ga_tier.as_deref(),
+            quantity,
+            now,
+        )
+        .await?;
         sqlx::query(
             "UPDATE holds SET status = 'converted', sold_at = ?, updated_at = ? WHERE id = ?",
         )

@@ -45,6 +45,37 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// Sells a hold's items under the store's guards: one `sold_seats` row per seat (the
+/// primary key refuses a second sale) or GA `sold` moved under its capacity CHECK.
+pub(crate) async fn sell_items(
+    conn: &mut SqliteConnection,
+    event_id: &str,
+    hold_id: &str,
+    ga_tier: Option<&str>,
+    quantity: i64,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match ga_tier {
+        Some(tier) => sqlx::query("UPDATE ga_tiers SET sold = sold + ? WHERE id = ?")
+            .bind(quantity)
+            .bind(tier)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?,
+        None => sqlx::query(
+            "INSERT INTO sold_seats (event_id, seat_id, hold_id, sold_at) \
+             SELECT ?, seat_id, hold_id, ? FROM hold_seats WHERE hold_id = ?",
+        )
+        .bind(event_id)
+        .bind(ms(now))
+        .bind(hold_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?,
+    };
+    Ok(())
+}
+
 fn idempotent_from(r: &SqliteRow) -> Result<Idempotent, StoreError> {
     Ok(Idempotent {
         user_id: parse(
@@ -325,28 +356,7 @@ impl SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        match ga_tier {
-            Some(tier) => {
-                sqlx::query("UPDATE ga_tiers SET sold = sold + ? WHERE id = ?")
-                    .bind(quantity)
-                    .bind(tier)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO sold_seats (event_id, seat_id, hold_id, sold_at) \
-                     SELECT ?, seat_id, hold_id, ? FROM hold_seats WHERE hold_id = ?",
-                )
-                .bind(&event)
-                .bind(ms(now))
-                .bind(&hold)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
-        }
+        sell_items(&mut tx, &event, &hold, ga_tier.as_deref(), quantity, now).await?;
         sqlx::query("UPDATE holds SET sold_at = ?, updated_at = ? WHERE id = ?")
             .bind(ms(now))
             .bind(ms(now))
