@@ -99,6 +99,12 @@ pub struct Config {
     pub gateway_rate_limit: u32,
     #[serde(default = "defaults::gateway_timeout_ms")]
     pub gateway_timeout_ms: u64,
+    /// Consecutive gateway failures that open the circuit breaker, and how long it
+    /// stays open before one probe call.
+    #[serde(default = "defaults::gateway_breaker_threshold")]
+    pub gateway_breaker_threshold: u32,
+    #[serde(default = "defaults::gateway_breaker_cooldown_ms")]
+    pub gateway_breaker_cooldown_ms: u64,
     /// Payment calls in flight at once on this node.
     #[serde(default = "defaults::payment_workers")]
     pub payment_workers: usize,
@@ -152,6 +158,12 @@ mod defaults {
     }
     pub fn gateway_timeout_ms() -> u64 {
         10_000
+    }
+    pub fn gateway_breaker_threshold() -> u32 {
+        5
+    }
+    pub fn gateway_breaker_cooldown_ms() -> u64 {
+        5_000
     }
     pub fn payment_workers() -> usize {
         32
