@@ -1,0 +1,59 @@
+//! The PostgreSQL store against the store conformance suite, each test on a fresh
+//! database of the server at BOXOFFICE_TEST_DATABASE_URL (default: local).
+
+use boxoffice_store_postgres::{testing, PgStore};
+use std::sync::Arc;
+
+async fn store() -> Arc<PgStore> {
+    let url = testing::fresh_database()
+        .await
+        .expect("PostgreSQL answers (scripts/services starts it)");
+    let s = PgStore::connect(&url, 8).await.unwrap();
+    s.migrate().await.unwrap();
+    assert!(s.pending_migrations().await.unwrap().is_empty());
+    Arc::new(s)
+}
+
+#[tokio::test]
+async fn identity() {
+    boxoffice_conformance::store::identity(store().await).await;
+}
+
+#[tokio::test]
+async fn catalogue() {
+    boxoffice_conformance::store::catalogue(store().await).await;
+}
+
+#[tokio::test]
+async fn holds_and_releases() {
+    boxoffice_conformance::store::holds_and_releases(store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn double_sale_is_impossible() {
+    boxoffice_conformance::store::double_sale_is_impossible(store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkout_is_idempotent() {
+    boxoffice_conformance::store::checkout_is_idempotent(store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queue_leases() {
+    boxoffice_conformance::store::queue_leases(store().await).await;
+}
+
+#[tokio::test]
+async fn migrating_twice_at_once_is_safe() {
+    let url = testing::fresh_database().await.unwrap();
+    let (a, b) = (
+        PgStore::connect(&url, 2).await.unwrap(),
+        PgStore::connect(&url, 2).await.unwrap(),
+    );
+    assert!(!a.pending_migrations().await.unwrap().is_empty());
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+    assert!(a.pending_migrations().await.unwrap().is_empty());
+}
