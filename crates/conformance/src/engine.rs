@@ -380,109 +380,111 @@ fn same_kind(a: &Result<(), HoldRejection>, b: &Result<(), HoldRejection>) -> bo
 
 /// Runs random sequences of hold / release / confirm / extend / clock advance
 /// against the engine and the model; after every step the answers and the seat map
-/// must agree, and a fresh engine loaded from the model's state must agree too.
-pub fn matches_reference_model<E: HoldEngine>(make: impl Fn() -> Arc<E>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+/// must agree, and the same engine loaded with the model's state under a new event
+/// must agree too. Each case uses fresh events. Call it from a multi-threaded tokio
+/// runtime (the engine's connections live there).
+pub fn matches_reference_model<E: HoldEngine>(engine: Arc<E>) {
+    let rt = tokio::runtime::Handle::current();
     let config = ProptestConfig {
         cases: 256,
         ..ProptestConfig::default()
     };
-    proptest!(config, |(ops in prop::collection::vec(op(), 1..60))| {
-        rt.block_on(async {
-            let engine = make();
-            let ev = EventId::new();
-            let mut m = Model { holds: vec![], now: 1_000_000 };
-            engine.load_event(snapshot(&ev, SEATS, &CAPS), Millis(m.now)).await.unwrap();
-            let mut last_version = 0;
-            let mut last_map = engine.seat_map(&ev, Millis(m.now)).await.unwrap();
-            for op in ops {
-                let now = Millis(m.now);
-                match op {
-                    Op::Hold(seats, ttl) => {
-                        let items = HoldItems::Seats(seats);
-                        let expected = m.hold(items.clone());
-                        let r = HoldRequest { event: ev.clone(), hold: HoldId::new(), items: items.clone(), expires_at: Millis(m.now + ttl), now };
-                        let got = engine.hold(r.clone()).await.unwrap();
-                        prop_assert!(same_kind(&got, &expected), "hold {:?}: engine {:?}, model {:?}", items, got, expected);
-                        if got.is_ok() {
-                            m.holds.push(MHold { id: r.hold, items, expires_at: m.now + ttl, state: State::Live });
+    tokio::task::block_in_place(|| {
+        proptest!(config, |(ops in prop::collection::vec(op(), 1..60))| {
+            rt.block_on(async {
+                let engine = engine.clone();
+                let ev = EventId::new();
+                let mut m = Model { holds: vec![], now: 1_000_000 };
+                engine.load_event(snapshot(&ev, SEATS, &CAPS), Millis(m.now)).await.unwrap();
+                let mut last_version = 0;
+                let mut last_map = engine.seat_map(&ev, Millis(m.now)).await.unwrap();
+                for op in ops {
+                    let now = Millis(m.now);
+                    match op {
+                        Op::Hold(seats, ttl) => {
+                            let items = HoldItems::Seats(seats);
+                            let expected = m.hold(items.clone());
+                            let r = HoldRequest { event: ev.clone(), hold: HoldId::new(), items: items.clone(), expires_at: Millis(m.now + ttl), now };
+                            let got = engine.hold(r.clone()).await.unwrap();
+                            prop_assert!(same_kind(&got, &expected), "hold {:?}: engine {:?}, model {:?}", items, got, expected);
+                            if got.is_ok() {
+                                m.holds.push(MHold { id: r.hold, items, expires_at: m.now + ttl, state: State::Live });
+                            }
                         }
-                    }
-                    Op::HoldGa(tier, quantity, ttl) => {
-                        let items = HoldItems::Ga { tier, quantity };
-                        let expected = m.hold(items.clone());
-                        let r = HoldRequest { event: ev.clone(), hold: HoldId::new(), items: items.clone(), expires_at: Millis(m.now + ttl), now };
-                        let got = engine.hold(r.clone()).await.unwrap();
-                        prop_assert!(same_kind(&got, &expected), "ga {:?}: engine {:?}, model {:?}", items, got, expected);
-                        if got.is_ok() {
-                            m.holds.push(MHold { id: r.hold, items, expires_at: m.now + ttl, state: State::Live });
+                        Op::HoldGa(tier, quantity, ttl) => {
+                            let items = HoldItems::Ga { tier, quantity };
+                            let expected = m.hold(items.clone());
+                            let r = HoldRequest { event: ev.clone(), hold: HoldId::new(), items: items.clone(), expires_at: Millis(m.now + ttl), now };
+                            let got = engine.hold(r.clone()).await.unwrap();
+                            prop_assert!(same_kind(&got, &expected), "ga {:?}: engine {:?}, model {:?}", items, got, expected);
+                            if got.is_ok() {
+                                m.holds.push(MHold { id: r.hold, items, expires_at: m.now + ttl, state: State::Live });
+                            }
                         }
+                        Op::Release(i) | Op::Confirm(i) if m.holds.is_empty() => { let _ = i; }
+                        Op::Release(i) => {
+                            let k = i % m.holds.len();
+                            let live = m.holds[k].state == State::Live && m.holds[k].expires_at > m.now;
+                            let got = engine.release(&ev, &m.holds[k].id, now).await.unwrap();
+                            prop_assert_eq!(got.is_some(), live);
+                            if live { m.holds[k].state = State::Gone; }
+                        }
+                        Op::Confirm(i) => {
+                            let k = i % m.holds.len();
+                            let live = m.holds[k].state == State::Live && m.holds[k].expires_at > m.now;
+                            let got = engine.confirm(&ev, &m.holds[k].id, now).await.unwrap();
+                            prop_assert_eq!(got.is_some(), live);
+                            if live { m.holds[k].state = State::Sold; }
+                        }
+                        Op::Extend(i, ttl) => {
+                            if m.holds.is_empty() { continue; }
+                            let k = i % m.holds.len();
+                            let live = m.holds[k].state == State::Live && m.holds[k].expires_at > m.now;
+                            let got = engine.extend(&ev, &m.holds[k].id, Millis(m.now + ttl), now).await.unwrap();
+                            prop_assert_eq!(got, live);
+                            if live { m.holds[k].expires_at = m.now + ttl; }
+                        }
+                        Op::Advance(ms) => m.now += ms,
                     }
-                    Op::Release(i) | Op::Confirm(i) if m.holds.is_empty() => { let _ = i; }
-                    Op::Release(i) => {
-                        let k = i % m.holds.len();
-                        let live = m.holds[k].state == State::Live && m.holds[k].expires_at > m.now;
-                        let got = engine.release(&ev, &m.holds[k].id, now).await.unwrap();
-                        prop_assert_eq!(got.is_some(), live);
-                        if live { m.holds[k].state = State::Gone; }
+                    let map = engine.seat_map(&ev, Millis(m.now)).await.unwrap();
+                    let expected: Vec<u8> = (0..SEATS as u32).map(|s| m.seat_state(s)).collect();
+                    prop_assert_eq!(&map.status, &expected);
+                    for t in 0..CAPS.len() as u16 {
+                        prop_assert_eq!(map.ga[t as usize].remaining(), m.remaining(t));
+                        prop_assert_eq!(map.ga[t as usize].sold, m.ga(t, State::Sold));
                     }
-                    Op::Confirm(i) => {
-                        let k = i % m.holds.len();
-                        let live = m.holds[k].state == State::Live && m.holds[k].expires_at > m.now;
-                        let got = engine.confirm(&ev, &m.holds[k].id, now).await.unwrap();
-                        prop_assert_eq!(got.is_some(), live);
-                        if live { m.holds[k].state = State::Sold; }
+                    prop_assert!(map.version >= last_version);
+                    if map.status != last_map.status || map.ga != last_map.ga {
+                        prop_assert!(map.version > last_version, "state changed, version did not");
                     }
-                    Op::Extend(i, ttl) => {
-                        if m.holds.is_empty() { continue; }
-                        let k = i % m.holds.len();
-                        let live = m.holds[k].state == State::Live && m.holds[k].expires_at > m.now;
-                        let got = engine.extend(&ev, &m.holds[k].id, Millis(m.now + ttl), now).await.unwrap();
-                        prop_assert_eq!(got, live);
-                        if live { m.holds[k].expires_at = m.now + ttl; }
-                    }
-                    Op::Advance(ms) => m.now += ms,
+                    last_version = map.version;
+                    last_map = map;
                 }
-                let map = engine.seat_map(&ev, Millis(m.now)).await.unwrap();
-                let expected: Vec<u8> = (0..SEATS as u32).map(|s| m.seat_state(s)).collect();
-                prop_assert_eq!(&map.status, &expected);
-                for t in 0..CAPS.len() as u16 {
-                    prop_assert_eq!(map.ga[t as usize].remaining(), m.remaining(t));
-                    prop_assert_eq!(map.ga[t as usize].sold, m.ga(t, State::Sold));
-                }
-                prop_assert!(map.version >= last_version);
-                if map.status != last_map.status || map.ga != last_map.ga {
-                    prop_assert!(map.version > last_version, "state changed, version did not");
-                }
-                last_version = map.version;
-                last_map = map;
-            }
 
-            // Rebuild: a fresh engine loaded with the model's state serves the same map.
-            let fresh = make();
-            let sold_seats = (0..SEATS as u32).filter(|&s| m.seat_state(s) == b'S').collect();
-            let snap = InventorySnapshot {
-                event: ev.clone(),
-                seat_count: SEATS,
-                ga_capacities: CAPS.to_vec(),
-                sold_seats,
-                ga_sold: (0..CAPS.len() as u16).map(|t| m.ga(t, State::Sold)).collect(),
-                holds: m.live().map(|h| SnapshotHold { id: h.id.clone(), items: h.items.clone(), expires_at: Millis(h.expires_at) }).collect(),
-                base_version: last_version + 1,
-            };
-            fresh.load_event(snap, Millis(m.now)).await.unwrap();
-            let rebuilt = fresh.seat_map(&ev, Millis(m.now)).await.unwrap();
-            prop_assert_eq!(rebuilt.status, last_map.status);
-            prop_assert_eq!(rebuilt.ga, last_map.ga);
-            prop_assert!(rebuilt.version > last_version);
-            // Live holds came back as holds: each can be released on the fresh engine.
-            for h in m.live() {
-                prop_assert!(fresh.release(&ev, &h.id, Millis(m.now)).await.unwrap().is_some());
-            }
-            Ok(())
-        })?;
+                // Rebuild: the model's state loaded as a new event serves the same map.
+                let fresh = engine.clone();
+                let ev = EventId::new();
+                let sold_seats = (0..SEATS as u32).filter(|&s| m.seat_state(s) == b'S').collect();
+                let snap = InventorySnapshot {
+                    event: ev.clone(),
+                    seat_count: SEATS,
+                    ga_capacities: CAPS.to_vec(),
+                    sold_seats,
+                    ga_sold: (0..CAPS.len() as u16).map(|t| m.ga(t, State::Sold)).collect(),
+                    holds: m.live().map(|h| SnapshotHold { id: h.id.clone(), items: h.items.clone(), expires_at: Millis(h.expires_at) }).collect(),
+                    base_version: last_version + 1,
+                };
+                fresh.load_event(snap, Millis(m.now)).await.unwrap();
+                let rebuilt = fresh.seat_map(&ev, Millis(m.now)).await.unwrap();
+                prop_assert_eq!(rebuilt.status, last_map.status);
+                prop_assert_eq!(rebuilt.ga, last_map.ga);
+                prop_assert!(rebuilt.version > last_version);
+                // Live holds came back as holds: each can be released on the fresh engine.
+                for h in m.live() {
+                    prop_assert!(fresh.release(&ev, &h.id, Millis(m.now)).await.unwrap().is_some());
+                }
+                Ok(())
+            })?;
+        })
     });
 }

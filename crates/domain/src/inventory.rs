@@ -116,6 +116,13 @@ impl EventInventory {
         self.status.len()
     }
 
+    /// The live holds: id, items, deadline (for copying the state elsewhere).
+    pub fn holds(&self) -> impl Iterator<Item = (&HoldId, &HoldItems, Millis)> {
+        self.holds
+            .iter()
+            .map(|(id, h)| (id, &h.items, h.expires_at))
+    }
+
     /// Rebuild: a seat sold before. Returns false if it was not available.
     pub fn restore_sold_seat(&mut self, seat: SeatIx) -> bool {
         match self.status.get_mut(seat as usize) {

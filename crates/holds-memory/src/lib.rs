@@ -35,22 +35,6 @@ impl MemoryHoldEngine {
     }
 }
 
-/// Builds an inventory from a snapshot. Holds that conflict with the snapshot's own
-/// sales or each other (a store that was written by a wrong engine) are skipped.
-pub fn inventory_from_snapshot(s: &InventorySnapshot, now: Millis) -> EventInventory {
-    let mut inv = EventInventory::new(s.seat_count, &s.ga_capacities, s.base_version);
-    for &seat in &s.sold_seats {
-        inv.restore_sold_seat(seat);
-    }
-    for (tier, &sold) in s.ga_sold.iter().enumerate() {
-        inv.restore_ga_sold(tier as u16, sold);
-    }
-    for h in &s.holds {
-        let _ = inv.hold(h.id.clone(), h.items.clone(), h.expires_at, now);
-    }
-    inv
-}
-
 #[async_trait]
 impl HoldEngine for MemoryHoldEngine {
     async fn load_event(
@@ -61,7 +45,7 @@ impl HoldEngine for MemoryHoldEngine {
         if self.events.read().contains_key(&snapshot.event) {
             return Ok(());
         }
-        let inv = inventory_from_snapshot(&snapshot, now);
+        let inv = snapshot.to_inventory(now);
         self.events
             .write()
             .entry(snapshot.event)

@@ -22,7 +22,7 @@ async fn concurrent_ga_holds_respect_capacity() {
     boxoffice_conformance::engine::concurrent_ga_holds(engine()).await;
 }
 
-#[test]
-fn matches_the_reference_model() {
-    boxoffice_conformance::engine::matches_reference_model(engine);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matches_the_reference_model() {
+    boxoffice_conformance::engine::matches_reference_model(engine());
 }

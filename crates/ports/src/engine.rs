@@ -60,6 +60,29 @@ pub struct InventorySnapshot {
     pub base_version: u64,
 }
 
+impl InventorySnapshot {
+    /// The inventory this snapshot describes, as every engine must rebuild it. Holds
+    /// that conflict with the snapshot's sales or with each other (a store written by
+    /// a wrong engine) are left out: the store's constraints settle those at sale.
+    pub fn to_inventory(&self, now: Millis) -> boxoffice_domain::EventInventory {
+        let mut inv = boxoffice_domain::EventInventory::new(
+            self.seat_count,
+            &self.ga_capacities,
+            self.base_version,
+        );
+        for &seat in &self.sold_seats {
+            inv.restore_sold_seat(seat);
+        }
+        for (tier, &sold) in self.ga_sold.iter().enumerate() {
+            inv.restore_ga_sold(tier as u16, sold);
+        }
+        for h in &self.holds {
+            let _ = inv.hold(h.id.clone(), h.items.clone(), h.expires_at, now);
+        }
+        inv
+    }
+}
+
 #[async_trait]
 pub trait HoldEngine: Send + Sync + std::fmt::Debug + 'static {
     /// Loads an event from a snapshot unless the engine has it already (then this is

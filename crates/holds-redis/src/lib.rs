@@ -1,0 +1,365 @@
+//! The Redis hold engine, for the distributed mode: every API node shares one
+//! Redis (or Redis Cluster), which decides every hold atomically in Lua
+//! (`engine.lua`, which mirrors the domain's `EventInventory` and is held to it by
+//! the same conformance suite and property test as the in-process engine).
+//!
+//! All keys of one event share a hash tag (`{<event id>}`), so an event lives on one
+//! cluster slot and every script touches one node. Scripts are called by SHA and
+//! loaded again by the client when Redis answers NOSCRIPT (after a restart).
+//! Redis may lose acknowledged writes (restart, failover): a lost event reads as not
+//! loaded and the app rebuilds it from the store, which is the truth.
+
+use async_trait::async_trait;
+use boxoffice_domain::inventory::GaCounts;
+use boxoffice_domain::{EventId, HoldId, HoldItems, HoldRejection, Millis};
+use boxoffice_ports::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap};
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{Script, Value};
+use std::fmt;
+
+const SCRIPT: &str = include_str!("engine.lua");
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+pub struct RedisHoldEngine {
+    conn: Conn,
+    prefix: String,
+    script: Script,
+}
+
+impl fmt::Debug for RedisHoldEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.conn {
+            Conn::Single(_) => "single",
+            Conn::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisHoldEngine")
+            .field("mode", &mode)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+fn down(e: impl Into<anyhow::Error>) -> EngineError {
+    EngineError::Unavailable(e.into())
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Okay => Some("OK".into()),
+        _ => None,
+    }
+}
+
+fn texts(v: Value) -> Result<Vec<String>, EngineError> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| text(i).ok_or_else(|| down(anyhow::anyhow!("unexpected reply {i:?}"))))
+            .collect(),
+        other => text(&other)
+            .map(|t| vec![t])
+            .ok_or_else(|| down(anyhow::anyhow!("unexpected reply {other:?}"))),
+    }
+}
+
+fn num<T: std::str::FromStr>(s: &str) -> Result<T, EngineError> {
+    s.parse()
+        .map_err(|_| down(anyhow::anyhow!("not a number: {s}")))
+}
+
+/// `S|<expires>|1,2,3` or `G|<expires>|<tier>|<qty>`, as the script stores holds.
+fn encode(items: &HoldItems, expires: Millis) -> String {
+    match items {
+        HoldItems::Seats(s) => format!(
+            "S|{}|{}",
+            expires.0,
+            s.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+        ),
+        HoldItems::Ga { tier, quantity } => format!("G|{}|{tier}|{quantity}", expires.0),
+    }
+}
+
+fn decode(enc: &str) -> Result<HoldItems, EngineError> {
+    let parts: Vec<&str> = enc.split('|').collect();
+    match parts.as_slice() {
+        ["S", _, seats] => Ok(HoldItems::Seats(
+            seats.split(',').map(num).collect::<Result<_, _>>()?,
+        )),
+        ["G", _, tier, qty] => Ok(HoldItems::Ga {
+            tier: num(tier)?,
+            quantity: num(qty)?,
+        }),
+        _ => Err(down(anyhow::anyhow!("bad hold encoding {enc}"))),
+    }
+}
+
+impl RedisHoldEngine {
+    /// `urls`: one `redis://host:port` for a single node, or a comma-separated list of
+    /// cluster nodes. `prefix` namespaces every key (tests use one each).
+    pub async fn connect(urls: &str, prefix: &str) -> anyhow::Result<Self> {
+        let nodes: Vec<&str> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let conn = match nodes.as_slice() {
+            [] => anyhow::bail!("BOXOFFICE_REDIS_URL is empty"),
+            [one] => Conn::Single(redis::Client::open(*one)?.get_connection_manager().await?),
+            many => Conn::Cluster(
+                redis::cluster::ClusterClient::new(many.to_vec())?
+                    .get_async_connection()
+                    .await?,
+            ),
+        };
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            script: Script::new(SCRIPT),
+        })
+    }
+
+    fn keys(&self, ev: &EventId) -> [String; 5] {
+        let tag = format!("{}{{{}}}", self.prefix, ev);
+        ["meta", "status", "ga", "holds", "deadlines"].map(|k| format!("{tag}:{k}"))
+    }
+
+    fn events_key(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    async fn run(&self, ev: &EventId, args: Vec<String>) -> Result<Vec<String>, EngineError> {
+        let mut inv = self.script.prepare_invoke();
+        for k in self.keys(ev) {
+            inv.key(k);
+        }
+        for a in args {
+            inv.arg(a);
+        }
+        let v: Value = match self.conn.clone() {
+            Conn::Single(mut c) => inv.invoke_async(&mut c).await,
+            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await,
+        }
+        .map_err(down)?;
+        let out = texts(v)?;
+        if out.first().map(String::as_str) == Some("not_loaded") {
+            return Err(EngineError::EventNotLoaded(ev.clone()));
+        }
+        Ok(out)
+    }
+
+    async fn cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, EngineError> {
+        match self.conn.clone() {
+            Conn::Single(mut c) => cmd.query_async(&mut c).await,
+            Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+        }
+        .map_err(down)
+    }
+}
+
+#[async_trait]
+impl HoldEngine for RedisHoldEngine {
+    async fn load_event(
+        &self,
+        snapshot: InventorySnapshot,
+        now: Millis,
+    ) -> Result<(), EngineError> {
+        let inv = snapshot.to_inventory(now);
+        let mut args = vec![
+            "load".to_owned(),
+            now.0.to_string(),
+            inv.version().to_string(),
+            inv.seat_count().to_string(),
+            String::from_utf8_lossy(inv.status()).into_owned(),
+            inv.ga().len().to_string(),
+        ];
+        for g in inv.ga() {
+            args.extend([
+                g.capacity.to_string(),
+                g.held.to_string(),
+                g.sold.to_string(),
+            ]);
+        }
+        for (id, items, expires) in inv.holds() {
+            args.extend([
+                id.to_string(),
+                encode(items, expires),
+                expires.0.to_string(),
+            ]);
+        }
+        self.run(&snapshot.event, args).await?;
+        // The sweeper's index of loaded events (another slot: not part of the script).
+        self.cmd::<i64>(
+            redis::cmd("SADD")
+                .arg(self.events_key())
+                .arg(snapshot.event.as_str()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn hold(&self, req: HoldRequest) -> Result<Result<(), HoldRejection>, EngineError> {
+        let mut args = vec![
+            "hold".to_owned(),
+            req.now.0.to_string(),
+            req.hold.to_string(),
+            req.expires_at.0.to_string(),
+        ];
+        match &req.items {
+            HoldItems::Seats(s) => {
+                args.push("S".into());
+                args.extend(s.iter().map(u32::to_string));
+            }
+            HoldItems::Ga { tier, quantity } => {
+                args.extend(["G".into(), tier.to_string(), quantity.to_string()]);
+            }
+        }
+        let out = self.run(&req.event, args).await?;
+        Ok(match out.first().map(String::as_str) {
+            Some("ok") => Ok(()),
+            Some("taken") => Err(HoldRejection::SeatsUnavailable(
+                out[1..].iter().map(|s| num(s)).collect::<Result<_, _>>()?,
+            )),
+            Some("sold_out") => Err(HoldRejection::SoldOut {
+                remaining: num(out.get(1).map_or("0", String::as_str))?,
+            }),
+            Some("duplicate") => Err(HoldRejection::DuplicateHold),
+            _ => Err(HoldRejection::InvalidItems("refused by the engine")),
+        })
+    }
+
+    async fn release(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError> {
+        let out = self
+            .run(
+                event,
+                vec!["release".into(), now.0.to_string(), hold.to_string()],
+            )
+            .await?;
+        match out.as_slice() {
+            [ok, enc] if ok == "ok" => Ok(Some(decode(enc)?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn confirm(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError> {
+        let out = self
+            .run(
+                event,
+                vec!["confirm".into(), now.0.to_string(), hold.to_string()],
+            )
+            .await?;
+        match out.as_slice() {
+            [ok, enc] if ok == "ok" => Ok(Some(decode(enc)?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn extend(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<bool, EngineError> {
+        let out = self
+            .run(
+                event,
+                vec![
+                    "extend".into(),
+                    now.0.to_string(),
+                    hold.to_string(),
+                    expires_at.0.to_string(),
+                ],
+            )
+            .await?;
+        Ok(out.first().map(String::as_str) == Some("ok"))
+    }
+
+    async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError> {
+        let out = self
+            .run(event, vec!["map".into(), now.0.to_string()])
+            .await?;
+        let [_, version, status, ga @ ..] = out.as_slice() else {
+            return Err(down(anyhow::anyhow!("short seat map reply")));
+        };
+        let ga = ga
+            .chunks(3)
+            .map(|c| {
+                Ok(GaCounts {
+                    capacity: num(&c[0])?,
+                    held: num(&c[1])?,
+                    sold: num(&c[2])?,
+                })
+            })
+            .collect::<Result<_, EngineError>>()?;
+        Ok(SeatMap {
+            version: num(version)?,
+            status: status.clone().into_bytes(),
+            ga,
+        })
+    }
+
+    async fn evict(&self, event: &EventId) -> Result<(), EngineError> {
+        let mut del = redis::cmd("DEL");
+        for k in self.keys(event) {
+            del.arg(k);
+        }
+        self.cmd::<i64>(&del).await?;
+        self.cmd::<i64>(
+            redis::cmd("SREM")
+                .arg(self.events_key())
+                .arg(event.as_str()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError> {
+        let events: Vec<String> = self
+            .cmd(redis::cmd("SMEMBERS").arg(self.events_key()))
+            .await?;
+        let mut out = Vec::new();
+        for e in events {
+            let Ok(ev) = EventId::try_from(e) else {
+                continue;
+            };
+            match self
+                .run(&ev, vec!["expire".into(), now.0.to_string()])
+                .await
+            {
+                Ok(ids) => out.extend(
+                    ids.into_iter()
+                        .skip(1)
+                        .filter_map(|h| HoldId::try_from(h).ok())
+                        .map(|h| (ev.clone(), h)),
+                ),
+                // Lost since it was loaded: nothing to expire until it is rebuilt.
+                Err(EngineError::EventNotLoaded(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.cmd::<String>(&redis::cmd("PING")).await.map(|_| ())
+    }
+}
