@@ -11,11 +11,17 @@ use crate::Config;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     Sqlite { dir: PathBuf },
+    Postgres { url: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineBackend {
     InProcess,
+    /// One URL: a single node; several: the nodes of a cluster.
+    Redis {
+        urls: String,
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,13 +51,24 @@ impl Backends {
                 dir: c.data_dir.clone(),
             },
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                bail!("BOXOFFICE_DATABASE_URL: the PostgreSQL store is not in this build yet; unset it to use SQLite")
+                StoreBackend::Postgres { url }
             }
             Some(_) => bail!("BOXOFFICE_DATABASE_URL must be a postgres:// URL (unset: SQLite in BOXOFFICE_DATA_DIR)"),
         };
-        if c.redis_url.is_some() {
-            bail!("BOXOFFICE_REDIS_URL: the Redis hold engine is not in this build yet; unset it to use the in-process engine");
-        }
+        let engine = match c.redis_url.as_ref().map(|u| u.expose_secret().to_owned()) {
+            None => EngineBackend::InProcess,
+            Some(urls) => {
+                for u in urls.split(',').map(str::trim) {
+                    if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                        bail!("BOXOFFICE_REDIS_URL: {u:?} is not a redis:// URL");
+                    }
+                }
+                EngineBackend::Redis {
+                    urls,
+                    prefix: c.redis_prefix.clone(),
+                }
+            }
+        };
         if c.nats_url.is_some() {
             bail!("BOXOFFICE_NATS_URL: the NATS queue is not in this build yet; unset it to use the in-process queue");
         }
@@ -80,7 +97,7 @@ impl Backends {
         };
         Ok(Self {
             store,
-            engine: EngineBackend::InProcess,
+            engine,
             gateway,
         })
     }
@@ -112,5 +129,18 @@ mod tests {
         let mut c = Config::defaults();
         c.database_url = Some(SecretString::from("mysql://x"));
         assert!(Backends::from_config(&c).is_err());
+        let mut c = Config::defaults();
+        c.redis_url = Some(SecretString::from("redis://a:1,http://b:2"));
+        assert!(Backends::from_config(&c).is_err());
+    }
+
+    #[test]
+    fn urls_select_the_distributed_backends() {
+        let mut c = Config::defaults();
+        c.database_url = Some(SecretString::from("postgres://u@h/db"));
+        c.redis_url = Some(SecretString::from("redis://a:1,redis://b:2"));
+        let b = Backends::from_config(&c).unwrap();
+        assert!(matches!(b.store, StoreBackend::Postgres { .. }));
+        assert!(matches!(b.engine, EngineBackend::Redis { ref urls, .. } if urls.contains(',')));
     }
 }

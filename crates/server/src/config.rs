@@ -51,6 +51,12 @@ pub struct Config {
     /// Redis (a comma-separated list: cluster); unset: the in-process engine.
     #[serde(default)]
     pub redis_url: Option<SecretString>,
+    /// Namespace of every Redis key (several deployments, or tests, share a Redis).
+    #[serde(default = "defaults::redis_prefix")]
+    pub redis_prefix: String,
+    /// PostgreSQL connections per node.
+    #[serde(default = "defaults::database_pool_size")]
+    pub database_pool_size: u32,
     /// NATS JetStream; unset: the in-process queue.
     #[serde(default)]
     pub nats_url: Option<SecretString>,
@@ -147,6 +153,12 @@ mod defaults {
     pub fn catalog_refresh_ms() -> u64 {
         1000
     }
+    pub fn redis_prefix() -> String {
+        "boxoffice:".into()
+    }
+    pub fn database_pool_size() -> u32 {
+        16
+    }
     pub fn gateway_listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 0))
     }
@@ -188,6 +200,7 @@ const STRING_KEYS: &[&str] = &[
     "secret_key",
     "log",
     "log_format",
+    "redis_prefix",
     "gateway",
     "gateway_listen",
     "stripe_url",

@@ -8,10 +8,13 @@ use anyhow::Context;
 use boxoffice_app::{App, AppSettings, Ports};
 use boxoffice_domain::EventId;
 use boxoffice_holds_memory::MemoryHoldEngine;
+use boxoffice_holds_redis::RedisHoldEngine;
 use boxoffice_http::HttpLimits;
 use boxoffice_mail::{FileMailer, SmtpMailer};
 use boxoffice_payments::{FakeStripe, FakeStripeConfig, StripeGateway, TEST_SECRET_KEY};
+use boxoffice_ports::JobQueue;
 use boxoffice_ports::{Clock, HoldEngine, Mailer, PaymentGateway, Store, SystemClock};
+use boxoffice_store_postgres::PgStore;
 use boxoffice_store_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -37,7 +40,7 @@ pub struct Application {
     config: Arc<Config>,
     listener: TcpListener,
     app: Arc<App>,
-    store: SqliteStore,
+    store: StoreHandle,
     report: StartupReport,
     test_gateway: Option<FakeStripe>,
 }
@@ -50,15 +53,63 @@ pub struct Running {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
-    store: SqliteStore,
+    store: StoreHandle,
     test_gateway: Option<FakeStripe>,
 }
 
+/// The configured durable store, which is also the job queue (the store-as-queue).
+#[derive(Debug, Clone)]
+pub enum StoreHandle {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl StoreHandle {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            StoreHandle::Sqlite(s) => Arc::new(s.clone()),
+            StoreHandle::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    pub fn queue(&self) -> Arc<dyn JobQueue> {
+        match self {
+            StoreHandle::Sqlite(s) => Arc::new(s.clone()),
+            StoreHandle::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            StoreHandle::Sqlite(s) => s.migrate().await,
+            StoreHandle::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    async fn pending_migrations(&self) -> anyhow::Result<Vec<i64>> {
+        match self {
+            StoreHandle::Sqlite(s) => s.pending_migrations().await,
+            StoreHandle::Postgres(s) => s.pending_migrations().await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            StoreHandle::Sqlite(s) => s.close().await,
+            StoreHandle::Postgres(s) => s.close().await,
+        }
+    }
+}
+
 /// Opens the configured store and applies (or checks) migrations.
-pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<SqliteStore> {
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<StoreHandle> {
     let backends = Backends::from_config(config)?;
-    let StoreBackend::Sqlite { dir } = &backends.store;
-    let store = SqliteStore::open(dir).await?;
+    let store = match &backends.store {
+        StoreBackend::Sqlite { dir } => StoreHandle::Sqlite(SqliteStore::open(dir).await?),
+        StoreBackend::Postgres { url } => {
+            StoreHandle::Postgres(PgStore::connect(url, config.database_pool_size.max(2)).await?)
+        }
+    };
     if migrate {
         store.migrate().await?;
     } else {
@@ -82,10 +133,15 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let backends = Backends::from_config(&config)?;
         let store = open_store(&config, config.auto_migrate).await?;
-        let engine: Arc<dyn HoldEngine> = match backends.engine {
+        let engine: Arc<dyn HoldEngine> = match &backends.engine {
             EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
+            EngineBackend::Redis { urls, prefix } => Arc::new(
+                RedisHoldEngine::connect(urls, prefix)
+                    .await
+                    .context("connecting to Redis")?,
+            ),
         };
-        let dyn_store: Arc<dyn Store> = Arc::new(store.clone());
+        let dyn_store: Arc<dyn Store> = store.store();
         let token_key = match &config.secret_key {
             Some(k) => k.expose_secret().as_bytes().to_vec(),
             None => {
@@ -149,7 +205,7 @@ impl Application {
             store: dyn_store,
             engine,
             clock,
-            queue: Arc::new(store.clone()),
+            queue: store.queue(),
             gateway,
             mailer,
         };
@@ -207,7 +263,15 @@ impl Application {
             request_timeout: Duration::from_secs(self.config.request_timeout_seconds.max(1)),
             ..HttpLimits::default()
         };
-        let router = boxoffice_http::router(self.app.clone(), limits, self.test_gateway.is_some());
+        // The charges listing is for test gateways only: the built-in one, or a shared
+        // one reached with a Stripe test key.
+        let test_mode = self.test_gateway.is_some()
+            || self
+                .config
+                .stripe_secret_key
+                .as_ref()
+                .is_some_and(|k| k.expose_secret().starts_with("sk_test_"));
+        let router = boxoffice_http::router(self.app.clone(), limits, test_mode);
         let mut background = self.app.spawn_workers(shutdown.clone());
         background.push(self.app.spawn_sweeper(shutdown.clone()));
         let token = shutdown.clone();

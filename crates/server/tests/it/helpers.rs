@@ -12,6 +12,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub backend: Backend,
     tweak: fn(&mut Config),
     pub client: reqwest::Client,
     pub admin: String,
@@ -33,6 +34,66 @@ impl Res {
     }
 }
 
+/// The backends a test runs on, from `BOXOFFICE_TEST_BACKEND`: `embedded` (the
+/// default: SQLite and the in-process engine), `distributed` (PostgreSQL and Redis)
+/// or `cluster` (PostgreSQL and a 3-master Redis Cluster). Each test gets a fresh
+/// database and its own Redis key prefix, so tests run in parallel.
+#[derive(Debug, Clone, Default)]
+pub struct Backend {
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+}
+
+impl Backend {
+    pub async fn from_env() -> Backend {
+        let mode = std::env::var("BOXOFFICE_TEST_BACKEND").unwrap_or_default();
+        let redis = match mode.as_str() {
+            "" | "embedded" => return Backend::default(),
+            "distributed" => std::env::var("BOXOFFICE_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            "cluster" => std::env::var("BOXOFFICE_TEST_REDIS_CLUSTER").unwrap_or_else(|_| {
+                "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+            }),
+            other => panic!("BOXOFFICE_TEST_BACKEND={other}: embedded, distributed or cluster"),
+        };
+        Backend {
+            database_url: Some(
+                boxoffice_store_postgres::testing::fresh_database()
+                    .await
+                    .expect("PostgreSQL answers (scripts/services starts it)"),
+            ),
+            redis_url: Some(redis),
+            redis_prefix: format!("test:{}:", ulid::Ulid::new()),
+        }
+    }
+
+    pub fn is_distributed(&self) -> bool {
+        self.database_url.is_some()
+    }
+
+    pub fn apply(&self, c: &mut Config) {
+        c.database_url = self.database_url.clone().map(Into::into);
+        c.redis_url = self.redis_url.clone().map(Into::into);
+        if !self.redis_prefix.is_empty() {
+            c.redis_prefix = self.redis_prefix.clone();
+        }
+    }
+
+    /// The same, as environment for a child process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(u) = &self.database_url {
+            env.push(("BOXOFFICE_DATABASE_URL".into(), u.clone()));
+        }
+        if let Some(u) = &self.redis_url {
+            env.push(("BOXOFFICE_REDIS_URL".into(), u.clone()));
+            env.push(("BOXOFFICE_REDIS_PREFIX".into(), self.redis_prefix.clone()));
+        }
+        env
+    }
+}
+
 pub fn config(data_dir: &std::path::Path) -> Config {
     let mut c = Config::defaults();
     c.listen = "127.0.0.1:0".parse().unwrap();
@@ -44,8 +105,9 @@ pub fn config(data_dir: &std::path::Path) -> Config {
     c
 }
 
-async fn start(data_dir: &std::path::Path, tweak: fn(&mut Config)) -> Running {
+async fn start(data_dir: &std::path::Path, backend: &Backend, tweak: fn(&mut Config)) -> Running {
     let mut c = config(data_dir);
+    backend.apply(&mut c);
     tweak(&mut c);
     Application::build(Arc::new(c))
         .await
@@ -61,13 +123,15 @@ impl TestApp {
     /// The app with some settings changed (kept across restarts).
     pub async fn spawn_with(tweak: fn(&mut Config)) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let running = start(data_dir.path(), tweak).await;
+        let backend = Backend::from_env().await;
+        let running = start(data_dir.path(), &backend, tweak).await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
             .unwrap();
         let mut app = TestApp {
             addr: running.address(),
+            backend,
             tweak,
             client,
             admin: String::new(),
@@ -78,10 +142,12 @@ impl TestApp {
         app
     }
 
-    /// Talks to a server that runs elsewhere (a child process) on `data_dir`.
-    pub async fn attach(addr: SocketAddr, data_dir: TempDir) -> TestApp {
+    /// Talks to a server that runs elsewhere (a child process) on `data_dir` and
+    /// `backend`.
+    pub async fn attach(addr: SocketAddr, data_dir: TempDir, backend: Backend) -> TestApp {
         let mut app = TestApp {
             addr,
+            backend,
             tweak: |_| {},
             client: reqwest::Client::new(),
             admin: String::new(),
@@ -95,7 +161,7 @@ impl TestApp {
     /// Stops the server (draining requests) and starts a new one on the same data.
     pub async fn restart(&mut self) {
         self.running.take().unwrap().stop().await.unwrap();
-        let running = start(self.data_dir.path(), self.tweak).await;
+        let running = start(self.data_dir.path(), &self.backend, self.tweak).await;
         self.addr = running.address();
         self.running = Some(running);
     }
@@ -337,9 +403,9 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `boxoffice` on `data_dir` with a fresh port and the test admin; `env`
-    /// adds settings. Returns once it serves.
-    pub fn boot(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Process {
+    /// Starts `boxoffice` on `data_dir` and `backend` with a fresh port and the test
+    /// admin; `env` adds settings. Returns once it serves.
+    pub fn boot(data_dir: &std::path::Path, backend: &Backend, env: &[(&str, &str)]) -> Process {
         use std::io::{BufRead, BufReader};
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"));
         for (k, _) in std::env::vars() {
@@ -352,6 +418,9 @@ impl Process {
             .env("BOXOFFICE_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BOXOFFICE_LOG", "warn");
+        for (k, v) in backend.env() {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
