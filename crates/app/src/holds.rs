@@ -183,11 +183,56 @@ impl App {
             let _ = self.engine.release(&event.id, &hold.id, req.now).await;
             return Err(e.into());
         }
+        if self.engine.volatile() {
+            self.confirm_engine_kept(&ev, &hold, &req).await?;
+        }
         metrics::counter!("boxoffice_holds_created_total").increment(1);
         Ok(HoldView {
             status: HoldStatus::Active,
             hold,
         })
+    }
+
+    /// A volatile engine may have lost the hold between granting it and the store
+    /// recording it (Redis wiped, and rebuilt from a store that did not have it yet).
+    /// Acknowledge only what both have now: grant it again if it is gone (the store
+    /// has it, so a rebuild includes it), or, if its seats went to someone else in
+    /// that instant, take it back from the store and refuse.
+    async fn confirm_engine_kept(
+        &self,
+        ev: &CachedEvent,
+        hold: &Hold,
+        req: &HoldRequest,
+    ) -> Result<(), AppError> {
+        let now = Millis::from_datetime(self.clock.now());
+        let kept = self
+            .with_engine(ev, || {
+                self.engine
+                    .extend(&req.event, &req.hold, req.expires_at, now)
+            })
+            .await?;
+        if kept {
+            return Ok(());
+        }
+        metrics::counter!("boxoffice_holds_regranted_total").increment(1);
+        let again = HoldRequest { now, ..req.clone() };
+        match self
+            .with_engine(ev, || self.engine.hold(again.clone()))
+            .await?
+        {
+            Ok(()) | Err(HoldRejection::DuplicateHold) => Ok(()),
+            Err(rejection) => {
+                self.store.release_hold(&hold.id, self.clock.now()).await?;
+                tracing::warn!(hold = %hold.id, ?rejection, "hold lost by the engine and taken meanwhile");
+                match rejection {
+                    HoldRejection::SoldOut { remaining } => Err(AppError::SoldOut { remaining }),
+                    _ => Err(AppError::SeatsUnavailable(match &hold.selection {
+                        HoldSelection::Seats(s) => s.clone(),
+                        HoldSelection::Ga { .. } => vec![],
+                    })),
+                }
+            }
+        }
     }
 
     pub(crate) async fn owned_hold_record(
@@ -265,7 +310,8 @@ impl App {
     }
 
     /// Runs an engine call; if the engine does not have the event, loads it from the
-    /// store and runs the call once more.
+    /// store and runs the call again. An engine that keeps losing the event (Redis
+    /// being flushed over and over) gets three tries, then the answer is 503.
     pub(crate) async fn with_engine<T, F, Fut>(
         &self,
         ev: &CachedEvent,
@@ -275,13 +321,16 @@ impl App {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, EngineError>>,
     {
-        match call().await {
-            Err(EngineError::EventNotLoaded(_)) => {
-                self.load_into_engine(ev).await?;
-                Ok(call().await?)
+        for _ in 0..3 {
+            match call().await {
+                Err(EngineError::EventNotLoaded(_)) => self.load_into_engine(ev).await?,
+                other => return Ok(other?),
             }
-            other => Ok(other?),
         }
+        Err(AppError::Unavailable(anyhow::anyhow!(
+            "the hold engine lost event {} three times in a row",
+            ev.event().id
+        )))
     }
 
     /// Rebuilds the engine's state of one event from the store.

@@ -51,6 +51,9 @@ if op == "load" then
   -- ARGV: version, seat count, status string, ga count, then per tier cap,held,sold,
   -- then per hold id, enc, expires.
   if redis.call("EXISTS", meta) == 1 then return 0 end
+  -- Whatever is left of an earlier life of this event (a partial loss) goes: the
+  -- snapshot is the whole truth.
+  redis.call("DEL", status, ga, holds, deadlines)
   local i = 3
   local version, seats, st, ngas = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   i = i + 4

@@ -362,4 +362,8 @@ impl HoldEngine for RedisHoldEngine {
     async fn ping(&self) -> Result<(), EngineError> {
         self.cmd::<String>(&redis::cmd("PING")).await.map(|_| ())
     }
+
+    fn volatile(&self) -> bool {
+        true
+    }
 }

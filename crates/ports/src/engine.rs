@@ -128,4 +128,10 @@ pub trait HoldEngine: Send + Sync + std::fmt::Debug + 'static {
     async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError>;
 
     async fn ping(&self) -> Result<(), EngineError>;
+
+    /// Whether this engine can lose acknowledged state on its own (a Redis restart,
+    /// flush or failover). Then a hold is checked again after the store recorded it.
+    fn volatile(&self) -> bool {
+        false
+    }
 }

@@ -3,6 +3,7 @@
 use boxoffice_server::{Application, Config, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -105,7 +106,18 @@ pub fn config(data_dir: &std::path::Path) -> Config {
     c
 }
 
+/// Tests are silent unless `TEST_LOG` names a filter (`TEST_LOG=warn cargo test`).
+fn init_logging() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 async fn start(data_dir: &std::path::Path, backend: &Backend, tweak: fn(&mut Config)) -> Running {
+    init_logging();
     let mut c = config(data_dir);
     backend.apply(&mut c);
     tweak(&mut c);
@@ -455,5 +467,49 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Backend {
+    /// Deletes every Redis key of this test (what a FLUSHALL, a restart without
+    /// persistence, or a failover to an empty replica does to it), on every node.
+    /// An event's keys go in one DEL, as a real loss takes them: all or nothing.
+    pub async fn lose_redis_state(&self) {
+        let Some(urls) = &self.redis_url else { return };
+        for url in urls.split(',') {
+            let client = redis::Client::open(url.trim()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let mut cursor: u64 = 0;
+            let mut by_tag: HashMap<String, Vec<String>> = HashMap::new();
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("{}*", self.redis_prefix))
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                for k in keys {
+                    let tag = k
+                        .split_once('{')
+                        .and_then(|(_, t)| t.split_once('}'))
+                        .map_or(k.clone(), |(t, _)| t.to_owned());
+                    by_tag.entry(tag).or_default().push(k);
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            for keys in by_tag.into_values() {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
     }
 }

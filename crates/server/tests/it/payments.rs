@@ -4,7 +4,6 @@
 use crate::helpers::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Kill the server (SIGKILL) while payments are in flight and start it again:
 /// every order ends paid or failed, the gateway's succeeded charges are exactly the

@@ -155,3 +155,104 @@ async fn general_admission_never_passes_capacity() {
     }
     assert!(sold_out > 0, "the test must actually sell out");
 }
+
+/// Redis loses the sale's state twice — between rounds and in the middle of one —
+/// while buyers race for seats. Afterwards: every hold that got a 201 is still live
+/// and shown held, no seat is in two live holds, and selling them all sells each
+/// seat once. (Distributed backends only: the in-process engine cannot lose state on
+/// its own; its rebuild is covered by the restart tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_losing_its_state_mid_sale_loses_no_hold_and_sells_nothing_twice() {
+    let app = Arc::new(TestApp::spawn().await);
+    if !app.backend.is_distributed() {
+        return;
+    }
+    let sale = app.sale(6, 10, 50, 300, 4).await;
+    let tokens = customers(&app).await;
+    let round = |offset: usize| {
+        let (app, sale_id, seats, tokens) = (
+            app.clone(),
+            sale.id.clone(),
+            sale.seats.clone(),
+            tokens.clone(),
+        );
+        async move {
+            let tasks: Vec<_> = (0..80)
+                .map(|i| {
+                    let app = app.clone();
+                    let token = tokens[i % tokens.len()].clone();
+                    let start = (i * 13 + offset) % 57;
+                    let ask: Vec<String> = seats[start..start + 1 + i % 3].to_vec();
+                    let event = sale_id.clone();
+                    tokio::spawn(async move {
+                        let refs: Vec<&String> = ask.iter().collect();
+                        let r = app.hold_seats(&token, &event, &refs).await;
+                        (token, ask, r)
+                    })
+                })
+                .collect();
+            futures::future::join_all(tasks)
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut results = round(0).await;
+    app.backend.lose_redis_state().await;
+    let (second, ()) = tokio::join!(round(7), async {
+        tokio::task::yield_now().await;
+        app.backend.lose_redis_state().await;
+    });
+    results.extend(second);
+
+    let mut live: HashMap<String, (String, String)> = HashMap::new(); // seat -> (hold, token)
+    for (token, seats, r) in &results {
+        match r.status.as_u16() {
+            201 => {
+                let hold = r.body["hold_id"].as_str().unwrap().to_owned();
+                let h = app.get(&format!("/v1/holds/{hold}"), Some(token)).await;
+                assert_eq!(h.body["status"], "active", "a granted hold was lost");
+                for s in seats {
+                    let prev = live.insert(s.clone(), (hold.clone(), token.clone()));
+                    assert!(prev.is_none(), "seat {s} is in two live holds");
+                }
+            }
+            409 => assert_eq!(r.code(), "seats_unavailable"),
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+    }
+    let statuses = app.statuses(&sale.id).await;
+    for (i, s) in sale.seats.iter().enumerate() {
+        assert_eq!(
+            statuses[i] == 'H',
+            live.contains_key(s),
+            "seat {i} shows {}",
+            statuses[i]
+        );
+    }
+
+    // Sell everything that is held: each seat once.
+    let holds: BTreeSet<(String, String)> = live.values().cloned().collect();
+    let mut ticket_seats = Vec::new();
+    for (hold, token) in &holds {
+        let c = app
+            .checkout(token, hold, &format!("k-{hold}"), "tok_visa")
+            .await;
+        assert_eq!(c.status, 202, "{c:?}");
+        let o = app
+            .final_order(token, c.body["order_id"].as_str().unwrap())
+            .await;
+        assert_eq!(o["status"], "paid", "{o}");
+        ticket_seats.extend(
+            o["tickets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["seat_id"].as_str().unwrap().to_owned()),
+        );
+    }
+    let unique: BTreeSet<&String> = ticket_seats.iter().collect();
+    assert_eq!(unique.len(), ticket_seats.len(), "a seat sold twice");
+    assert_eq!(unique.len(), live.len());
+}
