@@ -114,6 +114,10 @@ pub struct Config {
     /// Payment calls in flight at once on this node.
     #[serde(default = "defaults::payment_workers")]
     pub payment_workers: usize,
+    /// How long a claimed job is leased; a dead node's jobs return after it. Keep it
+    /// above the gateway timeout.
+    #[serde(default = "defaults::job_lease_ms")]
+    pub job_lease_ms: u64,
     /// How long a checked-out hold keeps its seats while its payment runs.
     #[serde(default = "defaults::payment_hold_seconds")]
     pub payment_hold_seconds: u64,
@@ -179,6 +183,9 @@ mod defaults {
     }
     pub fn payment_workers() -> usize {
         32
+    }
+    pub fn job_lease_ms() -> u64 {
+        30_000
     }
     pub fn payment_hold_seconds() -> u64 {
         900

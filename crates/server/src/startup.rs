@@ -161,6 +161,7 @@ impl Application {
             gateway_rate: config.gateway_rate_limit.max(1),
             payment_workers: config.payment_workers.max(1),
             breaker_threshold: config.gateway_breaker_threshold.max(1),
+            job_lease: Duration::from_millis(config.job_lease_ms.max(1000)),
             breaker_cooldown: Duration::from_millis(config.gateway_breaker_cooldown_ms),
             mail_from: config.mail_from.clone(),
             ..AppSettings::default()

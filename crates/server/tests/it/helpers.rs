@@ -513,3 +513,22 @@ impl Backend {
         }
     }
 }
+
+impl Backend {
+    /// PostgreSQL and a single Redis, whatever `BOXOFFICE_TEST_BACKEND` says (for the
+    /// tests that are about many nodes).
+    pub async fn distributed() -> Backend {
+        Backend {
+            database_url: Some(
+                boxoffice_store_postgres::testing::fresh_database()
+                    .await
+                    .expect("PostgreSQL answers"),
+            ),
+            redis_url: Some(
+                std::env::var("BOXOFFICE_TEST_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            ),
+            redis_prefix: format!("test:{}:", ulid::Ulid::new()),
+        }
+    }
+}

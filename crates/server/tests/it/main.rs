@@ -9,6 +9,7 @@ mod checkout;
 mod errors;
 mod holds;
 mod identity;
+mod multinode;
 mod payments;
 mod race;
 mod restart;
