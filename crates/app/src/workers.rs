@@ -31,6 +31,9 @@ impl App {
             .into_iter()
             .map(|c| tokio::spawn(self.clone().run_consumer(c, shutdown.clone())))
             .collect();
+        if self.queue.relays() {
+            handles.push(tokio::spawn(self.clone().run_relay(shutdown.clone())));
+        }
         let app = self.clone();
         handles.push(tokio::spawn(async move {
             if let Err(e) = app.reconcile_pending().await {
@@ -48,6 +51,53 @@ impl App {
             }
         }));
         handles
+    }
+
+    /// Hands outbox messages to an external queue. Several nodes may relay the same
+    /// row; the broker de-duplicates by message id. A row is marked relayed only
+    /// after the broker acknowledged it, so a crash re-relays, never loses.
+    async fn run_relay(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.relay_once().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = ?e, "relaying the outbox failed; retrying");
+                    metrics::counter!("boxoffice_relay_errors_total").increment(1);
+                }
+            }
+            tokio::select! {
+                _ = self.jobs_ready.notified() => {}
+                _ = tokio::time::sleep(self.settings.job_poll) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    async fn relay_once(&self) -> Result<usize, AppError> {
+        let batch = self.store.unrelayed(256).await?;
+        let mut done = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for (id, job) in &batch {
+            match self.queue.publish(id, job).await {
+                Ok(()) => done.push(id.clone()),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if !done.is_empty() {
+            self.store.mark_relayed(&done, self.clock.now()).await?;
+            metrics::counter!("boxoffice_relayed_total").increment(done.len() as u64);
+        }
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(done.len()),
+        }
     }
 
     async fn record_backlog(&self) {
@@ -234,6 +284,10 @@ impl App {
             // paid): nothing true to say.
             _ => return Ok(()),
         };
+        // Redelivered after it was sent (a broker restart, a lost ack): once is enough.
+        if self.store.email_was_sent(&d.message).await? {
+            return Ok(());
+        }
         let email = OutgoingEmail {
             message_id: d.message.to_string(),
             to: order.email.clone(),

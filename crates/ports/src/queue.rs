@@ -47,4 +47,17 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug + 'static {
         consumer: Consumer,
         now: OffsetDateTime,
     ) -> Result<(u64, Duration), QueueError>;
+
+    /// Whether outbox messages must be relayed into this queue (an external broker);
+    /// a store-as-queue already has them.
+    fn relays(&self) -> bool {
+        false
+    }
+
+    /// Hands one outbox message to the queue, once per consumer kind; publishing it
+    /// again is harmless (the broker de-duplicates by message id).
+    async fn publish(&self, message: &MessageId, job: &Job) -> Result<(), QueueError> {
+        let _ = (message, job);
+        Ok(())
+    }
 }

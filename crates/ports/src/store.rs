@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    event::EventSeat, Email, Event, EventId, EventStatus, Hold, HoldId, HoldStatus, MessageId,
+    event::EventSeat, Email, Event, EventId, EventStatus, Hold, HoldId, HoldStatus, Job, MessageId,
     Money, Order, OrderId, OrderStatus, Seat, SeatId, Ticket, TierId, User, UserId, Venue, VenueId,
 };
 use time::OffsetDateTime;
@@ -216,6 +216,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
     /// Tickets sold and revenue per event, as the analytics worker counted them.
     async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError>;
+    /// Outbox messages not yet handed to an external queue, oldest first.
+    async fn unrelayed(&self, limit: usize) -> Result<Vec<(MessageId, Job)>, StoreError>;
+    /// Records that these messages are in the external queue (their store-queue
+    /// rows are then done: the broker delivers them).
+    async fn mark_relayed(&self, ids: &[MessageId], now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError>;
     /// Marks an email as sent; false if it was already.
     async fn mark_email_sent(
         &self,

@@ -24,6 +24,16 @@ pub enum EngineBackend {
     },
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// The store's own jobs table.
+    Store,
+    Nats {
+        url: String,
+        prefix: String,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum GatewayBackend {
     /// Start the fake Stripe in this process.
@@ -41,6 +51,7 @@ pub enum GatewayBackend {
 pub struct Backends {
     pub store: StoreBackend,
     pub engine: EngineBackend,
+    pub queue: QueueBackend,
     pub gateway: GatewayBackend,
 }
 
@@ -69,9 +80,16 @@ impl Backends {
                 }
             }
         };
-        if c.nats_url.is_some() {
-            bail!("BOXOFFICE_NATS_URL: the NATS queue is not in this build yet; unset it to use the in-process queue");
-        }
+        let queue = match c.nats_url.as_ref().map(|u| u.expose_secret().to_owned()) {
+            None => QueueBackend::Store,
+            Some(url) if url.starts_with("nats://") || url.starts_with("tls://") => {
+                QueueBackend::Nats {
+                    url,
+                    prefix: c.nats_prefix.clone(),
+                }
+            }
+            Some(_) => bail!("BOXOFFICE_NATS_URL must be a nats:// URL"),
+        };
         let gateway = match c.gateway {
             GatewayKind::Test => {
                 if !(0.0..=1.0).contains(&c.gateway_failure_rate) {
@@ -98,6 +116,7 @@ impl Backends {
         Ok(Self {
             store,
             engine,
+            queue,
             gateway,
         })
     }

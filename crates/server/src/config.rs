@@ -51,6 +51,9 @@ pub struct Config {
     /// Redis (a comma-separated list: cluster); unset: the in-process engine.
     #[serde(default)]
     pub redis_url: Option<SecretString>,
+    /// Names the NATS stream and subjects (several deployments, or tests, share a NATS).
+    #[serde(default = "defaults::nats_prefix")]
+    pub nats_prefix: String,
     /// Namespace of every Redis key (several deployments, or tests, share a Redis).
     #[serde(default = "defaults::redis_prefix")]
     pub redis_prefix: String,
@@ -157,6 +160,9 @@ mod defaults {
     pub fn catalog_refresh_ms() -> u64 {
         1000
     }
+    pub fn nats_prefix() -> String {
+        "boxoffice".into()
+    }
     pub fn redis_prefix() -> String {
         "boxoffice:".into()
     }
@@ -208,6 +214,7 @@ const STRING_KEYS: &[&str] = &[
     "log",
     "log_format",
     "redis_prefix",
+    "nats_prefix",
     "gateway",
     "gateway_listen",
     "stripe_url",

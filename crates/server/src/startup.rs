@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::{Backends, EngineBackend, GatewayBackend, StoreBackend};
+use crate::backends::{Backends, EngineBackend, GatewayBackend, QueueBackend, StoreBackend};
 use crate::Config;
 
 /// What startup did that the operator should hear about, once.
@@ -202,11 +202,19 @@ impl Application {
                 &config.mail_from,
             )?),
         };
+        let queue: Arc<dyn JobQueue> = match &backends.queue {
+            QueueBackend::Store => store.queue(),
+            QueueBackend::Nats { url, prefix } => Arc::new(
+                boxoffice_queue_nats::NatsQueue::connect(url, prefix, settings.job_lease)
+                    .await
+                    .context("connecting to NATS JetStream")?,
+            ),
+        };
         let ports = Ports {
             store: dyn_store,
             engine,
             clock,
-            queue: store.queue(),
+            queue,
             gateway,
             mailer,
         };

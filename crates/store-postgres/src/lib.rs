@@ -866,6 +866,26 @@ impl Store for PgStore {
         self.sale_stats_impl(event).await
     }
 
+    async fn unrelayed(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, boxoffice_domain::Job)>, StoreError> {
+        self.unrelayed_impl(limit).await
+    }
+
+    async fn mark_relayed(&self, ids: &[MessageId], now: OffsetDateTime) -> Result<(), StoreError> {
+        self.mark_relayed_impl(ids, now).await
+    }
+
+    async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM emails_sent WHERE message_id = $1")
+            .bind(message.as_str())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(n > 0)
+    }
+
     async fn mark_email_sent(
         &self,
         message: &MessageId,

@@ -541,6 +541,50 @@ impl PgStore {
         Ok(row.map_or((0, 0), |(t, r)| (t as u64, r)))
     }
 
+    pub(crate) async fn unrelayed_impl(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, Job)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, payload FROM outbox WHERE relayed_at IS NULL ORDER BY created_at, id LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.into_iter()
+            .map(|(id, payload)| {
+                Ok((
+                    MessageId::parse(&id).ok_or_else(|| corrupt("outbox.id"))?,
+                    serde_json::from_str(&payload).map_err(|_| corrupt("outbox.payload"))?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn mark_relayed_impl(
+        &self,
+        ids: &[MessageId],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        for id in ids {
+            sqlx::query("UPDATE outbox SET relayed_at = $1 WHERE id = $2 AND relayed_at IS NULL")
+                .bind(ms(now))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query("UPDATE jobs SET state = 'done', done_at = $1 WHERE message_id = $2 AND state = 'ready'")
+                .bind(ms(now))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     pub(crate) async fn mark_email_sent_impl(
         &self,
         message: &MessageId,

@@ -44,6 +44,20 @@ pub struct Backend {
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    pub nats_url: Option<String>,
+    pub nats_prefix: String,
+}
+
+fn redis_url() -> String {
+    std::env::var("BOXOFFICE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn nats_url() -> String {
+    std::env::var("BOXOFFICE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
 impl Backend {
@@ -58,6 +72,11 @@ impl Backend {
             }),
             other => panic!("BOXOFFICE_TEST_BACKEND={other}: embedded, distributed or cluster"),
         };
+        Self::on(redis).await
+    }
+
+    /// A fresh database, key prefix and stream on these Redis nodes.
+    async fn on(redis: String) -> Backend {
         Backend {
             database_url: Some(
                 boxoffice_store_postgres::testing::fresh_database()
@@ -66,6 +85,8 @@ impl Backend {
             ),
             redis_url: Some(redis),
             redis_prefix: format!("test:{}:", ulid::Ulid::new()),
+            nats_url: Some(nats_url()),
+            nats_prefix: unique("test"),
         }
     }
 
@@ -79,6 +100,10 @@ impl Backend {
         if !self.redis_prefix.is_empty() {
             c.redis_prefix = self.redis_prefix.clone();
         }
+        c.nats_url = self.nats_url.clone().map(Into::into);
+        if !self.nats_prefix.is_empty() {
+            c.nats_prefix = self.nats_prefix.clone();
+        }
     }
 
     /// The same, as environment for a child process.
@@ -90,6 +115,10 @@ impl Backend {
         if let Some(u) = &self.redis_url {
             env.push(("BOXOFFICE_REDIS_URL".into(), u.clone()));
             env.push(("BOXOFFICE_REDIS_PREFIX".into(), self.redis_prefix.clone()));
+        }
+        if let Some(u) = &self.nats_url {
+            env.push(("BOXOFFICE_NATS_URL".into(), u.clone()));
+            env.push(("BOXOFFICE_NATS_PREFIX".into(), self.nats_prefix.clone()));
         }
         env
     }
@@ -134,8 +163,12 @@ impl TestApp {
 
     /// The app with some settings changed (kept across restarts).
     pub async fn spawn_with(tweak: fn(&mut Config)) -> TestApp {
+        Self::spawn_on(Backend::from_env().await, tweak).await
+    }
+
+    /// The app on the given backends.
+    pub async fn spawn_on(backend: Backend, tweak: fn(&mut Config)) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let backend = Backend::from_env().await;
         let running = start(data_dir.path(), &backend, tweak).await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -515,20 +548,9 @@ impl Backend {
 }
 
 impl Backend {
-    /// PostgreSQL and a single Redis, whatever `BOXOFFICE_TEST_BACKEND` says (for the
-    /// tests that are about many nodes).
+    /// PostgreSQL, a single Redis and NATS, whatever `BOXOFFICE_TEST_BACKEND` says
+    /// (for the tests that are about many nodes).
     pub async fn distributed() -> Backend {
-        Backend {
-            database_url: Some(
-                boxoffice_store_postgres::testing::fresh_database()
-                    .await
-                    .expect("PostgreSQL answers"),
-            ),
-            redis_url: Some(
-                std::env::var("BOXOFFICE_TEST_REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-            ),
-            redis_prefix: format!("test:{}:", ulid::Ulid::new()),
-        }
+        Self::on(redis_url()).await
     }
 }

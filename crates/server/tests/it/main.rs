@@ -10,6 +10,7 @@ mod errors;
 mod holds;
 mod identity;
 mod multinode;
+mod nats_restart;
 mod payments;
 mod race;
 mod restart;
