@@ -70,6 +70,11 @@ impl App {
         Ok(venue)
     }
 
+    /// True for exactly one caller, across all nodes, per `what`.
+    pub async fn claim_once(&self, what: &str) -> Result<bool, AppError> {
+        Ok(self.store.claim_once(what).await?)
+    }
+
     pub async fn venue(&self, id: &str) -> Result<Venue, AppError> {
         let id = VenueId::try_from(id).map_err(|_| AppError::NotFound)?;
         self.store.venue(&id).await?.ok_or(AppError::NotFound)

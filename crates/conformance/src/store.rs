@@ -88,6 +88,11 @@ pub async fn identity<S: Store>(store: Arc<S>) {
         .unwrap();
     assert!(store.admin_exists().await.unwrap());
 
+    // Exactly one claim of a chore wins, even at once.
+    let claims = futures::future::join_all((0..8).map(|_| store.claim_once("demo"))).await;
+    assert_eq!(claims.iter().filter(|c| matches!(c, Ok(true))).count(), 1);
+    assert!(store.claim_once("other").await.unwrap());
+
     // The first key stored wins; later candidates get it back.
     let k1 = store.secret_key(b"first").await.unwrap();
     let k2 = store.secret_key(b"second").await.unwrap();

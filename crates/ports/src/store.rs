@@ -119,6 +119,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// node calling this at once gets the same answer.
     async fn secret_key(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 
+    /// True for exactly one caller ever per `what`, across every node (startup chores
+    /// such as seeding the demo).
+    async fn claim_once(&self, what: &str) -> Result<bool, StoreError>;
+
     // --- catalogue ---
     async fn create_venue(&self, venue: &Venue, seats: &[Seat]) -> Result<(), StoreError>;
     async fn venue(&self, id: &VenueId) -> Result<Option<Venue>, StoreError>;

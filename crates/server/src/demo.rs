@@ -43,9 +43,10 @@ pub async fn seed(app: &App) -> Result<EventId, AppError> {
     Ok(id)
 }
 
-/// Seeds the demo only if there are no events at all.
+/// Seeds the demo only if there are no events at all, and only once however many
+/// nodes start together on the empty database.
 pub async fn seed_if_empty(app: &App) -> Result<Option<EventId>, AppError> {
-    if !app.events(Some(&Principal::system())).await?.is_empty() {
+    if !app.events(Some(&Principal::system())).await?.is_empty() || !app.claim_once("demo").await? {
         return Ok(None);
     }
     seed(app).await.map(Some)

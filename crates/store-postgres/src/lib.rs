@@ -363,6 +363,17 @@ impl Store for PgStore {
             .map_err(map_err)
     }
 
+    async fn claim_once(&self, what: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(format!("once:{what}"))
+                .bind(Vec::<u8>::new())
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn create_venue(&self, venue: &Venue, seats: &[Seat]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query("INSERT INTO venues (id, name, sections, seat_count, created_at) VALUES ($1, $2, $3, $4, $5)")
