@@ -178,7 +178,7 @@ impl App {
             }
             Err(e) => return Err(AppError::Internal(anyhow::anyhow!("engine refused: {e:?}"))),
         }
-        if let Err(e) = self.store.record_hold(&hold).await {
+        if let Err(e) = self.hold_writer.record(hold.clone()).await {
             // Nobody was told about this hold: give the seats back.
             let _ = self.engine.release(&event.id, &hold.id, req.now).await;
             return Err(e.into());

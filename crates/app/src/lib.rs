@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod checkout;
 pub mod error;
+mod group_commit;
 pub mod holds;
 pub mod identity;
 pub mod payments;
@@ -110,6 +111,7 @@ pub struct App {
     pub(crate) jobs_ready: Notify,
     /// Announces orders that reached a final status (long-polls wait on it).
     pub(crate) order_updates: broadcast::Sender<OrderId>,
+    pub(crate) hold_writer: group_commit::HoldWriter,
 }
 
 impl App {
@@ -125,6 +127,7 @@ impl App {
             ),
             jobs_ready: Notify::new(),
             order_updates: broadcast::channel(4096).0,
+            hold_writer: group_commit::HoldWriter::spawn(ports.store.clone()),
             store: ports.store,
             engine: ports.engine,
             clock: ports.clock,

@@ -496,3 +496,47 @@ pub async fn queue_leases<S: Store + JobQueue>(store: Arc<S>) {
     store.ack(&due[0], t0).await.unwrap();
     assert_eq!(store.backlog(Consumer::Payment, t0).await.unwrap().0, 0);
 }
+
+/// A group commit records every hold of the batch, or (one of them bad) none.
+pub async fn batched_holds_are_all_or_nothing<S: Store>(store: Arc<S>) {
+    let (_, _, event) = event(&*store).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let seat = |i: usize| layout[i].seat.id.clone();
+    let batch: Vec<Hold> = (0..3)
+        .map(|i| {
+            hold(
+                &event,
+                &ann.id,
+                HoldSelection::Seats(vec![seat(2 * i), seat(2 * i + 1)]),
+                Duration::minutes(5),
+            )
+        })
+        .collect();
+    store.record_holds(&batch).await.unwrap();
+    for h in &batch {
+        assert_eq!(&store.hold(&h.id).await.unwrap().unwrap(), h);
+    }
+    let fresh = hold(
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(0)]),
+        Duration::minutes(5),
+    );
+    let bad = vec![fresh.clone(), batch[0].clone()]; // the second id exists already
+    assert!(store.record_holds(&bad).await.is_err());
+    assert!(
+        store.hold(&fresh.id).await.unwrap().is_none(),
+        "a failed batch records nothing"
+    );
+    assert_eq!(
+        store
+            .inventory(&event.id, now())
+            .await
+            .unwrap()
+            .live_holds
+            .len(),
+        3
+    );
+}

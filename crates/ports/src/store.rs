@@ -142,7 +142,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError>;
 
     // --- holds and sales ---
-    async fn record_hold(&self, hold: &Hold) -> Result<(), StoreError>;
+    /// Records holds in one transaction (a group commit): all or none.
+    async fn record_holds(&self, holds: &[Hold]) -> Result<(), StoreError>;
+    async fn record_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.record_holds(std::slice::from_ref(hold)).await
+    }
     async fn hold(&self, id: &HoldId) -> Result<Option<Hold>, StoreError>;
     /// Marks an active, unexpired hold released (one winner if called at once).
     async fn release_hold(

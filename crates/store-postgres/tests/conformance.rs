@@ -57,3 +57,8 @@ async fn migrating_twice_at_once_is_safe() {
     rb.unwrap();
     assert!(a.pending_migrations().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn batched_holds_are_all_or_nothing() {
+    boxoffice_conformance::store::batched_holds_are_all_or_nothing(store().await).await;
+}

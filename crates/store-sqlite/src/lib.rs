@@ -589,43 +589,62 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn record_hold(&self, hold: &Hold) -> Result<(), StoreError> {
-        let (ga_tier, quantity) = match &hold.selection {
-            HoldSelection::Seats(s) => (None, s.len() as i64),
-            HoldSelection::Ga { tier_id, quantity } => {
-                (Some(tier_id.as_str()), i64::from(*quantity))
-            }
-        };
+    async fn record_holds(&self, holds: &[Hold]) -> Result<(), StoreError> {
+        if holds.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
-             expires_at, created_at, updated_at, ttl_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(hold.id.as_str())
-        .bind(hold.event_id.as_str())
-        .bind(hold.customer_id.as_str())
-        .bind(hold.status.as_str())
-        .bind(ga_tier)
-        .bind(quantity)
-        .bind(hold.total.amount)
-        .bind(hold.total.currency.as_str())
-        .bind(ms(hold.expires_at))
-        .bind(ms(hold.created_at))
-        .bind(ms(hold.created_at))
-        .bind(ms(hold.expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if let HoldSelection::Seats(seats) = &hold.selection {
-            for (i, s) in seats.iter().enumerate() {
-                sqlx::query("INSERT INTO hold_seats (hold_id, position, seat_id) VALUES (?, ?, ?)")
-                    .bind(hold.id.as_str())
-                    .bind(i as i64)
-                    .bind(s.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
+        // 12 columns a hold: 500 holds stay far below either database's parameter cap.
+        for chunk in holds.chunks(500) {
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
+                 expires_at, created_at, updated_at, ttl_expires_at) ",
+            )
+            .push_values(chunk, |mut b, hold| {
+                let (ga_tier, quantity) = match &hold.selection {
+                    HoldSelection::Seats(s) => (None, s.len() as i64),
+                    HoldSelection::Ga { tier_id, quantity } => {
+                        (Some(tier_id.as_str().to_owned()), i64::from(*quantity))
+                    }
+                };
+                b.push_bind(hold.id.as_str())
+                    .push_bind(hold.event_id.as_str())
+                    .push_bind(hold.customer_id.as_str())
+                    .push_bind(hold.status.as_str())
+                    .push_bind(ga_tier)
+                    .push_bind(quantity)
+                    .push_bind(hold.total.amount)
+                    .push_bind(hold.total.currency.as_str())
+                    .push_bind(ms(hold.expires_at))
+                    .push_bind(ms(hold.created_at))
+                    .push_bind(ms(hold.created_at))
+                    .push_bind(ms(hold.expires_at));
+            })
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let seats: Vec<(&str, i64, &str)> = holds
+            .iter()
+            .flat_map(|h| match &h.selection {
+                HoldSelection::Seats(s) => s
+                    .iter()
+                    .enumerate()
+                    .map(|(i, seat)| (h.id.as_str(), i as i64, seat.as_str()))
+                    .collect(),
+                HoldSelection::Ga { .. } => vec![],
+            })
+            .collect();
+        for chunk in seats.chunks(INSERT_CHUNK) {
+            QueryBuilder::<Sqlite>::new("INSERT INTO hold_seats (hold_id, position, seat_id) ")
+                .push_values(chunk, |mut b, (hold, pos, seat)| {
+                    b.push_bind(*hold).push_bind(*pos).push_bind(*seat);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }

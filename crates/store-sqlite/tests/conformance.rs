@@ -56,3 +56,9 @@ async fn queue_leases() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::queue_leases(s).await;
 }
+
+#[tokio::test]
+async fn batched_holds_are_all_or_nothing() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::batched_holds_are_all_or_nothing(s).await;
+}
