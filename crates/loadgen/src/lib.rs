@@ -1,0 +1,884 @@
+//! The flash-sale load generator, as a library (the binary is a thin shim), so the
+//! final audit can be tested against a crafted inconsistent state.
+//!
+//! It talks to running servers over HTTP only, as buyers would: setup (venue,
+//! event, buyer accounts) happens before timing starts; then the chosen mode runs
+//! and every step is timed into an HdrHistogram. A `sale` ends with an audit read
+//! back from the server: tickets sold = seats shown sold, no seat on two tickets,
+//! every accepted checkout paid or failed, and the test gateway's charges equal the
+//! paid orders. Any audit failure makes the binary exit non-zero.
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The whole journey: seat map, hold, checkout, order to its final status.
+    Sale,
+    /// Hold and release as fast as possible: the engine through HTTP.
+    Holds,
+    /// Seat-map reads.
+    Seatmap,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub targets: Vec<String>,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub seats: usize,
+    /// General-admission capacity of the event's one GA tier.
+    pub ga_capacity: usize,
+    pub buyers: usize,
+    pub connections: usize,
+    /// `holds` and `seatmap` run this long; a `sale` stops buying after it.
+    pub duration: Duration,
+    /// Buyers arrive evenly over this long (zero: all at once).
+    pub ramp: Duration,
+    /// Buyer accounts to register (buyers share them).
+    pub accounts: usize,
+    /// Share of buyers paying with a declined card, and of buyers who abandon.
+    pub decline_share: f64,
+    pub abandon_share: f64,
+    /// Other picks a buyer tries after a 409.
+    pub retries: usize,
+    /// Hold TTL of the event.
+    pub hold_ttl_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub step: String,
+    pub count: u64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
+    /// Answers by class: `2xx`, `304`, `409`, `410`, `429`, `5xx`, `other`, `io`.
+    pub status: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: Mode,
+    pub event_id: String,
+    /// The final order documents of the sale (kept for a second audit; not written).
+    #[serde(skip)]
+    pub orders: Vec<Value>,
+    pub targets: Vec<String>,
+    pub seats: usize,
+    pub buyers: usize,
+    pub connections: usize,
+    pub elapsed_seconds: f64,
+    pub tickets_sold: u64,
+    pub sold_out_seconds: Option<f64>,
+    pub tickets_per_second: f64,
+    pub audit_passed: bool,
+    pub audit_failures: Vec<String>,
+    /// Compressed size of one full seat map (gzip), bytes.
+    pub seatmap_gzip_bytes: Option<usize>,
+    pub steps: Vec<Step>,
+}
+
+/// Latency and outcomes of one kind of step.
+struct Recorder {
+    hist: Histogram<u64>,
+    status: BTreeMap<String, u64>,
+    errors: u64,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Self {
+            hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
+            status: BTreeMap::new(),
+            errors: 0,
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Stats(Arc<Mutex<BTreeMap<&'static str, Recorder>>>);
+
+fn class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        304 => "304",
+        409 => "409",
+        410 => "410",
+        429 => "429",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+impl Stats {
+    /// Records one answer (`None`: it never came: connection error or timeout).
+    fn record(&self, step: &'static str, started: Instant, status: Option<u16>) {
+        let micros = started.elapsed().as_micros().clamp(1, 120_000_000) as u64;
+        let mut all = self.0.lock().expect("not poisoned");
+        let r = all.entry(step).or_insert_with(Recorder::new);
+        let _ = r.hist.record(micros);
+        let c = status.map_or("io", class);
+        *r.status.entry(c.to_owned()).or_default() += 1;
+        if matches!(c, "5xx" | "other" | "io") {
+            r.errors += 1;
+        }
+    }
+
+    fn steps(&self, elapsed: Duration) -> Vec<Step> {
+        let all = self.0.lock().expect("not poisoned");
+        let ms = |v: u64| v as f64 / 1000.0;
+        all.iter()
+            .map(|(name, r)| Step {
+                step: (*name).to_owned(),
+                count: r.hist.len(),
+                per_second: r.hist.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+                p50_ms: ms(r.hist.value_at_quantile(0.5)),
+                p90_ms: ms(r.hist.value_at_quantile(0.9)),
+                p99_ms: ms(r.hist.value_at_quantile(0.99)),
+                p999_ms: ms(r.hist.value_at_quantile(0.999)),
+                max_ms: ms(r.hist.max()),
+                errors: r.errors,
+                status: r.status.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A server under test and the setup made on it.
+#[derive(Debug)]
+pub struct Target {
+    pub client: reqwest::Client,
+    pub bases: Vec<String>,
+    pub admin: String,
+}
+
+impl Target {
+    pub async fn connect(
+        targets: &[String],
+        email: &str,
+        password: &str,
+        connections: usize,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections.max(1))
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let bases: Vec<String> = targets
+            .iter()
+            .map(|t| t.trim_end_matches('/').to_owned())
+            .collect();
+        let login = client
+            .post(format!("{}/v1/auth/login", bases[0]))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .context("reaching the first target")?;
+        if !login.status().is_success() {
+            bail!("admin login failed: {}", login.status());
+        }
+        let admin = login.json::<Value>().await?["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self {
+            client,
+            bases,
+            admin,
+        })
+    }
+
+    fn base(&self, i: usize) -> &str {
+        &self.bases[i % self.bases.len()]
+    }
+
+    async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base(0)))
+            .bearer_auth(&self.admin)
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("POST {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+}
+
+/// The event the run sells: seat ids in layout order, grouped by section and row.
+#[derive(Debug)]
+pub struct Sale {
+    pub event: String,
+    pub seats: Vec<String>,
+    /// For each section (best first), its rows, each a range of layout indexes.
+    pub rows: Vec<Vec<std::ops::Range<usize>>>,
+    pub ga_tier: Option<String>,
+    pub index: HashMap<String, usize>,
+}
+
+const SEATS_PER_ROW: usize = 50;
+const ROWS_PER_SECTION: usize = 50;
+
+/// A stadium of `seats` seats: sections of 50 rows of 50, priced best to worst.
+pub async fn create_sale(
+    t: &Target,
+    seats: usize,
+    ga_capacity: usize,
+    ttl: u32,
+) -> anyhow::Result<Sale> {
+    let rows_total = seats.div_ceil(SEATS_PER_ROW).max(1);
+    let sections = rows_total.div_ceil(ROWS_PER_SECTION);
+    let mut specs = Vec::new();
+    let mut left = seats;
+    for s in 0..sections {
+        let mut rows = Vec::new();
+        for r in 0..ROWS_PER_SECTION {
+            if left == 0 {
+                break;
+            }
+            let n = left.min(SEATS_PER_ROW);
+            left -= n;
+            rows.push(json!({"label": (r + 1).to_string(), "seats": (1..=n).map(|i| i.to_string()).collect::<Vec<_>>()}));
+        }
+        specs.push(json!({"name": format!("S{:02}", s + 1), "rows": rows}));
+    }
+    let venue = t
+        .admin_post(
+            "/v1/venues",
+            json!({"name": "Load stadium", "sections": specs}),
+        )
+        .await?;
+    let names: Vec<String> = (0..sections).map(|s| format!("S{:02}", s + 1)).collect();
+    let cut = names.len().div_ceil(4);
+    let mut tiers = vec![
+        json!({"name": "Best", "price": {"amount": 9000, "currency": "EUR"}, "sections": names[..cut]}),
+    ];
+    if cut < names.len() {
+        tiers.push(json!({"name": "Rest", "price": {"amount": 4000, "currency": "EUR"}, "sections": names[cut..]}));
+    }
+    let ga: Vec<Value> = if ga_capacity > 0 {
+        vec![
+            json!({"name": "Floor", "price": {"amount": 3000, "currency": "EUR"}, "capacity": ga_capacity}),
+        ]
+    } else {
+        vec![]
+    };
+    let ev = t
+        .admin_post(
+            "/v1/events",
+            json!({"venue_id": venue["id"], "name": "Flash sale", "starts_at": "2031-06-01T19:00:00Z",
+                   "hold_ttl_seconds": ttl, "max_tickets_per_order": 4, "tiers": tiers, "ga_tiers": ga}),
+        )
+        .await?;
+    let event = ev["id"].as_str().unwrap_or_default().to_owned();
+    let r = t
+        .client
+        .patch(format!("{}/v1/events/{event}", t.base(0)))
+        .bearer_auth(&t.admin)
+        .json(&json!({"status": "on_sale"}))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("putting the event on sale: {}", r.status());
+    }
+    let layout: Value = t
+        .client
+        .get(format!("{}/v1/events/{event}/layout", t.base(0)))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut seat_ids = Vec::new();
+    let mut rows: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); sections];
+    let mut last: Option<(String, String)> = None;
+    for (i, s) in layout["seats"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        seat_ids.push(s["id"].as_str().unwrap_or_default().to_owned());
+        let key = (
+            s["section"].as_str().unwrap_or_default().to_owned(),
+            s["row"].as_str().unwrap_or_default().to_owned(),
+        );
+        let sec: usize = key.0[1..].parse::<usize>().unwrap_or(1) - 1;
+        if last.as_ref() != Some(&key) {
+            rows[sec].push(i..i + 1);
+            last = Some(key);
+        } else if let Some(r) = rows[sec].last_mut() {
+            r.end = i + 1;
+        }
+    }
+    let index = seat_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), i))
+        .collect();
+    Ok(Sale {
+        event,
+        seats: seat_ids,
+        rows,
+        ga_tier: ev["ga_tiers"][0]["id"].as_str().map(str::to_owned),
+        index,
+    })
+}
+
+async fn register(t: &Target, n: usize) -> anyhow::Result<Vec<String>> {
+    let run: u64 = rand::random();
+    let mut tokens = Vec::with_capacity(n);
+    let results = futures::future::join_all((0..n).map(|i| {
+        let client = t.client.clone();
+        let url = format!("{}/v1/auth/register", t.base(i));
+        async move {
+            let r = client
+                .post(url)
+                .json(&json!({"email": format!("load-{run:x}-{i}@example.com"), "password": "load-test-password"}))
+                .send()
+                .await?;
+            anyhow::Ok(r.json::<Value>().await?["token"].as_str().unwrap_or_default().to_owned())
+        }
+    }))
+    .await;
+    for r in results {
+        let tok = r?;
+        if tok.is_empty() {
+            bail!("registering a buyer failed");
+        }
+        tokens.push(tok);
+    }
+    Ok(tokens)
+}
+
+/// What the sale's buyers produced, for the audit.
+#[derive(Default)]
+struct Outcomes {
+    /// Final order documents of every accepted (202) checkout.
+    orders: Vec<Value>,
+    accepted: usize,
+    last_paid_at: Option<Duration>,
+}
+
+/// A connection's cached copy of the seat map (as a browser would keep one).
+struct SeatCache {
+    etag: Option<String>,
+    status: Vec<u8>,
+}
+
+async fn seat_map(
+    t: &Target,
+    node: usize,
+    event: &str,
+    cache: &mut SeatCache,
+    stats: &Stats,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut req = t
+        .client
+        .get(format!("{}/v1/events/{event}/seats", t.base(node)));
+    if let Some(e) = &cache.etag {
+        req = req.header("if-none-match", e);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let etag = r
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if status == 200 {
+                let v: Value = r.json().await?;
+                cache.status = v["status"].as_str().unwrap_or_default().as_bytes().to_vec();
+                cache.etag = etag;
+            }
+            stats.record("seatmap", started, Some(status));
+            Ok(())
+        }
+        Err(e) => {
+            stats.record("seatmap", started, None);
+            Err(e.into())
+        }
+    }
+}
+
+/// 1–4 adjacent available seats, preferring the best sections.
+fn pick(sale: &Sale, status: &[u8], rng: &mut impl Rng, want: usize) -> Option<Vec<usize>> {
+    let sections = sale.rows.len();
+    for _ in 0..16 {
+        // Hot spots: the best sections draw most buyers (weight 1/(rank+1)²).
+        let weights: Vec<f64> = (0..sections)
+            .map(|s| 1.0 / ((s + 1) * (s + 1)) as f64)
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut x = rng.gen::<f64>() * total;
+        let mut sec = 0;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                sec = i;
+                break;
+            }
+            x -= w;
+        }
+        let rows = &sale.rows[sec];
+        if rows.is_empty() {
+            continue;
+        }
+        let row = rows[rng.gen_range(0..rows.len())].clone();
+        let free: Vec<usize> = row
+            .clone()
+            .filter(|&i| status.get(i) == Some(&b'A'))
+            .collect();
+        for w in free.windows(want) {
+            if w[want - 1] - w[0] == want - 1 {
+                return Some(w.to_vec());
+            }
+        }
+    }
+    // Anywhere at all.
+    let free: Vec<usize> = (0..status.len()).filter(|&i| status[i] == b'A').collect();
+    if free.is_empty() {
+        return None;
+    }
+    let start = rng.gen_range(0..free.len());
+    Some(free[start..(start + want).min(free.len())].to_vec())
+}
+
+async fn call(
+    t: &Target,
+    stats: &Stats,
+    step: &'static str,
+    req: reqwest::RequestBuilder,
+) -> Option<(u16, Value)> {
+    let started = Instant::now();
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.json::<Value>().await.unwrap_or_default();
+            stats.record(step, started, Some(status));
+            Some((status, body))
+        }
+        Err(_) => {
+            stats.record(step, started, None);
+            let _ = t;
+            None
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn buyer(
+    t: &Target,
+    cfg: &Config,
+    sale: &Sale,
+    tokens: &[String],
+    i: usize,
+    cache: &mut SeatCache,
+    stats: &Stats,
+    outcomes: &Mutex<Outcomes>,
+    start: Instant,
+) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+    let node = i;
+    let token = &tokens[i % tokens.len()];
+    let want = 1 + rng.gen_range(0..4usize);
+    let mut hold: Option<String> = None;
+    for _ in 0..=cfg.retries {
+        if seat_map(t, node, &sale.event, cache, stats).await.is_err() {
+            return;
+        }
+        let Some(seats) = pick(sale, &cache.status, &mut rng, want) else {
+            return; // sold out
+        };
+        let ids: Vec<&String> = seats.iter().map(|&s| &sale.seats[s]).collect();
+        let req = t
+            .client
+            .post(format!("{}/v1/events/{}/holds", t.base(node), sale.event))
+            .bearer_auth(token)
+            .json(&json!({ "seats": ids }));
+        match call(t, stats, "hold", req).await {
+            Some((201, body)) => {
+                hold = body["hold_id"].as_str().map(str::to_owned);
+                break;
+            }
+            Some((409, _)) => {
+                // Someone was faster: mark what we wanted as taken and look again.
+                for s in seats {
+                    if let Some(c) = cache.status.get_mut(s) {
+                        *c = b'H';
+                    }
+                }
+                cache.etag = None;
+            }
+            _ => return,
+        }
+    }
+    let Some(hold) = hold else { return };
+    let roll: f64 = rng.gen();
+    if roll < cfg.abandon_share {
+        let req = t
+            .client
+            .delete(format!("{}/v1/holds/{hold}", t.base(node)))
+            .bearer_auth(token);
+        call(t, stats, "release", req).await;
+        return;
+    }
+    let card = if roll < cfg.abandon_share + cfg.decline_share {
+        "tok_chargeDeclined"
+    } else {
+        "tok_visa"
+    };
+    let req = t
+        .client
+        .post(format!("{}/v1/holds/{hold}/checkout", t.base(node)))
+        .bearer_auth(token)
+        .header("Idempotency-Key", format!("load-{hold}"))
+        .json(&json!({"email": "buyer@example.com", "payment": {"token": card}}));
+    let Some((202, body)) = call(t, stats, "checkout", req).await else {
+        return;
+    };
+    let order = body["order_id"].as_str().unwrap_or_default().to_owned();
+    outcomes.lock().expect("not poisoned").accepted += 1;
+    for _ in 0..20 {
+        let req = t
+            .client
+            .get(format!("{}/v1/orders/{order}?wait=30", t.base(node)))
+            .bearer_auth(token);
+        let Some((200, o)) = call(t, stats, "order_final", req).await else {
+            continue;
+        };
+        if o["status"] != "pending_payment" {
+            let mut out = outcomes.lock().expect("not poisoned");
+            if o["status"] == "paid" {
+                out.last_paid_at = Some(start.elapsed());
+            }
+            out.orders.push(o);
+            return;
+        }
+    }
+}
+
+/// Runs the configured mode and returns its report (the audit included for sales).
+pub async fn run(cfg: Config) -> anyhow::Result<Report> {
+    let t = Arc::new(
+        Target::connect(
+            &cfg.targets,
+            &cfg.admin_email,
+            &cfg.admin_password,
+            cfg.connections,
+        )
+        .await?,
+    );
+    let sale = Arc::new(create_sale(&t, cfg.seats, cfg.ga_capacity, cfg.hold_ttl_seconds).await?);
+    let tokens = Arc::new(register(&t, cfg.accounts.clamp(1, cfg.buyers.max(1))).await?);
+    let gzip_bytes = seatmap_gzip_bytes(&t, &sale.event).await.ok();
+    let stats = Stats::default();
+    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..cfg.connections.max(1))
+        .map(|w| {
+            let (t, sale, tokens, stats, outcomes, next, stop, cfg) = (
+                t.clone(),
+                sale.clone(),
+                tokens.clone(),
+                stats.clone(),
+                outcomes.clone(),
+                next.clone(),
+                stop.clone(),
+                cfg.clone(),
+            );
+            tokio::spawn(async move {
+                let mut cache = SeatCache {
+                    etag: None,
+                    status: vec![b'A'; sale.seats.len()],
+                };
+                let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64 ^ 0x5eed);
+                loop {
+                    if stop.load(Ordering::Relaxed) || start.elapsed() >= cfg.duration {
+                        break;
+                    }
+                    match cfg.mode {
+                        Mode::Sale => {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= cfg.buyers {
+                                break;
+                            }
+                            if !cfg.ramp.is_zero() {
+                                let at = cfg.ramp.mul_f64(i as f64 / cfg.buyers as f64);
+                                if let Some(wait) = at.checked_sub(start.elapsed()) {
+                                    tokio::time::sleep(wait).await;
+                                }
+                            }
+                            buyer(
+                                &t, &cfg, &sale, &tokens, i, &mut cache, &stats, &outcomes, start,
+                            )
+                            .await;
+                        }
+                        Mode::Holds => {
+                            let s = rng.gen_range(0..sale.seats.len());
+                            let token = &tokens[w % tokens.len()];
+                            let req = t
+                                .client
+                                .post(format!("{}/v1/events/{}/holds", t.base(w), sale.event))
+                                .bearer_auth(token)
+                                .json(&json!({ "seats": [sale.seats[s]] }));
+                            if let Some((201, body)) = call(&t, &stats, "hold", req).await {
+                                let hold = body["hold_id"].as_str().unwrap_or_default();
+                                let req = t
+                                    .client
+                                    .delete(format!("{}/v1/holds/{hold}", t.base(w)))
+                                    .bearer_auth(token);
+                                call(&t, &stats, "release", req).await;
+                            }
+                        }
+                        Mode::Seatmap => {
+                            let started = Instant::now();
+                            let r = t
+                                .client
+                                .get(format!("{}/v1/events/{}/seats", t.base(w), sale.event))
+                                .send()
+                                .await;
+                            match r {
+                                Ok(r) => {
+                                    let status = r.status().as_u16();
+                                    let _ = r.bytes().await;
+                                    stats.record("seatmap", started, Some(status));
+                                }
+                                Err(_) => stats.record("seatmap", started, None),
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+
+    let out = std::mem::take(&mut *outcomes.lock().expect("not poisoned"));
+    let mut report = Report {
+        mode: cfg.mode,
+        event_id: sale.event.clone(),
+        orders: vec![],
+        targets: cfg.targets.clone(),
+        seats: cfg.seats,
+        buyers: cfg.buyers,
+        connections: cfg.connections,
+        elapsed_seconds: elapsed.as_secs_f64(),
+        tickets_sold: 0,
+        sold_out_seconds: None,
+        tickets_per_second: 0.0,
+        audit_passed: true,
+        audit_failures: vec![],
+        seatmap_gzip_bytes: gzip_bytes,
+        steps: stats.steps(elapsed),
+    };
+    if cfg.mode == Mode::Sale {
+        let failures = audit(&t, &sale.event, &out.orders, out.accepted).await?;
+        let tickets: u64 = out
+            .orders
+            .iter()
+            .filter(|o| o["status"] == "paid")
+            .map(|o| o["tickets"].as_array().map_or(0, |a| a.len() as u64))
+            .sum();
+        let map: Value = t
+            .client
+            .get(format!("{}/v1/events/{}/seats", t.base(0), sale.event))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let status = map["status"].as_str().unwrap_or_default();
+        let sold_out = !status.is_empty() && status.bytes().all(|c| c == b'S');
+        report.tickets_sold = tickets;
+        report.sold_out_seconds = if sold_out {
+            out.last_paid_at.map(|d| d.as_secs_f64())
+        } else {
+            None
+        };
+        report.tickets_per_second = tickets as f64
+            / report
+                .sold_out_seconds
+                .unwrap_or(elapsed.as_secs_f64())
+                .max(1e-9);
+        report.audit_passed = failures.is_empty();
+        report.audit_failures = failures;
+        report.orders = out.orders;
+    }
+    Ok(report)
+}
+
+async fn seatmap_gzip_bytes(t: &Target, event: &str) -> anyhow::Result<usize> {
+    // A client without automatic decompression, to see what goes over the wire.
+    let raw = reqwest::Client::builder().no_gzip().build()?;
+    let r = raw
+        .get(format!("{}/v1/events/{event}/seats", t.base(0)))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    Ok(r.bytes().await?.len())
+}
+
+/// Reads the sale back from the server and lists every inconsistency found.
+pub async fn audit(
+    t: &Target,
+    event: &str,
+    orders: &[Value],
+    accepted: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut failures = Vec::new();
+    let map: Value = t
+        .client
+        .get(format!("{}/v1/events/{event}/seats", t.base(0)))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let shown_sold = map["status"]
+        .as_str()
+        .unwrap_or_default()
+        .bytes()
+        .filter(|&c| c == b'S')
+        .count();
+    let mut seat_tickets: BTreeMap<String, usize> = BTreeMap::new();
+    let mut paid = BTreeSet::new();
+    // Re-read each order: the audit trusts the server's state now, not what buyers saw.
+    for o in orders {
+        let id = o["id"].as_str().unwrap_or_default();
+        let now: Value = t
+            .client
+            .get(format!("{}/v1/orders/{id}", t.base(0)))
+            .bearer_auth(&t.admin)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match now["status"].as_str() {
+            Some("paid") => {
+                paid.insert(id.to_owned());
+                let tickets = now["tickets"].as_array().cloned().unwrap_or_default();
+                if tickets.len() != now["items"].as_array().map_or(0, Vec::len) {
+                    failures.push(format!(
+                        "paid order {id} has {} tickets for its items",
+                        tickets.len()
+                    ));
+                }
+                for tk in tickets {
+                    if let Some(seat) = tk["seat_id"].as_str() {
+                        *seat_tickets.entry(seat.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            Some("failed") => {}
+            other => failures.push(format!("order {id} ended {other:?}, not paid or failed")),
+        }
+    }
+    if orders.len() != accepted {
+        failures.push(format!(
+            "{accepted} checkouts accepted, {} reached a final status",
+            orders.len()
+        ));
+    }
+    for (seat, n) in &seat_tickets {
+        if *n > 1 {
+            failures.push(format!("seat {seat} is on {n} tickets"));
+        }
+    }
+    if seat_tickets.len() != shown_sold {
+        failures.push(format!(
+            "{} seats on tickets, {shown_sold} shown sold",
+            seat_tickets.len()
+        ));
+    }
+    let charges = t
+        .client
+        .get(format!("{}/v1/admin/test-gateway/charges", t.base(0)))
+        .bearer_auth(&t.admin)
+        .send()
+        .await?;
+    if charges.status().is_success() {
+        let charges: Value = charges.json().await?;
+        let known: BTreeSet<&str> = orders.iter().filter_map(|o| o["id"].as_str()).collect();
+        let mut charged: BTreeMap<String, usize> = BTreeMap::new();
+        for c in charges["charges"].as_array().cloned().unwrap_or_default() {
+            let order = c["order_id"].as_str().unwrap_or_default();
+            if known.contains(order) && c["outcome"] == "succeeded" && c["refunded"] != true {
+                *charged.entry(order.to_owned()).or_default() += 1;
+            }
+        }
+        for (o, n) in &charged {
+            if *n > 1 {
+                failures.push(format!("order {o} charged {n} times"));
+            }
+        }
+        let charged: BTreeSet<String> = charged.into_keys().collect();
+        if charged != paid {
+            failures.push(format!(
+                "charges and paid orders differ: {} charged, {} paid",
+                charged.len(),
+                paid.len()
+            ));
+        }
+    } else {
+        failures.push(format!(
+            "the test gateway's charges are not readable: {}",
+            charges.status()
+        ));
+    }
+    Ok(failures)
+}
+
+impl Report {
+    /// The report as a markdown table, for humans and docs.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "mode `{}` · {} seats · {} buyers · {} connections · {:.1} s · tickets sold {} · sold out {} · {:.0} tickets/s · audit {}\n\n",
+            serde_json::to_value(self.mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            self.seats,
+            self.buyers,
+            self.connections,
+            self.elapsed_seconds,
+            self.tickets_sold,
+            self.sold_out_seconds.map_or("no".to_owned(), |s| format!("in {s:.1} s")),
+            self.tickets_per_second,
+            if self.audit_passed { "passed" } else { "FAILED" },
+        );
+        s.push_str("| step | count | per s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | 2xx | 304 | 409 | 410 | 429 | 5xx | errors |\n");
+        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for st in &self.steps {
+            let c = |k: &str| st.status.get(k).copied().unwrap_or(0);
+            s.push_str(&format!(
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |\n",
+                st.step, st.count, st.per_second, st.p50_ms, st.p90_ms, st.p99_ms, st.p999_ms, st.max_ms,
+                c("2xx"), c("304"), c("409"), c("410"), c("429"), c("5xx"), st.errors
+            ));
+        }
+        for f in &self.audit_failures {
+            s.push_str(&format!("\naudit failure: {f}"));
+        }
+        s
+    }
+}

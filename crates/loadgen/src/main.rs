@@ -1,0 +1,86 @@
+//! `boxoffice-loadgen <sale|holds|seatmap> --target URL[,URL...] …`: drives running
+//! servers through a flash sale; writes a JSON report (and a markdown table beside
+//! it); exits non-zero if the final audit finds anything wrong.
+
+use boxoffice_loadgen::{run, Config, Mode};
+use clap::Parser;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "boxoffice-loadgen",
+    about = "Flash-sale load generator for boxoffice"
+)]
+struct Cli {
+    mode: Mode,
+    /// Base URLs of the nodes, comma-separated; buyers are spread over them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    target: Vec<String>,
+    #[arg(long, default_value = "admin@localhost")]
+    admin_email: String,
+    #[arg(long, env = "BOXOFFICE_ADMIN_PASSWORD")]
+    admin_password: String,
+    #[arg(long, default_value_t = 50_000)]
+    seats: usize,
+    /// GA capacity of the event's one GA tier (default: 5% of the seats).
+    #[arg(long)]
+    ga_capacity: Option<usize>,
+    #[arg(long, default_value_t = 20_000)]
+    buyers: usize,
+    #[arg(long, default_value_t = 1_000)]
+    connections: usize,
+    /// Seconds: how long `holds` and `seatmap` run; a `sale` stops buying after it.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Seconds over which buyers arrive (0: all at once).
+    #[arg(long, default_value_t = 0)]
+    ramp: u64,
+    /// Buyer accounts to register (buyers share them).
+    #[arg(long, default_value_t = 200)]
+    accounts: usize,
+    #[arg(long, default_value_t = 0.0)]
+    decline_share: f64,
+    #[arg(long, default_value_t = 0.0)]
+    abandon_share: f64,
+    #[arg(long, default_value_t = 3)]
+    retries: usize,
+    #[arg(long, default_value_t = 300)]
+    hold_ttl: u32,
+    /// Where to write the JSON report (a markdown table goes beside it, `.md`).
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let c = Cli::parse();
+    let cfg = Config {
+        mode: c.mode,
+        targets: c.target,
+        admin_email: c.admin_email,
+        admin_password: c.admin_password,
+        seats: c.seats,
+        ga_capacity: c.ga_capacity.unwrap_or(c.seats / 20),
+        buyers: c.buyers,
+        connections: c.connections,
+        duration: Duration::from_secs(c.duration),
+        ramp: Duration::from_secs(c.ramp),
+        accounts: c.accounts,
+        decline_share: c.decline_share,
+        abandon_share: c.abandon_share,
+        retries: c.retries,
+        hold_ttl_seconds: c.hold_ttl,
+    };
+    let report = run(cfg).await?;
+    let md = report.markdown();
+    println!("{md}");
+    if let Some(path) = c.report {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(path.with_extension("md"), &md)?;
+    }
+    if !report.audit_passed {
+        eprintln!("audit failed: {:?}", report.audit_failures);
+        std::process::exit(2);
+    }
+    Ok(())
+}
