@@ -7,10 +7,13 @@ use axum::{Json, Router};
 
 #[tokio::main]
 async fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18200".into());
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .route("/json", post(|Json(v): Json<serde_json::Value>| async move { Json(v) }));
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18200".into());
+    let app = Router::new().route("/", get(|| async { "ok" })).route(
+        "/json",
+        post(|Json(v): Json<serde_json::Value>| async move { Json(v) }),
+    );
     let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
     axum::serve(listener, app).await.unwrap();
 }
