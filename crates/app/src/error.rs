@@ -57,6 +57,7 @@ impl From<EngineError> for AppError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Unavailable(e) => AppError::Unavailable(e),
+            e @ EngineError::StaleSnapshot(_) => AppError::Unavailable(e.into()),
             e @ EngineError::EventNotLoaded(_) => AppError::Internal(e.into()),
         }
     }

@@ -336,8 +336,29 @@ impl App {
     /// Rebuilds the engine's state of one event from the store.
     pub async fn load_into_engine(&self, ev: &CachedEvent) -> Result<(), AppError> {
         let _one_at_a_time = ev.engine_load.lock().await;
+        for _ in 0..3 {
+            match self.load_once(ev).await {
+                // The engine lost state while we read the store: read it again.
+                Err(AppError::Unavailable(e))
+                    if e.downcast_ref::<EngineError>()
+                        .is_some_and(|e| matches!(e, EngineError::StaleSnapshot(_))) =>
+                {
+                    continue
+                }
+                other => return other,
+            }
+        }
+        Err(AppError::Unavailable(anyhow::anyhow!(
+            "the hold engine kept losing event {}",
+            ev.event().id
+        )))
+    }
+
+    async fn load_once(&self, ev: &CachedEvent) -> Result<(), AppError> {
         let event = ev.event();
         let table = self.seat_table(ev).await?;
+        // Before the snapshot is read: a loss after this point makes the load refuse it.
+        let load_token = self.engine.prepare_load(&event.id).await?;
         let now = self.clock.now();
         let stored = self.store.inventory(&event.id, now).await?;
         let seat_ix = |id: &SeatId| table.index.get(id).copied();
@@ -373,9 +394,16 @@ impl App {
             // served, unless it changed the event more than a million times a second.
             base_version: (now_ms.0.max(0) as u64) * 1000,
             holds,
+            load_token,
         };
         tracing::info!(event = %event.id, holds = snapshot.holds.len(), sold = snapshot.sold_seats.len(), "loading event into the hold engine");
-        self.engine.load_event(snapshot, now_ms).await?;
+        self.engine
+            .load_event(snapshot, now_ms)
+            .await
+            .map_err(|e| match e {
+                e @ EngineError::StaleSnapshot(_) => AppError::Unavailable(e.into()),
+                e => e.into(),
+            })?;
         metrics::counter!("boxoffice_engine_rebuilds_total").increment(1);
         Ok(())
     }

@@ -17,7 +17,14 @@ fn snapshot(event: &EventId, seats: usize, caps: &[u32]) -> InventorySnapshot {
         ga_sold: vec![0; caps.len()],
         holds: vec![],
         base_version: 0,
+        load_token: None,
     }
+}
+
+/// Loads as the app does: prepare (a volatile engine leaves its token), then load.
+async fn load<E: HoldEngine>(engine: &E, mut snapshot: InventorySnapshot, now: i64) {
+    snapshot.load_token = engine.prepare_load(&snapshot.event).await.unwrap();
+    engine.load_event(snapshot, Millis(now)).await.unwrap();
 }
 
 fn req(event: &EventId, items: HoldItems, expires_at: i64, now: i64) -> HoldRequest {
@@ -37,10 +44,7 @@ pub async fn basic_semantics<E: HoldEngine>(engine: Arc<E>) {
         engine.seat_map(&ev, Millis(now)).await,
         Err(EngineError::EventNotLoaded(_))
     ));
-    engine
-        .load_event(snapshot(&ev, 4, &[2]), Millis(now))
-        .await
-        .unwrap();
+    load(&*engine, snapshot(&ev, 4, &[2]), now).await;
     let v0 = engine.seat_map(&ev, Millis(now)).await.unwrap();
     assert_eq!(v0.status, b"AAAA");
 
@@ -56,10 +60,7 @@ pub async fn basic_semantics<E: HoldEngine>(engine: Arc<E>) {
     assert!(m.version > v0.version);
 
     // Loading again is a no-op: the hold survives.
-    engine
-        .load_event(snapshot(&ev, 4, &[2]), Millis(now))
-        .await
-        .unwrap();
+    load(&*engine, snapshot(&ev, 4, &[2]), now).await;
     assert_eq!(
         engine.seat_map(&ev, Millis(now)).await.unwrap().status,
         b"HHAA"
@@ -158,10 +159,7 @@ pub async fn basic_semantics<E: HoldEngine>(engine: Arc<E>) {
 pub async fn concurrent_overlapping_holds<E: HoldEngine>(engine: Arc<E>) {
     let ev = EventId::new();
     let now = 1_000;
-    engine
-        .load_event(snapshot(&ev, 120, &[]), Millis(now))
-        .await
-        .unwrap();
+    load(&*engine, snapshot(&ev, 120, &[]), now).await;
     let tasks: Vec<_> = (0..500u32)
         .map(|i| {
             let engine = engine.clone();
@@ -213,10 +211,7 @@ pub async fn concurrent_overlapping_holds<E: HoldEngine>(engine: Arc<E>) {
 pub async fn concurrent_ga_holds<E: HoldEngine>(engine: Arc<E>) {
     let ev = EventId::new();
     let now = 1_000;
-    engine
-        .load_event(snapshot(&ev, 0, &[300]), Millis(now))
-        .await
-        .unwrap();
+    load(&*engine, snapshot(&ev, 0, &[300]), now).await;
     let tasks: Vec<_> = (0..500u32)
         .map(|i| {
             let engine = engine.clone();
@@ -395,7 +390,7 @@ pub fn matches_reference_model<E: HoldEngine>(engine: Arc<E>) {
                 let engine = engine.clone();
                 let ev = EventId::new();
                 let mut m = Model { holds: vec![], now: 1_000_000 };
-                engine.load_event(snapshot(&ev, SEATS, &CAPS), Millis(m.now)).await.unwrap();
+                load(&*engine, snapshot(&ev, SEATS, &CAPS), m.now).await;
                 let mut last_version = 0;
                 let mut last_map = engine.seat_map(&ev, Millis(m.now)).await.unwrap();
                 for op in ops {
@@ -473,8 +468,9 @@ pub fn matches_reference_model<E: HoldEngine>(engine: Arc<E>) {
                     ga_sold: (0..CAPS.len() as u16).map(|t| m.ga(t, State::Sold)).collect(),
                     holds: m.live().map(|h| SnapshotHold { id: h.id.clone(), items: h.items.clone(), expires_at: Millis(h.expires_at) }).collect(),
                     base_version: last_version + 1,
+                    load_token: None,
                 };
-                fresh.load_event(snap, Millis(m.now)).await.unwrap();
+                load(&*fresh, snap, m.now).await;
                 let rebuilt = fresh.seat_map(&ev, Millis(m.now)).await.unwrap();
                 prop_assert_eq!(rebuilt.status, last_map.status);
                 prop_assert_eq!(rebuilt.ga, last_map.ga);

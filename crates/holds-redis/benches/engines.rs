@@ -27,6 +27,7 @@ async fn loaded<E: HoldEngine>(engine: &E) -> EventId {
                 ga_sold: vec![],
                 holds: vec![],
                 base_version: 0,
+                load_token: engine.prepare_load(&event).await.unwrap(),
             },
             Millis(NOW),
         )

@@ -5,10 +5,11 @@
 --   KEYS[3] ga        hash: cap:<i>, held:<i>, sold:<i>
 --   KEYS[4] holds     hash: hold id -> "S|<expires>|i,j,k" or "G|<expires>|tier|qty"
 --   KEYS[5] deadlines sorted set: hold id scored by its deadline (ms)
+--   KEYS[6] loading   string: the token of a loader that is reading a snapshot
 -- ARGV[1] is the operation; ARGV[2] is now (ms). A missing meta means the event is
 -- not loaded (never, or lost): the caller rebuilds it from the store.
 
-local meta, status, ga, holds, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta, status, ga, holds, deadlines, loading = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local op = ARGV[1]
 local now = tonumber(ARGV[2])
 
@@ -47,14 +48,23 @@ local function expire_due()
   return expired
 end
 
+if op == "prepare" then
+  -- A loader is about to read a snapshot: ARGV[3] is its token. A loss of state
+  -- takes the token with it, and the load below then refuses the snapshot.
+  redis.call("SET", loading, ARGV[3], "EX", 60)
+  return {"ok"}
+end
+
 if op == "load" then
-  -- ARGV: version, seat count, status string, ga count, then per tier cap,held,sold,
-  -- then per hold id, enc, expires.
+  -- ARGV: token, version, seat count, status string, ga count, then per tier
+  -- cap,held,sold, then per hold id, enc, expires.
   if redis.call("EXISTS", meta) == 1 then return 0 end
+  if redis.call("GET", loading) ~= ARGV[3] then return {"stale"} end
+  redis.call("DEL", loading)
   -- Whatever is left of an earlier life of this event (a partial loss) goes: the
   -- snapshot is the whole truth.
   redis.call("DEL", status, ga, holds, deadlines)
-  local i = 3
+  local i = 4
   local version, seats, st, ngas = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   i = i + 4
   redis.call("SET", status, st)
@@ -71,7 +81,13 @@ if op == "load" then
   return 1
 end
 
+-- Loaded means meta and, for a seated event, its seat map. Half an event (which no
+-- real loss leaves, but a partial delete could) counts as lost: clear and rebuild.
 if redis.call("EXISTS", meta) == 0 then return {"not_loaded"} end
+if redis.call("HGET", meta, "seats") ~= "0" and redis.call("EXISTS", status) == 0 then
+  redis.call("DEL", meta, status, ga, holds, deadlines)
+  return {"not_loaded"}
+end
 
 if op == "hold" then
   -- ARGV: id, expires, kind ("S" then seat indices | "G" then tier, qty)

@@ -127,9 +127,9 @@ impl RedisHoldEngine {
         })
     }
 
-    fn keys(&self, ev: &EventId) -> [String; 5] {
+    fn keys(&self, ev: &EventId) -> [String; 6] {
         let tag = format!("{}{{{}}}", self.prefix, ev);
-        ["meta", "status", "ga", "holds", "deadlines"].map(|k| format!("{tag}:{k}"))
+        ["meta", "status", "ga", "holds", "deadlines", "loading"].map(|k| format!("{tag}:{k}"))
     }
 
     fn events_key(&self) -> String {
@@ -167,6 +167,13 @@ impl RedisHoldEngine {
 
 #[async_trait]
 impl HoldEngine for RedisHoldEngine {
+    async fn prepare_load(&self, event: &EventId) -> Result<Option<String>, EngineError> {
+        let token = format!("{}-{}", std::process::id(), HoldId::new());
+        self.run(event, vec!["prepare".into(), "0".into(), token.clone()])
+            .await?;
+        Ok(Some(token))
+    }
+
     async fn load_event(
         &self,
         snapshot: InventorySnapshot,
@@ -176,6 +183,7 @@ impl HoldEngine for RedisHoldEngine {
         let mut args = vec![
             "load".to_owned(),
             now.0.to_string(),
+            snapshot.load_token.clone().unwrap_or_default(),
             inv.version().to_string(),
             inv.seat_count().to_string(),
             String::from_utf8_lossy(inv.status()).into_owned(),
@@ -195,7 +203,10 @@ impl HoldEngine for RedisHoldEngine {
                 expires.0.to_string(),
             ]);
         }
-        self.run(&snapshot.event, args).await?;
+        let out = self.run(&snapshot.event, args).await?;
+        if out.first().map(String::as_str) == Some("stale") {
+            return Err(EngineError::StaleSnapshot(snapshot.event));
+        }
         // The sweeper's index of loaded events (another slot: not part of the script).
         self.cmd::<i64>(
             redis::cmd("SADD")

@@ -56,3 +56,35 @@ macro_rules! suite {
 
 suite!(single, single_url());
 suite!(cluster, cluster_urls());
+
+/// A snapshot read before Redis lost the event is refused: loading it would bring
+/// back a past that misses holds granted since.
+#[tokio::test]
+async fn a_snapshot_older_than_a_loss_is_refused() {
+    use boxoffice_domain::{EventId, Millis};
+    use boxoffice_ports::{EngineError, HoldEngine, InventorySnapshot};
+    let engine = engine(&single_url()).await;
+    let event = EventId::new();
+    let snapshot = |token| InventorySnapshot {
+        event: event.clone(),
+        seat_count: 4,
+        ga_capacities: vec![],
+        sold_seats: vec![],
+        ga_sold: vec![],
+        holds: vec![],
+        base_version: 0,
+        load_token: token,
+    };
+    let token = engine.prepare_load(&event).await.unwrap();
+    engine.evict(&event).await.unwrap(); // the loss, between reading and loading
+    assert!(matches!(
+        engine.load_event(snapshot(token), Millis(1)).await,
+        Err(EngineError::StaleSnapshot(_))
+    ));
+    let token = engine.prepare_load(&event).await.unwrap();
+    engine.load_event(snapshot(token), Millis(1)).await.unwrap();
+    assert_eq!(
+        engine.seat_map(&event, Millis(1)).await.unwrap().status,
+        b"AAAA"
+    );
+}

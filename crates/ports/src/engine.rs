@@ -17,6 +17,9 @@ pub enum EngineError {
     /// snapshot from the store and try again.
     #[error("event {0} is not loaded in the hold engine")]
     EventNotLoaded(EventId),
+    /// The engine lost state after the snapshot was read: read it again.
+    #[error("the snapshot of event {0} predates a loss of the engine's state")]
+    StaleSnapshot(EventId),
     #[error("hold engine unavailable: {0}")]
     Unavailable(#[source] anyhow::Error),
 }
@@ -58,6 +61,9 @@ pub struct InventorySnapshot {
     pub holds: Vec<SnapshotHold>,
     /// Where the seat-map version starts, above any version served before.
     pub base_version: u64,
+    /// From [`HoldEngine::prepare_load`], taken before the snapshot was read: a
+    /// volatile engine refuses the snapshot if it lost state since (the token is gone).
+    pub load_token: Option<String>,
 }
 
 impl InventorySnapshot {
@@ -85,6 +91,14 @@ impl InventorySnapshot {
 
 #[async_trait]
 pub trait HoldEngine: Send + Sync + std::fmt::Debug + 'static {
+    /// Called before reading a snapshot from the store. A volatile engine leaves a
+    /// token with the event; losing state deletes it, and `load_event` with that
+    /// token then answers `StaleSnapshot`: the snapshot may predate the loss.
+    async fn prepare_load(&self, event: &EventId) -> Result<Option<String>, EngineError> {
+        let _ = event;
+        Ok(None)
+    }
+
     /// Loads an event from a snapshot unless the engine has it already (then this is
     /// a no-op: a stale snapshot never overwrites newer state).
     async fn load_event(&self, snapshot: InventorySnapshot, now: Millis)
