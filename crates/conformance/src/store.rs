@@ -1,13 +1,16 @@
 //! The store suite: what every durable store must do, including refusing a double
 //! sale on its own, whatever a hold engine decided.
 
-use boxoffice_domain::{Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus};
+use boxoffice_domain::{
+    Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus, Ticket, TicketId,
+};
 use boxoffice_domain::{
     Currency, Email, Event, EventId, EventStatus, Hold, HoldId, HoldSelection, HoldStatus, Money,
     NewEvent, Role, Seat, SeatId, User, UserId, Venue, VenueSpec,
 };
 use boxoffice_ports::{
-    CheckoutOutcome, CheckoutRecord, Idempotent, JobQueue, ReleaseOutcome, Store, StoreError,
+    CheckoutOutcome, CheckoutRecord, Idempotent, JobQueue, PaidOutcome, ReleaseOutcome, Store,
+    StoreError,
 };
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -221,8 +224,57 @@ pub async fn holds_and_releases<S: Store>(store: Arc<S>) {
     );
 }
 
-/// Two holds over one seat — as a wrong engine might grant — race to be sold: the
-/// store lets exactly one through. GA sales past capacity are refused likewise.
+/// A hold checked out (order pending) and ready to be paid for: what the store
+/// sells. The store does not check seats at checkout; the engine did.
+async fn checked_out<S: Store>(
+    store: &S,
+    event: &Event,
+    customer: &UserId,
+    sel: HoldSelection,
+) -> OrderId {
+    let h = hold(event, customer, sel, Duration::minutes(5));
+    store.record_hold(&h).await.unwrap();
+    let rec = checkout_record(event, customer, &h, h.id.as_str());
+    assert_eq!(
+        store.checkout(&rec, now()).await.unwrap(),
+        CheckoutOutcome::Created
+    );
+    rec.order.id
+}
+
+/// The tickets a paid order gets: one per seat (or one GA unit).
+fn tickets_for(event: &Event, seats: &[SeatId]) -> Vec<Ticket> {
+    seats
+        .iter()
+        .map(|s| Ticket {
+            id: TicketId::new(),
+            seat_id: Some(s.clone()),
+            tier_id: event.tiers[0].id.clone(),
+            price: Money::new(2500, Currency::EUR),
+            code: format!("CODE-{}", TicketId::new()),
+        })
+        .collect()
+}
+
+async fn pay<S: Store>(
+    store: &S,
+    order: &OrderId,
+    tickets: &[Ticket],
+) -> Result<PaidOutcome, StoreError> {
+    store
+        .complete_payment(
+            order,
+            &format!("ch_{order}"),
+            tickets,
+            &MessageId::new(),
+            now(),
+        )
+        .await
+}
+
+/// Two orders over one seat — as a wrong engine might let happen — race to be paid:
+/// the store lets exactly one through and leaves the other pending. GA sales past
+/// capacity are refused likewise, whatever the engine said.
 pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
     let (_, _, event) = event(&*store).await;
     let ann = user("ann@example.com", Role::Customer);
@@ -231,22 +283,28 @@ pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
     let seat = |i: usize| layout[i].seat.id.clone();
 
     for round in 0..10 {
-        let a = hold(
+        let a_seats = vec![seat(round % 6)];
+        let b_seats = vec![seat(5 - round % 6), seat(round % 6)];
+        let a = checked_out(
+            &*store,
             &event,
             &ann.id,
-            HoldSelection::Seats(vec![seat(round % 6)]),
-            Duration::minutes(5),
-        );
-        let b = hold(
+            HoldSelection::Seats(a_seats.clone()),
+        )
+        .await;
+        let b = checked_out(
+            &*store,
             &event,
             &ann.id,
-            HoldSelection::Seats(vec![seat(5 - round % 6), seat(round % 6)]),
-            Duration::minutes(5),
-        );
-        store.record_hold(&a).await.unwrap();
-        store.record_hold(&b).await.unwrap();
-        let (ra, rb) = tokio::join!(store.sell_hold(&a.id, now()), store.sell_hold(&b.id, now()));
-        let sold = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+            HoldSelection::Seats(b_seats.clone()),
+        )
+        .await;
+        let (ta, tb) = (tickets_for(&event, &a_seats), tickets_for(&event, &b_seats));
+        let (ra, rb) = tokio::join!(pay(&*store, &a, &ta), pay(&*store, &b, &tb));
+        let sold = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, Ok(PaidOutcome::Paid)))
+            .count();
         if round == 0 {
             assert_eq!(sold, 1, "{ra:?} {rb:?}");
             for r in [&ra, &rb] {
@@ -266,6 +324,14 @@ pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
             // Later rounds find seats sold earlier: never more than one sale per seat.
             assert!(sold <= 1);
         }
+        // The refused order is still pending: nothing of it was written.
+        for (order, r) in [(&a, &ra), (&b, &rb)] {
+            if r.is_err() {
+                let o = store.order(order).await.unwrap().unwrap();
+                assert_eq!(o.status, OrderStatus::PendingPayment);
+                assert!(o.tickets.is_empty());
+            }
+        }
     }
     let inv = store.inventory(&event.id, now()).await.unwrap();
     let mut sold = inv.sold_seats.clone();
@@ -278,29 +344,29 @@ pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
     );
 
     let tier = event.ga_tiers[0].id.clone();
-    let big = hold(
+    let big = checked_out(
+        &*store,
         &event,
         &ann.id,
         HoldSelection::Ga {
             tier_id: tier.clone(),
             quantity: 4,
         },
-        Duration::minutes(5),
-    );
-    let more = hold(
+    )
+    .await;
+    let more = checked_out(
+        &*store,
         &event,
         &ann.id,
         HoldSelection::Ga {
             tier_id: tier,
             quantity: 2,
         },
-        Duration::minutes(5),
-    );
-    store.record_hold(&big).await.unwrap();
-    store.record_hold(&more).await.unwrap();
-    store.sell_hold(&big.id, now()).await.unwrap();
+    )
+    .await;
+    assert_eq!(pay(&*store, &big, &[]).await.unwrap(), PaidOutcome::Paid);
     assert!(matches!(
-        store.sell_hold(&more.id, now()).await,
+        pay(&*store, &more, &[]).await,
         Err(StoreError::Conflict {
             constraint: "ga_capacity"
         })
@@ -309,11 +375,19 @@ pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
         store.inventory(&event.id, now()).await.unwrap().ga_sold,
         vec![4]
     );
-    // A sold hold cannot be sold again, nor released.
-    assert!(store.sell_hold(&big.id, now()).await.is_err());
+    // A paid order cannot be paid again, nor its hold released.
     assert_eq!(
-        store.release_hold(&big.id, now()).await.unwrap(),
+        pay(&*store, &big, &[]).await.unwrap(),
+        PaidOutcome::AlreadyFinal(OrderStatus::Paid)
+    );
+    let hold = store.order(&big).await.unwrap().unwrap().hold_id;
+    assert_eq!(
+        store.release_hold(&hold, now()).await.unwrap(),
         ReleaseOutcome::Converted
+    );
+    assert_eq!(
+        store.hold(&hold).await.unwrap().unwrap().status,
+        HoldStatus::Sold
     );
 }
 

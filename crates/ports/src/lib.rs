@@ -1,5 +1,5 @@
 //! Ports: what the use cases need from the outside world, as traits shaped around
-//! business actions (`hold`, `record_hold`, `sell_hold`), not generic CRUD.
+//! business actions (`hold`, `record_hold`, `complete_payment`), not generic CRUD.
 //!
 //! Adapters implement these (SQLite/PostgreSQL stores; in-process/Redis engines);
 //! `boxoffice-conformance` holds the one suite each adapter must pass. Nothing here

@@ -161,10 +161,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         event: &EventId,
         now: OffsetDateTime,
     ) -> Result<StoredInventory, StoreError>;
-    /// Sells a hold's items: one row per seat under a uniqueness constraint
-    /// (`Conflict { constraint: "sold_seats" }` on a second sale), GA under a
-    /// capacity check (`Conflict { constraint: "ga_capacity" }`). Marks it converted.
-    async fn sell_hold(&self, id: &HoldId, now: OffsetDateTime) -> Result<(), StoreError>;
 
     // --- checkout and orders ---
     async fn idempotent(
@@ -184,9 +180,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A customer's orders, newest first.
     async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError>;
     async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError>;
-    /// Payment succeeded: the order is paid, its seats sold (under the same
-    /// constraints as `sell_hold`), its tickets issued, the charge recorded and
-    /// `order.paid` queued. A conflict leaves everything as it was.
+    /// Payment succeeded: the order is paid, its tickets issued, the charge recorded
+    /// and `order.paid` queued — and its items sold under the store's own guards: one
+    /// `sold_seats` row per seat (`Conflict { constraint: "sold_seats" }` on a second
+    /// sale), GA under its capacity check (`"ga_capacity"`). A conflict leaves
+    /// everything as it was, so a wrong engine can never sell a seat twice.
     async fn complete_payment(
         &self,
         order: &OrderId,

@@ -777,43 +777,6 @@ impl Store for PgStore {
         })
     }
 
-    async fn sell_hold(&self, id: &HoldId, now: OffsetDateTime) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let row: Option<(String, String, Option<String>, i64, i64)> = sqlx::query_as(
-            "SELECT event_id, status, ga_tier_id, quantity, expires_at FROM holds WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((event_id, status, ga_tier, quantity, expires_at)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        // Only a live hold sells here; checkout sells converted ones (`complete_payment`).
-        if status != "active" || expires_at <= ms(now) {
-            return Err(StoreError::NotFound);
-        }
-        orders::sell_items(
-            &mut tx,
-            &event_id,
-            id.as_str(),
-            ga_tier.as_deref(),
-            quantity,
-            now,
-        )
-        .await?;
-        sqlx::query(
-            "UPDATE holds SET status = 'converted', sold_at = $1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
-    }
-
     async fn idempotent(
         &self,
         user: &UserId,
@@ -947,22 +910,5 @@ pub mod testing {
         conn.close().await?;
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         Ok(format!("{base}/{name}"))
-    }
-
-    /// Drops every test database no session is using (old runs' leftovers).
-    pub async fn drop_stale_databases() -> anyhow::Result<()> {
-        let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT datname FROM pg_database d WHERE datname LIKE 'boxoffice_test_%' \
-             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
-        )
-        .fetch_all(&mut conn)
-        .await?;
-        for n in names {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {n}"))
-                .execute(&mut conn)
-                .await;
-        }
-        Ok(())
     }
 }

@@ -794,43 +794,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn sell_hold(&self, id: &HoldId, now: OffsetDateTime) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let row: Option<(String, String, Option<String>, i64, i64)> = sqlx::query_as(
-            "SELECT event_id, status, ga_tier_id, quantity, expires_at FROM holds WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((event_id, status, ga_tier, quantity, expires_at)) = row else {
-            return Err(StoreError::NotFound);
-        };
-        // Only a live hold sells here; checkout sells converted ones (`complete_payment`).
-        if status != "active" || expires_at <= ms(now) {
-            return Err(StoreError::NotFound);
-        }
-        orders::sell_items(
-            &mut tx,
-            &event_id,
-            id.as_str(),
-            ga_tier.as_deref(),
-            quantity,
-            now,
-        )
-        .await?;
-        sqlx::query(
-            "UPDATE holds SET status = 'converted', sold_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
-    }
-
     async fn idempotent(
         &self,
         user: &UserId,
