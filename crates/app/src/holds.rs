@@ -226,10 +226,17 @@ impl App {
                 tracing::warn!(hold = %hold.id, ?rejection, "hold lost by the engine and taken meanwhile");
                 match rejection {
                     HoldRejection::SoldOut { remaining } => Err(AppError::SoldOut { remaining }),
-                    _ => Err(AppError::SeatsUnavailable(match &hold.selection {
-                        HoldSelection::Seats(s) => s.clone(),
-                        HoldSelection::Ga { .. } => vec![],
-                    })),
+                    HoldRejection::SeatsUnavailable(ixs) => {
+                        let table = self.seat_table(ev).await?;
+                        Err(AppError::SeatsUnavailable(
+                            ixs.iter()
+                                .map(|&i| table.layout[i as usize].seat.id.clone())
+                                .collect(),
+                        ))
+                    }
+                    other => Err(AppError::Internal(anyhow::anyhow!(
+                        "re-grant refused: {other:?}"
+                    ))),
                 }
             }
         }

@@ -156,6 +156,22 @@ impl RedisHoldEngine {
         Ok(out)
     }
 
+    /// `release` or `confirm`: ends a live hold and returns its items (`None`: it
+    /// was not live).
+    async fn end_hold(
+        &self,
+        op: &str,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError> {
+        let args = vec![op.to_owned(), now.0.to_string(), hold.to_string()];
+        match self.run(event, args).await?.as_slice() {
+            [ok, enc] if ok == "ok" => Ok(Some(decode(enc)?)),
+            _ => Ok(None),
+        }
+    }
+
     async fn cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, EngineError> {
         match self.conn.clone() {
             Conn::Single(mut c) => cmd.query_async(&mut c).await,
@@ -253,16 +269,7 @@ impl HoldEngine for RedisHoldEngine {
         hold: &HoldId,
         now: Millis,
     ) -> Result<Option<HoldItems>, EngineError> {
-        let out = self
-            .run(
-                event,
-                vec!["release".into(), now.0.to_string(), hold.to_string()],
-            )
-            .await?;
-        match out.as_slice() {
-            [ok, enc] if ok == "ok" => Ok(Some(decode(enc)?)),
-            _ => Ok(None),
-        }
+        self.end_hold("release", event, hold, now).await
     }
 
     async fn confirm(
@@ -271,16 +278,7 @@ impl HoldEngine for RedisHoldEngine {
         hold: &HoldId,
         now: Millis,
     ) -> Result<Option<HoldItems>, EngineError> {
-        let out = self
-            .run(
-                event,
-                vec!["confirm".into(), now.0.to_string(), hold.to_string()],
-            )
-            .await?;
-        match out.as_slice() {
-            [ok, enc] if ok == "ok" => Ok(Some(decode(enc)?)),
-            _ => Ok(None),
-        }
+        self.end_hold("confirm", event, hold, now).await
     }
 
     async fn extend(

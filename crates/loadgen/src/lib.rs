@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -230,7 +230,6 @@ pub struct Sale {
     /// For each section (best first), its rows, each a range of layout indexes.
     pub rows: Vec<Vec<std::ops::Range<usize>>>,
     pub ga_tier: Option<String>,
-    pub index: HashMap<String, usize>,
 }
 
 const SEATS_PER_ROW: usize = 50;
@@ -328,17 +327,11 @@ pub async fn create_sale(
             r.end = i + 1;
         }
     }
-    let index = seat_ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.clone(), i))
-        .collect();
     Ok(Sale {
         event,
         seats: seat_ids,
         rows,
         ga_tier: ev["ga_tiers"][0]["id"].as_str().map(str::to_owned),
-        index,
     })
 }
 
@@ -463,7 +456,6 @@ fn pick(sale: &Sale, status: &[u8], rng: &mut impl Rng, want: usize) -> Option<V
 }
 
 async fn call(
-    t: &Target,
     stats: &Stats,
     step: &'static str,
     req: reqwest::RequestBuilder,
@@ -478,7 +470,6 @@ async fn call(
         }
         Err(_) => {
             stats.record(step, started, None);
-            let _ = t;
             None
         }
     }
@@ -514,7 +505,7 @@ async fn buyer(
             .post(format!("{}/v1/events/{}/holds", t.base(node), sale.event))
             .bearer_auth(token)
             .json(&json!({ "seats": ids }));
-        match call(t, stats, "hold", req).await {
+        match call(stats, "hold", req).await {
             Some((201, body)) => {
                 hold = body["hold_id"].as_str().map(str::to_owned);
                 break;
@@ -538,7 +529,7 @@ async fn buyer(
             .client
             .delete(format!("{}/v1/holds/{hold}", t.base(node)))
             .bearer_auth(token);
-        call(t, stats, "release", req).await;
+        call(stats, "release", req).await;
         return;
     }
     let card = if roll < cfg.abandon_share + cfg.decline_share {
@@ -552,7 +543,7 @@ async fn buyer(
         .bearer_auth(token)
         .header("Idempotency-Key", format!("load-{hold}"))
         .json(&json!({"email": "buyer@example.com", "payment": {"token": card}}));
-    let Some((202, body)) = call(t, stats, "checkout", req).await else {
+    let Some((202, body)) = call(stats, "checkout", req).await else {
         return;
     };
     let order = body["order_id"].as_str().unwrap_or_default().to_owned();
@@ -562,7 +553,7 @@ async fn buyer(
             .client
             .get(format!("{}/v1/orders/{order}?wait=30", t.base(node)))
             .bearer_auth(token);
-        let Some((200, o)) = call(t, stats, "order_final", req).await else {
+        let Some((200, o)) = call(stats, "order_final", req).await else {
             continue;
         };
         if o["status"] != "pending_payment" {
@@ -642,13 +633,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
                                 .post(format!("{}/v1/events/{}/holds", t.base(w), sale.event))
                                 .bearer_auth(token)
                                 .json(&json!({ "seats": [sale.seats[s]] }));
-                            if let Some((201, body)) = call(&t, &stats, "hold", req).await {
+                            if let Some((201, body)) = call(&stats, "hold", req).await {
                                 let hold = body["hold_id"].as_str().unwrap_or_default();
                                 let req = t
                                     .client
                                     .delete(format!("{}/v1/holds/{hold}", t.base(w)))
                                     .bearer_auth(token);
-                                call(&t, &stats, "release", req).await;
+                                call(&stats, "release", req).await;
                             }
                         }
                         Mode::Seatmap => {
