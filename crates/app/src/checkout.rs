@@ -198,15 +198,44 @@ impl App {
             payment_deadline,
             message: MessageId::new(),
         };
-        match self.store.checkout(&rec, now).await? {
+        // The store's answer, and undoing the engine's extension if the store did
+        // not convert the hold, run on their own task: a dropped request must not
+        // leave the engine keeping seats to a payment deadline the store never set.
+        let (engine, writer) = (self.engine.clone(), self.writer.clone());
+        let ttl = Millis::from_datetime(hold.expires_at);
+        let now_ms = Millis::from_datetime(now);
+        let order_id = rec.order.id.to_string();
+        let outcome = self.detached.spawn(async move {
+            let out = writer.checkout(rec, now).await;
+            let undo = match &out {
+                Ok(CheckoutOutcome::Created | CheckoutOutcome::Replay(_)) => false,
+                Ok(CheckoutOutcome::HoldNotActive { status, .. }) => {
+                    !matches!(status, HoldStatus::Converted | HoldStatus::Sold)
+                }
+                Err(_) => true,
+            };
+            if undo {
+                let back = if ttl > now_ms {
+                    engine.extend(&event_id, &hid, ttl, now_ms).await.map(|_| ())
+                } else {
+                    engine.release(&event_id, &hid, now_ms).await.map(|_| ())
+                };
+                if let Err(e) = back {
+                    tracing::warn!(hold = %hid, error = ?e, "could not undo a checkout's hold extension; it lasts to the payment deadline");
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+        match outcome {
             CheckoutOutcome::Created => {
-                self.jobs_ready.notify_waiters();
                 metrics::counter!("boxoffice_orders_total", "status" => "pending_payment")
                     .increment(1);
                 Ok(CheckoutAnswer {
                     status: 202,
                     body,
-                    order_id: rec.order.id.to_string(),
+                    order_id,
                 })
             }
             CheckoutOutcome::Replay(prev) => replay(prev),
@@ -225,8 +254,9 @@ impl App {
     }
 
     /// An order; with `wait`, waits up to that long (at most 30 s) for its payment to
-    /// finish. Waits on this node's announcements and re-reads the store every
-    /// 250 ms, so a change made by another node is seen too.
+    /// finish. It sleeps until the order is announced final (by this node, or another
+    /// over the queue's bus) and reads the store only then, or at the safety poll:
+    /// slow where announcements reach every node, 250 ms where they do not.
     pub async fn order(
         &self,
         who: &Principal,
@@ -235,8 +265,17 @@ impl App {
     ) -> Result<Order, AppError> {
         let id = OrderId::parse(id).ok_or(AppError::NotFound)?;
         let deadline = tokio::time::Instant::now() + wait.unwrap_or_default().min(MAX_WAIT);
-        let mut updates = self.order_updates.subscribe();
+        let interest = self.orders.interest(&id);
+        let safety = if self.queue.announces() {
+            self.settings.order_safety_poll
+        } else {
+            Duration::from_millis(250)
+        };
         loop {
+            // Listening before the read: an announcement between the two still wakes us.
+            let announced = interest.notify.notified();
+            tokio::pin!(announced);
+            announced.as_mut().enable();
             let order = self
                 .store
                 .order(&id)
@@ -247,17 +286,15 @@ impl App {
             if order.status.is_final() || now >= deadline {
                 return Ok(order);
             }
-            let tick = (deadline - now).min(Duration::from_millis(250));
-            let _ = tokio::time::timeout(tick, async {
-                loop {
-                    match updates.recv().await {
-                        Ok(done) if done == id => return,
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-            })
-            .await;
+            let wake = if tokio::time::timeout((deadline - now).min(safety), announced)
+                .await
+                .is_ok()
+            {
+                "announced"
+            } else {
+                "polled"
+            };
+            metrics::counter!("boxoffice_order_waits_total", "woken" => wake).increment(1);
         }
     }
 
@@ -281,8 +318,10 @@ impl App {
         Ok(self.store.sale_stats(&ev.event().id).await?)
     }
 
-    pub(crate) fn announce(&self, order: &OrderId) {
-        let _ = self.order_updates.send(order.clone());
+    /// Wakes the long-polls of `order`, here and (over the queue's bus) elsewhere.
+    pub(crate) async fn announce(&self, order: &OrderId) {
+        self.orders.announce(order);
+        self.queue.announce(order).await;
     }
 }
 

@@ -1,73 +1,147 @@
-//! Group commit of holds: the hot path records each hold in the store, but not in a
-//! transaction of its own. One writer task commits, in one transaction, every hold
-//! that arrived while its previous commit ran, so under load batches grow and
-//! commits per second stay few, while a lone hold waits for one commit only (no
-//! timer, no added latency). Each caller still learns its own hold's fate before it
-//! answers: a hold is acknowledged only once the store has it.
+//! Group commit of every state transition: holds, releases, checkouts, payment
+//! outcomes, expiries and what the workers record all reach the store through one
+//! writer task per node, which commits in one transaction every write that arrived
+//! while its previous commit ran. Under load batches grow and commits per second
+//! stay few; a lone write waits for one commit only (no timer, no added latency).
+//! Each caller learns its own write's fate, and only once it is committed.
 //!
-//! A batch that fails is retried hold by hold, so one bad hold (a conflict) cannot
-//! fail the others.
+//! One refused write (a constraint) fails alone: the store retries the batch behind
+//! a savepoint per write. After a commit the writer hands the outbox messages it
+//! just wrote to the queue (an in-process queue delivers them from there) and wakes
+//! the workers.
+//!
+//! The writer task owns the commit, not the caller: a caller that goes away (a
+//! client disconnect) does not stop its write, so the compensation that follows a
+//! failed write must not depend on the caller either (see `holds.rs`).
 
-use boxoffice_domain::Hold;
-use boxoffice_ports::{Store, StoreError};
+use boxoffice_domain::{Job, MessageId};
+use boxoffice_ports::{
+    CheckoutOutcome, Clock, FailOutcome, JobQueue, PaidOutcome, ReleaseOutcome, Store, StoreError,
+    Write, Written,
+};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 1024;
 
-type Pending = (Hold, oneshot::Sender<Result<(), StoreError>>);
+type Pending = (Write, oneshot::Sender<Result<Written, StoreError>>);
 
-#[derive(Debug)]
-pub(crate) struct HoldWriter {
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
     tx: mpsc::Sender<Pending>,
 }
 
 fn stopped() -> StoreError {
-    StoreError::Unavailable(anyhow::anyhow!("the hold writer stopped"))
+    StoreError::Unavailable(anyhow::anyhow!("the store writer stopped"))
 }
 
-impl HoldWriter {
-    /// Starts the writer task; it ends when the writer is dropped.
-    pub(crate) fn spawn(store: Arc<dyn Store>) -> Self {
+impl Writer {
+    /// Starts the writer task; it ends when the writer is dropped. `jobs` counts
+    /// commits that queued jobs (workers wait for it to move).
+    pub(crate) fn spawn(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+        jobs: watch::Sender<u64>,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(16 * MAX_BATCH);
         tokio::spawn(async move {
-            let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-            while let Some(first) = rx.recv().await {
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
+            let mut ops = Vec::with_capacity(MAX_BATCH);
+            let mut answers = Vec::with_capacity(MAX_BATCH);
+            while let Some((op, answer)) = rx.recv().await {
+                ops.push(op);
+                answers.push(answer);
+                while ops.len() < MAX_BATCH {
                     match rx.try_recv() {
-                        Ok(p) => batch.push(p),
+                        Ok((op, answer)) => {
+                            ops.push(op);
+                            answers.push(answer);
+                        }
                         Err(_) => break,
                     }
                 }
-                let holds: Vec<Hold> = batch.iter().map(|(h, _)| h.clone()).collect();
-                metrics::histogram!("boxoffice_hold_commit_batch_size").record(holds.len() as f64);
-                match store.record_holds(&holds).await {
-                    Ok(()) => {
-                        for (_, done) in batch.drain(..) {
-                            let _ = done.send(Ok(()));
+                metrics::histogram!("boxoffice_store_batch_size").record(ops.len() as f64);
+                match store.write(&ops).await {
+                    Ok(results) => {
+                        let queued: Vec<(MessageId, Job)> = ops
+                            .iter()
+                            .zip(&results)
+                            .filter_map(|(op, r)| op.queued(r.as_ref().ok()?))
+                            .collect();
+                        if !queued.is_empty() {
+                            queue.committed(&queued, clock.now());
+                            jobs.send_modify(|n| *n += 1);
                         }
-                    }
-                    Err(_) if batch.len() > 1 => {
-                        for (hold, done) in batch.drain(..) {
-                            let _ = done.send(store.record_hold(&hold).await);
+                        for (answer, r) in answers.drain(..).zip(results) {
+                            let _ = answer.send(r);
                         }
                     }
                     Err(e) => {
-                        for (_, done) in batch.drain(..) {
-                            let _ = done.send(Err(StoreError::Unavailable(anyhow::anyhow!("{e}"))));
+                        tracing::warn!(error = %e, writes = ops.len(), "a group commit failed");
+                        let why = e.to_string();
+                        for answer in answers.drain(..) {
+                            let _ =
+                                answer.send(Err(StoreError::Unavailable(anyhow::anyhow!("{why}"))));
                         }
                     }
                 }
+                ops.clear();
             }
         });
         Self { tx }
     }
 
-    /// Records one hold, with whatever else is waiting; returns once it is committed.
-    pub(crate) async fn record(&self, hold: Hold) -> Result<(), StoreError> {
+    /// Commits `w` with whatever else is waiting; returns once it is committed.
+    pub(crate) async fn write(&self, w: Write) -> Result<Written, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send((hold, done)).await.map_err(|_| stopped())?;
+        self.tx.send((w, done)).await.map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
     }
+
+    pub(crate) async fn release(
+        &self,
+        hold: &boxoffice_domain::HoldId,
+        now: time::OffsetDateTime,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        match self
+            .write(Write::Release {
+                hold: hold.clone(),
+                now,
+            })
+            .await?
+        {
+            Written::Released(r) => Ok(r),
+            w => Err(unexpected(w)),
+        }
+    }
+
+    pub(crate) async fn checkout(
+        &self,
+        rec: boxoffice_ports::CheckoutRecord,
+        now: time::OffsetDateTime,
+    ) -> Result<CheckoutOutcome, StoreError> {
+        let rec = Box::new(rec);
+        match self.write(Write::Checkout { rec, now }).await? {
+            Written::Checkout(c) => Ok(c),
+            w => Err(unexpected(w)),
+        }
+    }
+
+    pub(crate) async fn paid(&self, w: Write) -> Result<PaidOutcome, StoreError> {
+        match self.write(w).await? {
+            Written::Paid(p) => Ok(p),
+            w => Err(unexpected(w)),
+        }
+    }
+
+    pub(crate) async fn failed(&self, w: Write) -> Result<FailOutcome, StoreError> {
+        match self.write(w).await? {
+            Written::Failed(f) => Ok(f),
+            w => Err(unexpected(w)),
+        }
+    }
+}
+
+fn unexpected(w: Written) -> StoreError {
+    StoreError::Unavailable(anyhow::anyhow!("the store answered {w:?}"))
 }

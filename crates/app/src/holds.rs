@@ -11,7 +11,9 @@ use boxoffice_domain::{
     inventory::GaCounts, Hold, HoldId, HoldItems, HoldRejection, HoldSelection, HoldStatus, Millis,
     Money, SeatId, TierId, ValidationError,
 };
-use boxoffice_ports::{EngineError, HoldRequest, InventorySnapshot, ReleaseOutcome, SnapshotHold};
+use boxoffice_ports::{
+    EngineError, HoldRequest, InventorySnapshot, ReleaseOutcome, SnapshotHold, Write, Written,
+};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::future::Future;
@@ -31,6 +33,23 @@ pub struct HoldAsk {
     pub tier_id: Option<String>,
     #[serde(default)]
     pub quantity: Option<i64>,
+}
+
+/// A seat whose status the engine and the store see differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatDifference {
+    pub seat_id: SeatId,
+    /// `A`, `H` or `S`.
+    pub engine: char,
+    pub store: char,
+}
+
+/// What [`App::engine_audit`] found: nothing, when engine and store agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineAudit {
+    pub seats: Vec<SeatDifference>,
+    /// GA tiers whose remaining count differs: (tier, engine's, store's).
+    pub ga: Vec<(TierId, u32, u32)>,
 }
 
 /// A hold and what it is now.
@@ -178,11 +197,23 @@ impl App {
             }
             Err(e) => return Err(AppError::Internal(anyhow::anyhow!("engine refused: {e:?}"))),
         }
-        if let Err(e) = self.hold_writer.record(hold.clone()).await {
-            // Nobody was told about this hold: give the seats back.
-            let _ = self.engine.release(&event.id, &hold.id, req.now).await;
-            return Err(e.into());
-        }
+        // The record and, if it fails, the compensation run on their own task: a
+        // request dropped mid-way (a client gone, a timeout) must not leave the
+        // engine holding seats the store never heard of.
+        let (engine, writer) = (self.engine.clone(), self.writer.clone());
+        let (eid, hid, at) = (event.id.clone(), hold.id.clone(), req.now);
+        let to_record = hold.clone();
+        self.detached
+            .spawn(async move {
+                let r = writer.write(Write::Hold(to_record)).await;
+                if r.is_err() {
+                    // Nobody was told about this hold: give the seats back.
+                    let _ = engine.release(&eid, &hid, at).await;
+                }
+                r
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.into()))??;
         if self.engine.volatile() {
             self.confirm_engine_kept(&ev, &hold, &req).await?;
         }
@@ -222,7 +253,7 @@ impl App {
         {
             Ok(()) | Err(HoldRejection::DuplicateHold) => Ok(()),
             Err(rejection) => {
-                self.store.release_hold(&hold.id, self.clock.now()).await?;
+                self.writer.release(&hold.id, self.clock.now()).await?;
                 tracing::warn!(hold = %hold.id, ?rejection, "hold lost by the engine and taken meanwhile");
                 match rejection {
                     HoldRejection::SoldOut { remaining } => Err(AppError::SoldOut { remaining }),
@@ -267,18 +298,28 @@ impl App {
     pub async fn release_hold(&self, who: &Principal, id: &str) -> Result<(), AppError> {
         let hold = self.owned_hold_record(who, id).await?;
         let now = self.clock.now();
-        match self.store.release_hold(&hold.id, now).await? {
-            ReleaseOutcome::Released => {
-                match self
-                    .engine
-                    .release(&hold.event_id, &hold.id, Millis::from_datetime(now))
-                    .await
-                {
-                    // Not loaded: the engine holds nothing for this event; a rebuild
-                    // will read the store, which says released.
-                    Ok(_) | Err(EngineError::EventNotLoaded(_)) => {}
-                    Err(e) => return Err(e.into()),
+        // Store, then engine, on a task of its own: a dropped request must not leave
+        // the seats held in the engine after the store released them.
+        let (engine, writer) = (self.engine.clone(), self.writer.clone());
+        let (eid, hid) = (hold.event_id.clone(), hold.id.clone());
+        let released = self
+            .detached
+            .spawn(async move {
+                let out = writer.release(&hid, now).await?;
+                if out == ReleaseOutcome::Released {
+                    match engine.release(&eid, &hid, Millis::from_datetime(now)).await {
+                        // Not loaded: the engine holds nothing for this event; a rebuild
+                        // will read the store, which says released.
+                        Ok(_) | Err(EngineError::EventNotLoaded(_)) => {}
+                        Err(e) => return Err(AppError::from(e)),
+                    }
                 }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.into()))??;
+        match released {
+            ReleaseOutcome::Released => {
                 metrics::counter!("boxoffice_holds_released_total").increment(1);
                 Ok(())
             }
@@ -361,12 +402,15 @@ impl App {
         )))
     }
 
-    async fn load_once(&self, ev: &CachedEvent) -> Result<(), AppError> {
+    /// The engine state of an event as the store has it at `now`.
+    async fn snapshot(
+        &self,
+        ev: &CachedEvent,
+        load_token: Option<String>,
+        now: time::OffsetDateTime,
+    ) -> Result<InventorySnapshot, AppError> {
         let event = ev.event();
         let table = self.seat_table(ev).await?;
-        // Before the snapshot is read: a loss after this point makes the load refuse it.
-        let load_token = self.engine.prepare_load(&event.id).await?;
-        let now = self.clock.now();
         let stored = self.store.inventory(&event.id, now).await?;
         let seat_ix = |id: &SeatId| table.index.get(id).copied();
         let ga_ix = |id: &TierId| event.ga_tier(id).map(|(i, _)| i as u16);
@@ -391,7 +435,7 @@ impl App {
             })
             .collect::<Vec<_>>();
         let now_ms = Millis::from_datetime(now);
-        let snapshot = InventorySnapshot {
+        Ok(InventorySnapshot {
             event: event.id.clone(),
             seat_count: table.layout.len(),
             ga_capacities: event.ga_tiers.iter().map(|t| t.capacity).collect(),
@@ -402,7 +446,59 @@ impl App {
             base_version: (now_ms.0.max(0) as u64) * 1000,
             holds,
             load_token,
-        };
+        })
+    }
+
+    /// Where the hold engine and the store disagree about an event, seat by seat and
+    /// GA tier by tier (empty lists: they agree). Meant for a quiet moment (the end
+    /// of a sale, a test): it first lets detached writes finish, but a sale still
+    /// running between its two reads shows as a difference.
+    pub async fn engine_audit(
+        &self,
+        who: &Principal,
+        event_id: &str,
+    ) -> Result<EngineAudit, AppError> {
+        who.require_admin()?;
+        self.settle().await;
+        let ev = self.event(event_id).await?;
+        let now = self.clock.now();
+        let now_ms = Millis::from_datetime(now);
+        let id = ev.event().id.clone();
+        let engine = self
+            .with_engine(&ev, || self.engine.seat_map(&id, now_ms))
+            .await?;
+        let store = self.snapshot(&ev, None, now).await?.to_inventory(now_ms);
+        let table = self.seat_table(&ev).await?;
+        let seats = engine
+            .status
+            .iter()
+            .zip(store.status())
+            .enumerate()
+            .filter(|(_, (e, s))| e != s)
+            .map(|(i, (&e, &s))| SeatDifference {
+                seat_id: table.layout[i].seat.id.clone(),
+                engine: e as char,
+                store: s as char,
+            })
+            .collect();
+        let ga = ev
+            .event()
+            .ga_tiers
+            .iter()
+            .zip(engine.ga.iter().zip(store.ga()))
+            .filter(|(_, (e, s))| e.remaining() != s.remaining())
+            .map(|(t, (e, s))| (t.id.clone(), e.remaining(), s.remaining()))
+            .collect();
+        Ok(EngineAudit { seats, ga })
+    }
+
+    async fn load_once(&self, ev: &CachedEvent) -> Result<(), AppError> {
+        let event = ev.event();
+        // Before the snapshot is read: a loss after this point makes the load refuse it.
+        let load_token = self.engine.prepare_load(&event.id).await?;
+        let now = self.clock.now();
+        let snapshot = self.snapshot(ev, load_token, now).await?;
+        let now_ms = Millis::from_datetime(now);
         tracing::info!(event = %event.id, holds = snapshot.holds.len(), sold = snapshot.sold_seats.len(), "loading event into the hold engine");
         self.engine
             .load_event(snapshot, now_ms)
@@ -420,7 +516,10 @@ impl App {
         let now = self.clock.now();
         let expired = self.engine.expire_due(Millis::from_datetime(now)).await?;
         metrics::counter!("boxoffice_holds_expired_total").increment(expired.len() as u64);
-        Ok(self.store.expire_holds(now).await?)
+        match self.writer.write(Write::ExpireHolds { now }).await? {
+            Written::Expired(n) => Ok(n),
+            w => Err(AppError::Internal(anyhow::anyhow!("expiry answered {w:?}"))),
+        }
     }
 
     /// Runs the sweeper until `shutdown` is cancelled.

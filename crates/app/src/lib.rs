@@ -10,20 +10,20 @@ pub mod error;
 mod group_commit;
 pub mod holds;
 pub mod identity;
+mod order_watch;
 pub mod payments;
 pub mod resilience;
 pub mod workers;
 
-use boxoffice_domain::OrderId;
 use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::watch;
 
 pub use catalog::{CachedEvent, SeatTable};
 pub use checkout::{CheckoutAnswer, CheckoutAsk, PaymentAsk};
 pub use error::AppError;
-pub use holds::{HoldAsk, HoldView, LiveSeatMap};
+pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};
 pub use identity::{Principal, Tokens};
 
 /// The adapters the use cases run on, chosen by the server.
@@ -70,6 +70,9 @@ pub struct AppSettings {
     pub max_job_attempts: u32,
     /// The From of ticket emails.
     pub mail_from: String,
+    /// How often a long-poll re-reads its order when announcements reach every node
+    /// (a safety net: an announcement is what normally wakes it).
+    pub order_safety_poll: Duration,
 }
 
 impl Default for AppSettings {
@@ -89,6 +92,7 @@ impl Default for AppSettings {
             job_poll: Duration::from_millis(200),
             max_job_attempts: 10,
             mail_from: "tickets@boxoffice.localhost".into(),
+            order_safety_poll: Duration::from_secs(2),
         }
     }
 }
@@ -107,15 +111,20 @@ pub struct App {
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) guard: resilience::GatewayGuard,
-    /// Wakes idle workers when this node wrote jobs.
-    pub(crate) jobs_ready: Notify,
-    /// Announces orders that reached a final status (long-polls wait on it).
-    pub(crate) order_updates: broadcast::Sender<OrderId>,
-    pub(crate) hold_writer: group_commit::HoldWriter,
+    /// Moves whenever this node committed jobs: idle workers wait for it.
+    pub(crate) jobs_ready: watch::Sender<u64>,
+    /// Long-polls waiting for their order to reach a final status.
+    pub(crate) orders: order_watch::OrderWatch,
+    /// Every state transition goes through it (group commit).
+    pub(crate) writer: group_commit::Writer,
+    /// Work that must finish whatever happens to the request that started it (a
+    /// write and its compensation); [`App::settle`] waits for it.
+    pub(crate) detached: tokio_util::task::TaskTracker,
 }
 
 impl App {
     pub fn new(ports: Ports, token_key: Vec<u8>, settings: AppSettings) -> Self {
+        let jobs_ready = watch::channel(0).0;
         Self {
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::default(),
@@ -125,9 +134,15 @@ impl App {
                 settings.breaker_threshold,
                 settings.breaker_cooldown,
             ),
-            jobs_ready: Notify::new(),
-            order_updates: broadcast::channel(4096).0,
-            hold_writer: group_commit::HoldWriter::spawn(ports.store.clone()),
+            orders: Default::default(),
+            detached: tokio_util::task::TaskTracker::new(),
+            writer: group_commit::Writer::spawn(
+                ports.store.clone(),
+                ports.queue.clone(),
+                ports.clock.clone(),
+                jobs_ready.clone(),
+            ),
+            jobs_ready,
             store: ports.store,
             engine: ports.engine,
             clock: ports.clock,
@@ -140,6 +155,14 @@ impl App {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Waits until the detached work started so far (writes whose requests may have
+    /// gone, and their compensations) has finished: for shutdown, audits and tests.
+    pub async fn settle(&self) {
+        self.detached.close();
+        self.detached.wait().await;
+        self.detached.reopen();
     }
 
     /// Whether the store and the hold engine answer.

@@ -9,7 +9,8 @@
 
 use boxoffice_domain::{MessageId, Millis, Order, OrderId, Ticket, TicketId};
 use boxoffice_ports::{
-    ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, PaidOutcome, StoreError,
+    Ack, ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, PaidOutcome,
+    StoreError, Write,
 };
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -46,12 +47,20 @@ fn ignore_unloaded<T: Default>(r: Result<T, EngineError>) -> Result<T, AppError>
 }
 
 impl App {
-    /// One payment attempt for `order`; `attempt` counts from 1.
-    pub async fn pay(&self, order: &OrderId, attempt: u32) -> Result<Attempt, AppError> {
+    /// One payment attempt for `order`; `attempt` counts from 1. `ack` is the job's
+    /// acknowledgement, recorded with the attempt's outcome once the order is final.
+    pub async fn pay(
+        &self,
+        order: &OrderId,
+        attempt: u32,
+        ack: Option<Ack>,
+    ) -> Result<Attempt, AppError> {
         let Some(order) = self.store.order(order).await? else {
+            self.ack(ack).await?;
             return Ok(Attempt::Done);
         };
         if order.status.is_final() {
+            self.ack(ack).await?;
             return Ok(Attempt::Done);
         }
         let now = self.clock.now();
@@ -59,7 +68,7 @@ impl App {
         let give_up_at = order.created_at + self.settings.payment_hold.mul_f64(0.9);
         if let Err(reopens) = self.guard.allow() {
             if now >= give_up_at {
-                self.payment_failed(&order, "payment_unavailable", true)
+                self.payment_failed(&order, "payment_unavailable", true, ack)
                     .await?;
                 return Ok(Attempt::Done);
             }
@@ -83,12 +92,12 @@ impl App {
         match result {
             Ok(ChargeOutcome::Succeeded { charge_id }) => {
                 self.guard.success();
-                self.payment_succeeded(&order, &charge_id).await?;
+                self.payment_succeeded(&order, &charge_id, ack).await?;
                 Ok(Attempt::Done)
             }
             Ok(ChargeOutcome::Declined { code }) => {
                 self.guard.success();
-                self.payment_failed(&order, &code, true).await?;
+                self.payment_failed(&order, &code, true, ack).await?;
                 Ok(Attempt::Done)
             }
             Err(GatewayError::Rejected(why)) => {
@@ -97,7 +106,8 @@ impl App {
                 tracing::warn!(order = %order.id, %why, "gateway rejected the charge");
                 metrics::counter!("boxoffice_gateway_errors_total", "kind" => "rejected")
                     .increment(1);
-                self.payment_failed(&order, "payment_error", true).await?;
+                self.payment_failed(&order, "payment_error", true, ack)
+                    .await?;
                 Ok(Attempt::Done)
             }
             Err(GatewayError::Transient(why)) => {
@@ -107,7 +117,7 @@ impl App {
                 let now = self.clock.now();
                 if now >= give_up_at {
                     tracing::warn!(order = %order.id, %why, "gateway unavailable past the payment deadline");
-                    self.payment_failed(&order, "payment_unavailable", true)
+                    self.payment_failed(&order, "payment_unavailable", true, ack)
                         .await?;
                     return Ok(Attempt::Done);
                 }
@@ -117,7 +127,12 @@ impl App {
         }
     }
 
-    async fn payment_succeeded(&self, order: &Order, charge_id: &str) -> Result<(), AppError> {
+    async fn payment_succeeded(
+        &self,
+        order: &Order,
+        charge_id: &str,
+        ack: Option<Ack>,
+    ) -> Result<(), AppError> {
         let tickets: Vec<Ticket> = order
             .items
             .iter()
@@ -130,11 +145,15 @@ impl App {
             })
             .collect();
         let now = self.clock.now();
-        match self
-            .store
-            .complete_payment(&order.id, charge_id, &tickets, &MessageId::new(), now)
-            .await
-        {
+        let paid = Write::Paid {
+            order: order.id.clone(),
+            charge_id: charge_id.to_owned(),
+            tickets,
+            message: MessageId::new(),
+            now,
+            ack: ack.clone(),
+        };
+        match self.writer.paid(paid).await {
             Ok(PaidOutcome::Paid) => {
                 ignore_unloaded(
                     self.engine
@@ -143,22 +162,22 @@ impl App {
                         .map(|_| ()),
                 )?;
                 metrics::counter!("boxoffice_orders_total", "status" => "paid").increment(1);
-                self.jobs_ready.notify_waiters();
-                self.announce(&order.id);
+                self.announce(&order.id).await;
                 Ok(())
             }
             Ok(PaidOutcome::AlreadyFinal(boxoffice_domain::OrderStatus::Paid)) => Ok(()),
             Ok(PaidOutcome::AlreadyFinal(_)) => {
                 // The order ended without this charge (it failed meanwhile): the money
-                // goes back.
-                self.refund(order, charge_id).await
+                // goes back, and only then is the job done.
+                self.refund(order, charge_id).await?;
+                self.ack(ack).await
             }
             Err(StoreError::Conflict { constraint }) => {
                 tracing::error!(order = %order.id, constraint, "the store refused a sale the engine allowed; refunding");
                 metrics::counter!("boxoffice_sales_refused_total", "constraint" => constraint)
                     .increment(1);
                 self.refund(order, charge_id).await?;
-                self.payment_failed(order, "seats_unavailable", false)
+                self.payment_failed(order, "seats_unavailable", false, ack)
                     .await?;
                 // The engine was wrong about this event: rebuild it from the store.
                 self.engine.evict(&order.event_id).await?;
@@ -166,6 +185,14 @@ impl App {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records that a job is done when its handler had nothing else to write.
+    pub(crate) async fn ack(&self, ack: Option<Ack>) -> Result<(), AppError> {
+        if let Some(ack) = ack {
+            self.writer.write(Write::Ack(ack)).await?;
+        }
+        Ok(())
     }
 
     async fn refund(&self, order: &Order, charge_id: &str) -> Result<(), AppError> {
@@ -190,11 +217,19 @@ impl App {
         order: &Order,
         code: &str,
         restore_hold: bool,
+        ack: Option<Ack>,
     ) -> Result<(), AppError> {
         let now = self.clock.now();
         let out = self
-            .store
-            .fail_payment(&order.id, code, restore_hold, &MessageId::new(), now)
+            .writer
+            .failed(Write::Failed {
+                order: order.id.clone(),
+                code: code.to_owned(),
+                restore_hold,
+                message: MessageId::new(),
+                now,
+                ack,
+            })
             .await?;
         if let FailOutcome::Failed { hold_until } = out {
             let now_ms = Millis::from_datetime(now);
@@ -219,8 +254,7 @@ impl App {
                 )?,
             }
             metrics::counter!("boxoffice_orders_total", "status" => "failed").increment(1);
-            self.jobs_ready.notify_waiters();
-            self.announce(&order.id);
+            self.announce(&order.id).await;
         }
         Ok(())
     }
@@ -233,7 +267,7 @@ impl App {
         for id in pending {
             let mut attempt = 1;
             loop {
-                match self.pay(&id, attempt).await? {
+                match self.pay(&id, attempt, None).await? {
                     Attempt::Done => break,
                     Attempt::RetryAt(_) if attempt >= 3 => break, // the queue takes over
                     Attempt::RetryAt(at) => {

@@ -8,8 +8,8 @@
 //! lease runs out.
 
 use boxoffice_domain::{Consumer, Job, OrderStatus};
-use boxoffice_ports::{Delivery, OutgoingEmail};
-use std::fmt::Write;
+use boxoffice_ports::{Ack, Delivery, OutgoingEmail, Write};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -31,6 +31,27 @@ impl App {
             .into_iter()
             .map(|c| tokio::spawn(self.clone().run_consumer(c, shutdown.clone())))
             .collect();
+        // Orders announced final by other nodes wake this node's long-polls.
+        let app = self.clone();
+        handles.push(tokio::spawn(async move {
+            let local = app.clone();
+            let on = Box::new(move |order| local.orders.announce(&order));
+            if let Err(e) = app.queue.listen(on).await {
+                tracing::warn!(error = ?e, "not listening for orders finished elsewhere; long-polls poll");
+            }
+        }));
+        // A queue fed in process takes back what a stop left unfinished.
+        let app = self.clone();
+        handles.push(tokio::spawn(async move {
+            match app.queue.recover(app.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(messages = n, "replaying unfinished outbox messages");
+                    app.jobs_ready.send_modify(|v| *v += 1);
+                }
+                Err(e) => tracing::error!(error = ?e, "replaying the outbox failed"),
+            }
+        }));
         if self.queue.relays() {
             handles.push(tokio::spawn(self.clone().run_relay(shutdown.clone())));
         }
@@ -57,7 +78,9 @@ impl App {
     /// row; the broker de-duplicates by message id. A row is marked relayed only
     /// after the broker acknowledged it, so a crash re-relays, never loses.
     async fn run_relay(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut jobs = self.jobs_ready.subscribe();
         loop {
+            jobs.borrow_and_update();
             if shutdown.is_cancelled() {
                 break;
             }
@@ -70,7 +93,7 @@ impl App {
                 }
             }
             tokio::select! {
-                _ = self.jobs_ready.notified() => {}
+                _ = jobs.changed() => {}
                 _ = tokio::time::sleep(self.settings.job_poll) => {}
                 _ = shutdown.cancelled() => break,
             }
@@ -91,12 +114,22 @@ impl App {
             }
         }
         if !done.is_empty() {
-            self.store.mark_relayed(&done, self.clock.now()).await?;
-            metrics::counter!("boxoffice_relayed_total").increment(done.len() as u64);
+            let n = done.len();
+            self.writer
+                .write(Write::Relayed {
+                    ids: done,
+                    now: self.clock.now(),
+                })
+                .await?;
+            metrics::counter!("boxoffice_relayed_total").increment(n as u64);
+            return match failed {
+                Some(e) => Err(e.into()),
+                None => Ok(n),
+            };
         }
         match failed {
             Some(e) => Err(e.into()),
-            None => Ok(done.len()),
+            None => Ok(0),
         }
     }
 
@@ -116,10 +149,13 @@ impl App {
             _ => 4,
         };
         let pool = Arc::new(Semaphore::new(width));
+        let mut jobs = self.jobs_ready.subscribe();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
+            // Seen before the claim: a commit after it wakes the wait below.
+            jobs.borrow_and_update();
             // Claim only what can start now: a claimed job's lease is running.
             let first = tokio::select! {
                 p = pool.clone().acquire_owned() => p.expect("never closed"),
@@ -140,7 +176,7 @@ impl App {
             if batch.is_empty() {
                 drop(first);
                 tokio::select! {
-                    _ = self.jobs_ready.notified() => {}
+                    _ = jobs.changed() => {}
                     _ = tokio::time::sleep(self.settings.job_poll) => {}
                     _ = shutdown.cancelled() => break,
                 }
@@ -164,12 +200,21 @@ impl App {
     }
 
     async fn deliver(&self, d: Delivery) {
-        let result = self.handle(&d).await;
+        // Where the queue lives in the store, the job is acknowledged by the
+        // transaction that records its outcome.
+        let ack = self.queue.acked_in_store().then(|| Ack {
+            message: d.message.clone(),
+            consumer: d.consumer,
+            dead: None,
+        });
+        let result = self.handle(&d, ack.clone()).await;
         let now = self.clock.now();
         let (retry_at, error) = match result {
             Ok(Outcome::Done) => {
-                if let Err(e) = self.queue.ack(&d, now).await {
-                    tracing::warn!(error = ?e, "ack failed; the job will be delivered again");
+                if ack.is_none() {
+                    if let Err(e) = self.queue.ack(&d, now).await {
+                        tracing::warn!(error = ?e, "ack failed; the job will be delivered again");
+                    }
                 }
                 return;
             }
@@ -181,7 +226,16 @@ impl App {
             tracing::error!(message = %d.message, consumer = d.consumer.as_str(), %error, "job dead-lettered");
             metrics::counter!("boxoffice_jobs_dead_total", "consumer" => d.consumer.as_str())
                 .increment(1);
-            self.queue.bury(&d, &error).await
+            match ack {
+                Some(ack) => self
+                    .ack(Some(Ack {
+                        dead: Some(error.clone()),
+                        ..ack
+                    }))
+                    .await
+                    .map_err(|e| boxoffice_ports::QueueError::Unavailable(e.into())),
+                None => self.queue.bury(&d, &error).await,
+            }
         } else {
             self.queue.retry(&d, retry_at, &error).await
         };
@@ -190,10 +244,10 @@ impl App {
         }
     }
 
-    async fn handle(&self, d: &Delivery) -> Result<Outcome, AppError> {
+    async fn handle(&self, d: &Delivery, ack: Option<Ack>) -> Result<Outcome, AppError> {
         match (&d.job, d.consumer) {
             (Job::PaymentRequested { order_id }, Consumer::Payment) => {
-                Ok(match self.pay(order_id, d.attempt).await? {
+                Ok(match self.pay(order_id, d.attempt, ack).await? {
                     Attempt::Done => Outcome::Done,
                     Attempt::RetryAt(at) => Outcome::RetryAt(at, "gateway unavailable".into()),
                 })
@@ -207,22 +261,32 @@ impl App {
                         (order_id.to_string(), serde_json::json!({ "code": code }))
                     }
                 };
-                self.store
-                    .record_audit(
-                        &d.message,
-                        job.topic(),
-                        &subject,
-                        &detail.to_string(),
-                        d.enqueued_at,
-                    )
+                self.writer
+                    .write(Write::Audit {
+                        message: d.message.clone(),
+                        action: job.topic().to_owned(),
+                        subject,
+                        detail: detail.to_string(),
+                        at: d.enqueued_at,
+                        ack,
+                    })
                     .await?;
                 Ok(Outcome::Done)
             }
             (Job::OrderPaid { order_id }, Consumer::Analytics) => {
-                if let Some(o) = self.store.order(order_id).await? {
-                    self.store
-                        .record_sale_stats(&d.message, &o.event_id, o.tickets.len() as u32, o.total)
-                        .await?;
+                match self.store.order(order_id).await? {
+                    Some(o) => {
+                        self.writer
+                            .write(Write::SaleStats {
+                                message: d.message.clone(),
+                                event: o.event_id.clone(),
+                                tickets: o.tickets.len() as u32,
+                                revenue: o.total,
+                                ack,
+                            })
+                            .await?;
+                    }
+                    None => self.ack(ack).await?,
                 }
                 Ok(Outcome::Done)
             }
@@ -230,10 +294,10 @@ impl App {
                 job @ (Job::OrderPaid { order_id } | Job::OrderFailed { order_id, .. }),
                 Consumer::Email,
             ) => {
-                let Some(order) = self.store.order(order_id).await? else {
-                    return Ok(Outcome::Done);
-                };
-                self.send_order_email(d, job, &order).await?;
+                match self.store.order(order_id).await? {
+                    Some(order) => self.send_order_email(d, job, &order, ack).await?,
+                    None => self.ack(ack).await?,
+                }
                 Ok(Outcome::Done)
             }
             (job, consumer) => {
@@ -242,6 +306,7 @@ impl App {
                     consumer = consumer.as_str(),
                     "no handler; dropping"
                 );
+                self.ack(ack).await?;
                 Ok(Outcome::Done)
             }
         }
@@ -252,6 +317,7 @@ impl App {
         d: &Delivery,
         job: &Job,
         order: &boxoffice_domain::Order,
+        ack: Option<Ack>,
     ) -> Result<(), AppError> {
         let event = self.cached_event(&order.event_id).await?;
         let name = &event.event().name;
@@ -282,11 +348,11 @@ impl App {
             ),
             // The order changed since (a paid job for an order that is no longer
             // paid): nothing true to say.
-            _ => return Ok(()),
+            _ => return self.ack(ack).await,
         };
         // Redelivered after it was sent (a broker restart, a lost ack): once is enough.
         if self.store.email_was_sent(&d.message).await? {
-            return Ok(());
+            return self.ack(ack).await;
         }
         let email = OutgoingEmail {
             message_id: d.message.to_string(),
@@ -296,8 +362,12 @@ impl App {
         };
         match self.mailer.send(&email).await {
             Ok(()) => {
-                self.store
-                    .mark_email_sent(&d.message, self.clock.now())
+                self.writer
+                    .write(Write::EmailSent {
+                        message: d.message.clone(),
+                        now: self.clock.now(),
+                        ack,
+                    })
                     .await?;
                 metrics::counter!("boxoffice_emails_sent_total").increment(1);
                 Ok(())
@@ -305,7 +375,7 @@ impl App {
             Err(boxoffice_ports::MailError::Rejected(why)) => {
                 // An address the relay will never take: retrying cannot help.
                 tracing::warn!(order = %order.id, %why, "email rejected");
-                Ok(())
+                self.ack(ack).await
             }
             Err(e) => Err(AppError::Unavailable(e.into())),
         }

@@ -10,7 +10,7 @@ use boxoffice_domain::{
 };
 use boxoffice_ports::{
     CheckoutOutcome, CheckoutRecord, Idempotent, JobQueue, PaidOutcome, ReleaseOutcome, Store,
-    StoreError,
+    StoreError, Write, Written,
 };
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -571,46 +571,187 @@ pub async fn queue_leases<S: Store + JobQueue>(store: Arc<S>) {
     assert_eq!(store.backlog(Consumer::Payment, t0).await.unwrap().0, 0);
 }
 
-/// A group commit records every hold of the batch, or (one of them bad) none.
-pub async fn batched_holds_are_all_or_nothing<S: Store>(store: Arc<S>) {
+/// A group commit commits every write of the batch but the refused ones, each of
+/// which fails alone and leaves nothing of itself: a hold whose id exists already,
+/// and the second of two payments over one seat (`sold_seats`), in one batch with
+/// writes that must go through.
+pub async fn a_refused_write_fails_alone<S: Store>(store: Arc<S>) {
     let (_, _, event) = event(&*store).await;
     let ann = user("ann@example.com", Role::Customer);
     store.create_user(&ann).await.unwrap();
     let layout = store.event_layout(&event.id).await.unwrap();
     let seat = |i: usize| layout[i].seat.id.clone();
-    let batch: Vec<Hold> = (0..3)
-        .map(|i| {
-            hold(
-                &event,
-                &ann.id,
-                HoldSelection::Seats(vec![seat(2 * i), seat(2 * i + 1)]),
-                Duration::minutes(5),
-            )
-        })
+    let seats = |i: usize| HoldSelection::Seats(vec![seat(2 * i), seat(2 * i + 1)]);
+    let held: Vec<Hold> = (0..3)
+        .map(|i| hold(&event, &ann.id, seats(i), Duration::minutes(5)))
         .collect();
-    store.record_holds(&batch).await.unwrap();
-    for h in &batch {
+    store.record_hold(&held[0]).await.unwrap();
+    // Two orders over seat 5 (as a wrong engine might allow), one over seat 4.
+    let over = |s: usize| HoldSelection::Seats(vec![seat(s)]);
+    let a = checked_out(&*store, &event, &ann.id, over(5)).await;
+    let b = checked_out(&*store, &event, &ann.id, over(5)).await;
+    let c = checked_out(&*store, &event, &ann.id, over(4)).await;
+    let paid = |order: &OrderId, s: usize| Write::Paid {
+        order: order.clone(),
+        charge_id: format!("ch_{order}"),
+        tickets: tickets_for(&event, &[seat(s)]),
+        message: MessageId::new(),
+        now: now(),
+        ack: None,
+    };
+    let batch = vec![
+        Write::Hold(held[1].clone()),
+        Write::Hold(held[0].clone()), // recorded already
+        Write::Hold(held[2].clone()),
+        Write::Release {
+            hold: held[0].id.clone(),
+            now: now(),
+        },
+        paid(&a, 5),
+        paid(&b, 5), // seat 5 is a's now
+        paid(&c, 4),
+    ];
+    let out = store.write(&batch).await.unwrap();
+    assert_eq!(out.len(), batch.len());
+    assert!(matches!(out[0], Ok(Written::Done)), "{:?}", out[0]);
+    assert!(
+        matches!(
+            out[1],
+            Err(StoreError::Conflict {
+                constraint: "holds_pkey"
+            })
+        ),
+        "{:?}",
+        out[1]
+    );
+    assert!(matches!(out[2], Ok(Written::Done)), "{:?}", out[2]);
+    assert_eq!(
+        out[3].as_ref().unwrap(),
+        &Written::Released(ReleaseOutcome::Released)
+    );
+    assert_eq!(out[4].as_ref().unwrap(), &Written::Paid(PaidOutcome::Paid));
+    assert!(
+        matches!(
+            out[5],
+            Err(StoreError::Conflict {
+                constraint: "sold_seats"
+            })
+        ),
+        "{:?}",
+        out[5]
+    );
+    assert_eq!(out[6].as_ref().unwrap(), &Written::Paid(PaidOutcome::Paid));
+    for h in &held[1..] {
         assert_eq!(&store.hold(&h.id).await.unwrap().unwrap(), h);
     }
-    let fresh = hold(
-        &event,
-        &ann.id,
-        HoldSelection::Seats(vec![seat(0)]),
-        Duration::minutes(5),
-    );
-    let bad = vec![fresh.clone(), batch[0].clone()]; // the second id exists already
-    assert!(store.record_holds(&bad).await.is_err());
+    let released = store.hold(&held[0].id).await.unwrap().unwrap();
+    assert_eq!(released.status, HoldStatus::Released);
+    let status = |o: Option<Order>| o.unwrap().status;
+    assert_eq!(status(store.order(&a).await.unwrap()), OrderStatus::Paid);
+    assert_eq!(status(store.order(&c).await.unwrap()), OrderStatus::Paid);
+    let refused = store.order(&b).await.unwrap().unwrap();
+    assert_eq!(refused.status, OrderStatus::PendingPayment);
+    assert!(refused.tickets.is_empty(), "nothing of the refused write");
+    // The refused payment is still payable once its seat is free: nothing half-written.
+    let inv = store.inventory(&event.id, now()).await.unwrap();
+    assert_eq!(inv.sold_seats.len(), 2);
+}
+
+/// A queue fed in process by the store's commits: it delivers what it was handed
+/// (and nothing the store merely holds), delays retries until they are due, and
+/// after a restart (`reopened`: the same data, a fresh process's queue) replays
+/// exactly the messages some consumer has not acknowledged in the store.
+pub async fn in_process_queue_replays_what_is_unfinished<S: Store + JobQueue>(
+    store: Arc<S>,
+    reopen: impl Fn() -> futures::future::BoxFuture<'static, Arc<S>>,
+) {
+    let (_, _, event) = event(&*store).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let mut messages = vec![];
+    for i in 0..3 {
+        let ga = HoldSelection::Ga {
+            tier_id: event.ga_tiers[0].id.clone(),
+            quantity: 1,
+        };
+        let h = hold(&event, &ann.id, ga, Duration::minutes(5));
+        store.record_hold(&h).await.unwrap();
+        let rec = checkout_record(&event, &ann.id, &h, &format!("q{i}"));
+        assert_eq!(
+            store.checkout(&rec, now()).await.unwrap(),
+            CheckoutOutcome::Created
+        );
+        messages.push((
+            rec.message.clone(),
+            Job::PaymentRequested {
+                order_id: rec.order.id.clone(),
+            },
+        ));
+    }
+    let lease = std::time::Duration::from_secs(30);
+    let t0 = now();
+    assert!(store.acked_in_store());
     assert!(
-        store.hold(&fresh.id).await.unwrap().is_none(),
-        "a failed batch records nothing"
-    );
-    assert_eq!(
         store
-            .inventory(&event.id, now())
+            .claim(Consumer::Payment, 10, lease, t0)
             .await
             .unwrap()
-            .live_holds
-            .len(),
-        3
+            .is_empty(),
+        "only what was handed over is delivered"
     );
+    store.committed(&messages[..1], t0);
+    let first = store.claim(Consumer::Payment, 10, lease, t0).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].attempt, &first[0].message), (1, &messages[0].0));
+    store
+        .retry(&first[0], t0 + Duration::minutes(5), "busy")
+        .await
+        .unwrap();
+    assert!(store
+        .claim(Consumer::Payment, 10, lease, t0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.backlog(Consumer::Payment, t0).await.unwrap().0, 1);
+    let again = store
+        .claim(Consumer::Payment, 10, lease, t0 + Duration::minutes(6))
+        .await
+        .unwrap();
+    assert_eq!((again.len(), again[0].attempt), (1, 2));
+    let ack = |m: &MessageId, dead: Option<&str>| {
+        Write::Ack(boxoffice_ports::Ack {
+            message: m.clone(),
+            consumer: Consumer::Payment,
+            dead: dead.map(str::to_owned),
+        })
+    };
+    store.write_one(ack(&messages[0].0, None)).await.unwrap();
+
+    // A restart: the two unacknowledged payments come back, the acked one does not.
+    let store = reopen().await;
+    assert_eq!(store.recover(now()).await.unwrap(), 2);
+    let mut back: Vec<MessageId> = store
+        .claim(Consumer::Payment, 10, lease, now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.message)
+        .collect();
+    back.sort();
+    let mut want = vec![messages[1].0.clone(), messages[2].0.clone()];
+    want.sort();
+    assert_eq!(back, want);
+    // Given up is done too: it is not replayed again.
+    store
+        .write_one(ack(&messages[1].0, Some("gave up")))
+        .await
+        .unwrap();
+    let store = reopen().await;
+    assert_eq!(store.recover(now()).await.unwrap(), 1);
+    let last = store
+        .claim(Consumer::Payment, 10, lease, now())
+        .await
+        .unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].message, messages[2].0);
 }

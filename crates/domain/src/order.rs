@@ -193,6 +193,21 @@ impl Consumer {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
+
+    /// This consumer's bit in a set of consumers (stored: never renumber).
+    pub fn bit(self) -> u8 {
+        match self {
+            Consumer::Payment => 1,
+            Consumer::Email => 2,
+            Consumer::Audit => 4,
+            Consumer::Analytics => 8,
+        }
+    }
+
+    /// The set of `consumers` as bits.
+    pub fn bits(consumers: &[Consumer]) -> u8 {
+        consumers.iter().fold(0, |acc, c| acc | c.bit())
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,6 @@ pub use gateway::{ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, Paym
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
-    CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat, PaidOutcome,
-    ReleaseOutcome, Store, StoreError, StoredInventory,
+    Ack, CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat,
+    PaidOutcome, ReleaseOutcome, Store, StoreError, StoredInventory, Write, Written,
 };

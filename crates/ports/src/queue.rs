@@ -4,9 +4,14 @@
 //! announce; a queue only delivers them. A delivery is leased: if it is neither acked
 //! nor retried before its lease runs out (the worker died), it is delivered again.
 //! Workers are idempotent, so a second delivery changes nothing.
+//!
+//! Where the queue's state lives in the store ([`JobQueue::acked_in_store`]), a job
+//! is acknowledged by the very transaction that records its outcome (an
+//! [`crate::Ack`] carried by the [`crate::Write`]): there is no write that exists
+//! only to say a job is done.
 
 use async_trait::async_trait;
-use boxoffice_domain::{Consumer, Job, MessageId};
+use boxoffice_domain::{Consumer, Job, MessageId, OrderId};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -36,6 +41,8 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug + 'static {
         lease: Duration,
         now: OffsetDateTime,
     ) -> Result<Vec<Delivery>, QueueError>;
+    /// Acknowledges a finished job (a broker's ack). Queues acknowledged in the
+    /// store have nothing to do here: the outcome's transaction did it.
     async fn ack(&self, d: &Delivery, now: OffsetDateTime) -> Result<(), QueueError>;
     /// Deliver again at `at` (backoff).
     async fn retry(&self, d: &Delivery, at: OffsetDateTime, error: &str) -> Result<(), QueueError>;
@@ -47,6 +54,44 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug + 'static {
         consumer: Consumer,
         now: OffsetDateTime,
     ) -> Result<(u64, Duration), QueueError>;
+
+    /// Whether a finished job is acknowledged in the store, in the transaction that
+    /// records its outcome (then `ack` and `bury` are for the store to do, through an
+    /// [`crate::Ack`]), rather than by `ack` and `bury` here.
+    fn acked_in_store(&self) -> bool {
+        false
+    }
+
+    /// Messages this node has just committed to the outbox: a queue fed in process
+    /// delivers them from here, without reading them back.
+    fn committed(&self, messages: &[(MessageId, Job)], now: OffsetDateTime) {
+        let _ = (messages, now);
+    }
+
+    /// At start: takes back what was committed but not finished before a stop.
+    async fn recover(&self, now: OffsetDateTime) -> Result<usize, QueueError> {
+        let _ = now;
+        Ok(0)
+    }
+
+    /// Whether an [`JobQueue::announce`] reaches the long-polls of every node (one
+    /// process, or a bus every node listens to). If not, long-polls poll the store.
+    fn announces(&self) -> bool {
+        false
+    }
+
+    /// Tells every node that `order` reached a final status (best effort: a missed
+    /// announcement only delays a long-poll until its safety poll).
+    async fn announce(&self, order: &OrderId) {
+        let _ = order;
+    }
+
+    /// Calls `on` with every order announced by any node, until the queue closes.
+    /// Returns at once if this queue carries no announcements between nodes.
+    async fn listen(&self, on: Box<dyn Fn(OrderId) + Send + Sync>) -> Result<(), QueueError> {
+        let _ = on;
+        Ok(())
+    }
 
     /// Whether outbox messages must be relayed into this queue (an external broker);
     /// a store-as-queue already has them.

@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    event::EventSeat, Email, Event, EventId, EventStatus, Hold, HoldId, HoldStatus, Job, MessageId,
-    Money, Order, OrderId, OrderStatus, Seat, SeatId, Ticket, TierId, User, UserId, Venue, VenueId,
+    event::EventSeat, Consumer, Email, Event, EventId, EventStatus, Hold, HoldId, HoldStatus, Job,
+    MessageId, Money, Order, OrderId, OrderStatus, Seat, SeatId, Ticket, TierId, User, UserId,
+    Venue, VenueId,
 };
 use time::OffsetDateTime;
 
@@ -106,6 +107,160 @@ pub enum FailOutcome {
     AlreadyFinal(OrderStatus),
 }
 
+/// A finished job, acknowledged in the same transaction as its outcome (for queues
+/// whose state lives in the store), so a job is done exactly when its effect is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub message: MessageId,
+    pub consumer: Consumer,
+    /// Set when the job was given up (dead-lettered) rather than done.
+    pub dead: Option<String>,
+}
+
+/// One state transition, as the group-commit writer hands it to [`Store::write`]
+/// together with whatever else arrived meanwhile. Each carries its own `now`.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Records a hold the engine granted.
+    Hold(Hold),
+    /// Marks an active, unexpired hold released (one winner if asked twice).
+    Release { hold: HoldId, now: OffsetDateTime },
+    /// Records as expired every active hold past its deadline.
+    ExpireHolds { now: OffsetDateTime },
+    /// Creates the order, converts the hold (if still active and unexpired), stores
+    /// the idempotent answer and queues the payment job, all or nothing.
+    Checkout {
+        rec: Box<CheckoutRecord>,
+        now: OffsetDateTime,
+    },
+    /// Payment succeeded: the order is paid, its tickets issued, the charge recorded
+    /// and `order.paid` queued, and its items sold under the store's own guards: one
+    /// `sold_seats` row per seat (`Conflict { constraint: "sold_seats" }` on a second
+    /// sale), GA under its capacity check (`"ga_capacity"`). A conflict leaves
+    /// everything as it was, so a wrong engine can never sell a seat twice.
+    Paid {
+        order: OrderId,
+        charge_id: String,
+        tickets: Vec<Ticket>,
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// Payment failed with `code`: the order fails and `order.failed` is queued.
+    /// With `restore_hold`, the hold is active again until its original deadline.
+    Failed {
+        order: OrderId,
+        code: String,
+        restore_hold: bool,
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// An audit record, once per message.
+    Audit {
+        message: MessageId,
+        action: String,
+        subject: String,
+        detail: String,
+        at: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// Counts a sale into the analytics figures, once per message.
+    SaleStats {
+        message: MessageId,
+        event: EventId,
+        tickets: u32,
+        revenue: Money,
+        ack: Option<Ack>,
+    },
+    /// Marks an email as sent ([`Written::Marked`] is false if it was already).
+    EmailSent {
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// A job whose handler had nothing to record.
+    Ack(Ack),
+    /// These messages are in the external queue (their store-queue rows are then
+    /// done: the broker delivers them).
+    Relayed {
+        ids: Vec<MessageId>,
+        now: OffsetDateTime,
+    },
+}
+
+/// What one [`Write`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    Released(ReleaseOutcome),
+    Expired(u64),
+    Checkout(CheckoutOutcome),
+    Paid(PaidOutcome),
+    Failed(FailOutcome),
+    /// Whether a once-only mark was new.
+    Marked(bool),
+}
+
+impl Write {
+    /// The outbox message this write queues, if it succeeded with `written`.
+    pub fn queued(&self, written: &Written) -> Option<(MessageId, Job)> {
+        match (self, written) {
+            (Write::Checkout { rec, .. }, Written::Checkout(CheckoutOutcome::Created)) => Some((
+                rec.message.clone(),
+                Job::PaymentRequested {
+                    order_id: rec.order.id.clone(),
+                },
+            )),
+            (Write::Paid { order, message, .. }, Written::Paid(PaidOutcome::Paid)) => Some((
+                message.clone(),
+                Job::OrderPaid {
+                    order_id: order.clone(),
+                },
+            )),
+            (
+                Write::Failed {
+                    order,
+                    code,
+                    message,
+                    ..
+                },
+                Written::Failed(FailOutcome::Failed { .. }),
+            ) => Some((
+                message.clone(),
+                Job::OrderFailed {
+                    order_id: order.clone(),
+                    code: code.clone(),
+                },
+            )),
+            _ => None,
+        }
+    }
+
+    /// A short name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Write::Hold(_) => "hold",
+            Write::Release { .. } => "release",
+            Write::ExpireHolds { .. } => "expire",
+            Write::Checkout { .. } => "checkout",
+            Write::Paid { .. } => "paid",
+            Write::Failed { .. } => "failed",
+            Write::Audit { .. } => "audit",
+            Write::SaleStats { .. } => "sale_stats",
+            Write::EmailSent { .. } => "email_sent",
+            Write::Ack(_) => "ack",
+            Write::Relayed { .. } => "relayed",
+        }
+    }
+}
+
+fn unexpected(w: Written) -> StoreError {
+    StoreError::Unavailable(anyhow::anyhow!(
+        "the store answered {w:?} to a single write"
+    ))
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
@@ -141,21 +296,50 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The event's seats in layout order.
     async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError>;
 
-    // --- holds and sales ---
-    /// Records holds in one transaction (a group commit): all or none.
-    async fn record_holds(&self, holds: &[Hold]) -> Result<(), StoreError>;
-    async fn record_hold(&self, hold: &Hold) -> Result<(), StoreError> {
-        self.record_holds(std::slice::from_ref(hold)).await
+    // --- state transitions ---
+    /// Commits every write of `batch` in one transaction, in order, and answers each:
+    /// one that fails (a constraint refusing a seat) fails alone and leaves nothing
+    /// of itself behind, while the others commit. `Err` means nothing committed.
+    async fn write(&self, batch: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError>;
+
+    /// One write in a transaction of its own (tests, and paths too rare to batch).
+    async fn write_one(&self, w: Write) -> Result<Written, StoreError> {
+        self.write(std::slice::from_ref(&w))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(unexpected(Written::Done)))
     }
+
+    async fn record_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.write_one(Write::Hold(hold.clone())).await.map(|_| ())
+    }
+
+    // --- holds and sales ---
     async fn hold(&self, id: &HoldId) -> Result<Option<Hold>, StoreError>;
     /// Marks an active, unexpired hold released (one winner if called at once).
     async fn release_hold(
         &self,
         id: &HoldId,
         now: OffsetDateTime,
-    ) -> Result<ReleaseOutcome, StoreError>;
+    ) -> Result<ReleaseOutcome, StoreError> {
+        match self
+            .write_one(Write::Release {
+                hold: id.clone(),
+                now,
+            })
+            .await?
+        {
+            Written::Released(r) => Ok(r),
+            w => Err(unexpected(w)),
+        }
+    }
     /// Records as expired every active hold past its deadline; returns how many.
-    async fn expire_holds(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    async fn expire_holds(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        match self.write_one(Write::ExpireHolds { now }).await? {
+            Written::Expired(n) => Ok(n),
+            w => Err(unexpected(w)),
+        }
+    }
     async fn inventory(
         &self,
         event: &EventId,
@@ -169,22 +353,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         route: &str,
         key: &str,
     ) -> Result<Option<Idempotent>, StoreError>;
-    /// Creates the order, converts the hold (if still active and unexpired), stores
-    /// the idempotent answer and the payment job, all or nothing.
     async fn checkout(
         &self,
         rec: &CheckoutRecord,
         now: OffsetDateTime,
-    ) -> Result<CheckoutOutcome, StoreError>;
+    ) -> Result<CheckoutOutcome, StoreError> {
+        let rec = Box::new(rec.clone());
+        match self.write_one(Write::Checkout { rec, now }).await? {
+            Written::Checkout(c) => Ok(c),
+            w => Err(unexpected(w)),
+        }
+    }
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
     /// A customer's orders, newest first.
     async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError>;
     async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError>;
-    /// Payment succeeded: the order is paid, its tickets issued, the charge recorded
-    /// and `order.paid` queued — and its items sold under the store's own guards: one
-    /// `sold_seats` row per seat (`Conflict { constraint: "sold_seats" }` on a second
-    /// sale), GA under its capacity check (`"ga_capacity"`). A conflict leaves
-    /// everything as it was, so a wrong engine can never sell a seat twice.
     async fn complete_payment(
         &self,
         order: &OrderId,
@@ -192,9 +375,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         tickets: &[Ticket],
         message: &MessageId,
         now: OffsetDateTime,
-    ) -> Result<PaidOutcome, StoreError>;
-    /// Payment failed with `code`: the order fails and `order.failed` is queued.
-    /// With `restore_hold`, the hold is active again until its original deadline.
+    ) -> Result<PaidOutcome, StoreError> {
+        let w = Write::Paid {
+            order: order.clone(),
+            charge_id: charge_id.to_owned(),
+            tickets: tickets.to_vec(),
+            message: message.clone(),
+            now,
+            ack: None,
+        };
+        match self.write_one(w).await? {
+            Written::Paid(p) => Ok(p),
+            w => Err(unexpected(w)),
+        }
+    }
     async fn fail_payment(
         &self,
         order: &OrderId,
@@ -202,36 +396,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         restore_hold: bool,
         message: &MessageId,
         now: OffsetDateTime,
-    ) -> Result<FailOutcome, StoreError>;
+    ) -> Result<FailOutcome, StoreError> {
+        let w = Write::Failed {
+            order: order.clone(),
+            code: code.to_owned(),
+            restore_hold,
+            message: message.clone(),
+            now,
+            ack: None,
+        };
+        match self.write_one(w).await? {
+            Written::Failed(f) => Ok(f),
+            w => Err(unexpected(w)),
+        }
+    }
 
-    // --- what workers record (each idempotent on the message id) ---
-    async fn record_audit(
-        &self,
-        message: &MessageId,
-        action: &str,
-        subject: &str,
-        detail: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-    async fn record_sale_stats(
-        &self,
-        message: &MessageId,
-        event: &EventId,
-        tickets: u32,
-        revenue: Money,
-    ) -> Result<(), StoreError>;
+    // --- what workers read ---
     /// Tickets sold and revenue per event, as the analytics worker counted them.
     async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError>;
     /// Outbox messages not yet handed to an external queue, oldest first.
     async fn unrelayed(&self, limit: usize) -> Result<Vec<(MessageId, Job)>, StoreError>;
-    /// Records that these messages are in the external queue (their store-queue
-    /// rows are then done: the broker delivers them).
-    async fn mark_relayed(&self, ids: &[MessageId], now: OffsetDateTime) -> Result<(), StoreError>;
     async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError>;
-    /// Marks an email as sent; false if it was already.
-    async fn mark_email_sent(
-        &self,
-        message: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
 }

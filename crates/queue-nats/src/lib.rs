@@ -12,7 +12,7 @@
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, stream, AckKind};
 use async_trait::async_trait;
-use boxoffice_domain::{Consumer, Job, MessageId};
+use boxoffice_domain::{Consumer, Job, MessageId, OrderId};
 use boxoffice_ports::{Delivery, JobQueue, QueueError};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -22,6 +22,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 pub struct NatsQueue {
+    /// Core NATS, for announcements (no persistence needed: a missed one is caught
+    /// by the long-poll's slow safety poll).
+    client: async_nats::Client,
     js: jetstream::Context,
     stream_name: String,
     prefix: String,
@@ -50,7 +53,7 @@ impl NatsQueue {
             .retry_on_initial_connect()
             .connect(url)
             .await?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let stream_name: String = prefix
             .chars()
             .map(|c| {
@@ -63,6 +66,7 @@ impl NatsQueue {
             .collect::<String>()
             + "_JOBS";
         let q = Self {
+            client,
             js,
             stream_name,
             prefix: prefix.to_owned(),
@@ -234,6 +238,38 @@ impl JobQueue for NatsQueue {
 
     fn relays(&self) -> bool {
         true
+    }
+
+    fn announces(&self) -> bool {
+        true
+    }
+
+    async fn announce(&self, order: &OrderId) {
+        let subject = format!("{}.orders.final", self.prefix);
+        if let Err(e) = self
+            .client
+            .publish(subject, order.as_str().to_owned().into())
+            .await
+        {
+            tracing::debug!(error = %e, "announcing an order failed; long-polls fall back to polling");
+        }
+    }
+
+    async fn listen(&self, on: Box<dyn Fn(OrderId) + Send + Sync>) -> Result<(), QueueError> {
+        let mut sub = self
+            .client
+            .subscribe(format!("{}.orders.final", self.prefix))
+            .await
+            .map_err(down)?;
+        while let Some(m) = sub.next().await {
+            if let Some(id) = std::str::from_utf8(&m.payload)
+                .ok()
+                .and_then(OrderId::parse)
+            {
+                on(id);
+            }
+        }
+        Ok(())
     }
 
     async fn publish(&self, message: &MessageId, job: &Job) -> Result<(), QueueError> {

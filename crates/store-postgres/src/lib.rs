@@ -11,6 +11,7 @@
 
 mod orders;
 mod queue;
+mod writes;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -19,10 +20,9 @@ use boxoffice_domain::{
     HoldSelection, HoldStatus, Millis, Money, PriceTier, Role, Seat, SeatId, TierId, User, UserId,
     Venue, VenueId,
 };
-use boxoffice_domain::{MessageId, Order, OrderId, Ticket};
+use boxoffice_domain::{MessageId, Order, OrderId};
 use boxoffice_ports::{
-    CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat, PaidOutcome,
-    ReleaseOutcome, Store, StoreError, StoredInventory,
+    EventRecord, Idempotent, LayoutSeat, Store, StoreError, StoredInventory, Write, Written,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
@@ -74,6 +74,18 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         }
     }
     unavailable(e)
+}
+
+/// A deadlock with another transaction, or a serialization failure: trying again
+/// may succeed.
+pub(crate) fn transient(e: &StoreError) -> bool {
+    let StoreError::Unavailable(e) = e else {
+        return false;
+    };
+    matches!(
+        e.downcast_ref::<sqlx::Error>(),
+        Some(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("40P01" | "40001"))
+    )
 }
 
 pub(crate) fn corrupt(what: &str) -> StoreError {
@@ -329,6 +341,7 @@ impl Store for PgStore {
         .execute(&self.writer)
         .await
         .map_err(map_err)?;
+        writes::count_commit();
         Ok(())
     }
 
@@ -357,6 +370,7 @@ impl Store for PgStore {
             .execute(&self.writer)
             .await
             .map_err(map_err)?;
+        writes::count_commit();
         sqlx::query_scalar("SELECT value FROM settings WHERE key = 'token_key'")
             .fetch_one(&self.writer)
             .await
@@ -371,6 +385,7 @@ impl Store for PgStore {
                 .execute(&self.writer)
                 .await
                 .map_err(map_err)?;
+        writes::count_commit();
         Ok(done.rows_affected() == 1)
     }
 
@@ -404,7 +419,9 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        writes::count_commit();
+        Ok(())
     }
 
     async fn venue(&self, id: &VenueId) -> Result<Option<Venue>, StoreError> {
@@ -503,7 +520,9 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        writes::count_commit();
+        Ok(())
     }
 
     async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
@@ -546,6 +565,7 @@ impl Store for PgStore {
             .execute(&self.writer)
             .await
             .map_err(map_err)?;
+        writes::count_commit();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -572,64 +592,8 @@ impl Store for PgStore {
         .collect()
     }
 
-    async fn record_holds(&self, holds: &[Hold]) -> Result<(), StoreError> {
-        if holds.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        // 12 columns a hold: 500 holds stay far below either database's parameter cap.
-        for chunk in holds.chunks(500) {
-            QueryBuilder::<Postgres>::new(
-                "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
-                 expires_at, created_at, updated_at, ttl_expires_at) ",
-            )
-            .push_values(chunk, |mut b, hold| {
-                let (ga_tier, quantity) = match &hold.selection {
-                    HoldSelection::Seats(s) => (None, s.len() as i64),
-                    HoldSelection::Ga { tier_id, quantity } => {
-                        (Some(tier_id.as_str().to_owned()), i64::from(*quantity))
-                    }
-                };
-                b.push_bind(hold.id.as_str())
-                    .push_bind(hold.event_id.as_str())
-                    .push_bind(hold.customer_id.as_str())
-                    .push_bind(hold.status.as_str())
-                    .push_bind(ga_tier)
-                    .push_bind(quantity)
-                    .push_bind(hold.total.amount)
-                    .push_bind(hold.total.currency.as_str())
-                    .push_bind(ms(hold.expires_at))
-                    .push_bind(ms(hold.created_at))
-                    .push_bind(ms(hold.created_at))
-                    .push_bind(ms(hold.expires_at));
-            })
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        let seats: Vec<(&str, i64, &str)> = holds
-            .iter()
-            .flat_map(|h| match &h.selection {
-                HoldSelection::Seats(s) => s
-                    .iter()
-                    .enumerate()
-                    .map(|(i, seat)| (h.id.as_str(), i as i64, seat.as_str()))
-                    .collect(),
-                HoldSelection::Ga { .. } => vec![],
-            })
-            .collect();
-        for chunk in seats.chunks(INSERT_CHUNK) {
-            QueryBuilder::<Postgres>::new("INSERT INTO hold_seats (hold_id, position, seat_id) ")
-                .push_values(chunk, |mut b, (hold, pos, seat)| {
-                    b.push_bind(*hold).push_bind(*pos).push_bind(*seat);
-                })
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
+    async fn write(&self, batch: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        self.write_impl(batch).await
     }
 
     async fn hold(&self, id: &HoldId) -> Result<Option<Hold>, StoreError> {
@@ -642,49 +606,6 @@ impl Store for PgStore {
             Some(r) => Ok(Some(self.load_hold(r).await?)),
             None => Ok(None),
         }
-    }
-
-    async fn release_hold(
-        &self,
-        id: &HoldId,
-        now: OffsetDateTime,
-    ) -> Result<ReleaseOutcome, StoreError> {
-        let done = sqlx::query(
-            "UPDATE holds SET status = 'released', updated_at = $1 WHERE id = $2 AND status = 'active' AND expires_at > $3",
-        )
-        .bind(ms(now))
-        .bind(id.as_str())
-        .bind(ms(now))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 1 {
-            return Ok(ReleaseOutcome::Released);
-        }
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT status, expires_at FROM holds WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&self.writer)
-                .await
-                .map_err(map_err)?;
-        Ok(match row {
-            None => ReleaseOutcome::NotFound,
-            Some((s, _)) if s == "released" => ReleaseOutcome::AlreadyReleased,
-            Some((s, _)) if s == "converted" => ReleaseOutcome::Converted,
-            Some(_) => ReleaseOutcome::Expired,
-        })
-    }
-
-    async fn expire_holds(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE holds SET status = 'expired', updated_at = $1 WHERE status = 'active' AND expires_at <= $2",
-        )
-        .bind(ms(now))
-        .bind(ms(now))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected())
     }
 
     async fn inventory(
@@ -786,14 +707,6 @@ impl Store for PgStore {
         self.idempotent_impl(user, route, key).await
     }
 
-    async fn checkout(
-        &self,
-        rec: &CheckoutRecord,
-        now: OffsetDateTime,
-    ) -> Result<CheckoutOutcome, StoreError> {
-        self.checkout_impl(rec, now).await
-    }
-
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
         self.order_impl(id).await
     }
@@ -804,53 +717,6 @@ impl Store for PgStore {
 
     async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError> {
         self.pending_orders_impl().await
-    }
-
-    async fn complete_payment(
-        &self,
-        order: &OrderId,
-        charge_id: &str,
-        tickets: &[Ticket],
-        message: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<PaidOutcome, StoreError> {
-        self.complete_payment_impl(order, charge_id, tickets, message, now)
-            .await
-    }
-
-    async fn fail_payment(
-        &self,
-        order: &OrderId,
-        code: &str,
-        restore_hold: bool,
-        message: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<FailOutcome, StoreError> {
-        self.fail_payment_impl(order, code, restore_hold, message, now)
-            .await
-    }
-
-    async fn record_audit(
-        &self,
-        message: &MessageId,
-        action: &str,
-        subject: &str,
-        detail: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.record_audit_impl(message, action, subject, detail, now)
-            .await
-    }
-
-    async fn record_sale_stats(
-        &self,
-        message: &MessageId,
-        event: &EventId,
-        tickets: u32,
-        revenue: Money,
-    ) -> Result<(), StoreError> {
-        self.record_sale_stats_impl(message, event, tickets, revenue)
-            .await
     }
 
     async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError> {
@@ -864,10 +730,6 @@ impl Store for PgStore {
         self.unrelayed_impl(limit).await
     }
 
-    async fn mark_relayed(&self, ids: &[MessageId], now: OffsetDateTime) -> Result<(), StoreError> {
-        self.mark_relayed_impl(ids, now).await
-    }
-
     async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM emails_sent WHERE message_id = $1")
             .bind(message.as_str())
@@ -875,14 +737,6 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         Ok(n > 0)
-    }
-
-    async fn mark_email_sent(
-        &self,
-        message: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.mark_email_sent_impl(message, now).await
     }
 }
 

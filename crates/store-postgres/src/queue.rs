@@ -74,6 +74,7 @@ impl JobQueue for PgStore {
             }
         }
         tx.commit().await.map_err(unavailable)?;
+        crate::writes::count_commit();
         Ok(out)
     }
 
@@ -85,6 +86,7 @@ impl JobQueue for PgStore {
             .execute(&self.writer)
             .await
             .map_err(unavailable)?;
+        crate::writes::count_commit();
         Ok(())
     }
 
@@ -97,6 +99,7 @@ impl JobQueue for PgStore {
             .execute(&self.writer)
             .await
             .map_err(unavailable)?;
+        crate::writes::count_commit();
         Ok(())
     }
 
@@ -108,7 +111,12 @@ impl JobQueue for PgStore {
             .execute(&self.writer)
             .await
             .map_err(unavailable)?;
+        crate::writes::count_commit();
         Ok(())
+    }
+
+    fn acked_in_store(&self) -> bool {
+        true
     }
 
     async fn backlog(

@@ -59,6 +59,6 @@ async fn migrating_twice_at_once_is_safe() {
 }
 
 #[tokio::test]
-async fn batched_holds_are_all_or_nothing() {
-    boxoffice_conformance::store::batched_holds_are_all_or_nothing(store().await).await;
+async fn a_refused_write_fails_alone() {
+    boxoffice_conformance::store::a_refused_write_fails_alone(store().await).await;
 }

@@ -2,79 +2,14 @@
 //! transaction on the single writer connection, outbox rows included.
 
 use boxoffice_domain::{
-    Currency, EventId, HoldStatus, Job, MessageId, Money, Order, OrderId, OrderItem, OrderStatus,
-    SeatId, Ticket, TicketId, TierId, UserId,
+    Currency, EventId, Job, MessageId, Money, Order, OrderId, OrderItem, OrderStatus, SeatId,
+    Ticket, TicketId, TierId, UserId,
 };
-use boxoffice_ports::{
-    CheckoutOutcome, CheckoutRecord, FailOutcome, Idempotent, PaidOutcome, StoreError,
-};
+use boxoffice_ports::{Idempotent, StoreError};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use time::OffsetDateTime;
+use sqlx::{Row, SqliteConnection};
 
-use crate::{corrupt, dt, map_err, ms, parse, SqliteStore};
-
-/// Writes a job to the outbox and fans it out to its consumers' queues.
-pub(crate) async fn enqueue(
-    conn: &mut SqliteConnection,
-    message: &MessageId,
-    job: &Job,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let payload = serde_json::to_string(job).map_err(|e| StoreError::Unavailable(e.into()))?;
-    sqlx::query("INSERT INTO outbox (id, topic, payload, created_at) VALUES (?, ?, ?, ?)")
-        .bind(message.as_str())
-        .bind(job.topic())
-        .bind(payload)
-        .bind(ms(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    for consumer in job.consumers() {
-        sqlx::query(
-            "INSERT INTO jobs (message_id, consumer, state, available_at, enqueued_at) VALUES (?, ?, 'ready', ?, ?)",
-        )
-        .bind(message.as_str())
-        .bind(consumer.as_str())
-        .bind(ms(now))
-        .bind(ms(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    }
-    Ok(())
-}
-
-/// Sells a hold's items under the store's guards: one `sold_seats` row per seat (the
-/// primary key refuses a second sale) or GA `sold` moved under its capacity CHECK.
-pub(crate) async fn sell_items(
-    conn: &mut SqliteConnection,
-    event_id: &str,
-    hold_id: &str,
-    ga_tier: Option<&str>,
-    quantity: i64,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    match ga_tier {
-        Some(tier) => sqlx::query("UPDATE ga_tiers SET sold = sold + ? WHERE id = ?")
-            .bind(quantity)
-            .bind(tier)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?,
-        None => sqlx::query(
-            "INSERT INTO sold_seats (event_id, seat_id, hold_id, sold_at) \
-             SELECT ?, seat_id, hold_id, ? FROM hold_seats WHERE hold_id = ?",
-        )
-        .bind(event_id)
-        .bind(ms(now))
-        .bind(hold_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?,
-    };
-    Ok(())
-}
+use crate::{corrupt, dt, map_err, parse, SqliteStore};
 
 fn idempotent_from(r: &SqliteRow) -> Result<Idempotent, StoreError> {
     Ok(Idempotent {
@@ -90,7 +25,7 @@ fn idempotent_from(r: &SqliteRow) -> Result<Idempotent, StoreError> {
     })
 }
 
-const ORDER_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at";
+pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at";
 
 fn money(r: &SqliteRow) -> Result<Money, StoreError> {
     Ok(Money::new(
@@ -108,8 +43,28 @@ fn opt_seat(r: &SqliteRow) -> Result<Option<SeatId>, StoreError> {
         .transpose()
 }
 
-fn status_of(s: &str) -> Result<OrderStatus, StoreError> {
+pub(crate) fn status_of(s: &str) -> Result<OrderStatus, StoreError> {
     OrderStatus::parse(s).ok_or_else(|| corrupt("orders.status"))
+}
+
+/// A stored idempotent answer, read on `conn` (inside a write, it sees the write's
+/// own transaction).
+pub(crate) async fn idempotent_in(
+    conn: &mut SqliteConnection,
+    user: &UserId,
+    route: &str,
+    key: &str,
+) -> Result<Option<Idempotent>, StoreError> {
+    sqlx::query("SELECT user_id, route, key, fingerprint, status, body FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?")
+        .bind(user.as_str())
+        .bind(route)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(idempotent_from)
+        .transpose()
 }
 
 impl SqliteStore {
@@ -119,117 +74,8 @@ impl SqliteStore {
         route: &str,
         key: &str,
     ) -> Result<Option<Idempotent>, StoreError> {
-        sqlx::query("SELECT user_id, route, key, fingerprint, status, body FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?")
-            .bind(user.as_str())
-            .bind(route)
-            .bind(key)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(idempotent_from)
-            .transpose()
-    }
-
-    pub(crate) async fn checkout_impl(
-        &self,
-        rec: &CheckoutRecord,
-        now: OffsetDateTime,
-    ) -> Result<CheckoutOutcome, StoreError> {
-        let o = &rec.order;
-        let i = &rec.idempotency;
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let fresh = sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, route, key, fingerprint, status, body, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(i.user_id.as_str())
-        .bind(&i.route)
-        .bind(&i.key)
-        .bind(&i.fingerprint)
-        .bind(i64::from(i.status))
-        .bind(&i.body)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if fresh.rows_affected() == 0 {
-            drop(tx);
-            let existing = self
-                .idempotent_impl(&i.user_id, &i.route, &i.key)
-                .await?
-                .ok_or_else(|| corrupt("idempotency key vanished"))?;
-            return Ok(CheckoutOutcome::Replay(existing));
-        }
-        let converted = sqlx::query(
-            "UPDATE holds SET status = 'converted', expires_at = ?, updated_at = ? \
-             WHERE id = ? AND customer_id = ? AND status = 'active' AND expires_at > ?",
-        )
-        .bind(ms(rec.payment_deadline))
-        .bind(ms(now))
-        .bind(o.hold_id.as_str())
-        .bind(o.customer_id.as_str())
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if converted.rows_affected() == 0 {
-            let row: Option<(String, i64)> =
-                sqlx::query_as("SELECT status, expires_at FROM holds WHERE id = ?")
-                    .bind(o.hold_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            let (status, expires_at) = row.ok_or(StoreError::NotFound)?;
-            return Ok(CheckoutOutcome::HoldNotActive {
-                status: HoldStatus::parse(&status).ok_or_else(|| corrupt("holds.status"))?,
-                expired: expires_at <= ms(now),
-            });
-        }
-        sqlx::query(&format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(o.id.as_str())
-        .bind(o.customer_id.as_str())
-        .bind(o.event_id.as_str())
-        .bind(o.hold_id.as_str())
-        .bind(&o.email)
-        .bind(o.status.as_str())
-        .bind(o.failure_code.as_deref())
-        .bind(o.total.amount)
-        .bind(o.total.currency.as_str())
-        .bind(&o.payment_token)
-        .bind(ms(o.created_at))
-        .bind(ms(o.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        QueryBuilder::<Sqlite>::new(
-            "INSERT INTO order_items (order_id, position, seat_id, tier_id, amount, currency) ",
-        )
-        .push_values(o.items.iter().enumerate(), |mut b, (n, it)| {
-            b.push_bind(o.id.as_str())
-                .push_bind(n as i64)
-                .push_bind(it.seat_id.as_ref().map(|s| s.as_str().to_owned()))
-                .push_bind(it.tier_id.as_str())
-                .push_bind(it.price.amount)
-                .push_bind(it.price.currency.as_str());
-        })
-        .build()
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        enqueue(
-            &mut tx,
-            &rec.message,
-            &Job::PaymentRequested {
-                order_id: o.id.clone(),
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(CheckoutOutcome::Created)
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        idempotent_in(&mut conn, user, route, key).await
     }
 
     async fn order_from(&self, r: SqliteRow) -> Result<Order, StoreError> {
@@ -329,205 +175,6 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(crate) async fn complete_payment_impl(
-        &self,
-        order: &OrderId,
-        charge_id: &str,
-        tickets: &[Ticket],
-        message: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<PaidOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
-            "SELECT status, hold_id, event_id, amount, currency FROM orders WHERE id = ?",
-        )
-        .bind(order.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let (status, hold, event, amount, currency) = row.ok_or(StoreError::NotFound)?;
-        let status = status_of(&status)?;
-        if status != OrderStatus::PendingPayment {
-            return Ok(PaidOutcome::AlreadyFinal(status));
-        }
-        let (ga_tier, quantity): (Option<String>, i64) =
-            sqlx::query_as("SELECT ga_tier_id, quantity FROM holds WHERE id = ?")
-                .bind(&hold)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        sell_items(&mut tx, &event, &hold, ga_tier.as_deref(), quantity, now).await?;
-        sqlx::query("UPDATE holds SET sold_at = ?, updated_at = ? WHERE id = ?")
-            .bind(ms(now))
-            .bind(ms(now))
-            .bind(&hold)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "UPDATE orders SET status = 'paid', failure_code = NULL, updated_at = ? WHERE id = ?",
-        )
-        .bind(ms(now))
-        .bind(order.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query("INSERT INTO payments (order_id, charge_id, amount, currency, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(order.as_str())
-            .bind(charge_id)
-            .bind(amount)
-            .bind(&currency)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if !tickets.is_empty() {
-            QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tickets (id, order_id, position, event_id, seat_id, tier_id, amount, currency, code, issued_at) ",
-            )
-            .push_values(tickets.iter().enumerate(), |mut b, (n, t)| {
-                b.push_bind(t.id.as_str())
-                    .push_bind(order.as_str())
-                    .push_bind(n as i64)
-                    .push_bind(&event)
-                    .push_bind(t.seat_id.as_ref().map(|s| s.as_str().to_owned()))
-                    .push_bind(t.tier_id.as_str())
-                    .push_bind(t.price.amount)
-                    .push_bind(t.price.currency.as_str())
-                    .push_bind(&t.code)
-                    .push_bind(ms(now));
-            })
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        enqueue(
-            &mut tx,
-            message,
-            &Job::OrderPaid {
-                order_id: order.clone(),
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(PaidOutcome::Paid)
-    }
-
-    pub(crate) async fn fail_payment_impl(
-        &self,
-        order: &OrderId,
-        code: &str,
-        restore_hold: bool,
-        message: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<FailOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT status, hold_id FROM orders WHERE id = ?")
-                .bind(order.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        let (status, hold) = row.ok_or(StoreError::NotFound)?;
-        let status = status_of(&status)?;
-        if status != OrderStatus::PendingPayment {
-            return Ok(FailOutcome::AlreadyFinal(status));
-        }
-        sqlx::query(
-            "UPDATE orders SET status = 'failed', failure_code = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(code)
-        .bind(ms(now))
-        .bind(order.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let ttl: Option<i64> = sqlx::query_scalar(
-            "SELECT COALESCE(ttl_expires_at, expires_at) FROM holds WHERE id = ? AND status = 'converted' AND sold_at IS NULL",
-        )
-        .bind(&hold)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let mut hold_until = None;
-        if let Some(ttl) = ttl {
-            let back = restore_hold && ttl > ms(now);
-            sqlx::query("UPDATE holds SET status = ?, expires_at = ?, updated_at = ? WHERE id = ?")
-                .bind(if back { "active" } else { "expired" })
-                .bind(if back { ttl } else { ttl.min(ms(now)) })
-                .bind(ms(now))
-                .bind(&hold)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            hold_until = back.then(|| dt(ttl));
-        }
-        enqueue(
-            &mut tx,
-            message,
-            &Job::OrderFailed {
-                order_id: order.clone(),
-                code: code.to_owned(),
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(FailOutcome::Failed { hold_until })
-    }
-
-    pub(crate) async fn record_audit_impl(
-        &self,
-        message: &MessageId,
-        action: &str,
-        subject: &str,
-        detail: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_log (message_id, at, action, subject, detail) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(message.as_str())
-            .bind(ms(now))
-            .bind(action)
-            .bind(subject)
-            .bind(detail)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    pub(crate) async fn record_sale_stats_impl(
-        &self,
-        message: &MessageId,
-        event: &EventId,
-        tickets: u32,
-        revenue: Money,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let first = sqlx::query(
-            "INSERT INTO stats_messages (message_id) VALUES (?) ON CONFLICT DO NOTHING",
-        )
-        .bind(message.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if first.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO event_sales (event_id, tickets, revenue) VALUES (?, ?, ?) \
-                 ON CONFLICT (event_id) DO UPDATE SET tickets = tickets + excluded.tickets, revenue = revenue + excluded.revenue",
-            )
-            .bind(event.as_str())
-            .bind(i64::from(tickets))
-            .bind(revenue.amount)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
-    }
-
     pub(crate) async fn sale_stats_impl(&self, event: &EventId) -> Result<(u64, i64), StoreError> {
         let row: Option<(i64, i64)> =
             sqlx::query_as("SELECT tickets, revenue FROM event_sales WHERE event_id = ?")
@@ -557,44 +204,5 @@ impl SqliteStore {
                 ))
             })
             .collect()
-    }
-
-    pub(crate) async fn mark_relayed_impl(
-        &self,
-        ids: &[MessageId],
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        for id in ids {
-            sqlx::query("UPDATE outbox SET relayed_at = ? WHERE id = ? AND relayed_at IS NULL")
-                .bind(ms(now))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            sqlx::query("UPDATE jobs SET state = 'done', done_at = ? WHERE message_id = ? AND state = 'ready'")
-                .bind(ms(now))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
-    }
-
-    pub(crate) async fn mark_email_sent_impl(
-        &self,
-        message: &MessageId,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO emails_sent (message_id, sent_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(message.as_str())
-        .bind(ms(now))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
     }
 }

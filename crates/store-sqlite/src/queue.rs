@@ -1,10 +1,18 @@
-//! The embedded job queue: the `jobs` table, one row per (outbox message, consumer).
-//! A claim leases rows with one `UPDATE … RETURNING`, so two claimers never get the
-//! same row while its lease runs; an expired lease makes it claimable again.
+//! The embedded job queue: committed outbox messages are handed to this process's
+//! workers directly, in memory, with no queue table to claim from or ack into.
+//!
+//! Delivery stays at least once: a consumer's outcome sets its bit in the outbox
+//! row's `done` in the same transaction (an [`boxoffice_ports::Ack`]), and on start
+//! [`JobQueue::recover`] replays every message some consumer has not finished. A
+//! retry waits here until it is due; a crash forgets the wait, and the replay
+//! delivers the job again at once. One process owns a data directory, so nothing is
+//! leased.
 
 use async_trait::async_trait;
 use boxoffice_domain::{Consumer, Job, MessageId};
 use boxoffice_ports::{Delivery, JobQueue, QueueError};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -14,97 +22,98 @@ fn unavailable(e: impl Into<anyhow::Error>) -> QueueError {
     QueueError::Unavailable(e.into())
 }
 
+/// One consumer kind's jobs: ready now, and waiting for a retry time.
+#[derive(Debug, Default)]
+struct Lane {
+    ready: VecDeque<Delivery>,
+    /// By (due time in ms, sequence), so equal times keep their order.
+    delayed: BTreeMap<(i64, u64), Delivery>,
+    seq: u64,
+}
+
+/// The in-memory part of the queue, shared by every clone of the store.
+#[derive(Debug, Default)]
+pub(crate) struct Dispatcher {
+    lanes: [Mutex<Lane>; 4],
+}
+
+fn lane_ix(c: Consumer) -> usize {
+    match c {
+        Consumer::Payment => 0,
+        Consumer::Email => 1,
+        Consumer::Audit => 2,
+        Consumer::Analytics => 3,
+    }
+}
+
+impl Dispatcher {
+    fn push(&self, d: Delivery) {
+        self.lanes[lane_ix(d.consumer)].lock().ready.push_back(d);
+    }
+
+    fn offer(&self, message: &MessageId, job: &Job, enqueued_at: OffsetDateTime, done: u8) {
+        for &consumer in job.consumers() {
+            if done & consumer.bit() == 0 {
+                self.push(Delivery {
+                    message: message.clone(),
+                    consumer,
+                    job: job.clone(),
+                    attempt: 1,
+                    enqueued_at,
+                });
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl JobQueue for SqliteStore {
     async fn claim(
         &self,
         consumer: Consumer,
         max: usize,
-        lease: Duration,
+        _lease: Duration,
         now: OffsetDateTime,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let mut tx = self.writer.begin().await.map_err(unavailable)?;
-        let leased: Vec<(String, i64, i64)> = sqlx::query_as(
-            "UPDATE jobs SET lease_until = ?, attempts = attempts + 1 \
-             WHERE consumer = ? AND message_id IN ( \
-                 SELECT message_id FROM jobs WHERE consumer = ? AND state = 'ready' AND available_at <= ? \
-                 AND (lease_until IS NULL OR lease_until <= ?) ORDER BY available_at LIMIT ?) \
-             RETURNING message_id, attempts, enqueued_at",
-        )
-        .bind(ms(now) + lease.as_millis() as i64)
-        .bind(consumer.as_str())
-        .bind(consumer.as_str())
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(max as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let mut out = Vec::with_capacity(leased.len());
-        for (id, attempts, enqueued_at) in leased {
-            let payload: String = sqlx::query_scalar("SELECT payload FROM outbox WHERE id = ?")
-                .bind(&id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            let message = MessageId::parse(&id)
-                .ok_or_else(|| unavailable(anyhow::anyhow!("bad message id {id}")))?;
-            match serde_json::from_str::<Job>(&payload) {
-                Ok(job) => out.push(Delivery {
-                    message,
-                    consumer,
-                    job,
-                    attempt: attempts as u32,
-                    enqueued_at: dt(enqueued_at),
-                }),
-                // A job this build cannot read (a newer version): park it, loudly.
-                Err(e) => {
-                    tracing::error!(message = %id, error = %e, "unreadable job parked");
-                    sqlx::query("UPDATE jobs SET state = 'dead', last_error = ? WHERE message_id = ? AND consumer = ?")
-                        .bind(format!("unreadable: {e}"))
-                        .bind(&id)
-                        .bind(consumer.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                }
+        let mut lane = self.dispatch.lanes[lane_ix(consumer)].lock();
+        let now = ms(now);
+        while let Some(entry) = lane.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
             }
+            let d = entry.remove();
+            lane.ready.push_back(d);
         }
-        tx.commit().await.map_err(unavailable)?;
-        Ok(out)
+        let n = max.min(lane.ready.len());
+        Ok(lane.ready.drain(..n).collect())
     }
 
-    async fn ack(&self, d: &Delivery, now: OffsetDateTime) -> Result<(), QueueError> {
-        sqlx::query("UPDATE jobs SET state = 'done', done_at = ?, lease_until = NULL WHERE message_id = ? AND consumer = ?")
-            .bind(ms(now))
-            .bind(d.message.as_str())
-            .bind(d.consumer.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
+    async fn ack(&self, _d: &Delivery, _now: OffsetDateTime) -> Result<(), QueueError> {
+        // Done in the outcome's transaction.
         Ok(())
     }
 
-    async fn retry(&self, d: &Delivery, at: OffsetDateTime, error: &str) -> Result<(), QueueError> {
-        sqlx::query("UPDATE jobs SET available_at = ?, lease_until = NULL, last_error = ? WHERE message_id = ? AND consumer = ? AND state = 'ready'")
-            .bind(ms(at))
-            .bind(error)
-            .bind(d.message.as_str())
-            .bind(d.consumer.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
+    async fn retry(
+        &self,
+        d: &Delivery,
+        at: OffsetDateTime,
+        _error: &str,
+    ) -> Result<(), QueueError> {
+        let mut lane = self.dispatch.lanes[lane_ix(d.consumer)].lock();
+        lane.seq += 1;
+        let key = (ms(at), lane.seq);
+        lane.delayed.insert(
+            key,
+            Delivery {
+                attempt: d.attempt + 1,
+                ..d.clone()
+            },
+        );
         Ok(())
     }
 
-    async fn bury(&self, d: &Delivery, error: &str) -> Result<(), QueueError> {
-        sqlx::query("UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ? WHERE message_id = ? AND consumer = ?")
-            .bind(error)
-            .bind(d.message.as_str())
-            .bind(d.consumer.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
+    async fn bury(&self, _d: &Delivery, _error: &str) -> Result<(), QueueError> {
+        // Recorded in the store with the ack (`Ack::dead`).
         Ok(())
     }
 
@@ -113,14 +122,57 @@ impl JobQueue for SqliteStore {
         consumer: Consumer,
         now: OffsetDateTime,
     ) -> Result<(u64, Duration), QueueError> {
-        let (n, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(enqueued_at) FROM jobs WHERE consumer = ? AND state = 'ready'",
+        let lane = self.dispatch.lanes[lane_ix(consumer)].lock();
+        let n = lane.ready.len() + lane.delayed.len();
+        let oldest = lane
+            .ready
+            .iter()
+            .chain(lane.delayed.values())
+            .map(|d| d.enqueued_at)
+            .min();
+        let age = oldest.map_or(Duration::ZERO, |t| {
+            Duration::try_from(now - t).unwrap_or_default()
+        });
+        Ok((n as u64, age))
+    }
+
+    fn acked_in_store(&self) -> bool {
+        true
+    }
+
+    /// One process serves this store: an announcement in process reaches every
+    /// long-poll there is.
+    fn announces(&self) -> bool {
+        true
+    }
+
+    fn committed(&self, messages: &[(MessageId, Job)], now: OffsetDateTime) {
+        for (id, job) in messages {
+            self.dispatch.offer(id, job, now, 0);
+        }
+    }
+
+    async fn recover(&self, _now: OffsetDateTime) -> Result<usize, QueueError> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, payload, created_at, done FROM outbox WHERE done != pending ORDER BY created_at, id",
         )
-        .bind(consumer.as_str())
-        .fetch_one(&self.reader)
+        .fetch_all(&self.reader)
         .await
         .map_err(unavailable)?;
-        let age = oldest.map_or(0, |t| (ms(now) - t).max(0));
-        Ok((n as u64, Duration::from_millis(age as u64)))
+        let n = rows.len();
+        for (id, payload, created_at, done) in rows {
+            let message = MessageId::parse(&id)
+                .ok_or_else(|| unavailable(anyhow::anyhow!("bad message id {id}")))?;
+            match serde_json::from_str::<Job>(&payload) {
+                Ok(job) => self
+                    .dispatch
+                    .offer(&message, &job, dt(created_at), done as u8),
+                // A job this build cannot read (a newer version): left for it, loudly.
+                Err(e) => {
+                    tracing::error!(message = %id, error = %e, "unreadable job left in the outbox")
+                }
+            }
+        }
+        Ok(n)
     }
 }

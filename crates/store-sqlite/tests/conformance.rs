@@ -51,14 +51,19 @@ async fn checkout_is_idempotent() {
     boxoffice_conformance::store::checkout_is_idempotent(s).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_leases() {
-    let (s, _d) = store().await;
-    boxoffice_conformance::store::queue_leases(s).await;
+#[tokio::test]
+async fn in_process_queue_replays_what_is_unfinished() {
+    let (s, d) = store().await;
+    let path = d.path().to_owned();
+    boxoffice_conformance::store::in_process_queue_replays_what_is_unfinished(s, move || {
+        let path = path.clone();
+        Box::pin(async move { Arc::new(SqliteStore::open(&path).await.unwrap()) })
+    })
+    .await;
 }
 
 #[tokio::test]
-async fn batched_holds_are_all_or_nothing() {
+async fn a_refused_write_fails_alone() {
     let (s, _d) = store().await;
-    boxoffice_conformance::store::batched_holds_are_all_or_nothing(s).await;
+    boxoffice_conformance::store::a_refused_write_fails_alone(s).await;
 }

@@ -1,4 +1,6 @@
-//! `POST /v1/events/{id}/holds`, `GET /v1/holds/{id}`, `DELETE /v1/holds/{id}`.
+//! `POST /v1/events/{id}/holds`, `GET /v1/holds/{id}`, `DELETE /v1/holds/{id}`, and
+//! for admins `GET /v1/admin/events/{id}/engine-audit`: where the hold engine and
+//! the store disagree about an event (nothing, when all is well).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,6 +16,24 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/v1/events/{id}/holds", post(create))
         .route("/v1/holds/{id}", get(show).delete(release))
+        .route("/v1/admin/events/{id}/engine-audit", get(engine_audit))
+}
+
+async fn engine_audit(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path(event): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let a = s.app.engine_audit(&who, &event).await?;
+    Ok(axum::Json(serde_json::json!({
+        "agrees": a.seats.is_empty() && a.ga.is_empty(),
+        "seats": a.seats.iter().map(|d| serde_json::json!({
+            "seat_id": d.seat_id.as_str(), "engine": d.engine.to_string(), "store": d.store.to_string(),
+        })).collect::<Vec<_>>(),
+        "ga": a.ga.iter().map(|(t, e, st)| serde_json::json!({
+            "tier_id": t.as_str(), "engine_remaining": e, "store_remaining": st,
+        })).collect::<Vec<_>>(),
+    })))
 }
 
 async fn create(

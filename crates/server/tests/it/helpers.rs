@@ -1,5 +1,6 @@
 //! Typed helpers: spawn the app, make accounts, venues and events, and call the API.
 
+use boxoffice_ports::ManualClock;
 use boxoffice_server::{Application, Config, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub admin: String,
     pub data_dir: TempDir,
     running: Option<Running>,
+    /// Set when the app runs on a manual clock (kept across restarts).
+    pub clock: Option<Arc<ManualClock>>,
 }
 
 /// A response: status and JSON body (`Null` when there is none).
@@ -145,15 +148,21 @@ fn init_logging() {
     }
 }
 
-async fn start(data_dir: &std::path::Path, backend: &Backend, tweak: fn(&mut Config)) -> Running {
+async fn start(
+    data_dir: &std::path::Path,
+    backend: &Backend,
+    tweak: fn(&mut Config),
+    clock: Option<Arc<ManualClock>>,
+) -> Running {
     init_logging();
     let mut c = config(data_dir);
     backend.apply(&mut c);
     tweak(&mut c);
-    Application::build(Arc::new(c))
-        .await
-        .expect("app builds")
-        .start()
+    let built = match clock {
+        Some(clock) => Application::build_with_clock(Arc::new(c), clock).await,
+        None => Application::build(Arc::new(c)).await,
+    };
+    built.expect("app builds").start()
 }
 
 impl TestApp {
@@ -168,8 +177,21 @@ impl TestApp {
 
     /// The app on the given backends.
     pub async fn spawn_on(backend: Backend, tweak: fn(&mut Config)) -> TestApp {
+        Self::spawn_full(backend, tweak, None).await
+    }
+
+    /// The app on a manual clock that the test moves.
+    pub async fn spawn_with_clock(tweak: fn(&mut Config), clock: Arc<ManualClock>) -> TestApp {
+        Self::spawn_full(Backend::from_env().await, tweak, Some(clock)).await
+    }
+
+    async fn spawn_full(
+        backend: Backend,
+        tweak: fn(&mut Config),
+        clock: Option<Arc<ManualClock>>,
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let running = start(data_dir.path(), &backend, tweak).await;
+        let running = start(data_dir.path(), &backend, tweak, clock.clone()).await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
@@ -182,6 +204,7 @@ impl TestApp {
             admin: String::new(),
             data_dir,
             running: Some(running),
+            clock,
         };
         app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         app
@@ -198,6 +221,7 @@ impl TestApp {
             admin: String::new(),
             data_dir,
             running: None,
+            clock: None,
         };
         app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         app
@@ -206,7 +230,13 @@ impl TestApp {
     /// Stops the server (draining requests) and starts a new one on the same data.
     pub async fn restart(&mut self) {
         self.running.take().unwrap().stop().await.unwrap();
-        let running = start(self.data_dir.path(), &self.backend, self.tweak).await;
+        let running = start(
+            self.data_dir.path(),
+            &self.backend,
+            self.tweak,
+            self.clock.clone(),
+        )
+        .await;
         self.addr = running.address();
         self.running = Some(running);
     }

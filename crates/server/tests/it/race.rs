@@ -256,3 +256,176 @@ async fn redis_losing_its_state_mid_sale_loses_no_hold_and_sells_nothing_twice()
     assert_eq!(unique.len(), ticket_seats.len(), "a seat sold twice");
     assert_eq!(unique.len(), live.len());
 }
+
+/// A cheap, repeatable pseudo-random number per (seed, i).
+fn jitter(seed: u64, i: u64) -> u64 {
+    let mut x = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^ (x >> 33)
+}
+
+/// Sends `body` to `path` and gives up after `limit`: the server drops the request
+/// wherever it is. Returns the answer if one came in time.
+async fn impatient(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+    limit: std::time::Duration,
+) -> Option<(u16, Value)> {
+    let mut req = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .timeout(limit);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let res = req.send().await.ok()?;
+    let status = res.status().as_u16();
+    let body = res.json().await.unwrap_or(Value::Null);
+    Some((status, body))
+}
+
+/// Hold, checkout and release requests cancelled at random points (the client gives
+/// up after a random few milliseconds, so the server drops the request's future
+/// wherever it is). Afterwards the hold engine and the store agree seat by seat: once
+/// every payment is final, again when every hold's TTL has passed (a checkout whose
+/// engine extension outlived a store write that never happened shows only then), and
+/// after a restart rebuilt the engine from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_requests_leave_engine_and_store_agreeing() {
+    let clock = Arc::new(boxoffice_ports::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let app = TestApp::spawn_with_clock(|_| {}, clock.clone()).await;
+    let sale = app.sale(10, 10, 20, 60, 4).await;
+    let tokens = customers(&app).await;
+    let app_ref = Arc::new(app);
+    let seed = std::process::id() as u64;
+    let tasks: Vec<_> = (0..400u64)
+        .map(|i| {
+            let app = app_ref.clone();
+            let token = tokens[i as usize % CUSTOMERS].clone();
+            let (event, ga) = (sale.id.clone(), sale.ga_tier.clone());
+            let start = (i as usize * 37) % 98;
+            let seats: Vec<String> = sale.seats[start..start + 1 + (i as usize % 2)].to_vec();
+            tokio::spawn(async move {
+                let r = jitter(seed, i);
+                // Some requests wait long enough to be answered, most are cut short
+                // somewhere inside the server (a debug build on a busy machine takes
+                // milliseconds per request).
+                let patience = |n: u64| match n % 3 {
+                    0 => std::time::Duration::from_secs(30),
+                    _ => std::time::Duration::from_micros(500 + (n >> 8) % 40_000),
+                };
+                let body = if r.is_multiple_of(5) {
+                    json!({"tier_id": ga, "quantity": 1})
+                } else {
+                    json!({ "seats": seats })
+                };
+                let path = format!("/v1/events/{event}/holds");
+                let held = impatient(
+                    &app,
+                    reqwest::Method::POST,
+                    &path,
+                    &token,
+                    Some(body),
+                    None,
+                    patience(r),
+                )
+                .await;
+                let Some((201, hold)) = held else {
+                    return held.is_none() as usize;
+                };
+                let hold = hold["hold_id"].as_str().unwrap().to_owned();
+                let r2 = jitter(seed, i + 10_000);
+                match r2 % 4 {
+                    0 | 1 => {
+                        let path = format!("/v1/holds/{hold}/checkout");
+                        let body =
+                            json!({"email": "b@example.com", "payment": {"token": "tok_visa"}});
+                        let key = format!("k-{hold}");
+                        impatient(
+                            &app,
+                            reqwest::Method::POST,
+                            &path,
+                            &token,
+                            Some(body),
+                            Some(&key),
+                            patience(r2),
+                        )
+                        .await
+                        .is_none() as usize
+                    }
+                    2 => {
+                        let path = format!("/v1/holds/{hold}");
+                        impatient(
+                            &app,
+                            reqwest::Method::DELETE,
+                            &path,
+                            &token,
+                            None,
+                            None,
+                            patience(r2),
+                        )
+                        .await
+                        .is_none() as usize
+                    }
+                    _ => 0,
+                }
+            })
+        })
+        .collect();
+    let mut cancelled = 0;
+    for t in tasks {
+        cancelled += t.await.unwrap();
+    }
+    let audit = |app: Arc<TestApp>| {
+        let event = sale.id.clone();
+        async move {
+            let r = app
+                .get(
+                    &format!("/v1/admin/events/{event}/engine-audit"),
+                    Some(&app.admin),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{r:?}");
+            r.body
+        }
+    };
+    // Detached writes settle first (the audit waits for them); then every order the
+    // cancelled checkouts may have created is paid or failed.
+    audit(app_ref.clone()).await;
+    let mut orders = 0;
+    for token in &tokens {
+        let mine = app_ref.get("/v1/me/orders", Some(token)).await;
+        for o in mine.body["orders"].as_array().unwrap() {
+            app_ref.final_order(token, o["id"].as_str().unwrap()).await;
+            orders += 1;
+        }
+    }
+    assert!(
+        orders > 0 && cancelled > 0,
+        "the race must have orders ({orders}) and cancelled requests ({cancelled})"
+    );
+    let now = audit(app_ref.clone()).await;
+    assert_eq!(now["agrees"], true, "after the payments: {now}");
+    clock.advance(time::Duration::seconds(61));
+    let later = audit(app_ref.clone()).await;
+    assert_eq!(later["agrees"], true, "once every TTL passed: {later}");
+    let before = app_ref.statuses(&sale.id).await;
+    let mut app = Arc::into_inner(app_ref).expect("no other owner");
+    app.restart().await;
+    assert_eq!(app.statuses(&sale.id).await, before, "the rebuilt engine");
+    eprintln!(
+        "cancellation race: {orders} orders, {cancelled} requests cancelled, statuses {:?}",
+        before.iter().collect::<String>()
+    );
+}
