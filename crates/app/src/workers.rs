@@ -101,36 +101,17 @@ impl App {
     }
 
     async fn relay_once(&self) -> Result<usize, AppError> {
-        let batch = self.store.unrelayed(256).await?;
-        let mut done = Vec::with_capacity(batch.len());
-        let mut failed = None;
-        for (id, job) in &batch {
-            match self.queue.publish(id, job).await {
-                Ok(()) => done.push(id.clone()),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
+        let batch = self.store.unrelayed(1024).await?;
+        if batch.is_empty() {
+            return Ok(0);
         }
-        if !done.is_empty() {
-            let n = done.len();
-            self.writer
-                .write(Write::Relayed {
-                    ids: done,
-                    now: self.clock.now(),
-                })
-                .await?;
-            metrics::counter!("boxoffice_relayed_total").increment(n as u64);
-            return match failed {
-                Some(e) => Err(e.into()),
-                None => Ok(n),
-            };
-        }
-        match failed {
-            Some(e) => Err(e.into()),
-            None => Ok(0),
-        }
+        self.queue.publish(&batch).await?;
+        let n = batch.len();
+        let ids = batch.into_iter().map(|(id, _)| id).collect();
+        let now = self.clock.now();
+        self.writer.write(Write::Relayed { ids, now }).await?;
+        metrics::counter!("boxoffice_relayed_total").increment(n as u64);
+        Ok(n)
     }
 
     async fn record_backlog(&self) {

@@ -99,10 +99,11 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug + 'static {
         false
     }
 
-    /// Hands one outbox message to the queue, once per consumer kind; publishing it
-    /// again is harmless (the broker de-duplicates by message id).
-    async fn publish(&self, message: &MessageId, job: &Job) -> Result<(), QueueError> {
-        let _ = (message, job);
+    /// Hands outbox messages to the queue, each once per consumer kind: all of them,
+    /// or an error (then some may be in; publishing them again is harmless, the
+    /// broker de-duplicates by message id).
+    async fn publish(&self, messages: &[(MessageId, Job)]) -> Result<(), QueueError> {
+        let _ = messages;
         Ok(())
     }
 }

@@ -272,21 +272,28 @@ impl JobQueue for NatsQueue {
         Ok(())
     }
 
-    async fn publish(&self, message: &MessageId, job: &Job) -> Result<(), QueueError> {
-        let payload = serde_json::to_vec(job).map_err(down)?;
-        for c in job.consumers() {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                format!("{message}:{}", c.as_str()).as_str(),
-            );
-            self.js
-                .publish_with_headers(self.subject(*c), headers, payload.clone().into())
-                .await
-                .map_err(down)?
-                .await
-                .map_err(down)?;
+    async fn publish(&self, messages: &[(MessageId, Job)]) -> Result<(), QueueError> {
+        // Send everything, then wait for the acks: one round trip for the batch.
+        let mut acks = Vec::with_capacity(messages.len() * 3);
+        for (message, job) in messages {
+            let payload = bytes::Bytes::from(serde_json::to_vec(job).map_err(down)?);
+            for c in job.consumers() {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(
+                    async_nats::header::NATS_MESSAGE_ID,
+                    format!("{message}:{}", c.as_str()).as_str(),
+                );
+                acks.push(
+                    self.js
+                        .publish_with_headers(self.subject(*c), headers, payload.clone())
+                        .await
+                        .map_err(down)?,
+                );
+            }
         }
+        futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+            .await
+            .map_err(down)?;
         Ok(())
     }
 }

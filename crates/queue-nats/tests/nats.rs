@@ -26,8 +26,8 @@ fn paid() -> Job {
 async fn publish_fans_out_once_per_consumer_and_deduplicates() {
     let q = queue(Duration::from_secs(30)).await;
     let (id, job) = (MessageId::new(), paid());
-    q.publish(&id, &job).await.unwrap();
-    q.publish(&id, &job).await.unwrap(); // a second relay of the same row
+    q.publish(&[(id.clone(), job.clone())]).await.unwrap();
+    q.publish(&[(id.clone(), job.clone())]).await.unwrap(); // a second relay of the same row
     let now = OffsetDateTime::now_utc();
     for c in [Consumer::Email, Consumer::Audit, Consumer::Analytics] {
         let got = q.claim(c, 10, Duration::from_secs(30), now).await.unwrap();
@@ -60,7 +60,7 @@ async fn unacked_deliveries_return_after_the_lease_and_retries_wait() {
             order_id: OrderId::new(),
         },
     );
-    q.publish(&id, &job).await.unwrap();
+    q.publish(&[(id.clone(), job.clone())]).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let first = q
         .claim(Consumer::Payment, 10, Duration::from_secs(1), now)
@@ -106,7 +106,7 @@ async fn buried_jobs_leave_the_queue() {
             order_id: OrderId::new(),
         },
     );
-    q.publish(&id, &job).await.unwrap();
+    q.publish(&[(id.clone(), job.clone())]).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let d = q
         .claim(Consumer::Payment, 10, Duration::from_secs(30), now)
