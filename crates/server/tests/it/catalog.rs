@@ -168,4 +168,25 @@ async fn metrics_and_health() {
     // Labelled by route template, never by raw path.
     assert!(text.contains(r#"route="/v1/events/{id}/holds""#), "{text}");
     assert!(!text.contains(&sale.id));
+
+    // A method nobody routes is counted as "other", not under its own name.
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let r = app
+        .client
+        .request(brew, app.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#"method="other""#), "{text}");
+    assert!(!text.contains("BREW"), "{text}");
 }
