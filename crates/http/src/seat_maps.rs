@@ -29,14 +29,14 @@ use crate::views;
 pub const CAPACITY: usize = 256;
 
 // Compression levels, from measuring a mid-sale 50,000-seat map (on the shared
-// 2-core machine, so times are loose): gzip 3 is ~7.5 KB in ~1 ms, where 6 saves 7%
-// for 5× the time; brotli 5 is ~7.3 KB in a few ms, where 4 and below are larger
-// than gzip 3 and 9 saves 10% for 6× the time (10–11, the optimal parser, ~50×).
+// 2-core machine, so times are loose): gzip 3 is ~7.5 KB in ~1 ms, where 6 saves
+// 5–7% for 5× the time; brotli 5 is ~7.3 KB in a few ms, where 4 and below are
+// larger than gzip 3 and 9 saves 6–9% for 6× the time (10–11: 20–60×).
 // Each version is compressed once per coding, on a blocking thread, but under a
 // sale's churn that is often: fast levels keep a new version's wait short.
 const GZIP_LEVEL: u32 = 3;
 const BROTLI_QUALITY: i32 = 5;
-/// Brotli window: 2^18 bytes, a 250,000-seat map.
+/// Brotli window: 2^18 bytes, as long as a map of some 260,000 seats.
 const BROTLI_LGWIN: i32 = 18;
 
 /// A content coding this route can send.
