@@ -335,10 +335,16 @@ impl App {
         event_id: &str,
     ) -> Result<(Arc<CachedEvent>, LiveSeatMap), AppError> {
         let ev = self.event(event_id).await?;
+        let map = self.live_seat_map(&ev).await?;
+        Ok((ev, map))
+    }
+
+    /// The live seat map of an event already looked up.
+    pub async fn live_seat_map(&self, ev: &CachedEvent) -> Result<LiveSeatMap, AppError> {
         let now = Millis::from_datetime(self.clock.now());
-        let id = ev.event().id.clone();
+        let id = &ev.event().id;
         let map = self
-            .with_engine(&ev, || self.engine.seat_map(&id, now))
+            .with_engine(ev, || self.engine.seat_map(id, now))
             .await?;
         let ga = ev
             .event()
@@ -347,14 +353,26 @@ impl App {
             .zip(map.ga)
             .map(|(t, c)| (t.id.clone(), c))
             .collect();
-        Ok((
-            ev,
-            LiveSeatMap {
-                version: map.version,
-                status: map.status,
-                ga,
-            },
-        ))
+        Ok(LiveSeatMap {
+            version: map.version,
+            status: map.status,
+            ga,
+        })
+    }
+
+    /// The version the live seat map has now, without reading the map: enough to
+    /// answer a conditional request, or to tell that an encoded copy is still current.
+    pub async fn seat_map_version(
+        &self,
+        event_id: &str,
+    ) -> Result<(Arc<CachedEvent>, u64), AppError> {
+        let ev = self.event(event_id).await?;
+        let now = Millis::from_datetime(self.clock.now());
+        let id = &ev.event().id;
+        let version = self
+            .with_engine(&ev, || self.engine.seat_map_version(id, now))
+            .await?;
+        Ok((ev, version))
     }
 
     /// Runs an engine call; if the engine does not have the event, loads it from the

@@ -154,6 +154,88 @@ pub async fn basic_semantics<E: HoldEngine>(engine: Arc<E>) {
     engine.ping().await.unwrap();
 }
 
+/// `seat_map_version` is the version `seat_map` reports, and it does the same lazy
+/// expiry: a hold past its deadline is gone when only the version is asked, and its
+/// expiry counts as a change.
+pub async fn seat_map_version<E: HoldEngine>(engine: Arc<E>) {
+    let ev = EventId::new();
+    let now = 1_000;
+    assert!(matches!(
+        engine.seat_map_version(&ev, Millis(now)).await,
+        Err(EngineError::EventNotLoaded(_))
+    ));
+    let mut snap = snapshot(&ev, 4, &[3]);
+    snap.base_version = 7_000;
+    load(&*engine, snap, now).await;
+    let v0 = engine.seat_map_version(&ev, Millis(now)).await.unwrap();
+    assert_eq!(v0, engine.seat_map(&ev, Millis(now)).await.unwrap().version);
+    assert!(v0 >= 7_000, "the version starts at the snapshot's base");
+
+    // A change moves it; asking again without a change does not.
+    let a = req(&ev, HoldItems::Seats(vec![1]), now + 50, now);
+    engine.hold(a.clone()).await.unwrap().unwrap();
+    let g = req(
+        &ev,
+        HoldItems::Ga {
+            tier: 0,
+            quantity: 2,
+        },
+        now + 80,
+        now,
+    );
+    engine.hold(g.clone()).await.unwrap().unwrap();
+    let v1 = engine
+        .seat_map_version(&ev, Millis(now + 10))
+        .await
+        .unwrap();
+    assert!(v1 > v0);
+    assert_eq!(
+        engine
+            .seat_map_version(&ev, Millis(now + 10))
+            .await
+            .unwrap(),
+        v1
+    );
+    assert_eq!(
+        engine
+            .seat_map(&ev, Millis(now + 10))
+            .await
+            .unwrap()
+            .version,
+        v1
+    );
+
+    // At the seat hold's deadline, the version alone expires it: the version moved,
+    // the seat is free in the next map at the same version, and the hold is gone.
+    let v2 = engine
+        .seat_map_version(&ev, Millis(now + 50))
+        .await
+        .unwrap();
+    assert!(v2 > v1, "an expiry is a change");
+    let m = engine.seat_map(&ev, Millis(now + 50)).await.unwrap();
+    assert_eq!((m.version, m.status.as_slice()), (v2, &b"AAAA"[..]));
+    assert_eq!(m.ga[0].held, 2);
+    assert!(engine
+        .release(&ev, &a.hold, Millis(now + 50))
+        .await
+        .unwrap()
+        .is_none());
+
+    // The GA hold too, well past its deadline.
+    let v3 = engine
+        .seat_map_version(&ev, Millis(now + 500))
+        .await
+        .unwrap();
+    assert!(v3 > v2);
+    let m = engine.seat_map(&ev, Millis(now + 500)).await.unwrap();
+    assert_eq!((m.version, m.ga[0].held), (v3, 0));
+    assert!(engine
+        .release(&ev, &g.hold, Millis(now + 500))
+        .await
+        .unwrap()
+        .is_none());
+}
+
 /// 500 tasks race for overlapping sets of 1–4 seats among 120. Every grant is
 /// disjoint from every other, and every rejection names only seats some grant holds.
 pub async fn concurrent_overlapping_holds<E: HoldEngine>(engine: Arc<E>) {
@@ -441,7 +523,11 @@ pub fn matches_reference_model<E: HoldEngine>(engine: Arc<E>) {
                         }
                         Op::Advance(ms) => m.now += ms,
                     }
+                    // The version alone first: it must expire what is due exactly as
+                    // the map would, so the map then reports the same version.
+                    let version = engine.seat_map_version(&ev, Millis(m.now)).await.unwrap();
                     let map = engine.seat_map(&ev, Millis(m.now)).await.unwrap();
+                    prop_assert_eq!(version, map.version);
                     let expected: Vec<u8> = (0..SEATS as u32).map(|s| m.seat_state(s)).collect();
                     prop_assert_eq!(&map.status, &expected);
                     for t in 0..CAPS.len() as u16 {

@@ -12,7 +12,7 @@
 //!
 //! It never does I/O and never reads a clock: `now` is always an argument.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::{HoldId, Millis};
 
@@ -72,6 +72,8 @@ pub struct EventInventory {
     deadlines: BTreeSet<(Millis, HoldId)>,
     /// Grows by one with every change of status.
     version: u64,
+    /// Reused by [`Self::check_seats`] for long seat lists, so holds do not allocate.
+    scratch: Vec<SeatIx>,
 }
 
 impl EventInventory {
@@ -91,6 +93,7 @@ impl EventInventory {
             holds: HashMap::new(),
             deadlines: BTreeSet::new(),
             version,
+            scratch: Vec::new(),
         }
     }
 
@@ -165,22 +168,7 @@ impl EventInventory {
                 if seats.is_empty() {
                     return Err(HoldRejection::InvalidItems("no seats"));
                 }
-                let mut seen = BTreeSet::new();
-                let mut taken = Vec::new();
-                for &s in seats {
-                    let Some(&st) = self.status.get(s as usize) else {
-                        return Err(HoldRejection::InvalidItems("no such seat"));
-                    };
-                    if !seen.insert(s) {
-                        return Err(HoldRejection::InvalidItems("seat repeated"));
-                    }
-                    if st != AVAILABLE {
-                        taken.push(s);
-                    }
-                }
-                if !taken.is_empty() {
-                    return Err(HoldRejection::SeatsUnavailable(taken));
-                }
+                self.check_seats(seats)?;
                 for &s in seats {
                     self.status[s as usize] = HELD;
                 }
@@ -274,9 +262,65 @@ impl EventInventory {
         expired
     }
 
+    /// Whether a hold may take these seats: every seat exists and appears once
+    /// (else the first offender in request order is the error), and all are
+    /// available (else the taken ones, in request order).
+    ///
+    /// This runs on every hold, so a valid request allocates nothing: a buyer asks
+    /// for a handful of seats, and comparing each with those before it is cheaper
+    /// than any set; a long list is checked for repeats in a sorted scratch copy kept
+    /// between calls. Only a rejection allocates (the list it returns).
+    fn check_seats(&mut self, seats: &[SeatIx]) -> Result<(), HoldRejection> {
+        const SHORT: usize = 16;
+        let mut taken = Vec::new();
+        let mut invalid = false;
+        for (i, &s) in seats.iter().enumerate() {
+            let Some(&st) = self.status.get(s as usize) else {
+                invalid = true;
+                break;
+            };
+            if seats.len() <= SHORT && seats[..i].contains(&s) {
+                invalid = true;
+                break;
+            }
+            if st != AVAILABLE {
+                taken.push(s);
+            }
+        }
+        if !invalid && seats.len() > SHORT {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(seats);
+            self.scratch.sort_unstable();
+            invalid = self.scratch.windows(2).any(|w| w[0] == w[1]);
+        }
+        if invalid {
+            return Err(self.first_invalid_seat(seats));
+        }
+        if !taken.is_empty() {
+            return Err(HoldRejection::SeatsUnavailable(taken));
+        }
+        Ok(())
+    }
+
+    /// The error for a seat list known to be invalid: the first seat, in request
+    /// order, that does not exist or repeats an earlier one. Rare, so plain.
+    fn first_invalid_seat(&self, seats: &[SeatIx]) -> HoldRejection {
+        let mut seen = HashSet::with_capacity(seats.len());
+        for &s in seats {
+            if s as usize >= self.status.len() {
+                return HoldRejection::InvalidItems("no such seat");
+            }
+            if !seen.insert(s) {
+                return HoldRejection::InvalidItems("seat repeated");
+            }
+        }
+        HoldRejection::InvalidItems("invalid seats")
+    }
+
     fn take(&mut self, id: &HoldId) -> Option<LiveHold> {
-        let h = self.holds.remove(id)?;
-        self.deadlines.remove(&(h.expires_at, id.clone()));
+        // The map gives its own key back, so the deadline's key needs no new copy.
+        let (id, h) = self.holds.remove_entry(id)?;
+        self.deadlines.remove(&(h.expires_at, id));
         Some(h)
     }
 
@@ -395,6 +439,76 @@ mod tests {
         );
         i.expire_due(Millis(10));
         assert_eq!(i.ga()[0].remaining(), 2);
+    }
+
+    /// The seat check as it was first written (a set per call): the allocation-free
+    /// one must give the same answer for every list, short or long.
+    fn reference_check(status: &[u8], seats: &[SeatIx]) -> Result<(), HoldRejection> {
+        let mut seen = BTreeSet::new();
+        let mut taken = Vec::new();
+        for &s in seats {
+            let Some(&st) = status.get(s as usize) else {
+                return Err(HoldRejection::InvalidItems("no such seat"));
+            };
+            if !seen.insert(s) {
+                return Err(HoldRejection::InvalidItems("seat repeated"));
+            }
+            if st != AVAILABLE {
+                taken.push(s);
+            }
+        }
+        if !taken.is_empty() {
+            return Err(HoldRejection::SeatsUnavailable(taken));
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_seat_check_matches_the_reference(
+            held in proptest::collection::vec(0u32..60, 0..20),
+            // Up to 40 seats among 62 (60 exist): short and long lists, repeats and
+            // strays included.
+            seats in proptest::collection::vec(0u32..62, 1..40),
+        ) {
+            let mut i = EventInventory::new(60, &[], 0);
+            for s in held {
+                let _ = i.hold(HoldId::new(), HoldItems::Seats(vec![s]), Millis(100), Millis(0));
+            }
+            let expected = reference_check(i.status(), &seats);
+            let before = i.status().to_vec();
+            let got = i.hold(HoldId::new(), HoldItems::Seats(seats.clone()), Millis(100), Millis(0));
+            proptest::prop_assert_eq!(&got, &expected, "{:?}", seats);
+            if got.is_err() {
+                proptest::prop_assert_eq!(i.status(), &before[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn long_lists_name_the_first_offender() {
+        let mut i = EventInventory::new(100, &[], 0);
+        let mut seats: Vec<u32> = (0..30).collect();
+        seats.push(5);
+        seats.push(100);
+        assert_eq!(
+            i.hold(
+                HoldId::new(),
+                HoldItems::Seats(seats.clone()),
+                Millis(9),
+                Millis(0)
+            ),
+            Err(HoldRejection::InvalidItems("seat repeated"))
+        );
+        seats.swap(30, 31);
+        assert_eq!(
+            i.hold(HoldId::new(), HoldItems::Seats(seats), Millis(9), Millis(0)),
+            Err(HoldRejection::InvalidItems("no such seat"))
+        );
+        let long: Vec<u32> = (40..80).rev().collect();
+        i.hold(HoldId::new(), HoldItems::Seats(long), Millis(9), Millis(0))
+            .unwrap();
+        assert_eq!(i.status().iter().filter(|&&s| s == HELD).count(), 40);
     }
 
     #[test]

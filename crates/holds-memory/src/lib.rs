@@ -98,6 +98,14 @@ impl HoldEngine for MemoryHoldEngine {
         })
     }
 
+    async fn seat_map_version(&self, event: &EventId, now: Millis) -> Result<u64, EngineError> {
+        let ev = self.event(event)?;
+        let mut inv = ev.lock();
+        // Only what is due is touched: O(expired holds), no copy of the seats.
+        inv.expire_due(now);
+        Ok(inv.version())
+    }
+
     async fn evict(&self, event: &EventId) -> Result<(), EngineError> {
         self.events.write().remove(event);
         Ok(())

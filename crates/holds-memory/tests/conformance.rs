@@ -12,6 +12,11 @@ async fn basic_semantics() {
     boxoffice_conformance::engine::basic_semantics(engine()).await;
 }
 
+#[tokio::test]
+async fn seat_map_version() {
+    boxoffice_conformance::engine::seat_map_version(engine()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_overlapping_holds_never_double_book() {
     boxoffice_conformance::engine::concurrent_overlapping_holds(engine()).await;

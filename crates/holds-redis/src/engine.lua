@@ -181,6 +181,12 @@ if op == "map" then
   return out
 end
 
+if op == "version" then
+  -- The map's version alone (after expiry, as "map" would): no 50 KB status read.
+  expire_due()
+  return {"ok", redis.call("HGET", meta, "version")}
+end
+
 if op == "expire" then
   local due = expire_due()
   local out = {"ok"}

@@ -326,6 +326,16 @@ impl HoldEngine for RedisHoldEngine {
         })
     }
 
+    async fn seat_map_version(&self, event: &EventId, now: Millis) -> Result<u64, EngineError> {
+        let out = self
+            .run(event, vec!["version".into(), now.0.to_string()])
+            .await?;
+        match out.as_slice() {
+            [ok, version] if ok == "ok" => num(version),
+            _ => Err(down(anyhow::anyhow!("unexpected version reply {out:?}"))),
+        }
+    }
+
     async fn evict(&self, event: &EventId) -> Result<(), EngineError> {
         let mut del = redis::cmd("DEL");
         for k in self.keys(event) {

@@ -35,6 +35,11 @@ macro_rules! suite {
                 boxoffice_conformance::engine::basic_semantics(engine(&$urls).await).await;
             }
 
+            #[tokio::test]
+            async fn seat_map_version() {
+                boxoffice_conformance::engine::seat_map_version(engine(&$urls).await).await;
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_overlapping_holds_never_double_book() {
                 boxoffice_conformance::engine::concurrent_overlapping_holds(engine(&$urls).await)

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod metrics_layer;
 mod routes;
+mod seat_maps;
 mod views;
 
 use axum::error_handling::HandleErrorLayer;
@@ -18,6 +19,7 @@ use boxoffice_app::App;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
+use tower_http::compression::Predicate as _;
 
 pub use error::ApiError;
 pub use metrics_layer::install_recorder;
@@ -47,6 +49,22 @@ pub struct HttpState {
     pub app: Arc<App>,
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub(crate) layouts: Arc<views::LayoutCache>,
+    pub(crate) seat_maps: Arc<seat_maps::SeatMapCache>,
+}
+
+/// Marks a response whose body is already encoded for the client (the seat map
+/// negotiates its own `Accept-Encoding`): the global compression leaves it alone,
+/// identity included.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PreEncoded;
+
+fn not_pre_encoded(
+    _: StatusCode,
+    _: axum::http::Version,
+    _: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> bool {
+    extensions.get::<PreEncoded>().is_none()
 }
 
 /// The whole API.
@@ -56,6 +74,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         app,
         metrics: install_recorder(),
         layouts: Default::default(),
+        seat_maps: Default::default(),
     };
     let timeout = limits.request_timeout;
     Router::new()
@@ -73,7 +92,11 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(limits.body_limit))
-        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(
+            tower_http::compression::CompressionLayer::new().compress_when(
+                tower_http::compression::DefaultPredicate::new().and(not_pre_encoded),
+            ),
+        )
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {

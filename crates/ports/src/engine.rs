@@ -134,6 +134,15 @@ pub trait HoldEngine: Send + Sync + std::fmt::Debug + 'static {
 
     async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError>;
 
+    /// The version [`Self::seat_map`] would report at `now`, without the map: lazy
+    /// expiry happens exactly as there (a hold past its deadline is gone, and its
+    /// expiry bumps the version). Readers that cache the encoded map ask this on every
+    /// request and fetch the map only when it changed. The default fetches the whole
+    /// map; engines override it with something that does not copy the seats.
+    async fn seat_map_version(&self, event: &EventId, now: Millis) -> Result<u64, EngineError> {
+        Ok(self.seat_map(event, now).await?.version)
+    }
+
     /// Forgets an event: the next call for it reports `EventNotLoaded` and the app
     /// rebuilds it from the store (after the store caught the engine being wrong).
     async fn evict(&self, event: &EventId) -> Result<(), EngineError>;

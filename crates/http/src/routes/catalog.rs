@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::extract::{Auth, Json, MaybeAuth};
-use crate::{views, ApiError, HttpLimits, HttpState};
+use crate::seat_maps::{self, Coding};
+use crate::{views, ApiError, HttpLimits, HttpState, PreEncoded};
+use bytes::Bytes;
 
 pub fn router(limits: &HttpLimits) -> Router<HttpState> {
     Router::new()
@@ -112,12 +114,7 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
-fn with_etag(
-    status: StatusCode,
-    etag: &str,
-    cache: &'static str,
-    body: Option<bytes::Bytes>,
-) -> Response {
+fn with_etag(status: StatusCode, etag: &str, cache: &'static str, body: Option<Bytes>) -> Response {
     let mut res = match body {
         Some(b) => (status, [(header::CONTENT_TYPE, "application/json")], b).into_response(),
         None => status.into_response(),
@@ -153,23 +150,48 @@ async fn layout(
     Ok(with_etag(StatusCode::OK, &etag, CACHE, Some(body)))
 }
 
+/// The live map, served from memory: the engine is asked only for the version (a
+/// 304 costs no more), and the body comes from the per-version cache, already
+/// encoded in the coding this handler negotiated (the global compression layer is
+/// told to leave it).
 async fn seats(
     State(s): State<HttpState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, map) = s.app.seat_map(&id).await?;
+    let (ev, version) = s.app.seat_map_version(&id).await?;
     // The version identifies the state: a client polling with If-None-Match gets a
     // 304 until something changes.
-    let etag = format!("W/\"{}\"", map.version);
-    const CACHE: &str = "no-cache";
+    let etag = seat_maps::etag(version);
     if not_modified(&headers, &etag) {
-        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, CACHE, None));
+        return Ok(seat_map_response(StatusCode::NOT_MODIFIED, &etag, None));
     }
-    Ok(with_etag(
-        StatusCode::OK,
-        &etag,
-        CACHE,
-        Some(views::seats(&map).into()),
-    ))
+    let encoded = s
+        .seat_maps
+        .get(&ev.event().id, version, || s.app.live_seat_map(&ev))
+        .await?;
+    // The map may have moved on since the version was read; the client may have
+    // that newer one already.
+    if not_modified(&headers, &encoded.etag) {
+        return Ok(seat_map_response(
+            StatusCode::NOT_MODIFIED,
+            &encoded.etag,
+            None,
+        ));
+    }
+    let body = encoded.body(Coding::negotiate(&headers)).await;
+    Ok(seat_map_response(StatusCode::OK, &encoded.etag, Some(body)))
+}
+
+fn seat_map_response(status: StatusCode, etag: &str, body: Option<(Coding, Bytes)>) -> Response {
+    let coding = body.as_ref().and_then(|(c, _)| c.header());
+    let mut res = with_etag(status, etag, "no-cache", body.map(|(_, b)| b));
+    let h = res.headers_mut();
+    // Caches must key on the coding, for the 304 too (same headers as the 200).
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(c) = coding {
+        h.insert(header::CONTENT_ENCODING, c);
+    }
+    res.extensions_mut().insert(PreEncoded);
+    res
 }

@@ -168,4 +168,128 @@ async fn metrics_and_health() {
     // Labelled by route template, never by raw path.
     assert!(text.contains(r#"route="/v1/events/{id}/holds""#), "{text}");
     assert!(!text.contains(&sale.id));
+
+    // A method nobody routes is counted as "other", not under its own name.
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let r = app
+        .client
+        .request(brew, app.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#"method="other""#), "{text}");
+    assert!(!text.contains("BREW"), "{text}");
+}
+
+/// The seat map is served from memory per version: an ETag from the version, 304
+/// while it holds, a new body once a hold changes it, and the same JSON in every
+/// coding the client may ask for, each compressed once (never again by the global
+/// compression layer).
+#[tokio::test]
+async fn seat_map_is_conditional_and_pre_encoded() {
+    use std::io::Read;
+    let app = TestApp::spawn().await;
+    let sale = app.sale(4, 25, 10, 300, 4).await;
+    let url = app.url(&format!("/v1/events/{}/seats", sale.id));
+    let get = |accept: Option<&'static str>, if_none_match: Option<String>| {
+        let mut req = app.client.get(&url);
+        if let Some(a) = accept {
+            req = req.header("accept-encoding", a);
+        }
+        if let Some(e) = if_none_match {
+            req = req.header("if-none-match", e);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let headers = res.headers().clone();
+            (res.status(), headers, res.bytes().await.unwrap().to_vec())
+        }
+    };
+    let header = |h: &reqwest::header::HeaderMap, name: &str| {
+        h.get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+
+    let (status, h, identity) = get(None, None).await;
+    assert_eq!(status, 200);
+    let etag = header(&h, "etag");
+    assert!(!etag.is_empty(), "an ETag");
+    assert_eq!(header(&h, "content-encoding"), "");
+    assert!(header(&h, "vary").contains("accept-encoding"), "{h:?}");
+    let map: serde_json::Value = serde_json::from_slice(&identity).unwrap();
+    assert_eq!(map["status"].as_str().unwrap().len(), 100);
+    assert!(
+        etag.contains(&map["version"].to_string()),
+        "derived from the version"
+    );
+
+    // Unchanged: 304, no body, the same validator.
+    for accept in [None, Some("gzip"), Some("br")] {
+        let (status, h, body) = get(accept, Some(etag.clone())).await;
+        assert_eq!(status, 304, "{accept:?}");
+        assert!(body.is_empty());
+        assert_eq!(header(&h, "etag"), etag);
+    }
+
+    // Every coding decodes to the identity JSON, byte for byte.
+    let (status, h, gz) = get(Some("gzip"), None).await;
+    assert_eq!(
+        (status.as_u16(), header(&h, "content-encoding")),
+        (200, "gzip".into())
+    );
+    assert_eq!(header(&h, "etag"), etag);
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, identity);
+    let (status, h, br) = get(Some("gzip, deflate, br"), None).await;
+    assert_eq!(
+        (status.as_u16(), header(&h, "content-encoding")),
+        (200, "br".into())
+    );
+    let mut unbrotlied = Vec::new();
+    brotli::Decompressor::new(&br[..], 4096)
+        .read_to_end(&mut unbrotlied)
+        .unwrap();
+    assert_eq!(unbrotlied, identity);
+    assert!(br.len() < identity.len() && gz.len() < identity.len());
+    // Identity preferred though gzip is acceptable: sent as is, not compressed on
+    // the way out by the global layer.
+    let (status, h, plain) = get(Some("identity, gzip;q=0.5"), None).await;
+    assert_eq!(
+        (status.as_u16(), header(&h, "content-encoding")),
+        (200, "".into())
+    );
+    assert_eq!(plain, identity);
+
+    // A hold changes the version: the old ETag now gets the new map.
+    let buyer = app.customer().await;
+    let r = app.hold_seats(&buyer, &sale.id, &[&sale.seats[3]]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let (status, h, body) = get(Some("br"), Some(etag.clone())).await;
+    assert_eq!(status, 200);
+    let new_etag = header(&h, "etag");
+    assert_ne!(new_etag, etag);
+    let mut json = Vec::new();
+    brotli::Decompressor::new(&body[..], 4096)
+        .read_to_end(&mut json)
+        .unwrap();
+    let after: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert!(after["version"].as_u64() > map["version"].as_u64());
+    assert_eq!(&after["status"].as_str().unwrap()[..5], "AAAHA");
+    let (status, _, identity_after) = get(None, None).await;
+    assert_eq!((status.as_u16(), identity_after), (200, json));
+    assert_eq!(get(None, Some(new_etag)).await.0, 304);
 }
