@@ -2,20 +2,30 @@
 //! final audit can be tested against a crafted inconsistent state.
 //!
 //! It talks to running servers over HTTP only, as buyers would: setup (venue,
-//! event, buyer accounts) happens before timing starts; then the chosen mode runs
-//! and every step is timed into an HdrHistogram. A `sale` ends with an audit read
-//! back from the server: tickets sold = seats shown sold, no seat on two tickets,
-//! every accepted checkout paid or failed, and the test gateway's charges equal the
-//! paid orders. Any audit failure makes the binary exit non-zero.
+//! event, buyer accounts) happens before timing starts; then the chosen mode runs on
+//! one worker task per connection, each timing its steps into its own recorders
+//! (merged into one HdrHistogram per step at the end, so measuring takes no shared
+//! lock). Closed loop by default (a connection sends its next request when the last
+//! is answered); with a rate, open loop (see `schedule`). A `sale` ends with an
+//! audit read back from the server: tickets sold = seats shown sold, no seat on two
+//! tickets, every accepted checkout paid or failed, and the test gateway's charges
+//! equal the paid orders. Any audit failure makes the binary exit non-zero.
+
+mod schedule;
+mod stats;
+
+pub use schedule::OpenLoop;
+pub use stats::Step;
 
 use anyhow::{bail, Context};
-use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
+use schedule::Schedule;
 use serde::Serialize;
 use serde_json::{json, Value};
+use stats::Stats;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -42,8 +52,12 @@ pub struct Config {
     pub connections: usize,
     /// `holds` and `seatmap` run this long; a `sale` stops buying after it.
     pub duration: Duration,
-    /// Buyers arrive evenly over this long (zero: all at once).
+    /// Buyers arrive evenly over this long (zero: all at once). Closed loop only.
     pub ramp: Duration,
+    /// Open loop: this many arrivals per second (a hold and its release, a seat-map
+    /// read, or a buyer), whatever the answers, at most one in flight per
+    /// connection. `None`: closed loop.
+    pub rate: Option<f64>,
     /// Buyer accounts to register (buyers share them).
     pub accounts: usize,
     /// Share of buyers paying with a declined card, and of buyers who abandon.
@@ -53,21 +67,6 @@ pub struct Config {
     pub retries: usize,
     /// Hold TTL of the event.
     pub hold_ttl_seconds: u32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    pub step: String,
-    pub count: u64,
-    pub per_second: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    pub errors: u64,
-    /// Answers by class: `2xx`, `304`, `409`, `410`, `429`, `5xx`, `other`, `io`.
-    pub status: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +80,9 @@ pub struct Report {
     pub seats: usize,
     pub buyers: usize,
     pub connections: usize,
+    /// Open-loop arrivals (`--rate`); `None` in closed loop.
+    pub open_loop: Option<OpenLoop>,
+    /// Length of the timed part.
     pub elapsed_seconds: f64,
     pub tickets_sold: u64,
     pub sold_out_seconds: Option<f64>,
@@ -90,72 +92,6 @@ pub struct Report {
     /// Compressed size of one full seat map (gzip), bytes.
     pub seatmap_gzip_bytes: Option<usize>,
     pub steps: Vec<Step>,
-}
-
-/// Latency and outcomes of one kind of step.
-struct Recorder {
-    hist: Histogram<u64>,
-    status: BTreeMap<String, u64>,
-    errors: u64,
-}
-
-impl Recorder {
-    fn new() -> Self {
-        Self {
-            hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
-            status: BTreeMap::new(),
-            errors: 0,
-        }
-    }
-}
-
-#[derive(Clone, Default)]
-struct Stats(Arc<Mutex<BTreeMap<&'static str, Recorder>>>);
-
-fn class(status: u16) -> &'static str {
-    match status {
-        200..=299 => "2xx",
-        304 => "304",
-        409 => "409",
-        410 => "410",
-        429 => "429",
-        500..=599 => "5xx",
-        _ => "other",
-    }
-}
-
-impl Stats {
-    /// Records one answer (`None`: it never came: connection error or timeout).
-    fn record(&self, step: &'static str, started: Instant, status: Option<u16>) {
-        let micros = started.elapsed().as_micros().clamp(1, 120_000_000) as u64;
-        let mut all = self.0.lock().expect("not poisoned");
-        let r = all.entry(step).or_insert_with(Recorder::new);
-        let _ = r.hist.record(micros);
-        let c = status.map_or("io", class);
-        *r.status.entry(c.to_owned()).or_default() += 1;
-        if matches!(c, "5xx" | "other" | "io") {
-            r.errors += 1;
-        }
-    }
-
-    fn steps(&self, elapsed: Duration) -> Vec<Step> {
-        let all = self.0.lock().expect("not poisoned");
-        let ms = |v: u64| v as f64 / 1000.0;
-        all.iter()
-            .map(|(name, r)| Step {
-                step: (*name).to_owned(),
-                count: r.hist.len(),
-                per_second: r.hist.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-                p50_ms: ms(r.hist.value_at_quantile(0.5)),
-                p90_ms: ms(r.hist.value_at_quantile(0.9)),
-                p99_ms: ms(r.hist.value_at_quantile(0.99)),
-                p999_ms: ms(r.hist.value_at_quantile(0.999)),
-                max_ms: ms(r.hist.max()),
-                errors: r.errors,
-                status: r.status.clone(),
-            })
-            .collect()
-    }
 }
 
 /// A server under test and the setup made on it.
@@ -361,8 +297,8 @@ async fn register(t: &Target, n: usize) -> anyhow::Result<Vec<String>> {
     Ok(tokens)
 }
 
-/// What the sale's buyers produced, for the audit.
-#[derive(Default)]
+/// What one worker's buyers produced, for the audit.
+#[derive(Debug, Default)]
 struct Outcomes {
     /// Final order documents of every accepted (202) checkout.
     orders: Vec<Value>,
@@ -376,17 +312,19 @@ struct SeatCache {
     status: Vec<u8>,
 }
 
+/// Reads the seat map into the cache (a conditional GET once it has one); the
+/// latency counts from `from`.
 async fn seat_map(
     t: &Target,
     node: usize,
-    event: &str,
+    sale: &Sale,
     cache: &mut SeatCache,
-    stats: &Stats,
+    stats: &mut Stats,
+    from: Instant,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
     let mut req = t
         .client
-        .get(format!("{}/v1/events/{event}/seats", t.base(node)));
+        .get(format!("{}/v1/events/{}/seats", t.base(node), sale.event));
     if let Some(e) = &cache.etag {
         req = req.header("if-none-match", e);
     }
@@ -403,11 +341,11 @@ async fn seat_map(
                 cache.status = v["status"].as_str().unwrap_or_default().as_bytes().to_vec();
                 cache.etag = etag;
             }
-            stats.record("seatmap", started, Some(status));
+            stats.record("seatmap", from, Some(status));
             Ok(())
         }
         Err(e) => {
-            stats.record("seatmap", started, None);
+            stats.record("seatmap", from, None);
             Err(e.into())
         }
     }
@@ -455,45 +393,60 @@ fn pick(sale: &Sale, status: &[u8], rng: &mut impl Rng, want: usize) -> Option<V
     Some(free[start..(start + want).min(free.len())].to_vec())
 }
 
+/// Sends one request and records its answer, the latency counted from `from`.
 async fn call(
-    stats: &Stats,
+    stats: &mut Stats,
     step: &'static str,
     req: reqwest::RequestBuilder,
+    from: Instant,
 ) -> Option<(u16, Value)> {
-    let started = Instant::now();
     match req.send().await {
         Ok(r) => {
             let status = r.status().as_u16();
             let body = r.json::<Value>().await.unwrap_or_default();
-            stats.record(step, started, Some(status));
+            stats.record(step, from, Some(status));
             Some((status, body))
         }
         Err(_) => {
-            stats.record(step, started, None);
+            stats.record(step, from, None);
             None
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn buyer(
-    t: &Target,
-    cfg: &Config,
-    sale: &Sale,
-    tokens: &[String],
-    i: usize,
-    cache: &mut SeatCache,
-    stats: &Stats,
-    outcomes: &Mutex<Outcomes>,
+/// Everything the workers share, read-only but for the buyer counter.
+struct Shared {
+    t: Arc<Target>,
+    cfg: Config,
+    sale: Arc<Sale>,
+    tokens: Arc<Vec<String>>,
     start: Instant,
+    /// Closed-loop sale: the next buyer to serve.
+    next_buyer: AtomicUsize,
+    /// Open loop: the arrivals.
+    schedule: Option<Schedule>,
+}
+
+/// Buyer `i`'s journey: seat map, hold (retrying other picks on 409), then abandon
+/// or check out and wait for the order's final status. The first request's latency
+/// counts from `arrived` (its scheduled time in open loop).
+async fn buyer(
+    s: &Shared,
+    i: usize,
+    arrived: Instant,
+    cache: &mut SeatCache,
+    stats: &mut Stats,
+    outcomes: &mut Outcomes,
 ) {
+    let (t, cfg, sale) = (&*s.t, &s.cfg, &*s.sale);
     let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
     let node = i;
-    let token = &tokens[i % tokens.len()];
+    let token = &s.tokens[i % s.tokens.len()];
     let want = 1 + rng.gen_range(0..4usize);
     let mut hold: Option<String> = None;
+    let mut from = arrived;
     for _ in 0..=cfg.retries {
-        if seat_map(t, node, &sale.event, cache, stats).await.is_err() {
+        if seat_map(t, node, sale, cache, stats, from).await.is_err() {
             return;
         }
         let Some(seats) = pick(sale, &cache.status, &mut rng, want) else {
@@ -505,7 +458,7 @@ async fn buyer(
             .post(format!("{}/v1/events/{}/holds", t.base(node), sale.event))
             .bearer_auth(token)
             .json(&json!({ "seats": ids }));
-        match call(stats, "hold", req).await {
+        match call(stats, "hold", req, Instant::now()).await {
             Some((201, body)) => {
                 hold = body["hold_id"].as_str().map(str::to_owned);
                 break;
@@ -521,6 +474,7 @@ async fn buyer(
             }
             _ => return,
         }
+        from = Instant::now();
     }
     let Some(hold) = hold else { return };
     let roll: f64 = rng.gen();
@@ -529,7 +483,7 @@ async fn buyer(
             .client
             .delete(format!("{}/v1/holds/{hold}", t.base(node)))
             .bearer_auth(token);
-        call(stats, "release", req).await;
+        call(stats, "release", req, Instant::now()).await;
         return;
     }
     let card = if roll < cfg.abandon_share + cfg.decline_share {
@@ -543,28 +497,135 @@ async fn buyer(
         .bearer_auth(token)
         .header("Idempotency-Key", format!("load-{hold}"))
         .json(&json!({"email": "buyer@example.com", "payment": {"token": card}}));
-    let Some((202, body)) = call(stats, "checkout", req).await else {
+    let Some((202, body)) = call(stats, "checkout", req, Instant::now()).await else {
         return;
     };
     let order = body["order_id"].as_str().unwrap_or_default().to_owned();
-    outcomes.lock().expect("not poisoned").accepted += 1;
+    outcomes.accepted += 1;
     for _ in 0..20 {
         let req = t
             .client
             .get(format!("{}/v1/orders/{order}?wait=30", t.base(node)))
             .bearer_auth(token);
-        let Some((200, o)) = call(stats, "order_final", req).await else {
+        let Some((200, o)) = call(stats, "order_final", req, Instant::now()).await else {
             continue;
         };
         if o["status"] != "pending_payment" {
-            let mut out = outcomes.lock().expect("not poisoned");
             if o["status"] == "paid" {
-                out.last_paid_at = Some(start.elapsed());
+                outcomes.last_paid_at = Some(s.start.elapsed());
             }
-            out.orders.push(o);
+            outcomes.orders.push(o);
             return;
         }
     }
+}
+
+/// `holds` mode: hold one random seat, then release it. The hold's latency counts
+/// from `from`; the release's from its own send.
+async fn hold_and_release(
+    s: &Shared,
+    w: usize,
+    rng: &mut impl Rng,
+    from: Instant,
+    stats: &mut Stats,
+) {
+    let (t, sale) = (&*s.t, &*s.sale);
+    let seat = rng.gen_range(0..sale.seats.len());
+    let token = &s.tokens[w % s.tokens.len()];
+    let req = t
+        .client
+        .post(format!("{}/v1/events/{}/holds", t.base(w), sale.event))
+        .bearer_auth(token)
+        .json(&json!({ "seats": [sale.seats[seat]] }));
+    if let Some((201, body)) = call(stats, "hold", req, from).await {
+        let hold = body["hold_id"].as_str().unwrap_or_default();
+        let req = t
+            .client
+            .delete(format!("{}/v1/holds/{hold}", t.base(w)))
+            .bearer_auth(token);
+        call(stats, "release", req, Instant::now()).await;
+    }
+}
+
+/// `seatmap` mode: one full read of the seat map (body included).
+async fn read_seat_map(s: &Shared, w: usize, from: Instant, stats: &mut Stats) {
+    let r =
+        s.t.client
+            .get(format!("{}/v1/events/{}/seats", s.t.base(w), s.sale.event))
+            .send()
+            .await;
+    match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let _ = r.bytes().await;
+            stats.record("seatmap", from, Some(status));
+        }
+        Err(_) => stats.record("seatmap", from, None),
+    }
+}
+
+/// What one worker (one connection) measured; merged with the others at the end.
+#[derive(Debug, Default)]
+struct WorkerOut {
+    stats: Stats,
+    outcomes: Outcomes,
+    /// Open loop: arrivals this worker sent, and how many of them late.
+    sent: u64,
+    late: u64,
+}
+
+/// One connection's loop, until the mode's work or time is over.
+async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
+    let mut out = WorkerOut::default();
+    let mut cache = SeatCache {
+        etag: None,
+        status: vec![b'A'; s.sale.seats.len()],
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64 ^ 0x5eed);
+    loop {
+        // The next piece of work (a buyer's index in a sale) and the instant its
+        // first request's latency counts from.
+        let (unit, from) = if let Some(plan) = &s.schedule {
+            let Some(a) = plan.next().await else { break };
+            out.sent += 1;
+            out.late += u64::from(a.late);
+            (a.index as usize, a.due)
+        } else {
+            if s.start.elapsed() >= s.cfg.duration {
+                break;
+            }
+            let mut unit = 0;
+            if s.cfg.mode == Mode::Sale {
+                unit = s.next_buyer.fetch_add(1, Ordering::Relaxed);
+                if unit >= s.cfg.buyers {
+                    break;
+                }
+                if !s.cfg.ramp.is_zero() {
+                    let at = s.cfg.ramp.mul_f64(unit as f64 / s.cfg.buyers as f64);
+                    if let Some(wait) = at.checked_sub(s.start.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            (unit, Instant::now())
+        };
+        match s.cfg.mode {
+            Mode::Sale => {
+                buyer(
+                    &s,
+                    unit,
+                    from,
+                    &mut cache,
+                    &mut out.stats,
+                    &mut out.outcomes,
+                )
+                .await
+            }
+            Mode::Holds => hold_and_release(&s, w, &mut rng, from, &mut out.stats).await,
+            Mode::Seatmap => read_seat_map(&s, w, from, &mut out.stats).await,
+        }
+    }
+    out
 }
 
 /// Runs the configured mode and returns its report (the audit included for sales).
@@ -581,95 +642,49 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let sale = Arc::new(create_sale(&t, cfg.seats, cfg.ga_capacity, cfg.hold_ttl_seconds).await?);
     let tokens = Arc::new(register(&t, cfg.accounts.clamp(1, cfg.buyers.max(1))).await?);
     let gzip_bytes = seatmap_gzip_bytes(&t, &sale.event).await.ok();
-    let stats = Stats::default();
-    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let next = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+
     let start = Instant::now();
+    let schedule = cfg.rate.map(|rate| {
+        let buyers = (cfg.mode == Mode::Sale).then_some(cfg.buyers as u64);
+        Schedule::new(start, rate, cfg.duration, buyers)
+    });
+    let shared = Arc::new(Shared {
+        t: t.clone(),
+        cfg: cfg.clone(),
+        sale: sale.clone(),
+        tokens,
+        start,
+        next_buyer: AtomicUsize::new(0),
+        schedule,
+    });
     let workers: Vec<_> = (0..cfg.connections.max(1))
-        .map(|w| {
-            let (t, sale, tokens, stats, outcomes, next, stop, cfg) = (
-                t.clone(),
-                sale.clone(),
-                tokens.clone(),
-                stats.clone(),
-                outcomes.clone(),
-                next.clone(),
-                stop.clone(),
-                cfg.clone(),
-            );
-            tokio::spawn(async move {
-                let mut cache = SeatCache {
-                    etag: None,
-                    status: vec![b'A'; sale.seats.len()],
-                };
-                let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64 ^ 0x5eed);
-                loop {
-                    if stop.load(Ordering::Relaxed) || start.elapsed() >= cfg.duration {
-                        break;
-                    }
-                    match cfg.mode {
-                        Mode::Sale => {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= cfg.buyers {
-                                break;
-                            }
-                            if !cfg.ramp.is_zero() {
-                                let at = cfg.ramp.mul_f64(i as f64 / cfg.buyers as f64);
-                                if let Some(wait) = at.checked_sub(start.elapsed()) {
-                                    tokio::time::sleep(wait).await;
-                                }
-                            }
-                            buyer(
-                                &t, &cfg, &sale, &tokens, i, &mut cache, &stats, &outcomes, start,
-                            )
-                            .await;
-                        }
-                        Mode::Holds => {
-                            let s = rng.gen_range(0..sale.seats.len());
-                            let token = &tokens[w % tokens.len()];
-                            let req = t
-                                .client
-                                .post(format!("{}/v1/events/{}/holds", t.base(w), sale.event))
-                                .bearer_auth(token)
-                                .json(&json!({ "seats": [sale.seats[s]] }));
-                            if let Some((201, body)) = call(&stats, "hold", req).await {
-                                let hold = body["hold_id"].as_str().unwrap_or_default();
-                                let req = t
-                                    .client
-                                    .delete(format!("{}/v1/holds/{hold}", t.base(w)))
-                                    .bearer_auth(token);
-                                call(&stats, "release", req).await;
-                            }
-                        }
-                        Mode::Seatmap => {
-                            let started = Instant::now();
-                            let r = t
-                                .client
-                                .get(format!("{}/v1/events/{}/seats", t.base(w), sale.event))
-                                .send()
-                                .await;
-                            match r {
-                                Ok(r) => {
-                                    let status = r.status().as_u16();
-                                    let _ = r.bytes().await;
-                                    stats.record("seatmap", started, Some(status));
-                                }
-                                Err(_) => stats.record("seatmap", started, None),
-                            }
-                        }
-                    }
-                }
-            })
-        })
+        .map(|w| tokio::spawn(worker(w, shared.clone())))
         .collect();
+    let mut done = Vec::with_capacity(workers.len());
     for w in workers {
-        let _ = w.await;
+        done.push(w.await.context("a load worker panicked")?);
     }
-    stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
 
-    let out = std::mem::take(&mut *outcomes.lock().expect("not poisoned"));
+    let open_loop = shared.schedule.as_ref().map(|plan| {
+        let sent: u64 = done.iter().map(|w| w.sent).sum();
+        OpenLoop {
+            rate_per_second: cfg.rate.unwrap_or_default(),
+            max_in_flight: cfg.connections.max(1),
+            scheduled: plan.planned(),
+            sent,
+            late: done.iter().map(|w| w.late).sum(),
+            dropped: plan.planned().saturating_sub(sent),
+        }
+    });
+    let mut outcomes = Outcomes::default();
+    let mut stats = Vec::with_capacity(done.len());
+    for w in done {
+        stats.push(w.stats);
+        outcomes.accepted += w.outcomes.accepted;
+        outcomes.orders.extend(w.outcomes.orders);
+        outcomes.last_paid_at = outcomes.last_paid_at.max(w.outcomes.last_paid_at);
+    }
     let mut report = Report {
         mode: cfg.mode,
         event_id: sale.event.clone(),
@@ -678,6 +693,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         seats: cfg.seats,
         buyers: cfg.buyers,
         connections: cfg.connections,
+        open_loop,
         elapsed_seconds: elapsed.as_secs_f64(),
         tickets_sold: 0,
         sold_out_seconds: None,
@@ -685,14 +701,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         audit_passed: true,
         audit_failures: vec![],
         seatmap_gzip_bytes: gzip_bytes,
-        steps: stats.steps(elapsed),
+        steps: Stats::merge(stats, elapsed),
     };
     if cfg.mode == Mode::Sale {
-        let failures = audit(&t, &sale.event, &out.orders, out.accepted).await?;
-        let tickets: u64 = out
-            .orders
+        let orders = std::mem::take(&mut outcomes.orders);
+        let failures = audit(&t, &sale.event, &orders, outcomes.accepted).await?;
+        let paid: Vec<&Value> = orders.iter().filter(|o| o["status"] == "paid").collect();
+        let tickets: u64 = paid
             .iter()
-            .filter(|o| o["status"] == "paid")
             .map(|o| o["tickets"].as_array().map_or(0, |a| a.len() as u64))
             .sum();
         let map: Value = t
@@ -706,7 +722,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         let sold_out = !status.is_empty() && status.bytes().all(|c| c == b'S');
         report.tickets_sold = tickets;
         report.sold_out_seconds = if sold_out {
-            out.last_paid_at.map(|d| d.as_secs_f64())
+            outcomes.last_paid_at.map(|d| d.as_secs_f64())
         } else {
             None
         };
@@ -717,7 +733,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
                 .max(1e-9);
         report.audit_passed = failures.is_empty();
         report.audit_failures = failures;
-        report.orders = out.orders;
+        report.orders = orders;
     }
     Ok(report)
 }
@@ -843,20 +859,49 @@ pub async fn audit(
 }
 
 impl Report {
-    /// The report as a markdown table, for humans and docs.
+    /// The report for humans and docs: a few summary lines, then a table of steps.
+    /// Every field of the JSON report is here, save the targets and event id.
     pub fn markdown(&self) -> String {
-        let mut s = format!(
-            "mode `{}` · {} seats · {} buyers · {} connections · {:.1} s · tickets sold {} · sold out {} · {:.0} tickets/s · audit {}\n\n",
-            serde_json::to_value(self.mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-            self.seats,
-            self.buyers,
-            self.connections,
-            self.elapsed_seconds,
-            self.tickets_sold,
-            self.sold_out_seconds.map_or("no".to_owned(), |s| format!("in {s:.1} s")),
-            self.tickets_per_second,
-            if self.audit_passed { "passed" } else { "FAILED" },
-        );
+        let mode = serde_json::to_value(self.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        // The first line alone sums the run up (scripts/loadgen-smoke shows only it).
+        let mut s = format!("mode `{mode}` · {} seats", self.seats);
+        if self.mode == Mode::Sale {
+            s.push_str(&format!(" · {} buyers", self.buyers));
+        }
+        s.push_str(&format!(
+            " · {} connections · {:.1} s",
+            self.connections, self.elapsed_seconds
+        ));
+        if self.mode == Mode::Sale {
+            s.push_str(&format!(
+                " · tickets sold {} · sold out {} · {:.0} tickets/s · audit {}",
+                self.tickets_sold,
+                self.sold_out_seconds
+                    .map_or("no".to_owned(), |s| format!("in {s:.1} s")),
+                self.tickets_per_second,
+                if self.audit_passed {
+                    "passed"
+                } else {
+                    "FAILED"
+                },
+            ));
+        }
+        s.push_str("\n\n");
+        match &self.open_loop {
+            Some(o) => s.push_str(&format!(
+                "open loop: {} arrivals/s · {} scheduled · {} sent ({} late) · {} dropped · at most {} in flight",
+                o.rate_per_second, o.scheduled, o.sent, o.late, o.dropped, o.max_in_flight
+            )),
+            None => s.push_str("closed loop"),
+        }
+        s.push_str(&format!(
+            " · seat map gzip {}\n\n",
+            self.seatmap_gzip_bytes
+                .map_or("—".to_owned(), |b| format!("{b} B"))
+        ));
         s.push_str("| step | count | per s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | 2xx | 304 | 409 | 410 | 429 | 5xx | errors |\n");
         s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for st in &self.steps {
@@ -871,5 +916,65 @@ impl Report {
             s.push_str(&format!("\naudit failure: {f}"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_report() -> Report {
+        Report {
+            mode: Mode::Sale,
+            event_id: "evt_1".into(),
+            orders: vec![],
+            targets: vec!["http://127.0.0.1:18555".into()],
+            seats: 2000,
+            buyers: 1000,
+            connections: 100,
+            open_loop: Some(OpenLoop {
+                rate_per_second: 500.0,
+                max_in_flight: 100,
+                scheduled: 1000,
+                sent: 990,
+                late: 37,
+                dropped: 10,
+            }),
+            elapsed_seconds: 12.34,
+            tickets_sold: 2100,
+            sold_out_seconds: Some(9.04),
+            tickets_per_second: 232.3,
+            audit_passed: true,
+            audit_failures: vec![],
+            seatmap_gzip_bytes: Some(187),
+            steps: vec![],
+        }
+    }
+
+    #[test]
+    fn the_markdown_carries_the_new_fields() {
+        let md = sample_report().markdown();
+        for want in [
+            "mode `sale` · 2000 seats · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 · sold out in 9.0 s · 232 tickets/s · audit passed\n",
+            "open loop: 500 arrivals/s · 1000 scheduled · 990 sent (37 late) · 10 dropped · at most 100 in flight · seat map gzip 187 B",
+        ] {
+            assert!(md.contains(want), "missing {want:?} in\n{md}");
+        }
+        let json = serde_json::to_value(sample_report()).expect("serializes");
+        for key in ["open_loop", "sold_out_seconds"] {
+            assert!(json.get(key).is_some(), "{key} in the JSON report");
+        }
+        assert_eq!(json["open_loop"]["dropped"], 10);
+    }
+
+    #[test]
+    fn the_markdown_says_what_was_not_measured_and_why() {
+        let mut r = sample_report();
+        r.open_loop = None;
+        r.sold_out_seconds = None;
+        let md = r.markdown();
+        for want in ["closed loop · seat map gzip 187 B", "sold out no"] {
+            assert!(md.contains(want), "missing {want:?} in\n{md}");
+        }
     }
 }

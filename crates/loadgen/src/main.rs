@@ -4,6 +4,7 @@
 
 use boxoffice_loadgen::{run, Config, Mode};
 use clap::Parser;
+use std::io::Write;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -32,9 +33,14 @@ struct Cli {
     /// Seconds: how long `holds` and `seatmap` run; a `sale` stops buying after it.
     #[arg(long, default_value_t = 60)]
     duration: u64,
-    /// Seconds over which buyers arrive (0: all at once).
+    /// Seconds over which buyers arrive (0: all at once). Closed loop only.
     #[arg(long, default_value_t = 0)]
     ramp: u64,
+    /// Open loop: N arrivals per second whatever the answers (a hold and its
+    /// release, a seat-map read, or a buyer), at most one in flight per connection;
+    /// latency counts from each arrival's scheduled time. Without it: closed loop.
+    #[arg(long, value_name = "N", value_parser = positive_rate, conflicts_with = "ramp")]
+    rate: Option<f64>,
     /// Buyer accounts to register (buyers share them).
     #[arg(long, default_value_t = 200)]
     accounts: usize,
@@ -51,6 +57,15 @@ struct Cli {
     report: Option<std::path::PathBuf>,
 }
 
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of arrivals per second"
+        )),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let c = Cli::parse();
@@ -65,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         connections: c.connections,
         duration: Duration::from_secs(c.duration),
         ramp: Duration::from_secs(c.ramp),
+        rate: c.rate,
         accounts: c.accounts,
         decline_share: c.decline_share,
         abandon_share: c.abandon_share,
@@ -73,11 +89,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let report = run(cfg).await?;
     let md = report.markdown();
-    println!("{md}");
     if let Some(path) = c.report {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
         std::fs::write(path.with_extension("md"), &md)?;
     }
+    // One write, and a reader that stops early (`| head -1`) is not an error of the
+    // run: the report is on disk already.
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(format!("{md}\n").as_bytes());
     if !report.audit_passed {
         eprintln!("audit failed: {:?}", report.audit_failures);
         std::process::exit(2);
