@@ -6,15 +6,21 @@
 //! one worker task per connection, each timing its steps into its own recorders
 //! (merged into one HdrHistogram per step at the end, so measuring takes no shared
 //! lock). Closed loop by default (a connection sends its next request when the last
-//! is answered); with a rate, open loop (see `schedule`). A `sale` ends with an
-//! audit read back from the server: tickets sold = seats shown sold, no seat on two
-//! tickets, every accepted checkout paid or failed, and the test gateway's charges
-//! equal the paid orders. Any audit failure makes the binary exit non-zero.
+//! is answered); with a rate, open loop (see `schedule`). Around the timed part it
+//! reads the server's CPU and memory from /proc and its store-commit counter from
+//! `/metrics`. A `sale` ends with an audit read back from the server: tickets sold =
+//! seats shown sold, no seat on two tickets, every accepted checkout paid or failed,
+//! and the test gateway's charges equal the paid orders. Any audit failure makes the
+//! binary exit non-zero.
 
+mod prom;
 mod schedule;
+mod server;
 mod stats;
 
+pub use prom::{sum_series, STORE_COMMITS};
 pub use schedule::OpenLoop;
+pub use server::{listener_pids, ServerProcess, ServerResources};
 pub use stats::Step;
 
 use anyhow::{bail, Context};
@@ -67,6 +73,8 @@ pub struct Config {
     pub retries: usize,
     /// Hold TTL of the event.
     pub hold_ttl_seconds: u32,
+    /// Server processes to measure; empty: those listening on local targets' ports.
+    pub server_pids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,12 +93,27 @@ pub struct Report {
     /// Length of the timed part.
     pub elapsed_seconds: f64,
     pub tickets_sold: u64,
+    pub paid_orders: u64,
     pub sold_out_seconds: Option<f64>,
     pub tickets_per_second: f64,
     pub audit_passed: bool,
     pub audit_failures: Vec<String>,
     /// Compressed size of one full seat map (gzip), bytes.
     pub seatmap_gzip_bytes: Option<usize>,
+    /// The server's CPU and memory over the timed part; `None` if it could not be
+    /// read (`server_note` says why).
+    pub server: Option<ServerResources>,
+    /// Why the server (or some of its nodes) was not measured.
+    pub server_note: Option<String>,
+    /// CPU seconds this generator used during the timed part (it shares the machine).
+    pub generator_cpu_seconds: Option<f64>,
+    /// Store commits during the timed part: the rise of `boxoffice_store_commits_total`
+    /// (every series, every target); `None` if a target does not export it.
+    pub store_commits: Option<u64>,
+    /// `store_commits` over `paid_orders` (sales only).
+    pub store_commits_per_paid_order: Option<f64>,
+    /// Why `store_commits` is `None`.
+    pub store_commits_note: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -628,6 +651,28 @@ async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
     out
 }
 
+/// The store-commit counter summed over every target; `Err`: why it is unknown.
+async fn store_commits(t: &Target) -> Result<f64, String> {
+    let mut total = 0.0;
+    for base in &t.bases {
+        let url = format!("{base}/metrics");
+        let text = async {
+            t.client
+                .get(&url)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await
+        }
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+        total += prom::sum_series(&text, STORE_COMMITS)
+            .ok_or_else(|| format!("{url} has no {STORE_COMMITS}"))?;
+    }
+    Ok(total)
+}
+
 /// Runs the configured mode and returns its report (the audit included for sales).
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let t = Arc::new(
@@ -642,6 +687,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let sale = Arc::new(create_sale(&t, cfg.seats, cfg.ga_capacity, cfg.hold_ttl_seconds).await?);
     let tokens = Arc::new(register(&t, cfg.accounts.clamp(1, cfg.buyers.max(1))).await?);
     let gzip_bytes = seatmap_gzip_bytes(&t, &sale.event).await.ok();
+
+    // Readings just before the timed part (none of them timed).
+    let watch = server::Watch::start(&cfg.server_pids, &cfg.targets);
+    let me = std::process::id();
+    let me_before = server::sample(me).ok();
+    let commits_before = store_commits(&t).await;
 
     let start = Instant::now();
     let schedule = cfg.rate.map(|rate| {
@@ -666,6 +717,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     }
     let elapsed = start.elapsed();
 
+    let commits_after = store_commits(&t).await;
+    let generator_cpu_seconds = me_before.and_then(|b| {
+        let a = server::sample(me).ok()?;
+        Some(a.cpu_seconds_since(&b))
+    });
+    let (server, server_note) = match watch {
+        Ok(w) => w.finish(elapsed),
+        Err(note) => (None, Some(note)),
+    };
     let open_loop = shared.schedule.as_ref().map(|plan| {
         let sent: u64 = done.iter().map(|w| w.sent).sum();
         OpenLoop {
@@ -685,6 +745,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         outcomes.orders.extend(w.outcomes.orders);
         outcomes.last_paid_at = outcomes.last_paid_at.max(w.outcomes.last_paid_at);
     }
+    let (store_commits, store_commits_note) = match (commits_before, commits_after) {
+        (Ok(b), Ok(a)) if a >= b => (Some((a - b).round() as u64), None),
+        (Ok(_), Ok(_)) => (
+            None,
+            Some(format!(
+                "{STORE_COMMITS} went down during the run (a server restarted?)"
+            )),
+        ),
+        (Err(e), _) | (_, Err(e)) => (None, Some(e)),
+    };
+
     let mut report = Report {
         mode: cfg.mode,
         event_id: sale.event.clone(),
@@ -696,11 +767,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         open_loop,
         elapsed_seconds: elapsed.as_secs_f64(),
         tickets_sold: 0,
+        paid_orders: 0,
         sold_out_seconds: None,
         tickets_per_second: 0.0,
         audit_passed: true,
         audit_failures: vec![],
         seatmap_gzip_bytes: gzip_bytes,
+        server,
+        server_note,
+        generator_cpu_seconds,
+        store_commits,
+        store_commits_per_paid_order: None,
+        store_commits_note,
         steps: Stats::merge(stats, elapsed),
     };
     if cfg.mode == Mode::Sale {
@@ -721,6 +799,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         let status = map["status"].as_str().unwrap_or_default();
         let sold_out = !status.is_empty() && status.bytes().all(|c| c == b'S');
         report.tickets_sold = tickets;
+        report.paid_orders = paid.len() as u64;
         report.sold_out_seconds = if sold_out {
             outcomes.last_paid_at.map(|d| d.as_secs_f64())
         } else {
@@ -731,6 +810,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
                 .sold_out_seconds
                 .unwrap_or(elapsed.as_secs_f64())
                 .max(1e-9);
+        report.store_commits_per_paid_order = report
+            .store_commits
+            .filter(|_| !paid.is_empty())
+            .map(|c| c as f64 / paid.len() as f64);
         report.audit_passed = failures.is_empty();
         report.audit_failures = failures;
         report.orders = orders;
@@ -862,6 +945,7 @@ impl Report {
     /// The report for humans and docs: a few summary lines, then a table of steps.
     /// Every field of the JSON report is here, save the targets and event id.
     pub fn markdown(&self) -> String {
+        let mib = |kib: u64| kib as f64 / 1024.0;
         let mode = serde_json::to_value(self.mode)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -877,8 +961,9 @@ impl Report {
         ));
         if self.mode == Mode::Sale {
             s.push_str(&format!(
-                " · tickets sold {} · sold out {} · {:.0} tickets/s · audit {}",
+                " · tickets sold {} on {} paid orders · sold out {} · {:.0} tickets/s · audit {}",
                 self.tickets_sold,
+                self.paid_orders,
                 self.sold_out_seconds
                     .map_or("no".to_owned(), |s| format!("in {s:.1} s")),
                 self.tickets_per_second,
@@ -902,6 +987,46 @@ impl Report {
             self.seatmap_gzip_bytes
                 .map_or("—".to_owned(), |b| format!("{b} B"))
         ));
+        match &self.server {
+            Some(r) => {
+                s.push_str(&format!(
+                    "server: {:.2} CPU s ({:.2} cores) · found by {}",
+                    r.cpu_seconds, r.cpu_cores, r.found_by
+                ));
+                for p in &r.processes {
+                    s.push_str(&format!(
+                        " · pid {}: {:.2} CPU s, peak RSS (VmHWM, since start) {:.1} MiB, RSS {:.1} → {:.1} MiB",
+                        p.pid,
+                        p.cpu_seconds,
+                        mib(p.peak_rss_kib),
+                        mib(p.rss_before_kib),
+                        mib(p.rss_after_kib)
+                    ));
+                }
+            }
+            None => s.push_str("server: not measured"),
+        }
+        if let Some(n) = &self.server_note {
+            s.push_str(&format!(" ({n})"));
+        }
+        s.push_str(&format!(
+            " · generator: {} CPU s\n\n",
+            self.generator_cpu_seconds
+                .map_or("—".to_owned(), |c| format!("{c:.2}"))
+        ));
+        match self.store_commits {
+            Some(c) => s.push_str(&format!(
+                "store commits: {c} ({} per paid order)\n\n",
+                self.store_commits_per_paid_order
+                    .map_or("—".to_owned(), |p| format!("{p:.2}"))
+            )),
+            None => s.push_str(&format!(
+                "store commits: unknown ({})\n\n",
+                self.store_commits_note
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            )),
+        }
         s.push_str("| step | count | per s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | 2xx | 304 | 409 | 410 | 429 | 5xx | errors |\n");
         s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for st in &self.steps {
@@ -942,11 +1067,29 @@ mod tests {
             }),
             elapsed_seconds: 12.34,
             tickets_sold: 2100,
+            paid_orders: 840,
             sold_out_seconds: Some(9.04),
             tickets_per_second: 232.3,
             audit_passed: true,
             audit_failures: vec![],
             seatmap_gzip_bytes: Some(187),
+            server: Some(ServerResources {
+                found_by: "listening on port 18555".into(),
+                cpu_seconds: 10.25,
+                cpu_cores: 0.83,
+                processes: vec![ServerProcess {
+                    pid: 4242,
+                    cpu_seconds: 10.25,
+                    peak_rss_kib: 153_600,
+                    rss_before_kib: 81_920,
+                    rss_after_kib: 143_360,
+                }],
+            }),
+            server_note: None,
+            generator_cpu_seconds: Some(4.5),
+            store_commits: Some(12_345),
+            store_commits_per_paid_order: Some(14.7),
+            store_commits_note: None,
             steps: vec![],
         }
     }
@@ -955,15 +1098,30 @@ mod tests {
     fn the_markdown_carries_the_new_fields() {
         let md = sample_report().markdown();
         for want in [
-            "mode `sale` · 2000 seats · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 · sold out in 9.0 s · 232 tickets/s · audit passed\n",
+            "mode `sale` · 2000 seats · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 on 840 paid orders · sold out in 9.0 s · 232 tickets/s · audit passed\n",
             "open loop: 500 arrivals/s · 1000 scheduled · 990 sent (37 late) · 10 dropped · at most 100 in flight · seat map gzip 187 B",
+            "server: 10.25 CPU s (0.83 cores) · found by listening on port 18555",
+            "pid 4242: 10.25 CPU s, peak RSS (VmHWM, since start) 150.0 MiB, RSS 80.0 → 140.0 MiB",
+            "generator: 4.50 CPU s",
+            "store commits: 12345 (14.70 per paid order)",
         ] {
             assert!(md.contains(want), "missing {want:?} in\n{md}");
         }
         let json = serde_json::to_value(sample_report()).expect("serializes");
-        for key in ["open_loop", "sold_out_seconds"] {
+        for key in [
+            "open_loop",
+            "sold_out_seconds",
+            "paid_orders",
+            "server",
+            "server_note",
+            "generator_cpu_seconds",
+            "store_commits",
+            "store_commits_per_paid_order",
+            "store_commits_note",
+        ] {
             assert!(json.get(key).is_some(), "{key} in the JSON report");
         }
+        assert_eq!(json["server"]["processes"][0]["peak_rss_kib"], 153_600);
         assert_eq!(json["open_loop"]["dropped"], 10);
     }
 
@@ -972,8 +1130,18 @@ mod tests {
         let mut r = sample_report();
         r.open_loop = None;
         r.sold_out_seconds = None;
+        r.server = None;
+        r.server_note = Some("http://10.0.0.5:1 is not on this machine; pass --server-pid".into());
+        r.store_commits = None;
+        r.store_commits_per_paid_order = None;
+        r.store_commits_note = Some("http://x/metrics has no boxoffice_store_commits_total".into());
         let md = r.markdown();
-        for want in ["closed loop · seat map gzip 187 B", "sold out no"] {
+        for want in [
+            "closed loop · seat map gzip 187 B",
+            "sold out no",
+            "server: not measured (http://10.0.0.5:1 is not on this machine; pass --server-pid)",
+            "store commits: unknown (http://x/metrics has no boxoffice_store_commits_total)",
+        ] {
             assert!(md.contains(want), "missing {want:?} in\n{md}");
         }
     }

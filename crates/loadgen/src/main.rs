@@ -52,6 +52,10 @@ struct Cli {
     retries: usize,
     #[arg(long, default_value_t = 300)]
     hold_ttl: u32,
+    /// Server processes to measure (CPU, memory); default: whatever listens on the
+    /// port of a target on this machine.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Where to write the JSON report (a markdown table goes beside it, `.md`).
     #[arg(long)]
     report: Option<std::path::PathBuf>,
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         abandon_share: c.abandon_share,
         retries: c.retries,
         hold_ttl_seconds: c.hold_ttl,
+        server_pids: c.server_pid,
     };
     let report = run(cfg).await?;
     let md = report.markdown();

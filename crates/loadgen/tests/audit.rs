@@ -2,10 +2,14 @@
 //! its audit, and the audit fails on a crafted inconsistent state (a second ticket
 //! for a sold seat, written straight into the database). A stub server with a
 //! known, slow seat map: open loop keeps its rate and counts latency from the
-//! schedule.
+//! schedule, and the store-commit counter is read around the timed part.
+//!
+//! The servers run in the test process, so the generator finds this process as
+//! the one listening on the target's port.
 
-use boxoffice_loadgen::{audit, run, Config, Mode, Target};
+use boxoffice_loadgen::{audit, run, Config, Mode, Report, Target, STORE_COMMITS};
 use boxoffice_server::{Application, Config as ServerConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +31,7 @@ fn config(target: String, mode: Mode) -> Config {
         abandon_share: 0.0,
         retries: 3,
         hold_ttl_seconds: 300,
+        server_pids: vec![],
     }
 }
 
@@ -38,6 +43,37 @@ async fn embedded_server(dir: &std::path::Path) -> boxoffice_server::Running {
     c.demo = false;
     c.gateway_rate_limit = 1000;
     Application::build(Arc::new(c)).await.unwrap().start()
+}
+
+/// What every report measured against a server in this process says about it.
+fn measured_this_process(report: &Report) {
+    let server = report.server.as_ref().expect("server measured");
+    assert!(
+        server.found_by.starts_with("listening on port"),
+        "{server:?}"
+    );
+    assert_eq!(server.processes.len(), 1);
+    assert_eq!(server.processes[0].pid, std::process::id());
+    assert!(server.processes[0].peak_rss_kib >= server.processes[0].rss_after_kib);
+    assert!(report.generator_cpu_seconds.is_some());
+}
+
+/// The server side of `boxoffice_store_commits_total` may or may not be there yet:
+/// either it is counted, or the report says it is missing.
+fn store_commits_consistent(report: &Report) {
+    match report.store_commits {
+        Some(c) => {
+            assert!(c > 0, "a sale commits");
+            assert_eq!(report.store_commits_note, None);
+            let per = report.store_commits_per_paid_order.expect("paid orders");
+            assert!((per - c as f64 / report.paid_orders as f64).abs() < 1e-9);
+        }
+        None => {
+            assert_eq!(report.store_commits_per_paid_order, None);
+            let note = report.store_commits_note.as_deref().unwrap_or_default();
+            assert!(note.contains(STORE_COMMITS), "{note}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -53,6 +89,12 @@ async fn a_small_sale_passes_and_a_doctored_database_fails_the_audit() {
     assert!(report.audit_passed, "{:?}", report.audit_failures);
     assert!(report.tickets_sold > 0);
     assert_eq!(report.open_loop, None, "closed loop without a rate");
+    measured_this_process(&report);
+    assert!(
+        report.server.as_ref().unwrap().cpu_seconds > 0.0,
+        "a sale costs CPU"
+    );
+    store_commits_consistent(&report);
     let paid: Vec<&serde_json::Value> = report
         .orders
         .iter()
@@ -118,53 +160,62 @@ async fn a_small_sale_passes_and_a_doctored_database_fails_the_audit() {
 }
 
 /// A stub of the API the `seatmap` mode uses, whose seat map takes `SERVICE` to
-/// answer.
-async fn stub_server() -> String {
+/// answer and whose `/metrics` counts one store commit per seat-map read.
+async fn stub_server() -> (String, Arc<AtomicU64>) {
     use axum::routing::{get, patch, post};
     use axum::Json;
     use serde_json::json;
     const SERVICE: Duration = Duration::from_millis(50);
+    let reads = Arc::new(AtomicU64::new(0));
+    let counted = reads.clone();
     let app = axum::Router::new()
-        .route(
-            "/v1/auth/login",
-            post(|| async { Json(json!({"token": "admin"})) }),
-        )
-        .route(
-            "/v1/auth/register",
-            post(|| async { Json(json!({"token": "buyer"})) }),
-        )
-        .route(
-            "/v1/venues",
-            post(|| async { Json(json!({"id": "ven_1"})) }),
-        )
-        .route(
-            "/v1/events",
-            post(|| async { Json(json!({"id": "evt_1", "ga_tiers": []})) }),
-        )
+        .route("/v1/auth/login", post(|| async { Json(json!({"token": "admin"})) }))
+        .route("/v1/auth/register", post(|| async { Json(json!({"token": "buyer"})) }))
+        .route("/v1/venues", post(|| async { Json(json!({"id": "ven_1"})) }))
+        .route("/v1/events", post(|| async { Json(json!({"id": "evt_1", "ga_tiers": []})) }))
         .route("/v1/events/{id}", patch(|| async { Json(json!({})) }))
         .route(
             "/v1/events/{id}/layout",
-            get(|| async {
-                Json(json!({"seats": [{"id": "seat_1", "section": "S01", "row": "1"}]}))
-            }),
+            get(|| async { Json(json!({"seats": [{"id": "seat_1", "section": "S01", "row": "1"}]})) }),
         )
         .route(
             "/v1/events/{id}/seats",
-            get(|| async {
-                // Service time of a slow server, not synchronisation.
-                tokio::time::sleep(SERVICE).await;
-                Json(json!({"version": 1, "status": "A", "ga": []}))
+            get(move || {
+                let reads = counted.clone();
+                async move {
+                    // Service time of a slow server, not synchronisation.
+                    tokio::time::sleep(SERVICE).await;
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    Json(json!({"version": 1, "status": "A", "ga": []}))
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get({
+                let reads = reads.clone();
+                move || {
+                    let n = reads.load(Ordering::SeqCst);
+                    async move {
+                        format!(
+                            "# HELP {STORE_COMMITS} Store commits.\n# TYPE {STORE_COMMITS} counter\n\
+                             {STORE_COMMITS}{{kind=\"seat_read\"}} {n}\n\
+                             {STORE_COMMITS}{{kind=\"other\",note=\"a }} b\"}} 7\n\
+                             {STORE_COMMITS}_created{{kind=\"seat_read\"}} 1700000000\n"
+                        )
+                    }
+                }
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    (format!("http://{addr}"), reads)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_loop_keeps_its_rate_against_a_slow_server_and_counts_latency_from_the_schedule() {
-    let base = stub_server().await;
+    let (base, reads) = stub_server().await;
     let mut cfg = config(base, Mode::Seatmap);
     // One connection, a 50 ms seat map, 100 arrivals/s for 1 s: the server can take
     // about 20 of the 100 arrivals; the others wait for the connection.
@@ -191,4 +242,11 @@ async fn open_loop_keeps_its_rate_against_a_slow_server_and_counts_latency_from_
     // Each read takes ~50 ms once sent, but the n-th was due at 10n ms and sent at
     // ~50n ms: counted from the schedule, the later ones took hundreds of ms.
     assert!(step.max_ms >= 300.0, "{step:?}");
+
+    // One commit per read in the timed part (the setup's read came before), summed
+    // over both labelled series.
+    assert_eq!(report.store_commits, Some(open.sent), "{report:?}");
+    assert!(reads.load(Ordering::SeqCst) > open.sent);
+    assert_eq!(report.store_commits_per_paid_order, None, "not a sale");
+    measured_this_process(&report);
 }
