@@ -69,6 +69,9 @@ pub struct Config {
     /// Share of buyers paying with a declined card, and of buyers who abandon.
     pub decline_share: f64,
     pub abandon_share: f64,
+    /// Share of buyers who ask for general admission first (the others ask for
+    /// seats first); each takes the other kind when theirs is gone.
+    pub ga_share: f64,
     /// Other picks a buyer tries after a 409.
     pub retries: usize,
     /// Hold TTL of the event.
@@ -86,15 +89,24 @@ pub struct Report {
     pub orders: Vec<Value>,
     pub targets: Vec<String>,
     pub seats: usize,
+    pub ga_capacity: usize,
     pub buyers: usize,
     pub connections: usize,
     /// Open-loop arrivals (`--rate`); `None` in closed loop.
     pub open_loop: Option<OpenLoop>,
     /// Length of the timed part.
     pub elapsed_seconds: f64,
+    /// Tickets (seated and GA) on orders that ended paid.
     pub tickets_sold: u64,
     pub paid_orders: u64,
-    pub sold_out_seconds: Option<f64>,
+    /// Every seat and every GA place ended up on a paid order.
+    pub sold_out: bool,
+    /// See [`SaleClocks::all_checked_out_seconds`].
+    pub all_checked_out_seconds: Option<f64>,
+    /// See [`SaleClocks::all_paid_seconds`].
+    pub all_paid_seconds: Option<f64>,
+    /// Tickets sold over `all_paid_seconds` if the sale sold out, else over the
+    /// whole timed part.
     pub tickets_per_second: f64,
     pub audit_passed: bool,
     pub audit_failures: Vec<String>,
@@ -115,6 +127,22 @@ pub struct Report {
     /// Why `store_commits` is `None`.
     pub store_commits_note: Option<String>,
     pub steps: Vec<Step>,
+}
+
+/// When a sale sold out, by two clocks, both from the start of the timed part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SaleClocks {
+    /// Every seat and every GA place is on an order that ended paid.
+    pub sold_out: bool,
+    /// When the last checkout was accepted (its 202 received) among the orders that
+    /// ended paid: from then on every seat and GA place was in a checked-out order
+    /// that was never undone. An order whose payment failed gave its places back, so
+    /// its acceptance does not count, and an abandoned hold was never checked out.
+    /// `None` unless the sale sold out.
+    pub all_checked_out_seconds: Option<f64>,
+    /// When the last of those orders was seen `paid` (its buyer's answer received).
+    /// `None` unless the sale sold out.
+    pub all_paid_seconds: Option<f64>,
 }
 
 /// A server under test and the setup made on it.
@@ -320,19 +348,31 @@ async fn register(t: &Target, n: usize) -> anyhow::Result<Vec<String>> {
     Ok(tokens)
 }
 
-/// What one worker's buyers produced, for the audit.
+/// One accepted checkout, once its order reached a final status.
+#[derive(Debug, Clone)]
+pub(crate) struct Finished {
+    /// The order document as its buyer last saw it.
+    order: Value,
+    /// When the checkout's 202 came back, from the start of the timed part.
+    accepted_at: Duration,
+    /// When the buyer saw the order's final status.
+    final_at: Duration,
+}
+
+/// What one worker's buyers produced, for the clocks and the audit.
 #[derive(Debug, Default)]
 struct Outcomes {
-    /// Final order documents of every accepted (202) checkout.
-    orders: Vec<Value>,
+    finished: Vec<Finished>,
+    /// Checkouts answered 202.
     accepted: usize,
-    last_paid_at: Option<Duration>,
 }
 
 /// A connection's cached copy of the seat map (as a browser would keep one).
 struct SeatCache {
     etag: Option<String>,
     status: Vec<u8>,
+    /// Places left in the GA tier, as last seen.
+    ga_remaining: u32,
 }
 
 /// Reads the seat map into the cache (a conditional GET once it has one); the
@@ -362,6 +402,14 @@ async fn seat_map(
             if status == 200 {
                 let v: Value = r.json().await?;
                 cache.status = v["status"].as_str().unwrap_or_default().as_bytes().to_vec();
+                cache.ga_remaining = v["ga"]
+                    .as_array()
+                    .and_then(|ga| {
+                        ga.iter()
+                            .find(|g| g["tier_id"].as_str() == sale.ga_tier.as_deref())
+                    })
+                    .and_then(|g| g["remaining"].as_u64())
+                    .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32);
                 cache.etag = etag;
             }
             stats.record("seatmap", from, Some(status));
@@ -416,6 +464,29 @@ fn pick(sale: &Sale, status: &[u8], rng: &mut impl Rng, want: usize) -> Option<V
     Some(free[start..(start + want).min(free.len())].to_vec())
 }
 
+/// What a buyer asks to hold: seats by layout index, or a number of GA places.
+enum Ask {
+    Seats(Vec<usize>),
+    Ga(u32),
+}
+
+/// The buyer's choice on the cached map: its preferred kind if any is left, else
+/// the other; `None` when the map shows nothing left.
+fn choose(
+    sale: &Sale,
+    cache: &SeatCache,
+    rng: &mut impl Rng,
+    want: usize,
+    ga_first: bool,
+) -> Option<Ask> {
+    let ga = (sale.ga_tier.is_some() && cache.ga_remaining > 0)
+        .then(|| Ask::Ga(cache.ga_remaining.min(want as u32)));
+    if ga_first && ga.is_some() {
+        return ga;
+    }
+    pick(sale, &cache.status, rng, want).map(Ask::Seats).or(ga)
+}
+
 /// Sends one request and records its answer, the latency counted from `from`.
 async fn call(
     stats: &mut Stats,
@@ -466,31 +537,47 @@ async fn buyer(
     let node = i;
     let token = &s.tokens[i % s.tokens.len()];
     let want = 1 + rng.gen_range(0..4usize);
+    let ga_first = rng.gen::<f64>() < cfg.ga_share;
     let mut hold: Option<String> = None;
     let mut from = arrived;
     for _ in 0..=cfg.retries {
         if seat_map(t, node, sale, cache, stats, from).await.is_err() {
             return;
         }
-        let Some(seats) = pick(sale, &cache.status, &mut rng, want) else {
+        let Some(ask) = choose(sale, cache, &mut rng, want, ga_first) else {
             return; // sold out
         };
-        let ids: Vec<&String> = seats.iter().map(|&s| &sale.seats[s]).collect();
+        let body = match &ask {
+            Ask::Seats(seats) => {
+                let ids: Vec<&String> = seats.iter().map(|&s| &sale.seats[s]).collect();
+                json!({ "seats": ids })
+            }
+            Ask::Ga(n) => json!({ "tier_id": sale.ga_tier, "quantity": n }),
+        };
         let req = t
             .client
             .post(format!("{}/v1/events/{}/holds", t.base(node), sale.event))
             .bearer_auth(token)
-            .json(&json!({ "seats": ids }));
+            .json(&body);
         match call(stats, "hold", req, Instant::now()).await {
             Some((201, body)) => {
                 hold = body["hold_id"].as_str().map(str::to_owned);
                 break;
             }
-            Some((409, _)) => {
+            Some((409, body)) => {
                 // Someone was faster: mark what we wanted as taken and look again.
-                for s in seats {
-                    if let Some(c) = cache.status.get_mut(s) {
-                        *c = b'H';
+                match ask {
+                    Ask::Seats(seats) => {
+                        for s in seats {
+                            if let Some(c) = cache.status.get_mut(s) {
+                                *c = b'H';
+                            }
+                        }
+                    }
+                    Ask::Ga(_) => {
+                        cache.ga_remaining = body["error"]["remaining"]
+                            .as_u64()
+                            .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32);
                     }
                 }
                 cache.etag = None;
@@ -523,6 +610,7 @@ async fn buyer(
     let Some((202, body)) = call(stats, "checkout", req, Instant::now()).await else {
         return;
     };
+    let accepted_at = s.start.elapsed();
     let order = body["order_id"].as_str().unwrap_or_default().to_owned();
     outcomes.accepted += 1;
     for _ in 0..20 {
@@ -534,10 +622,11 @@ async fn buyer(
             continue;
         };
         if o["status"] != "pending_payment" {
-            if o["status"] == "paid" {
-                outcomes.last_paid_at = Some(s.start.elapsed());
-            }
-            outcomes.orders.push(o);
+            outcomes.finished.push(Finished {
+                order: o,
+                accepted_at,
+                final_at: s.start.elapsed(),
+            });
             return;
         }
     }
@@ -603,6 +692,7 @@ async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
     let mut cache = SeatCache {
         etag: None,
         status: vec![b'A'; s.sale.seats.len()],
+        ga_remaining: 0,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64 ^ 0x5eed);
     loop {
@@ -671,6 +761,46 @@ async fn store_commits(t: &Target) -> Result<f64, String> {
             .ok_or_else(|| format!("{url} has no {STORE_COMMITS}"))?;
     }
     Ok(total)
+}
+
+/// The two clocks of a sale from its finished checkouts (see [`SaleClocks`]):
+/// `seats` is every seat of the event, `ga` its GA tier and capacity.
+pub(crate) fn sale_clocks(
+    finished: &[Finished],
+    seats: &[String],
+    ga: Option<(&str, usize)>,
+) -> SaleClocks {
+    let paid: Vec<&Finished> = finished
+        .iter()
+        .filter(|f| f.order["status"] == "paid")
+        .collect();
+    let mut seated = BTreeSet::new();
+    let mut ga_places = 0;
+    for f in &paid {
+        for item in f.order["items"].as_array().into_iter().flatten() {
+            match item["seat_id"].as_str() {
+                Some(seat) => {
+                    seated.insert(seat);
+                }
+                None if ga.is_some_and(|(tier, _)| item["tier_id"] == tier) => ga_places += 1,
+                None => {}
+            }
+        }
+    }
+    let sold_out = seats.iter().all(|s| seated.contains(s.as_str()))
+        && ga.is_none_or(|(_, capacity)| ga_places >= capacity);
+    let last = |at: fn(&Finished) -> Duration| {
+        paid.iter()
+            .map(|f| at(f))
+            .max()
+            .filter(|_| sold_out)
+            .map(|d| d.as_secs_f64())
+    };
+    SaleClocks {
+        sold_out,
+        all_checked_out_seconds: last(|f| f.accepted_at),
+        all_paid_seconds: last(|f| f.final_at),
+    }
 }
 
 /// Runs the configured mode and returns its report (the audit included for sales).
@@ -742,8 +872,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     for w in done {
         stats.push(w.stats);
         outcomes.accepted += w.outcomes.accepted;
-        outcomes.orders.extend(w.outcomes.orders);
-        outcomes.last_paid_at = outcomes.last_paid_at.max(w.outcomes.last_paid_at);
+        outcomes.finished.extend(w.outcomes.finished);
     }
     let (store_commits, store_commits_note) = match (commits_before, commits_after) {
         (Ok(b), Ok(a)) if a >= b => (Some((a - b).round() as u64), None),
@@ -762,13 +891,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         orders: vec![],
         targets: cfg.targets.clone(),
         seats: cfg.seats,
+        ga_capacity: cfg.ga_capacity,
         buyers: cfg.buyers,
         connections: cfg.connections,
         open_loop,
         elapsed_seconds: elapsed.as_secs_f64(),
         tickets_sold: 0,
         paid_orders: 0,
-        sold_out_seconds: None,
+        sold_out: false,
+        all_checked_out_seconds: None,
+        all_paid_seconds: None,
         tickets_per_second: 0.0,
         audit_passed: true,
         audit_failures: vec![],
@@ -782,32 +914,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         steps: Stats::merge(stats, elapsed),
     };
     if cfg.mode == Mode::Sale {
-        let orders = std::mem::take(&mut outcomes.orders);
+        let orders: Vec<Value> = outcomes.finished.iter().map(|f| f.order.clone()).collect();
         let failures = audit(&t, &sale.event, &orders, outcomes.accepted).await?;
         let paid: Vec<&Value> = orders.iter().filter(|o| o["status"] == "paid").collect();
         let tickets: u64 = paid
             .iter()
             .map(|o| o["tickets"].as_array().map_or(0, |a| a.len() as u64))
             .sum();
-        let map: Value = t
-            .client
-            .get(format!("{}/v1/events/{}/seats", t.base(0), sale.event))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let status = map["status"].as_str().unwrap_or_default();
-        let sold_out = !status.is_empty() && status.bytes().all(|c| c == b'S');
+        let ga = sale.ga_tier.as_deref().map(|tier| (tier, cfg.ga_capacity));
+        let clocks = sale_clocks(&outcomes.finished, &sale.seats, ga);
         report.tickets_sold = tickets;
         report.paid_orders = paid.len() as u64;
-        report.sold_out_seconds = if sold_out {
-            outcomes.last_paid_at.map(|d| d.as_secs_f64())
-        } else {
-            None
-        };
+        report.sold_out = clocks.sold_out;
+        report.all_checked_out_seconds = clocks.all_checked_out_seconds;
+        report.all_paid_seconds = clocks.all_paid_seconds;
         report.tickets_per_second = tickets as f64
-            / report
-                .sold_out_seconds
+            / clocks
+                .all_paid_seconds
                 .unwrap_or(elapsed.as_secs_f64())
                 .max(1e-9);
         report.store_commits_per_paid_order = report
@@ -945,13 +1068,17 @@ impl Report {
     /// The report for humans and docs: a few summary lines, then a table of steps.
     /// Every field of the JSON report is here, save the targets and event id.
     pub fn markdown(&self) -> String {
+        let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
         let mib = |kib: u64| kib as f64 / 1024.0;
         let mode = serde_json::to_value(self.mode)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         // The first line alone sums the run up (scripts/loadgen-smoke shows only it).
-        let mut s = format!("mode `{mode}` · {} seats", self.seats);
+        let mut s = format!(
+            "mode `{mode}` · {} seats + {} GA",
+            self.seats, self.ga_capacity
+        );
         if self.mode == Mode::Sale {
             s.push_str(&format!(" · {} buyers", self.buyers));
         }
@@ -961,17 +1088,14 @@ impl Report {
         ));
         if self.mode == Mode::Sale {
             s.push_str(&format!(
-                " · tickets sold {} on {} paid orders · sold out {} · {:.0} tickets/s · audit {}",
+                " · tickets sold {} on {} paid orders · {} · all checked out {} · all paid {} · {:.0} tickets/s · audit {}",
                 self.tickets_sold,
                 self.paid_orders,
-                self.sold_out_seconds
-                    .map_or("no".to_owned(), |s| format!("in {s:.1} s")),
+                if self.sold_out { "sold out" } else { "not sold out" },
+                secs(self.all_checked_out_seconds),
+                secs(self.all_paid_seconds),
                 self.tickets_per_second,
-                if self.audit_passed {
-                    "passed"
-                } else {
-                    "FAILED"
-                },
+                if self.audit_passed { "passed" } else { "FAILED" },
             ));
         }
         s.push_str("\n\n");
@@ -1048,6 +1172,68 @@ impl Report {
 mod tests {
     use super::*;
 
+    fn order(status: &str, seats: &[&str], ga: usize) -> Value {
+        let mut items: Vec<Value> = seats
+            .iter()
+            .map(|s| json!({"seat_id": s, "tier_id": "tier_best"}))
+            .collect();
+        items.extend((0..ga).map(|_| json!({"tier_id": "tier_floor"})));
+        json!({"status": status, "items": items})
+    }
+
+    fn finished(status: &str, seats: &[&str], ga: usize, accepted: u64, fin: u64) -> Finished {
+        Finished {
+            order: order(status, seats, ga),
+            accepted_at: Duration::from_millis(accepted),
+            final_at: Duration::from_millis(fin),
+        }
+    }
+
+    #[test]
+    fn a_sale_sells_out_when_paid_orders_cover_every_seat_and_ga_place() {
+        let seats: Vec<String> = ["s1", "s2", "s3"].map(str::to_owned).to_vec();
+        let ga = Some(("tier_floor", 2));
+        let mut f = vec![
+            finished("paid", &["s1", "s2"], 0, 1000, 4000),
+            // Declined: its seat went back and was sold again later. Its acceptance
+            // (and its final status) are not the sell-out.
+            finished("failed", &["s3"], 0, 1500, 9000),
+            finished("paid", &["s3"], 1, 2500, 3000),
+            finished("paid", &[], 1, 2000, 6000),
+        ];
+        let c = sale_clocks(&f, &seats, ga);
+        assert_eq!(
+            c,
+            SaleClocks {
+                sold_out: true,
+                all_checked_out_seconds: Some(2.5),
+                all_paid_seconds: Some(6.0),
+            }
+        );
+
+        // A GA place short: not sold out, no clocks.
+        f.pop();
+        f.push(finished("failed", &[], 1, 2000, 6000));
+        let c = sale_clocks(&f, &seats, ga);
+        assert_eq!(
+            (c.sold_out, c.all_checked_out_seconds, c.all_paid_seconds),
+            (false, None, None)
+        );
+
+        // A seat only on a failed order: not sold out either.
+        let f = vec![
+            finished("paid", &["s1", "s2"], 2, 1000, 2000),
+            finished("failed", &["s3"], 0, 1500, 2500),
+        ];
+        assert!(!sale_clocks(&f, &seats, ga).sold_out);
+        // Without a GA tier, seats alone decide.
+        let f = vec![finished("paid", &["s1", "s2", "s3"], 0, 700, 800)];
+        assert_eq!(
+            sale_clocks(&f, &seats, None).all_checked_out_seconds,
+            Some(0.7)
+        );
+    }
+
     fn sample_report() -> Report {
         Report {
             mode: Mode::Sale,
@@ -1055,6 +1241,7 @@ mod tests {
             orders: vec![],
             targets: vec!["http://127.0.0.1:18555".into()],
             seats: 2000,
+            ga_capacity: 100,
             buyers: 1000,
             connections: 100,
             open_loop: Some(OpenLoop {
@@ -1068,7 +1255,9 @@ mod tests {
             elapsed_seconds: 12.34,
             tickets_sold: 2100,
             paid_orders: 840,
-            sold_out_seconds: Some(9.04),
+            sold_out: true,
+            all_checked_out_seconds: Some(8.06),
+            all_paid_seconds: Some(9.04),
             tickets_per_second: 232.3,
             audit_passed: true,
             audit_failures: vec![],
@@ -1098,7 +1287,7 @@ mod tests {
     fn the_markdown_carries_the_new_fields() {
         let md = sample_report().markdown();
         for want in [
-            "mode `sale` · 2000 seats · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 on 840 paid orders · sold out in 9.0 s · 232 tickets/s · audit passed\n",
+            "mode `sale` · 2000 seats + 100 GA · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 on 840 paid orders · sold out · all checked out 8.1 s · all paid 9.0 s · 232 tickets/s · audit passed\n",
             "open loop: 500 arrivals/s · 1000 scheduled · 990 sent (37 late) · 10 dropped · at most 100 in flight · seat map gzip 187 B",
             "server: 10.25 CPU s (0.83 cores) · found by listening on port 18555",
             "pid 4242: 10.25 CPU s, peak RSS (VmHWM, since start) 150.0 MiB, RSS 80.0 → 140.0 MiB",
@@ -1110,7 +1299,9 @@ mod tests {
         let json = serde_json::to_value(sample_report()).expect("serializes");
         for key in [
             "open_loop",
-            "sold_out_seconds",
+            "sold_out",
+            "all_checked_out_seconds",
+            "all_paid_seconds",
             "paid_orders",
             "server",
             "server_note",
@@ -1129,7 +1320,9 @@ mod tests {
     fn the_markdown_says_what_was_not_measured_and_why() {
         let mut r = sample_report();
         r.open_loop = None;
-        r.sold_out_seconds = None;
+        r.sold_out = false;
+        r.all_checked_out_seconds = None;
+        r.all_paid_seconds = None;
         r.server = None;
         r.server_note = Some("http://10.0.0.5:1 is not on this machine; pass --server-pid".into());
         r.store_commits = None;
@@ -1138,7 +1331,7 @@ mod tests {
         let md = r.markdown();
         for want in [
             "closed loop · seat map gzip 187 B",
-            "sold out no",
+            "not sold out · all checked out — · all paid —",
             "server: not measured (http://10.0.0.5:1 is not on this machine; pass --server-pid)",
             "store commits: unknown (http://x/metrics has no boxoffice_store_commits_total)",
         ] {

@@ -48,6 +48,10 @@ struct Cli {
     decline_share: f64,
     #[arg(long, default_value_t = 0.0)]
     abandon_share: f64,
+    /// Share of buyers who ask for general admission first (default: the GA tier's
+    /// share of all places); everyone takes the other kind when theirs is gone.
+    #[arg(long)]
+    ga_share: Option<f64>,
     #[arg(long, default_value_t = 3)]
     retries: usize,
     #[arg(long, default_value_t = 300)]
@@ -73,13 +77,17 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let c = Cli::parse();
+    let ga_capacity = c.ga_capacity.unwrap_or(c.seats / 20);
+    let ga_share = c
+        .ga_share
+        .unwrap_or(ga_capacity as f64 / (c.seats + ga_capacity).max(1) as f64);
     let cfg = Config {
         mode: c.mode,
         targets: c.target,
         admin_email: c.admin_email,
         admin_password: c.admin_password,
         seats: c.seats,
-        ga_capacity: c.ga_capacity.unwrap_or(c.seats / 20),
+        ga_capacity,
         buyers: c.buyers,
         connections: c.connections,
         duration: Duration::from_secs(c.duration),
@@ -88,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         accounts: c.accounts,
         decline_share: c.decline_share,
         abandon_share: c.abandon_share,
+        ga_share,
         retries: c.retries,
         hold_ttl_seconds: c.hold_ttl,
         server_pids: c.server_pid,

@@ -1,8 +1,9 @@
 //! The load generator against servers. A real embedded server: a small sale passes
 //! its audit, and the audit fails on a crafted inconsistent state (a second ticket
-//! for a sold seat, written straight into the database). A stub server with a
-//! known, slow seat map: open loop keeps its rate and counts latency from the
-//! schedule, and the store-commit counter is read around the timed part.
+//! for a sold seat, written straight into the database); an open-loop sale that
+//! sells out reports both clocks. A stub server with a known, slow seat map: open
+//! loop keeps its rate and counts latency from the schedule, and the store-commit
+//! counter is read around the timed part.
 //!
 //! The servers run in the test process, so the generator finds this process as
 //! the one listening on the target's port.
@@ -29,6 +30,7 @@ fn config(target: String, mode: Mode) -> Config {
         accounts: 4,
         decline_share: 0.0,
         abandon_share: 0.0,
+        ga_share: 0.1,
         retries: 3,
         hold_ttl_seconds: 300,
         server_pids: vec![],
@@ -95,6 +97,9 @@ async fn a_small_sale_passes_and_a_doctored_database_fails_the_audit() {
         "a sale costs CPU"
     );
     store_commits_consistent(&report);
+    // The clocks exist exactly when the sale sold out.
+    assert_eq!(report.sold_out, report.all_checked_out_seconds.is_some());
+    assert_eq!(report.sold_out, report.all_paid_seconds.is_some());
     let paid: Vec<&serde_json::Value> = report
         .orders
         .iter()
@@ -156,6 +161,49 @@ async fn a_small_sale_passes_and_a_doctored_database_fails_the_audit() {
         failures.iter().any(|f| f.contains(&order)),
         "its ticket count no longer matches: {failures:?}"
     );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_loop_sale_that_sells_out_reports_both_clocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = embedded_server(dir.path()).await;
+    let mut cfg = config(format!("http://{}", running.address()), Mode::Sale);
+    // 70 places for 100 buyers wanting 1-4 each, nobody abandoning or declined:
+    // the sale sells out. They arrive at 400/s, one in flight per connection.
+    cfg.seats = 60;
+    cfg.ga_capacity = 10;
+    cfg.buyers = 100;
+    cfg.ga_share = 0.15;
+    cfg.rate = Some(400.0);
+    let report = run(cfg).await.unwrap();
+    assert!(report.audit_passed, "{:?}", report.audit_failures);
+
+    let open = report.open_loop.clone().expect("open loop");
+    assert_eq!(open.scheduled, 100, "one arrival per buyer");
+    assert_eq!(open.sent + open.dropped, open.scheduled);
+    assert_eq!(open.max_in_flight, 8);
+    assert!(open.sent > 0);
+
+    assert!(report.sold_out, "{}", report.markdown());
+    assert_eq!(report.tickets_sold, 70);
+    let ga_tickets = report
+        .orders
+        .iter()
+        .filter(|o| o["status"] == "paid")
+        .flat_map(|o| o["tickets"].as_array().cloned().unwrap_or_default())
+        .filter(|t| t.get("seat_id").is_none())
+        .count();
+    assert_eq!(ga_tickets, 10, "the GA tier sold out too");
+    let checked_out = report.all_checked_out_seconds.expect("sold out");
+    let paid = report.all_paid_seconds.expect("sold out");
+    assert!(
+        0.0 < checked_out && checked_out < paid,
+        "{checked_out} {paid}"
+    );
+    assert!(paid <= report.elapsed_seconds);
+    measured_this_process(&report);
+    store_commits_consistent(&report);
     running.stop().await.unwrap();
 }
 
