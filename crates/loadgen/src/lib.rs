@@ -2,20 +2,36 @@
 //! final audit can be tested against a crafted inconsistent state.
 //!
 //! It talks to running servers over HTTP only, as buyers would: setup (venue,
-//! event, buyer accounts) happens before timing starts; then the chosen mode runs
-//! and every step is timed into an HdrHistogram. A `sale` ends with an audit read
-//! back from the server: tickets sold = seats shown sold, no seat on two tickets,
-//! every accepted checkout paid or failed, and the test gateway's charges equal the
-//! paid orders. Any audit failure makes the binary exit non-zero.
+//! event, buyer accounts) happens before timing starts; then the chosen mode runs on
+//! one worker task per connection, each timing its steps into its own recorders
+//! (merged into one HdrHistogram per step at the end, so measuring takes no shared
+//! lock). Closed loop by default (a connection sends its next request when the last
+//! is answered); with a rate, open loop (see `schedule`). Around the timed part it
+//! reads the server's CPU and memory from /proc and its store-commit counter from
+//! `/metrics`. A `sale` ends with an audit read back from the server: tickets sold =
+//! seats shown sold, no seat on two tickets, every accepted checkout paid or failed,
+//! and the test gateway's charges equal the paid orders. Any audit failure makes the
+//! binary exit non-zero.
+
+mod prom;
+mod schedule;
+mod server;
+mod stats;
+
+pub use prom::{sum_series, STORE_COMMITS};
+pub use schedule::OpenLoop;
+pub use server::{listener_pids, ServerProcess, ServerResources};
+pub use stats::Step;
 
 use anyhow::{bail, Context};
-use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
+use schedule::Schedule;
 use serde::Serialize;
 use serde_json::{json, Value};
+use stats::Stats;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -42,32 +58,26 @@ pub struct Config {
     pub connections: usize,
     /// `holds` and `seatmap` run this long; a `sale` stops buying after it.
     pub duration: Duration,
-    /// Buyers arrive evenly over this long (zero: all at once).
+    /// Buyers arrive evenly over this long (zero: all at once). Closed loop only.
     pub ramp: Duration,
+    /// Open loop: this many arrivals per second (a hold and its release, a seat-map
+    /// read, or a buyer), whatever the answers, at most one in flight per
+    /// connection. `None`: closed loop.
+    pub rate: Option<f64>,
     /// Buyer accounts to register (buyers share them).
     pub accounts: usize,
     /// Share of buyers paying with a declined card, and of buyers who abandon.
     pub decline_share: f64,
     pub abandon_share: f64,
+    /// Share of buyers who ask for general admission first (the others ask for
+    /// seats first); each takes the other kind when theirs is gone.
+    pub ga_share: f64,
     /// Other picks a buyer tries after a 409.
     pub retries: usize,
     /// Hold TTL of the event.
     pub hold_ttl_seconds: u32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    pub step: String,
-    pub count: u64,
-    pub per_second: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    pub errors: u64,
-    /// Answers by class: `2xx`, `304`, `409`, `410`, `429`, `5xx`, `other`, `io`.
-    pub status: BTreeMap<String, u64>,
+    /// Server processes to measure; empty: those listening on local targets' ports.
+    pub server_pids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,83 +89,60 @@ pub struct Report {
     pub orders: Vec<Value>,
     pub targets: Vec<String>,
     pub seats: usize,
+    pub ga_capacity: usize,
     pub buyers: usize,
     pub connections: usize,
+    /// Open-loop arrivals (`--rate`); `None` in closed loop.
+    pub open_loop: Option<OpenLoop>,
+    /// Length of the timed part.
     pub elapsed_seconds: f64,
+    /// Tickets (seated and GA) on orders that ended paid.
     pub tickets_sold: u64,
-    pub sold_out_seconds: Option<f64>,
+    pub paid_orders: u64,
+    /// Every seat and every GA place ended up on a paid order.
+    pub sold_out: bool,
+    /// See [`SaleClocks::all_checked_out_seconds`].
+    pub all_checked_out_seconds: Option<f64>,
+    /// See [`SaleClocks::all_paid_seconds`].
+    pub all_paid_seconds: Option<f64>,
+    /// Tickets sold over `all_paid_seconds` if the sale sold out, else over the
+    /// whole timed part.
     pub tickets_per_second: f64,
     pub audit_passed: bool,
     pub audit_failures: Vec<String>,
     /// Compressed size of one full seat map (gzip), bytes.
     pub seatmap_gzip_bytes: Option<usize>,
+    /// The server's CPU and memory over the timed part; `None` if it could not be
+    /// read (`server_note` says why).
+    pub server: Option<ServerResources>,
+    /// Why the server (or some of its nodes) was not measured.
+    pub server_note: Option<String>,
+    /// CPU seconds this generator used during the timed part (it shares the machine).
+    pub generator_cpu_seconds: Option<f64>,
+    /// Store commits during the timed part: the rise of `boxoffice_store_commits_total`
+    /// (every series, every target); `None` if a target does not export it.
+    pub store_commits: Option<u64>,
+    /// `store_commits` over `paid_orders` (sales only).
+    pub store_commits_per_paid_order: Option<f64>,
+    /// Why `store_commits` is `None`.
+    pub store_commits_note: Option<String>,
     pub steps: Vec<Step>,
 }
 
-/// Latency and outcomes of one kind of step.
-struct Recorder {
-    hist: Histogram<u64>,
-    status: BTreeMap<String, u64>,
-    errors: u64,
-}
-
-impl Recorder {
-    fn new() -> Self {
-        Self {
-            hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
-            status: BTreeMap::new(),
-            errors: 0,
-        }
-    }
-}
-
-#[derive(Clone, Default)]
-struct Stats(Arc<Mutex<BTreeMap<&'static str, Recorder>>>);
-
-fn class(status: u16) -> &'static str {
-    match status {
-        200..=299 => "2xx",
-        304 => "304",
-        409 => "409",
-        410 => "410",
-        429 => "429",
-        500..=599 => "5xx",
-        _ => "other",
-    }
-}
-
-impl Stats {
-    /// Records one answer (`None`: it never came: connection error or timeout).
-    fn record(&self, step: &'static str, started: Instant, status: Option<u16>) {
-        let micros = started.elapsed().as_micros().clamp(1, 120_000_000) as u64;
-        let mut all = self.0.lock().expect("not poisoned");
-        let r = all.entry(step).or_insert_with(Recorder::new);
-        let _ = r.hist.record(micros);
-        let c = status.map_or("io", class);
-        *r.status.entry(c.to_owned()).or_default() += 1;
-        if matches!(c, "5xx" | "other" | "io") {
-            r.errors += 1;
-        }
-    }
-
-    fn steps(&self, elapsed: Duration) -> Vec<Step> {
-        let all = self.0.lock().expect("not poisoned");
-        let ms = |v: u64| v as f64 / 1000.0;
-        all.iter()
-            .map(|(name, r)| Step {
-                step: (*name).to_owned(),
-                count: r.hist.len(),
-                per_second: r.hist.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-                p50_ms: ms(r.hist.value_at_quantile(0.5)),
-                p90_ms: ms(r.hist.value_at_quantile(0.9)),
-                p99_ms: ms(r.hist.value_at_quantile(0.99)),
-                p999_ms: ms(r.hist.value_at_quantile(0.999)),
-                max_ms: ms(r.hist.max()),
-                errors: r.errors,
-                status: r.status.clone(),
-            })
-            .collect()
-    }
+/// When a sale sold out, by two clocks, both from the start of the timed part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SaleClocks {
+    /// Every seat and every GA place is on an order that ended paid.
+    pub sold_out: bool,
+    /// When the last checkout was accepted (its 202 received) among the orders that
+    /// ended paid: from then on every seat and GA place was in a checked-out order
+    /// that was never undone. An order whose payment failed gave its places back, so
+    /// its acceptance does not count, and an abandoned hold was never checked out.
+    /// `None` unless the sale sold out.
+    pub all_checked_out_seconds: Option<f64>,
+    /// When the last of those orders was seen `paid` (its buyer's answer received).
+    /// `None` unless the sale sold out.
+    pub all_paid_seconds: Option<f64>,
 }
 
 /// A server under test and the setup made on it.
@@ -361,32 +348,46 @@ async fn register(t: &Target, n: usize) -> anyhow::Result<Vec<String>> {
     Ok(tokens)
 }
 
-/// What the sale's buyers produced, for the audit.
-#[derive(Default)]
+/// One accepted checkout, once its order reached a final status.
+#[derive(Debug, Clone)]
+pub(crate) struct Finished {
+    /// The order document as its buyer last saw it.
+    order: Value,
+    /// When the checkout's 202 came back, from the start of the timed part.
+    accepted_at: Duration,
+    /// When the buyer saw the order's final status.
+    final_at: Duration,
+}
+
+/// What one worker's buyers produced, for the clocks and the audit.
+#[derive(Debug, Default)]
 struct Outcomes {
-    /// Final order documents of every accepted (202) checkout.
-    orders: Vec<Value>,
+    finished: Vec<Finished>,
+    /// Checkouts answered 202.
     accepted: usize,
-    last_paid_at: Option<Duration>,
 }
 
 /// A connection's cached copy of the seat map (as a browser would keep one).
 struct SeatCache {
     etag: Option<String>,
     status: Vec<u8>,
+    /// Places left in the GA tier, as last seen.
+    ga_remaining: u32,
 }
 
+/// Reads the seat map into the cache (a conditional GET once it has one); the
+/// latency counts from `from`.
 async fn seat_map(
     t: &Target,
     node: usize,
-    event: &str,
+    sale: &Sale,
     cache: &mut SeatCache,
-    stats: &Stats,
+    stats: &mut Stats,
+    from: Instant,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
     let mut req = t
         .client
-        .get(format!("{}/v1/events/{event}/seats", t.base(node)));
+        .get(format!("{}/v1/events/{}/seats", t.base(node), sale.event));
     if let Some(e) = &cache.etag {
         req = req.header("if-none-match", e);
     }
@@ -401,13 +402,21 @@ async fn seat_map(
             if status == 200 {
                 let v: Value = r.json().await?;
                 cache.status = v["status"].as_str().unwrap_or_default().as_bytes().to_vec();
+                cache.ga_remaining = v["ga"]
+                    .as_array()
+                    .and_then(|ga| {
+                        ga.iter()
+                            .find(|g| g["tier_id"].as_str() == sale.ga_tier.as_deref())
+                    })
+                    .and_then(|g| g["remaining"].as_u64())
+                    .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32);
                 cache.etag = etag;
             }
-            stats.record("seatmap", started, Some(status));
+            stats.record("seatmap", from, Some(status));
             Ok(())
         }
         Err(e) => {
-            stats.record("seatmap", started, None);
+            stats.record("seatmap", from, None);
             Err(e.into())
         }
     }
@@ -455,72 +464,127 @@ fn pick(sale: &Sale, status: &[u8], rng: &mut impl Rng, want: usize) -> Option<V
     Some(free[start..(start + want).min(free.len())].to_vec())
 }
 
+/// What a buyer asks to hold: seats by layout index, or a number of GA places.
+enum Ask {
+    Seats(Vec<usize>),
+    Ga(u32),
+}
+
+/// The buyer's choice on the cached map: its preferred kind if any is left, else
+/// the other; `None` when the map shows nothing left.
+fn choose(
+    sale: &Sale,
+    cache: &SeatCache,
+    rng: &mut impl Rng,
+    want: usize,
+    ga_first: bool,
+) -> Option<Ask> {
+    let ga = (sale.ga_tier.is_some() && cache.ga_remaining > 0)
+        .then(|| Ask::Ga(cache.ga_remaining.min(want as u32)));
+    if ga_first && ga.is_some() {
+        return ga;
+    }
+    pick(sale, &cache.status, rng, want).map(Ask::Seats).or(ga)
+}
+
+/// Sends one request and records its answer, the latency counted from `from`.
 async fn call(
-    stats: &Stats,
+    stats: &mut Stats,
     step: &'static str,
     req: reqwest::RequestBuilder,
+    from: Instant,
 ) -> Option<(u16, Value)> {
-    let started = Instant::now();
     match req.send().await {
         Ok(r) => {
             let status = r.status().as_u16();
             let body = r.json::<Value>().await.unwrap_or_default();
-            stats.record(step, started, Some(status));
+            stats.record(step, from, Some(status));
             Some((status, body))
         }
         Err(_) => {
-            stats.record(step, started, None);
+            stats.record(step, from, None);
             None
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn buyer(
-    t: &Target,
-    cfg: &Config,
-    sale: &Sale,
-    tokens: &[String],
-    i: usize,
-    cache: &mut SeatCache,
-    stats: &Stats,
-    outcomes: &Mutex<Outcomes>,
+/// Everything the workers share, read-only but for the buyer counter.
+struct Shared {
+    t: Arc<Target>,
+    cfg: Config,
+    sale: Arc<Sale>,
+    tokens: Arc<Vec<String>>,
     start: Instant,
+    /// Closed-loop sale: the next buyer to serve.
+    next_buyer: AtomicUsize,
+    /// Open loop: the arrivals.
+    schedule: Option<Schedule>,
+}
+
+/// Buyer `i`'s journey: seat map, hold (retrying other picks on 409), then abandon
+/// or check out and wait for the order's final status. The first request's latency
+/// counts from `arrived` (its scheduled time in open loop).
+async fn buyer(
+    s: &Shared,
+    i: usize,
+    arrived: Instant,
+    cache: &mut SeatCache,
+    stats: &mut Stats,
+    outcomes: &mut Outcomes,
 ) {
+    let (t, cfg, sale) = (&*s.t, &s.cfg, &*s.sale);
     let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
     let node = i;
-    let token = &tokens[i % tokens.len()];
+    let token = &s.tokens[i % s.tokens.len()];
     let want = 1 + rng.gen_range(0..4usize);
+    let ga_first = rng.gen::<f64>() < cfg.ga_share;
     let mut hold: Option<String> = None;
+    let mut from = arrived;
     for _ in 0..=cfg.retries {
-        if seat_map(t, node, &sale.event, cache, stats).await.is_err() {
+        if seat_map(t, node, sale, cache, stats, from).await.is_err() {
             return;
         }
-        let Some(seats) = pick(sale, &cache.status, &mut rng, want) else {
+        let Some(ask) = choose(sale, cache, &mut rng, want, ga_first) else {
             return; // sold out
         };
-        let ids: Vec<&String> = seats.iter().map(|&s| &sale.seats[s]).collect();
+        let body = match &ask {
+            Ask::Seats(seats) => {
+                let ids: Vec<&String> = seats.iter().map(|&s| &sale.seats[s]).collect();
+                json!({ "seats": ids })
+            }
+            Ask::Ga(n) => json!({ "tier_id": sale.ga_tier, "quantity": n }),
+        };
         let req = t
             .client
             .post(format!("{}/v1/events/{}/holds", t.base(node), sale.event))
             .bearer_auth(token)
-            .json(&json!({ "seats": ids }));
-        match call(stats, "hold", req).await {
+            .json(&body);
+        match call(stats, "hold", req, Instant::now()).await {
             Some((201, body)) => {
                 hold = body["hold_id"].as_str().map(str::to_owned);
                 break;
             }
-            Some((409, _)) => {
+            Some((409, body)) => {
                 // Someone was faster: mark what we wanted as taken and look again.
-                for s in seats {
-                    if let Some(c) = cache.status.get_mut(s) {
-                        *c = b'H';
+                match ask {
+                    Ask::Seats(seats) => {
+                        for s in seats {
+                            if let Some(c) = cache.status.get_mut(s) {
+                                *c = b'H';
+                            }
+                        }
+                    }
+                    Ask::Ga(_) => {
+                        cache.ga_remaining = body["error"]["remaining"]
+                            .as_u64()
+                            .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32);
                     }
                 }
                 cache.etag = None;
             }
             _ => return,
         }
+        from = Instant::now();
     }
     let Some(hold) = hold else { return };
     let roll: f64 = rng.gen();
@@ -529,7 +593,7 @@ async fn buyer(
             .client
             .delete(format!("{}/v1/holds/{hold}", t.base(node)))
             .bearer_auth(token);
-        call(stats, "release", req).await;
+        call(stats, "release", req, Instant::now()).await;
         return;
     }
     let card = if roll < cfg.abandon_share + cfg.decline_share {
@@ -543,27 +607,199 @@ async fn buyer(
         .bearer_auth(token)
         .header("Idempotency-Key", format!("load-{hold}"))
         .json(&json!({"email": "buyer@example.com", "payment": {"token": card}}));
-    let Some((202, body)) = call(stats, "checkout", req).await else {
+    let Some((202, body)) = call(stats, "checkout", req, Instant::now()).await else {
         return;
     };
+    let accepted_at = s.start.elapsed();
     let order = body["order_id"].as_str().unwrap_or_default().to_owned();
-    outcomes.lock().expect("not poisoned").accepted += 1;
+    outcomes.accepted += 1;
     for _ in 0..20 {
         let req = t
             .client
             .get(format!("{}/v1/orders/{order}?wait=30", t.base(node)))
             .bearer_auth(token);
-        let Some((200, o)) = call(stats, "order_final", req).await else {
+        let Some((200, o)) = call(stats, "order_final", req, Instant::now()).await else {
             continue;
         };
         if o["status"] != "pending_payment" {
-            let mut out = outcomes.lock().expect("not poisoned");
-            if o["status"] == "paid" {
-                out.last_paid_at = Some(start.elapsed());
-            }
-            out.orders.push(o);
+            outcomes.finished.push(Finished {
+                order: o,
+                accepted_at,
+                final_at: s.start.elapsed(),
+            });
             return;
         }
+    }
+}
+
+/// `holds` mode: hold one random seat, then release it. The hold's latency counts
+/// from `from`; the release's from its own send.
+async fn hold_and_release(
+    s: &Shared,
+    w: usize,
+    rng: &mut impl Rng,
+    from: Instant,
+    stats: &mut Stats,
+) {
+    let (t, sale) = (&*s.t, &*s.sale);
+    let seat = rng.gen_range(0..sale.seats.len());
+    let token = &s.tokens[w % s.tokens.len()];
+    let req = t
+        .client
+        .post(format!("{}/v1/events/{}/holds", t.base(w), sale.event))
+        .bearer_auth(token)
+        .json(&json!({ "seats": [sale.seats[seat]] }));
+    if let Some((201, body)) = call(stats, "hold", req, from).await {
+        let hold = body["hold_id"].as_str().unwrap_or_default();
+        let req = t
+            .client
+            .delete(format!("{}/v1/holds/{hold}", t.base(w)))
+            .bearer_auth(token);
+        call(stats, "release", req, Instant::now()).await;
+    }
+}
+
+/// `seatmap` mode: one full read of the seat map (body included).
+async fn read_seat_map(s: &Shared, w: usize, from: Instant, stats: &mut Stats) {
+    let r =
+        s.t.client
+            .get(format!("{}/v1/events/{}/seats", s.t.base(w), s.sale.event))
+            .send()
+            .await;
+    match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let _ = r.bytes().await;
+            stats.record("seatmap", from, Some(status));
+        }
+        Err(_) => stats.record("seatmap", from, None),
+    }
+}
+
+/// What one worker (one connection) measured; merged with the others at the end.
+#[derive(Debug, Default)]
+struct WorkerOut {
+    stats: Stats,
+    outcomes: Outcomes,
+    /// Open loop: arrivals this worker sent, and how many of them late.
+    sent: u64,
+    late: u64,
+}
+
+/// One connection's loop, until the mode's work or time is over.
+async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
+    let mut out = WorkerOut::default();
+    let mut cache = SeatCache {
+        etag: None,
+        status: vec![b'A'; s.sale.seats.len()],
+        ga_remaining: 0,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64 ^ 0x5eed);
+    loop {
+        // The next piece of work (a buyer's index in a sale) and the instant its
+        // first request's latency counts from.
+        let (unit, from) = if let Some(plan) = &s.schedule {
+            let Some(a) = plan.next().await else { break };
+            out.sent += 1;
+            out.late += u64::from(a.late);
+            (a.index as usize, a.due)
+        } else {
+            if s.start.elapsed() >= s.cfg.duration {
+                break;
+            }
+            let mut unit = 0;
+            if s.cfg.mode == Mode::Sale {
+                unit = s.next_buyer.fetch_add(1, Ordering::Relaxed);
+                if unit >= s.cfg.buyers {
+                    break;
+                }
+                if !s.cfg.ramp.is_zero() {
+                    let at = s.cfg.ramp.mul_f64(unit as f64 / s.cfg.buyers as f64);
+                    if let Some(wait) = at.checked_sub(s.start.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            (unit, Instant::now())
+        };
+        match s.cfg.mode {
+            Mode::Sale => {
+                buyer(
+                    &s,
+                    unit,
+                    from,
+                    &mut cache,
+                    &mut out.stats,
+                    &mut out.outcomes,
+                )
+                .await
+            }
+            Mode::Holds => hold_and_release(&s, w, &mut rng, from, &mut out.stats).await,
+            Mode::Seatmap => read_seat_map(&s, w, from, &mut out.stats).await,
+        }
+    }
+    out
+}
+
+/// The store-commit counter summed over every target; `Err`: why it is unknown.
+async fn store_commits(t: &Target) -> Result<f64, String> {
+    let mut total = 0.0;
+    for base in &t.bases {
+        let url = format!("{base}/metrics");
+        let text = async {
+            t.client
+                .get(&url)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await
+        }
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+        total += prom::sum_series(&text, STORE_COMMITS)
+            .ok_or_else(|| format!("{url} has no {STORE_COMMITS}"))?;
+    }
+    Ok(total)
+}
+
+/// The two clocks of a sale from its finished checkouts (see [`SaleClocks`]):
+/// `seats` is every seat of the event, `ga` its GA tier and capacity.
+pub(crate) fn sale_clocks(
+    finished: &[Finished],
+    seats: &[String],
+    ga: Option<(&str, usize)>,
+) -> SaleClocks {
+    let paid: Vec<&Finished> = finished
+        .iter()
+        .filter(|f| f.order["status"] == "paid")
+        .collect();
+    let mut seated = BTreeSet::new();
+    let mut ga_places = 0;
+    for f in &paid {
+        for item in f.order["items"].as_array().into_iter().flatten() {
+            match item["seat_id"].as_str() {
+                Some(seat) => {
+                    seated.insert(seat);
+                }
+                None if ga.is_some_and(|(tier, _)| item["tier_id"] == tier) => ga_places += 1,
+                None => {}
+            }
+        }
+    }
+    let sold_out = seats.iter().all(|s| seated.contains(s.as_str()))
+        && ga.is_none_or(|(_, capacity)| ga_places >= capacity);
+    let last = |at: fn(&Finished) -> Duration| {
+        paid.iter()
+            .map(|f| at(f))
+            .max()
+            .filter(|_| sold_out)
+            .map(|d| d.as_secs_f64())
+    };
+    SaleClocks {
+        sold_out,
+        all_checked_out_seconds: last(|f| f.accepted_at),
+        all_paid_seconds: last(|f| f.final_at),
     }
 }
 
@@ -581,143 +817,129 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let sale = Arc::new(create_sale(&t, cfg.seats, cfg.ga_capacity, cfg.hold_ttl_seconds).await?);
     let tokens = Arc::new(register(&t, cfg.accounts.clamp(1, cfg.buyers.max(1))).await?);
     let gzip_bytes = seatmap_gzip_bytes(&t, &sale.event).await.ok();
-    let stats = Stats::default();
-    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let next = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+
+    // Readings just before the timed part (none of them timed).
+    let watch = server::Watch::start(&cfg.server_pids, &cfg.targets);
+    let me = std::process::id();
+    let me_before = server::sample(me).ok();
+    let commits_before = store_commits(&t).await;
+
     let start = Instant::now();
+    let schedule = cfg.rate.map(|rate| {
+        let buyers = (cfg.mode == Mode::Sale).then_some(cfg.buyers as u64);
+        Schedule::new(start, rate, cfg.duration, buyers)
+    });
+    let shared = Arc::new(Shared {
+        t: t.clone(),
+        cfg: cfg.clone(),
+        sale: sale.clone(),
+        tokens,
+        start,
+        next_buyer: AtomicUsize::new(0),
+        schedule,
+    });
     let workers: Vec<_> = (0..cfg.connections.max(1))
-        .map(|w| {
-            let (t, sale, tokens, stats, outcomes, next, stop, cfg) = (
-                t.clone(),
-                sale.clone(),
-                tokens.clone(),
-                stats.clone(),
-                outcomes.clone(),
-                next.clone(),
-                stop.clone(),
-                cfg.clone(),
-            );
-            tokio::spawn(async move {
-                let mut cache = SeatCache {
-                    etag: None,
-                    status: vec![b'A'; sale.seats.len()],
-                };
-                let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64 ^ 0x5eed);
-                loop {
-                    if stop.load(Ordering::Relaxed) || start.elapsed() >= cfg.duration {
-                        break;
-                    }
-                    match cfg.mode {
-                        Mode::Sale => {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= cfg.buyers {
-                                break;
-                            }
-                            if !cfg.ramp.is_zero() {
-                                let at = cfg.ramp.mul_f64(i as f64 / cfg.buyers as f64);
-                                if let Some(wait) = at.checked_sub(start.elapsed()) {
-                                    tokio::time::sleep(wait).await;
-                                }
-                            }
-                            buyer(
-                                &t, &cfg, &sale, &tokens, i, &mut cache, &stats, &outcomes, start,
-                            )
-                            .await;
-                        }
-                        Mode::Holds => {
-                            let s = rng.gen_range(0..sale.seats.len());
-                            let token = &tokens[w % tokens.len()];
-                            let req = t
-                                .client
-                                .post(format!("{}/v1/events/{}/holds", t.base(w), sale.event))
-                                .bearer_auth(token)
-                                .json(&json!({ "seats": [sale.seats[s]] }));
-                            if let Some((201, body)) = call(&stats, "hold", req).await {
-                                let hold = body["hold_id"].as_str().unwrap_or_default();
-                                let req = t
-                                    .client
-                                    .delete(format!("{}/v1/holds/{hold}", t.base(w)))
-                                    .bearer_auth(token);
-                                call(&stats, "release", req).await;
-                            }
-                        }
-                        Mode::Seatmap => {
-                            let started = Instant::now();
-                            let r = t
-                                .client
-                                .get(format!("{}/v1/events/{}/seats", t.base(w), sale.event))
-                                .send()
-                                .await;
-                            match r {
-                                Ok(r) => {
-                                    let status = r.status().as_u16();
-                                    let _ = r.bytes().await;
-                                    stats.record("seatmap", started, Some(status));
-                                }
-                                Err(_) => stats.record("seatmap", started, None),
-                            }
-                        }
-                    }
-                }
-            })
-        })
+        .map(|w| tokio::spawn(worker(w, shared.clone())))
         .collect();
+    let mut done = Vec::with_capacity(workers.len());
     for w in workers {
-        let _ = w.await;
+        done.push(w.await.context("a load worker panicked")?);
     }
-    stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
 
-    let out = std::mem::take(&mut *outcomes.lock().expect("not poisoned"));
+    let commits_after = store_commits(&t).await;
+    let generator_cpu_seconds = me_before.and_then(|b| {
+        let a = server::sample(me).ok()?;
+        Some(a.cpu_seconds_since(&b))
+    });
+    let (server, server_note) = match watch {
+        Ok(w) => w.finish(elapsed),
+        Err(note) => (None, Some(note)),
+    };
+    let open_loop = shared.schedule.as_ref().map(|plan| {
+        let sent: u64 = done.iter().map(|w| w.sent).sum();
+        OpenLoop {
+            rate_per_second: cfg.rate.unwrap_or_default(),
+            max_in_flight: cfg.connections.max(1),
+            scheduled: plan.planned(),
+            sent,
+            late: done.iter().map(|w| w.late).sum(),
+            dropped: plan.planned().saturating_sub(sent),
+        }
+    });
+    let mut outcomes = Outcomes::default();
+    let mut stats = Vec::with_capacity(done.len());
+    for w in done {
+        stats.push(w.stats);
+        outcomes.accepted += w.outcomes.accepted;
+        outcomes.finished.extend(w.outcomes.finished);
+    }
+    let (store_commits, store_commits_note) = match (commits_before, commits_after) {
+        (Ok(b), Ok(a)) if a >= b => (Some((a - b).round() as u64), None),
+        (Ok(_), Ok(_)) => (
+            None,
+            Some(format!(
+                "{STORE_COMMITS} went down during the run (a server restarted?)"
+            )),
+        ),
+        (Err(e), _) | (_, Err(e)) => (None, Some(e)),
+    };
+
     let mut report = Report {
         mode: cfg.mode,
         event_id: sale.event.clone(),
         orders: vec![],
         targets: cfg.targets.clone(),
         seats: cfg.seats,
+        ga_capacity: cfg.ga_capacity,
         buyers: cfg.buyers,
         connections: cfg.connections,
+        open_loop,
         elapsed_seconds: elapsed.as_secs_f64(),
         tickets_sold: 0,
-        sold_out_seconds: None,
+        paid_orders: 0,
+        sold_out: false,
+        all_checked_out_seconds: None,
+        all_paid_seconds: None,
         tickets_per_second: 0.0,
         audit_passed: true,
         audit_failures: vec![],
         seatmap_gzip_bytes: gzip_bytes,
-        steps: stats.steps(elapsed),
+        server,
+        server_note,
+        generator_cpu_seconds,
+        store_commits,
+        store_commits_per_paid_order: None,
+        store_commits_note,
+        steps: Stats::merge(stats, elapsed),
     };
     if cfg.mode == Mode::Sale {
-        let failures = audit(&t, &sale.event, &out.orders, out.accepted).await?;
-        let tickets: u64 = out
-            .orders
+        let orders: Vec<Value> = outcomes.finished.iter().map(|f| f.order.clone()).collect();
+        let failures = audit(&t, &sale.event, &orders, outcomes.accepted).await?;
+        let paid: Vec<&Value> = orders.iter().filter(|o| o["status"] == "paid").collect();
+        let tickets: u64 = paid
             .iter()
-            .filter(|o| o["status"] == "paid")
             .map(|o| o["tickets"].as_array().map_or(0, |a| a.len() as u64))
             .sum();
-        let map: Value = t
-            .client
-            .get(format!("{}/v1/events/{}/seats", t.base(0), sale.event))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let status = map["status"].as_str().unwrap_or_default();
-        let sold_out = !status.is_empty() && status.bytes().all(|c| c == b'S');
+        let ga = sale.ga_tier.as_deref().map(|tier| (tier, cfg.ga_capacity));
+        let clocks = sale_clocks(&outcomes.finished, &sale.seats, ga);
         report.tickets_sold = tickets;
-        report.sold_out_seconds = if sold_out {
-            out.last_paid_at.map(|d| d.as_secs_f64())
-        } else {
-            None
-        };
+        report.paid_orders = paid.len() as u64;
+        report.sold_out = clocks.sold_out;
+        report.all_checked_out_seconds = clocks.all_checked_out_seconds;
+        report.all_paid_seconds = clocks.all_paid_seconds;
         report.tickets_per_second = tickets as f64
-            / report
-                .sold_out_seconds
+            / clocks
+                .all_paid_seconds
                 .unwrap_or(elapsed.as_secs_f64())
                 .max(1e-9);
+        report.store_commits_per_paid_order = report
+            .store_commits
+            .filter(|_| !paid.is_empty())
+            .map(|c| c as f64 / paid.len() as f64);
         report.audit_passed = failures.is_empty();
         report.audit_failures = failures;
-        report.orders = out.orders;
+        report.orders = orders;
     }
     Ok(report)
 }
@@ -843,20 +1065,92 @@ pub async fn audit(
 }
 
 impl Report {
-    /// The report as a markdown table, for humans and docs.
+    /// The report for humans and docs: a few summary lines, then a table of steps.
+    /// Every field of the JSON report is here, save the targets and event id.
     pub fn markdown(&self) -> String {
+        let secs = |s: Option<f64>| s.map_or("—".to_owned(), |s| format!("{s:.1} s"));
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let mode = serde_json::to_value(self.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        // The first line alone sums the run up (scripts/loadgen-smoke shows only it).
         let mut s = format!(
-            "mode `{}` · {} seats · {} buyers · {} connections · {:.1} s · tickets sold {} · sold out {} · {:.0} tickets/s · audit {}\n\n",
-            serde_json::to_value(self.mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-            self.seats,
-            self.buyers,
-            self.connections,
-            self.elapsed_seconds,
-            self.tickets_sold,
-            self.sold_out_seconds.map_or("no".to_owned(), |s| format!("in {s:.1} s")),
-            self.tickets_per_second,
-            if self.audit_passed { "passed" } else { "FAILED" },
+            "mode `{mode}` · {} seats + {} GA",
+            self.seats, self.ga_capacity
         );
+        if self.mode == Mode::Sale {
+            s.push_str(&format!(" · {} buyers", self.buyers));
+        }
+        s.push_str(&format!(
+            " · {} connections · {:.1} s",
+            self.connections, self.elapsed_seconds
+        ));
+        if self.mode == Mode::Sale {
+            s.push_str(&format!(
+                " · tickets sold {} on {} paid orders · {} · all checked out {} · all paid {} · {:.0} tickets/s · audit {}",
+                self.tickets_sold,
+                self.paid_orders,
+                if self.sold_out { "sold out" } else { "not sold out" },
+                secs(self.all_checked_out_seconds),
+                secs(self.all_paid_seconds),
+                self.tickets_per_second,
+                if self.audit_passed { "passed" } else { "FAILED" },
+            ));
+        }
+        s.push_str("\n\n");
+        match &self.open_loop {
+            Some(o) => s.push_str(&format!(
+                "open loop: {} arrivals/s · {} scheduled · {} sent ({} late) · {} dropped · at most {} in flight",
+                o.rate_per_second, o.scheduled, o.sent, o.late, o.dropped, o.max_in_flight
+            )),
+            None => s.push_str("closed loop"),
+        }
+        s.push_str(&format!(
+            " · seat map gzip {}\n\n",
+            self.seatmap_gzip_bytes
+                .map_or("—".to_owned(), |b| format!("{b} B"))
+        ));
+        match &self.server {
+            Some(r) => {
+                s.push_str(&format!(
+                    "server: {:.2} CPU s ({:.2} cores) · found by {}",
+                    r.cpu_seconds, r.cpu_cores, r.found_by
+                ));
+                for p in &r.processes {
+                    s.push_str(&format!(
+                        " · pid {}: {:.2} CPU s, peak RSS (VmHWM, since start) {:.1} MiB, RSS {:.1} → {:.1} MiB",
+                        p.pid,
+                        p.cpu_seconds,
+                        mib(p.peak_rss_kib),
+                        mib(p.rss_before_kib),
+                        mib(p.rss_after_kib)
+                    ));
+                }
+            }
+            None => s.push_str("server: not measured"),
+        }
+        if let Some(n) = &self.server_note {
+            s.push_str(&format!(" ({n})"));
+        }
+        s.push_str(&format!(
+            " · generator: {} CPU s\n\n",
+            self.generator_cpu_seconds
+                .map_or("—".to_owned(), |c| format!("{c:.2}"))
+        ));
+        match self.store_commits {
+            Some(c) => s.push_str(&format!(
+                "store commits: {c} ({} per paid order)\n\n",
+                self.store_commits_per_paid_order
+                    .map_or("—".to_owned(), |p| format!("{p:.2}"))
+            )),
+            None => s.push_str(&format!(
+                "store commits: unknown ({})\n\n",
+                self.store_commits_note
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            )),
+        }
         s.push_str("| step | count | per s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | 2xx | 304 | 409 | 410 | 429 | 5xx | errors |\n");
         s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for st in &self.steps {
@@ -871,5 +1165,177 @@ impl Report {
             s.push_str(&format!("\naudit failure: {f}"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(status: &str, seats: &[&str], ga: usize) -> Value {
+        let mut items: Vec<Value> = seats
+            .iter()
+            .map(|s| json!({"seat_id": s, "tier_id": "tier_best"}))
+            .collect();
+        items.extend((0..ga).map(|_| json!({"tier_id": "tier_floor"})));
+        json!({"status": status, "items": items})
+    }
+
+    fn finished(status: &str, seats: &[&str], ga: usize, accepted: u64, fin: u64) -> Finished {
+        Finished {
+            order: order(status, seats, ga),
+            accepted_at: Duration::from_millis(accepted),
+            final_at: Duration::from_millis(fin),
+        }
+    }
+
+    #[test]
+    fn a_sale_sells_out_when_paid_orders_cover_every_seat_and_ga_place() {
+        let seats: Vec<String> = ["s1", "s2", "s3"].map(str::to_owned).to_vec();
+        let ga = Some(("tier_floor", 2));
+        let mut f = vec![
+            finished("paid", &["s1", "s2"], 0, 1000, 4000),
+            // Declined: its seat went back and was sold again later. Its acceptance
+            // (and its final status) are not the sell-out.
+            finished("failed", &["s3"], 0, 1500, 9000),
+            finished("paid", &["s3"], 1, 2500, 3000),
+            finished("paid", &[], 1, 2000, 6000),
+        ];
+        let c = sale_clocks(&f, &seats, ga);
+        assert_eq!(
+            c,
+            SaleClocks {
+                sold_out: true,
+                all_checked_out_seconds: Some(2.5),
+                all_paid_seconds: Some(6.0),
+            }
+        );
+
+        // A GA place short: not sold out, no clocks.
+        f.pop();
+        f.push(finished("failed", &[], 1, 2000, 6000));
+        let c = sale_clocks(&f, &seats, ga);
+        assert_eq!(
+            (c.sold_out, c.all_checked_out_seconds, c.all_paid_seconds),
+            (false, None, None)
+        );
+
+        // A seat only on a failed order: not sold out either.
+        let f = vec![
+            finished("paid", &["s1", "s2"], 2, 1000, 2000),
+            finished("failed", &["s3"], 0, 1500, 2500),
+        ];
+        assert!(!sale_clocks(&f, &seats, ga).sold_out);
+        // Without a GA tier, seats alone decide.
+        let f = vec![finished("paid", &["s1", "s2", "s3"], 0, 700, 800)];
+        assert_eq!(
+            sale_clocks(&f, &seats, None).all_checked_out_seconds,
+            Some(0.7)
+        );
+    }
+
+    fn sample_report() -> Report {
+        Report {
+            mode: Mode::Sale,
+            event_id: "evt_1".into(),
+            orders: vec![],
+            targets: vec!["http://127.0.0.1:18555".into()],
+            seats: 2000,
+            ga_capacity: 100,
+            buyers: 1000,
+            connections: 100,
+            open_loop: Some(OpenLoop {
+                rate_per_second: 500.0,
+                max_in_flight: 100,
+                scheduled: 1000,
+                sent: 990,
+                late: 37,
+                dropped: 10,
+            }),
+            elapsed_seconds: 12.34,
+            tickets_sold: 2100,
+            paid_orders: 840,
+            sold_out: true,
+            all_checked_out_seconds: Some(8.06),
+            all_paid_seconds: Some(9.04),
+            tickets_per_second: 232.3,
+            audit_passed: true,
+            audit_failures: vec![],
+            seatmap_gzip_bytes: Some(187),
+            server: Some(ServerResources {
+                found_by: "listening on port 18555".into(),
+                cpu_seconds: 10.25,
+                cpu_cores: 0.83,
+                processes: vec![ServerProcess {
+                    pid: 4242,
+                    cpu_seconds: 10.25,
+                    peak_rss_kib: 153_600,
+                    rss_before_kib: 81_920,
+                    rss_after_kib: 143_360,
+                }],
+            }),
+            server_note: None,
+            generator_cpu_seconds: Some(4.5),
+            store_commits: Some(12_345),
+            store_commits_per_paid_order: Some(14.7),
+            store_commits_note: None,
+            steps: vec![],
+        }
+    }
+
+    #[test]
+    fn the_markdown_carries_the_new_fields() {
+        let md = sample_report().markdown();
+        for want in [
+            "mode `sale` · 2000 seats + 100 GA · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 on 840 paid orders · sold out · all checked out 8.1 s · all paid 9.0 s · 232 tickets/s · audit passed\n",
+            "open loop: 500 arrivals/s · 1000 scheduled · 990 sent (37 late) · 10 dropped · at most 100 in flight · seat map gzip 187 B",
+            "server: 10.25 CPU s (0.83 cores) · found by listening on port 18555",
+            "pid 4242: 10.25 CPU s, peak RSS (VmHWM, since start) 150.0 MiB, RSS 80.0 → 140.0 MiB",
+            "generator: 4.50 CPU s",
+            "store commits: 12345 (14.70 per paid order)",
+        ] {
+            assert!(md.contains(want), "missing {want:?} in\n{md}");
+        }
+        let json = serde_json::to_value(sample_report()).expect("serializes");
+        for key in [
+            "open_loop",
+            "sold_out",
+            "all_checked_out_seconds",
+            "all_paid_seconds",
+            "paid_orders",
+            "server",
+            "server_note",
+            "generator_cpu_seconds",
+            "store_commits",
+            "store_commits_per_paid_order",
+            "store_commits_note",
+        ] {
+            assert!(json.get(key).is_some(), "{key} in the JSON report");
+        }
+        assert_eq!(json["server"]["processes"][0]["peak_rss_kib"], 153_600);
+        assert_eq!(json["open_loop"]["dropped"], 10);
+    }
+
+    #[test]
+    fn the_markdown_says_what_was_not_measured_and_why() {
+        let mut r = sample_report();
+        r.open_loop = None;
+        r.sold_out = false;
+        r.all_checked_out_seconds = None;
+        r.all_paid_seconds = None;
+        r.server = None;
+        r.server_note = Some("http://10.0.0.5:1 is not on this machine; pass --server-pid".into());
+        r.store_commits = None;
+        r.store_commits_per_paid_order = None;
+        r.store_commits_note = Some("http://x/metrics has no boxoffice_store_commits_total".into());
+        let md = r.markdown();
+        for want in [
+            "closed loop · seat map gzip 187 B",
+            "not sold out · all checked out — · all paid —",
+            "server: not measured (http://10.0.0.5:1 is not on this machine; pass --server-pid)",
+            "store commits: unknown (http://x/metrics has no boxoffice_store_commits_total)",
+        ] {
+            assert!(md.contains(want), "missing {want:?} in\n{md}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use boxoffice_loadgen::{run, Config, Mode};
 use clap::Parser;
+use std::io::Write;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -32,9 +33,14 @@ struct Cli {
     /// Seconds: how long `holds` and `seatmap` run; a `sale` stops buying after it.
     #[arg(long, default_value_t = 60)]
     duration: u64,
-    /// Seconds over which buyers arrive (0: all at once).
+    /// Seconds over which buyers arrive (0: all at once). Closed loop only.
     #[arg(long, default_value_t = 0)]
     ramp: u64,
+    /// Open loop: N arrivals per second whatever the answers (a hold and its
+    /// release, a seat-map read, or a buyer), at most one in flight per connection;
+    /// latency counts from each arrival's scheduled time. Without it: closed loop.
+    #[arg(long, value_name = "N", value_parser = positive_rate, conflicts_with = "ramp")]
+    rate: Option<f64>,
     /// Buyer accounts to register (buyers share them).
     #[arg(long, default_value_t = 200)]
     accounts: usize,
@@ -42,42 +48,70 @@ struct Cli {
     decline_share: f64,
     #[arg(long, default_value_t = 0.0)]
     abandon_share: f64,
+    /// Share of buyers who ask for general admission first (default: the GA tier's
+    /// share of all places); everyone takes the other kind when theirs is gone.
+    #[arg(long)]
+    ga_share: Option<f64>,
     #[arg(long, default_value_t = 3)]
     retries: usize,
     #[arg(long, default_value_t = 300)]
     hold_ttl: u32,
+    /// Server processes to measure (CPU, memory); default: whatever listens on the
+    /// port of a target on this machine.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Where to write the JSON report (a markdown table goes beside it, `.md`).
     #[arg(long)]
     report: Option<std::path::PathBuf>,
 }
 
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of arrivals per second"
+        )),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let c = Cli::parse();
+    let ga_capacity = c.ga_capacity.unwrap_or(c.seats / 20);
+    let ga_share = c
+        .ga_share
+        .unwrap_or(ga_capacity as f64 / (c.seats + ga_capacity).max(1) as f64);
     let cfg = Config {
         mode: c.mode,
         targets: c.target,
         admin_email: c.admin_email,
         admin_password: c.admin_password,
         seats: c.seats,
-        ga_capacity: c.ga_capacity.unwrap_or(c.seats / 20),
+        ga_capacity,
         buyers: c.buyers,
         connections: c.connections,
         duration: Duration::from_secs(c.duration),
         ramp: Duration::from_secs(c.ramp),
+        rate: c.rate,
         accounts: c.accounts,
         decline_share: c.decline_share,
         abandon_share: c.abandon_share,
+        ga_share,
         retries: c.retries,
         hold_ttl_seconds: c.hold_ttl,
+        server_pids: c.server_pid,
     };
     let report = run(cfg).await?;
     let md = report.markdown();
-    println!("{md}");
     if let Some(path) = c.report {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
         std::fs::write(path.with_extension("md"), &md)?;
     }
+    // One write, and a reader that stops early (`| head -1`) is not an error of the
+    // run: the report is on disk already.
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(format!("{md}\n").as_bytes());
     if !report.audit_passed {
         eprintln!("audit failed: {:?}", report.audit_failures);
         std::process::exit(2);
