@@ -171,20 +171,6 @@ impl App {
             .to_string();
         let payment_deadline = now + self.settings.payment_hold;
 
-        let (event_id, hid) = (hold.event_id.clone(), hold.id.clone());
-        let live = self
-            .with_engine(&ev, || {
-                self.engine.extend(
-                    &event_id,
-                    &hid,
-                    Millis::from_datetime(payment_deadline),
-                    Millis::from_datetime(now),
-                )
-            })
-            .await?;
-        if !live {
-            return Err(AppError::HoldExpired);
-        }
         let rec = CheckoutRecord {
             idempotency: Idempotent {
                 user_id: who.user_id.clone(),
@@ -198,36 +184,50 @@ impl App {
             payment_deadline,
             message: MessageId::new(),
         };
-        // The store's answer, and undoing the engine's extension if the store did
-        // not convert the hold, run on their own task: a dropped request must not
-        // leave the engine keeping seats to a payment deadline the store never set.
-        let (engine, writer) = (self.engine.clone(), self.writer.clone());
+        let order_id = rec.order.id.to_string();
+        // The engine's extension to the payment deadline, the store's checkout, and
+        // undoing the extension if the store did not convert the hold, run on their
+        // own task: a dropped request (even one whose engine answer was lost on the
+        // way back) must not leave the engine keeping seats to a deadline the store
+        // never set.
+        let (event_id, hid) = (hold.event_id.clone(), hold.id.clone());
         let ttl = Millis::from_datetime(hold.expires_at);
         let now_ms = Millis::from_datetime(now);
-        let order_id = rec.order.id.to_string();
-        let outcome = self.detached.spawn(async move {
-            let out = writer.checkout(rec, now).await;
-            let undo = match &out {
-                Ok(CheckoutOutcome::Created | CheckoutOutcome::Replay(_)) => false,
-                Ok(CheckoutOutcome::HoldNotActive { status, .. }) => {
-                    !matches!(status, HoldStatus::Converted | HoldStatus::Sold)
+        let deadline = Millis::from_datetime(payment_deadline);
+        let outcome = self
+            .detached_with_engine(&ev, || {
+                let (engine, writer) = (self.engine.clone(), self.writer.clone());
+                let (event_id, hid, rec) = (event_id.clone(), hid.clone(), rec.clone());
+                async move {
+                    if !engine.extend(&event_id, &hid, deadline, now_ms).await? {
+                        return Ok(None);
+                    }
+                    let out = writer.checkout(rec, now).await;
+                    let undo = match &out {
+                        Ok(CheckoutOutcome::Created | CheckoutOutcome::Replay(_)) => false,
+                        Ok(CheckoutOutcome::HoldNotActive { status, .. }) => {
+                            !matches!(status, HoldStatus::Converted | HoldStatus::Sold)
+                        }
+                        Err(_) => true,
+                    };
+                    if undo {
+                        let back = if ttl > now_ms {
+                            engine.extend(&event_id, &hid, ttl, now_ms).await.map(|_| ())
+                        } else {
+                            engine.release(&event_id, &hid, now_ms).await.map(|_| ())
+                        };
+                        if let Err(e) = back {
+                            tracing::warn!(hold = %hid, error = ?e, "could not undo a checkout's hold extension; it lasts to the payment deadline");
+                        }
+                    }
+                    Ok(Some(out))
                 }
-                Err(_) => true,
-            };
-            if undo {
-                let back = if ttl > now_ms {
-                    engine.extend(&event_id, &hid, ttl, now_ms).await.map(|_| ())
-                } else {
-                    engine.release(&event_id, &hid, now_ms).await.map(|_| ())
-                };
-                if let Err(e) = back {
-                    tracing::warn!(hold = %hid, error = ?e, "could not undo a checkout's hold extension; it lasts to the payment deadline");
-                }
-            }
-            out
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))??;
+            })
+            .await?;
+        let Some(outcome) = outcome else {
+            return Err(AppError::HoldExpired);
+        };
+        let outcome = outcome?;
         match outcome {
             CheckoutOutcome::Created => {
                 metrics::counter!("boxoffice_orders_total", "status" => "pending_payment")

@@ -176,11 +176,31 @@ impl App {
             expires_at: Millis::from_datetime(hold.expires_at),
             now: Millis::from_datetime(now),
         };
+        // The engine's decision, the record and, if the record fails, the
+        // compensation run on their own task: a request dropped mid-way (a client
+        // gone, a timeout) must not leave the engine holding seats the store never
+        // heard of — even when the engine (Redis) decided and its answer was lost.
         let decided = self
-            .with_engine(&ev, || self.engine.hold(req.clone()))
+            .detached_with_engine(&ev, || {
+                let (engine, writer) = (self.engine.clone(), self.writer.clone());
+                let (req, hold) = (req.clone(), hold.clone());
+                async move {
+                    if let Err(rejection) = engine.hold(req.clone()).await? {
+                        return Ok(Err(rejection));
+                    }
+                    let recorded = writer.write(Write::Hold(hold)).await;
+                    if recorded.is_err() {
+                        // Nobody was told about this hold: give the seats back.
+                        let _ = engine.release(&req.event, &req.hold, req.now).await;
+                    }
+                    Ok(Ok(recorded))
+                }
+            })
             .await?;
         match decided {
-            Ok(()) => {}
+            Ok(recorded) => {
+                recorded?;
+            }
             Err(HoldRejection::SeatsUnavailable(ixs)) => {
                 metrics::counter!("boxoffice_holds_conflicted_total", "reason" => "seats_unavailable").increment(1);
                 let table = self.seat_table(&ev).await?;
@@ -197,23 +217,6 @@ impl App {
             }
             Err(e) => return Err(AppError::Internal(anyhow::anyhow!("engine refused: {e:?}"))),
         }
-        // The record and, if it fails, the compensation run on their own task: a
-        // request dropped mid-way (a client gone, a timeout) must not leave the
-        // engine holding seats the store never heard of.
-        let (engine, writer) = (self.engine.clone(), self.writer.clone());
-        let (eid, hid, at) = (event.id.clone(), hold.id.clone(), req.now);
-        let to_record = hold.clone();
-        self.detached
-            .spawn(async move {
-                let r = writer.write(Write::Hold(to_record)).await;
-                if r.is_err() {
-                    // Nobody was told about this hold: give the seats back.
-                    let _ = engine.release(&eid, &hid, at).await;
-                }
-                r
-            })
-            .await
-            .map_err(|e| AppError::Internal(e.into()))??;
         if self.engine.volatile() {
             self.confirm_engine_kept(&ev, &hold, &req).await?;
         }
@@ -391,6 +394,32 @@ impl App {
             match call().await {
                 Err(EngineError::EventNotLoaded(_)) => self.load_into_engine(ev).await?,
                 other => return Ok(other?),
+            }
+        }
+        Err(AppError::Unavailable(anyhow::anyhow!(
+            "the hold engine lost event {} three times in a row",
+            ev.event().id
+        )))
+    }
+
+    /// Runs `work` (engine calls, then store writes) on a detached task, which
+    /// finishes whatever happens to the request that started it; if the engine does
+    /// not have the event, loads it from the store and runs `work` again.
+    pub(crate) async fn detached_with_engine<T, F, Fut>(
+        &self,
+        ev: &CachedEvent,
+        work: F,
+    ) -> Result<T, AppError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        for _ in 0..3 {
+            match self.detached.spawn(work()).await {
+                Ok(Err(EngineError::EventNotLoaded(_))) => self.load_into_engine(ev).await?,
+                Ok(other) => return Ok(other?),
+                Err(e) => return Err(AppError::Internal(e.into())),
             }
         }
         Err(AppError::Unavailable(anyhow::anyhow!(

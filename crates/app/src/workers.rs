@@ -32,12 +32,15 @@ impl App {
             .map(|c| tokio::spawn(self.clone().run_consumer(c, shutdown.clone())))
             .collect();
         // Orders announced final by other nodes wake this node's long-polls.
-        let app = self.clone();
+        let (app, stop) = (self.clone(), shutdown.clone());
         handles.push(tokio::spawn(async move {
             let local = app.clone();
             let on = Box::new(move |order| local.orders.announce(&order));
-            if let Err(e) = app.queue.listen(on).await {
-                tracing::warn!(error = ?e, "not listening for orders finished elsewhere; long-polls poll");
+            tokio::select! {
+                r = app.queue.listen(on) => if let Err(e) = r {
+                    tracing::warn!(error = ?e, "not listening for orders finished elsewhere; long-polls poll");
+                },
+                _ = stop.cancelled() => {}
             }
         }));
         // A queue fed in process takes back what a stop left unfinished.
