@@ -80,6 +80,10 @@ pub async fn identity<S: Store>(store: Arc<S>) {
     let found = store.user_by_email(&ann.email).await.unwrap().unwrap();
     assert_eq!(found.id, ann.id);
     assert_eq!(found.password_hash, ann.password_hash);
+    assert!(store.set_password_hash(&ann.id, "new-hash").await.unwrap());
+    let found = store.user_by_email(&ann.email).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, "new-hash");
+    assert!(!store.set_password_hash(&UserId::new(), "x").await.unwrap());
     assert!(store
         .user_by_email(&Email::parse("bob@example.com").unwrap())
         .await

@@ -1,4 +1,4 @@
-//! The HTTP API (`../shared/API.md` is its contract): one router per feature,
+//! The HTTP API (`docs/api.md` is its contract): one router per feature,
 //! extractors, the one `ApiError`, metrics and the limits every route gets.
 //!
 //! Handlers parse, call one use case, and shape the answer. They must never hold

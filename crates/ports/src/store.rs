@@ -270,6 +270,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     async fn admin_exists(&self) -> Result<bool, StoreError>;
+    /// Replaces an account's password hash (an operator's reset); false when there
+    /// is no such account.
+    async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<bool, StoreError>;
     /// Returns the stored secret, storing `candidate` first if there is none; every
     /// node calling this at once gets the same answer.
     async fn secret_key(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;

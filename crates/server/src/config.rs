@@ -1,17 +1,21 @@
 //! One typed configuration, read once: defaults, then an optional TOML file
 //! (`BOXOFFICE_CONFIG`, or `./boxoffice.toml` if present), then `BOXOFFICE_*`
-//! environment variables. An unknown key in either is an error, not a silent
-//! default (a misspelled `BOXOFFICE_DATABSE_URL` must not start an embedded node).
-//! Secrets are `SecretString`s: their `Debug` is redacted.
+//! environment variables, then command-line flags (`cli.rs`). An unknown key in the
+//! file or the environment is an error, not a silent default (a misspelled
+//! `BOXOFFICE_DATABSE_URL` must not start an embedded node).
+//! Secrets are `SecretString`s: their `Debug` is redacted, and so is their
+//! serialization (`boxoffice config` prints it).
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+use crate::cli::Settings;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -20,7 +24,7 @@ pub enum LogFormat {
 }
 
 /// Which payment gateway to call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum GatewayKind {
     /// The built-in fake Stripe (test tokens only; charges nobody).
@@ -30,7 +34,7 @@ pub enum GatewayKind {
     Stripe,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address to serve on; port 0 picks a free one (tests).
@@ -43,13 +47,13 @@ pub struct Config {
     #[serde(default = "defaults::admin_email")]
     pub admin_email: String,
     /// Unset: generated and printed once.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted")]
     pub admin_password: Option<SecretString>,
     /// `postgres://…` selects PostgreSQL; unset: SQLite in `data_dir`.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted_url")]
     pub database_url: Option<SecretString>,
     /// Redis (a comma-separated list: cluster); unset: the in-process engine.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted_url")]
     pub redis_url: Option<SecretString>,
     /// Names the NATS stream and subjects (several deployments, or tests, share a NATS).
     #[serde(default = "defaults::nats_prefix")]
@@ -61,7 +65,7 @@ pub struct Config {
     #[serde(default = "defaults::database_pool_size")]
     pub database_pool_size: u32,
     /// NATS JetStream; unset: the in-process queue.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted_url")]
     pub nats_url: Option<SecretString>,
     /// Seed the demo event on an empty database.
     #[serde(default = "defaults::yes")]
@@ -70,7 +74,7 @@ pub struct Config {
     #[serde(default = "defaults::yes")]
     pub auto_migrate: bool,
     /// Token signing key; unset: generated once and kept in the store.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted")]
     pub secret_key: Option<SecretString>,
     /// Log filter (`info`, `boxoffice=debug,sqlx=warn`, …).
     #[serde(default = "defaults::log")]
@@ -101,7 +105,7 @@ pub struct Config {
     /// With `gateway = stripe`: the API base and the secret key.
     #[serde(default = "defaults::stripe_url")]
     pub stripe_url: String,
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted")]
     pub stripe_secret_key: Option<SecretString>,
     /// Gateway calls per second from this node.
     #[serde(default = "defaults::gateway_rate_limit")]
@@ -126,7 +130,7 @@ pub struct Config {
     pub payment_hold_seconds: u64,
     /// `smtp://[user:pass@]host[:port]`; unset: emails are written as .eml files
     /// to `<data_dir>/mail`.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted_url")]
     pub smtp_url: Option<SecretString>,
     #[serde(default = "defaults::mail_from")]
     pub mail_from: String,
@@ -226,12 +230,17 @@ const STRING_KEYS: &[&str] = &[
 impl Config {
     /// Reads the file (if any) and the environment.
     pub fn load() -> anyhow::Result<Self> {
-        let file = std::env::var_os("BOXOFFICE_CONFIG")
-            .map(PathBuf::from)
-            .or_else(|| {
-                let p = PathBuf::from("boxoffice.toml");
-                p.exists().then_some(p)
-            });
+        let file = std::env::var_os("BOXOFFICE_CONFIG").map(PathBuf::from);
+        Self::load_with(file, &Settings::default())
+    }
+
+    /// Reads the file (`file`, else `./boxoffice.toml` if present) and the
+    /// environment, then applies the flags given.
+    pub fn load_with(file: Option<PathBuf>, flags: &Settings) -> anyhow::Result<Self> {
+        let file = file.or_else(|| {
+            let p = PathBuf::from("boxoffice.toml");
+            p.exists().then_some(p)
+        });
         let mut fig = Figment::new();
         if let Some(f) = &file {
             anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
@@ -251,6 +260,7 @@ impl Config {
                 fig = fig.merge(Serialized::default(key, raw));
             }
         }
+        fig = fig.merge(Serialized::defaults(flags));
         Self::from_figment(fig)
     }
 
@@ -262,6 +272,122 @@ impl Config {
     /// Defaults only (what tests start from).
     pub fn defaults() -> Self {
         Self::from_figment(Figment::new()).expect("defaults are valid")
+    }
+
+    /// Every key, as the file and the flags name it.
+    pub fn keys() -> &'static [&'static str] {
+        field_names::of::<Config>()
+    }
+
+    /// The configuration as a TOML file would say it, secrets redacted; unset
+    /// settings as comments.
+    pub fn to_redacted_toml(&self) -> String {
+        let value = serde_json::to_value(self).expect("the config serializes");
+        let mut out = String::new();
+        for (key, v) in value.as_object().expect("a struct serializes to an object") {
+            // A JSON scalar is a TOML scalar (strings, numbers, booleans).
+            match v {
+                serde_json::Value::Null => out.push_str(&format!("# {key} (unset)\n")),
+                v => out.push_str(&format!("{key} = {v}\n")),
+            }
+        }
+        out
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+fn redacted<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some(REDACTED),
+        None => s.serialize_none(),
+    }
+}
+
+/// URLs keep everything but their passwords (a list keeps its commas).
+fn redacted_url<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    match v {
+        Some(urls) => s.serialize_some(
+            &urls
+                .expose_secret()
+                .split(',')
+                .map(redact_password)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        None => s.serialize_none(),
+    }
+}
+
+/// `scheme://user:password@host…` → `scheme://user:<redacted>@host…`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let password = if userinfo.contains(':') {
+                format!(":{REDACTED}")
+            } else {
+                String::new()
+            };
+            format!("{scheme}://{user}{password}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The field names of a `Deserialize` struct, from what its derived impl hands to
+/// the deserializer: one list, so the flags can be checked against it.
+mod field_names {
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    struct Names(&'static [&'static str]);
+
+    #[derive(Debug)]
+    struct Found(&'static [&'static str]);
+
+    impl std::fmt::Display for Found {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names found")
+        }
+    }
+    impl std::error::Error for Found {}
+    impl de::Error for Found {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Found(&[])
+        }
+    }
+
+    impl<'de> Deserializer<'de> for Names {
+        type Error = Found;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(self.0))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
+            Err(Found(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    pub fn of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        match T::deserialize(Names(&[])) {
+            Err(Found(fields)) => fields,
+            Ok(_) => unreachable!("Names never yields a value"),
+        }
     }
 }
 
@@ -276,6 +402,60 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert!(c.database_url.is_none() && c.redis_url.is_none() && c.nats_url.is_none());
         assert!(c.demo && c.auto_migrate);
+    }
+
+    #[test]
+    fn the_effective_configuration_hides_secrets_but_not_where_they_point() {
+        let mut c = Config::defaults();
+        c.admin_password = Some("hunter2-admin".into());
+        c.database_url = Some("postgres://app:hunter2-db@db.local:5432/box?sslmode=require".into());
+        c.redis_url = Some("redis://:hunter2-r@a:1,redis://b:2".into());
+        let toml = c.to_redacted_toml();
+        assert!(!toml.contains("hunter2"), "{toml}");
+        assert!(toml.contains("admin_password = \"<redacted>\""), "{toml}");
+        assert!(
+            toml.contains(
+                "database_url = \"postgres://app:<redacted>@db.local:5432/box?sslmode=require\""
+            ),
+            "{toml}"
+        );
+        assert!(
+            toml.contains("redis_url = \"redis://:<redacted>@a:1,redis://b:2\""),
+            "{toml}"
+        );
+        assert!(toml.contains("listen = \"127.0.0.1:8080\""), "{toml}");
+        assert!(toml.contains("# nats_url (unset)"), "{toml}");
+        // What it prints is a config file that reads back as the same settings.
+        let back = Config::from_figment(
+            Figment::new().merge(Toml::string(&toml.replace("<redacted>", "x"))),
+        )
+        .unwrap();
+        assert_eq!(back.listen, c.listen);
+        assert_eq!(Config::keys().len(), toml.lines().count());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn flags_override_the_environment_which_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "box.toml",
+                "listen = \"127.0.0.1:1\"\ndemo = false\nlog = \"warn\"",
+            )?;
+            jail.set_env("BOXOFFICE_LOG", "debug");
+            jail.set_env("BOXOFFICE_SWEEP_INTERVAL_MS", "7");
+            let flags = Settings {
+                sweep_interval_ms: Some(9),
+                ..Settings::default()
+            };
+            let c =
+                Config::load_with(Some("box.toml".into()), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+            assert!(!c.demo);
+            assert_eq!(c.log, "debug");
+            assert_eq!(c.sweep_interval_ms, 9);
+            Ok(())
+        });
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! same `Application` on port 0.
 
 pub mod backends;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod startup;

@@ -1,39 +1,23 @@
-//! `boxoffice`: the one binary. `serve` (the default), `migrate`, `seed-demo`.
+//! `boxoffice`: the one binary. `serve` (the default), `migrate`, `seed-demo`,
+//! `test-gateway`, `config`, `admin reset-password`. A thin shim: the command line
+//! is `cli.rs`, everything else the library.
 
+use anyhow::Context;
+use boxoffice_server::cli::{AdminCommand, Cli, Command};
 use boxoffice_server::startup::{cancel_on_signal, open_store, Application};
 use boxoffice_server::{telemetry, Config};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::sync::Arc;
-
-#[derive(Parser)]
-#[command(name = "boxoffice", version, about = "High-traffic event ticketing")]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the API (the default).
-    Serve,
-    /// Apply pending database migrations and exit.
-    Migrate,
-    /// Create another demo venue and event, on sale, and print its id.
-    SeedDemo,
-    /// Run the test payment gateway (a fake Stripe) alone, on BOXOFFICE_GATEWAY_LISTEN
-    /// with its records in BOXOFFICE_DATA_DIR, for several nodes to share.
-    TestGateway,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Arc::new(Config::load()?);
+    let config = Arc::new(Config::load_with(cli.config.clone(), &cli.settings)?);
     telemetry::init(&config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            open_store(&config, true).await?;
+            open_store(&config, true).await?.close().await;
             println!("migrations applied");
             Ok(())
         }
@@ -64,6 +48,33 @@ async fn main() -> anyhow::Result<()> {
             fake.stop().await;
             Ok(())
         }
+        Command::Config => {
+            println!("# boxoffice's effective configuration: defaults, then the config file,");
+            println!("# then BOXOFFICE_* variables, then flags. Secrets are redacted.");
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::ResetPassword { email },
+        } => {
+            let email = email.unwrap_or_else(|| config.admin_email.clone());
+            let store = open_store(&config, config.auto_migrate).await?;
+            let reset = boxoffice_app::identity::reset_password(
+                store.store().as_ref(),
+                &boxoffice_ports::SystemClock,
+                &email,
+            )
+            .await;
+            store.close().await;
+            let password = match reset {
+                Err(boxoffice_app::AppError::NotFound) => anyhow::bail!(
+                    "there is no account {email} in this store (--email names another one)"
+                ),
+                r => r.with_context(|| format!("resetting the password of {email}"))?,
+            };
+            println!("new password for {email}: {password}");
+            Ok(())
+        }
     }
 }
 
@@ -83,8 +94,11 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         Some((email, None)) => {
             println!("admin account created: {email} (password from BOXOFFICE_ADMIN_PASSWORD)")
         }
+        None if config.admin_password.is_some() => println!(
+            "admin: the account exists, so BOXOFFICE_ADMIN_PASSWORD is ignored; `boxoffice admin reset-password` gives it a new one"
+        ),
         None => println!(
-            "admin: log in as {} with the password set on first start",
+            "admin: log in as {} with its password (forgotten? `boxoffice admin reset-password`)",
             config.admin_email
         ),
     }

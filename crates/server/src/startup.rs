@@ -1,6 +1,9 @@
-//! Startup and shutdown. `Application::build` opens the backends, migrates, creates
-//! the first admin, seeds the demo and binds the listener (port 0 in tests), then
-//! reports its address; `start` serves until `Running::stop` or a signal.
+//! Startup and shutdown. `Application::build` binds the listener (port 0 in tests)
+//! first, then opens the backends, migrates, seeds the demo and creates the first
+//! admin last, and reports its address; `start` serves until `Running::stop` or a
+//! signal. The order matters to a first start: a busy port must fail before anything
+//! is created, and once the admin (whose generated password is shown once) exists
+//! nothing is left that can fail before `main` prints it.
 //! Shutdown is one cancellation token: the HTTP server drains (axum graceful
 //! shutdown), background tasks finish their current step, then the store closes.
 
@@ -101,6 +104,18 @@ impl StoreHandle {
     }
 }
 
+/// Binds the API's listener, saying what to do when the address is taken.
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot serve on {addr}: the address is already in use (another boxoffice, or another \
+             program, listens there). Nothing was created; choose another address with \
+             --listen or BOXOFFICE_LISTEN."
+        ),
+        _ => anyhow::Error::new(e).context(format!("cannot serve on {addr}")),
+    })
+}
+
 /// Opens the configured store and applies (or checks) migrations.
 pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<StoreHandle> {
     let backends = Backends::from_config(config)?;
@@ -131,6 +146,7 @@ impl Application {
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        let listener = bind(config.listen).await?;
         let backends = Backends::from_config(&config)?;
         let store = open_store(&config, config.auto_migrate).await?;
         let engine: Arc<dyn HoldEngine> = match &backends.engine {
@@ -221,6 +237,12 @@ impl Application {
         let app = Arc::new(App::new(ports, token_key, settings));
 
         let mut report = StartupReport::default();
+        if config.demo {
+            report.demo_event = crate::demo::seed_if_empty(&app)
+                .await
+                .context("seeding the demo event")?;
+        }
+        // Last: see the module header.
         let password = config
             .admin_password
             .as_ref()
@@ -232,14 +254,6 @@ impl Application {
         {
             report.admin_created = Some((config.admin_email.clone(), generated));
         }
-        if config.demo {
-            report.demo_event = crate::demo::seed_if_empty(&app)
-                .await
-                .context("seeding the demo event")?;
-        }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
         Ok(Self {
             config,
             listener,

@@ -375,6 +375,16 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
+    async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(user.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn secret_key(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         sqlx::query("INSERT INTO settings (key, value) VALUES ('token_key', ?) ON CONFLICT (key) DO NOTHING")
             .bind(candidate)

@@ -213,6 +213,17 @@ impl TestApp {
     /// Talks to a server that runs elsewhere (a child process) on `data_dir` and
     /// `backend`.
     pub async fn attach(addr: SocketAddr, data_dir: TempDir, backend: Backend) -> TestApp {
+        Self::attach_as(addr, data_dir, backend, ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// The same, logged in as this admin.
+    pub async fn attach_as(
+        addr: SocketAddr,
+        data_dir: TempDir,
+        backend: Backend,
+        admin_email: &str,
+        admin_password: &str,
+    ) -> TestApp {
         let mut app = TestApp {
             addr,
             backend,
@@ -223,7 +234,7 @@ impl TestApp {
             running: None,
             clock: None,
         };
-        app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        app.admin = app.login(admin_email, admin_password).await;
         app
     }
 
@@ -475,30 +486,53 @@ impl TestApp {
 pub struct Process {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+    /// Its stdout, line by line, as it prints them (read on a thread).
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// The binary with no `BOXOFFICE_*` from the test's environment (no colour either).
+pub fn binary() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BOXOFFICE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// `boxoffice` on `data_dir` and `backend` with a fresh port and the test admin;
+/// `env` adds settings.
+pub fn server_command(
+    data_dir: &std::path::Path,
+    backend: &Backend,
+    env: &[(&str, &str)],
+) -> std::process::Command {
+    let mut cmd = binary();
+    cmd.env("BOXOFFICE_LISTEN", "127.0.0.1:0")
+        .env("BOXOFFICE_DATA_DIR", data_dir)
+        .env("BOXOFFICE_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("BOXOFFICE_LOG", "warn");
+    for (k, v) in backend.env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
 }
 
 impl Process {
     /// Starts `boxoffice` on `data_dir` and `backend` with a fresh port and the test
     /// admin; `env` adds settings. Returns once it serves.
     pub fn boot(data_dir: &std::path::Path, backend: &Backend, env: &[(&str, &str)]) -> Process {
+        Self::start(server_command(data_dir, backend, env))
+    }
+
+    /// Starts a server command; returns once it serves.
+    pub fn start(mut cmd: std::process::Command) -> Process {
         use std::io::{BufRead, BufReader};
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_boxoffice"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("BOXOFFICE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("BOXOFFICE_LISTEN", "127.0.0.1:0")
-            .env("BOXOFFICE_DATA_DIR", data_dir)
-            .env("BOXOFFICE_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("BOXOFFICE_LOG", "warn");
-        for (k, v) in backend.env() {
-            cmd.env(k, v);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -509,14 +543,32 @@ impl Process {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         // Keep reading, so the server's later lines never meet a closed pipe.
-        std::thread::spawn(move || for _ in out.lines() {});
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
         let addr = line
             .trim()
             .rsplit("http://")
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Process { child, addr }
+        Process { child, addr, lines }
+    }
+
+    /// The first line it printed (after the first) that contains `what`.
+    pub fn line_with(&self, what: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {what:?}: {e}"),
+            }
+        }
     }
 
     /// SIGKILL: no graceful anything.

@@ -6,7 +6,9 @@ mod helpers;
 
 mod catalog;
 mod checkout;
+mod cli;
 mod errors;
+mod first_start;
 mod holds;
 mod identity;
 mod multinode;
