@@ -15,11 +15,11 @@ const BUYERS: usize = 2000;
 /// would send them. Afterwards: sold + held ≤ 500, no seat twice, every 201 honoured,
 /// every accepted checkout paid (those the dead node held in flight too), and the
 /// gateway charged exactly the paid orders.
+// Needs PostgreSQL, Redis and NATS: skipped visibly in the embedded run, run by
+// scripts/test's distributed run (`-- --include-ignored`).
+#[ignore = "distributed: run with BOXOFFICE_TEST_BACKEND=distributed and --include-ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_share_a_sale_and_survive_losing_one() {
-    if std::env::var("BOXOFFICE_TEST_BACKEND").as_deref() != Ok("distributed") {
-        return;
-    }
     let backend = Backend::distributed().await;
     let gateway_dir = tempfile::tempdir().unwrap();
     let gateway = FakeStripe::start(

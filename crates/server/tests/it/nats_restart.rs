@@ -46,11 +46,11 @@ impl Drop for Nats {
 /// Every paid order is processed exactly once by each worker kind: analytics counts
 /// each order's tickets once (none missing, duplicates dropped) and each order gets
 /// one tickets email, although the broker died and came back mid-flow.
+// Needs PostgreSQL, Redis and NATS: skipped visibly in the embedded run, run by
+// scripts/test's distributed run (`-- --include-ignored`).
+#[ignore = "distributed: run with BOXOFFICE_TEST_BACKEND=distributed and --include-ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_nats_restart_mid_flow_loses_and_duplicates_nothing() {
-    if std::env::var("BOXOFFICE_TEST_BACKEND").as_deref() != Ok("distributed") {
-        return;
-    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
