@@ -333,15 +333,6 @@ impl App {
         }
     }
 
-    pub async fn seat_map(
-        &self,
-        event_id: &str,
-    ) -> Result<(Arc<CachedEvent>, LiveSeatMap), AppError> {
-        let ev = self.event(event_id).await?;
-        let map = self.live_seat_map(&ev).await?;
-        Ok((ev, map))
-    }
-
     /// The live seat map of an event already looked up.
     pub async fn live_seat_map(&self, ev: &CachedEvent) -> Result<LiveSeatMap, AppError> {
         let now = Millis::from_datetime(self.clock.now());

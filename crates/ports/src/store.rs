@@ -236,23 +236,6 @@ impl Write {
             _ => None,
         }
     }
-
-    /// A short name for metrics and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Write::Hold(_) => "hold",
-            Write::Release { .. } => "release",
-            Write::ExpireHolds { .. } => "expire",
-            Write::Checkout { .. } => "checkout",
-            Write::Paid { .. } => "paid",
-            Write::Failed { .. } => "failed",
-            Write::Audit { .. } => "audit",
-            Write::SaleStats { .. } => "sale_stats",
-            Write::EmailSent { .. } => "email_sent",
-            Write::Ack(_) => "ack",
-            Write::Relayed { .. } => "relayed",
-        }
-    }
 }
 
 fn unexpected(w: Written) -> StoreError {
