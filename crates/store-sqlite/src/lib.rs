@@ -1,95 +1,47 @@
 //! The durable store on SQLite, for the embedded mode: one file under the data
 //! directory, WAL journal, every business write one transaction.
 //!
-//! SQLite has one writer at a time, so writes go through a pool of exactly one
-//! connection (no `SQLITE_BUSY` storms, no upgrade deadlocks) while reads use their
-//! own pool. It owns its migrations (`migrations/`), written for SQLite only.
-//! It must never decide a sale on its own: it records what the engine decided, and
-//! its constraints refuse what must never happen (a seat sold twice, GA past capacity).
+//! SQLite has one writer at a time, so one thread owns the only write connection
+//! and runs each group-committed batch whole (`db.rs`, `writes.rs`) while reads use
+//! their own read-only connections. It owns its migrations (`migrations/`), written
+//! for SQLite only. It must never decide a sale on its own: it records what the
+//! engine decided, and its constraints refuse what must never happen (a seat sold
+//! twice, GA past capacity).
 
+mod db;
 mod orders;
 mod queue;
+mod rows;
 mod writes;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use boxoffice_domain::{
-    event::EventSeat, Currency, Email, Event, EventId, EventStatus, GaTier, Hold, HoldId,
-    HoldSelection, HoldStatus, Millis, Money, PriceTier, Role, Seat, SeatId, TierId, User, UserId,
-    Venue, VenueId,
+    event::EventSeat, Email, Event, EventId, EventStatus, Hold, HoldId, MessageId, Order, OrderId,
+    Seat, SeatId, User, UserId, Venue, VenueId,
 };
-use boxoffice_domain::{MessageId, Order, OrderId};
 use boxoffice_ports::{
     EventRecord, Idempotent, LayoutSeat, Store, StoreError, StoredInventory, Write, Written,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use rusqlite::params;
 use std::collections::HashMap;
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
-/// Rows per multi-row INSERT: 8 columns × 1,000 stays well under SQLite's
-/// 32,766 bound parameters.
-const INSERT_CHUNK: usize = 1000;
+use db::{count_commit, ms, parse, Db, OrStore};
+use rows::{EVENT_COLUMNS, HOLD_COLUMNS, SEAT_COLUMNS, USER_COLUMNS, VENUE_COLUMNS};
 
+/// The schema, applied by sqlx's migrator (whose `_sqlx_migrations` table existing
+/// data directories already carry).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pub(crate) writer: SqlitePool,
-    pub(crate) reader: SqlitePool,
+    pub(crate) db: Arc<Db>,
+    path: PathBuf,
     /// The in-process job queue fed by this store's commits (`queue.rs`).
-    pub(crate) dispatch: std::sync::Arc<queue::Dispatcher>,
-}
-
-pub(crate) fn ms(t: OffsetDateTime) -> i64 {
-    Millis::from_datetime(t).0
-}
-
-pub(crate) fn dt(ms: i64) -> OffsetDateTime {
-    Millis(ms).to_datetime()
-}
-
-fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
-    StoreError::Unavailable(e.into())
-}
-
-/// Maps a constraint violation to the constraint's name; anything else is an outage.
-pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        let msg = db.message();
-        let named = [
-            ("users.email", "users_email"),
-            ("sold_seats.", "sold_seats"),
-            ("ga_capacity", "ga_capacity"),
-            ("holds.id", "holds_pkey"),
-            ("tickets.event_id", "tickets_seat"),
-            ("orders.hold_id", "orders_live_hold"),
-        ];
-        if db.is_unique_violation() || db.is_check_violation() {
-            for (needle, name) in named {
-                if msg.contains(needle) {
-                    return StoreError::Conflict { constraint: name };
-                }
-            }
-            return StoreError::Conflict {
-                constraint: "unknown",
-            };
-        }
-    }
-    unavailable(e)
-}
-
-pub(crate) fn corrupt(what: &str) -> StoreError {
-    unavailable(anyhow::anyhow!("corrupt row: {what}"))
-}
-
-pub(crate) fn parse<T, E>(r: Result<T, E>, what: &str) -> Result<T, StoreError> {
-    r.map_err(|_| corrupt(what))
+    pub(crate) dispatch: Arc<queue::Dispatcher>,
 }
 
 impl SqliteStore {
@@ -98,53 +50,52 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join("boxoffice.db");
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable across a process crash (what a kill -9 is);
-            // only an OS crash can lose the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            .pragma("cache_size", "-32768");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await
-            .with_context(|| format!("opening {}", path.display()))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts.read_only(true))
-            .await?;
+        let db = Db::open(&path).with_context(|| format!("opening {}", path.display()))?;
         Ok(Self {
-            writer,
-            reader,
+            db: Arc::new(db),
+            path,
             dispatch: Default::default(),
         })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
-            .run(&self.writer)
+        use sqlx::{sqlite::SqliteConnectOptions, ConnectOptions};
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true)
+            .connect()
             .await
-            .context("running SQLite migrations")
+            .with_context(|| format!("opening {} to migrate", self.path.display()))?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .context("running SQLite migrations")?;
+        sqlx::Connection::close(conn).await?;
+        Ok(())
     }
 
     /// Versions of the migrations this binary has that the database has not applied.
     pub async fn pending_migrations(&self) -> anyhow::Result<Vec<i64>> {
-        let exists: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_optional(&self.reader)
-        .await?;
-        let applied: Vec<i64> = if exists.is_some() {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.reader)
-                .await?
-        } else {
-            vec![]
-        };
+        let applied = self
+            .db
+            .read(|conn| {
+                let exists = rows::scalar::<String>(
+                    conn,
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                    [],
+                )?;
+                if exists.is_none() {
+                    return Ok(vec![]);
+                }
+                rows::all(
+                    conn,
+                    "SELECT version FROM _sqlx_migrations WHERE success",
+                    [],
+                    |r| r.get::<_, i64>(0).db(),
+                )
+            })
+            .await?;
         Ok(MIGRATOR
             .iter()
             .map(|m| m.version)
@@ -153,424 +104,308 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
+        self.db.close();
     }
 
-    async fn load_event(&self, row: SqliteRow) -> Result<EventRecord, StoreError> {
-        let id: String = row.get("id");
-        let event_id = parse(EventId::try_from(id.clone()), "events.id")?;
-        let tiers = sqlx::query(
-            "SELECT id, name, amount, currency, sections FROM price_tiers WHERE event_id = ? ORDER BY position",
-        )
-        .bind(&id)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?
-        .into_iter()
-        .map(|r| {
-            Ok(PriceTier {
-                id: parse(TierId::try_from(r.get::<String, _>("id")), "price_tiers.id")?,
-                name: r.get("name"),
-                price: Money::new(
-                    r.get("amount"),
-                    parse(Currency::try_from(r.get::<String, _>("currency")), "currency")?,
-                ),
-                sections: parse(
-                    serde_json::from_str(&r.get::<String, _>("sections")),
-                    "price_tiers.sections",
-                )?,
+    /// Runs `f` in one write transaction of its own (the catalogue and identity
+    /// writes, which are not group-committed).
+    async fn transaction<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.db
+            .write(|conn| {
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .db()?;
+                let out = f(&tx)?;
+                tx.commit().db()?;
+                count_commit();
+                Ok(out)
             })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        let ga_tiers = sqlx::query(
-            "SELECT id, name, amount, currency, capacity FROM ga_tiers WHERE event_id = ? ORDER BY position",
-        )
-        .bind(&id)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?
-        .into_iter()
-        .map(|r| {
-            Ok(GaTier {
-                id: parse(TierId::try_from(r.get::<String, _>("id")), "ga_tiers.id")?,
-                name: r.get("name"),
-                price: Money::new(
-                    r.get("amount"),
-                    parse(Currency::try_from(r.get::<String, _>("currency")), "currency")?,
-                ),
-                capacity: r.get::<i64, _>("capacity") as u32,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        let event = Event {
-            id: event_id,
-            venue_id: parse(
-                VenueId::try_from(row.get::<String, _>("venue_id")),
-                "venue_id",
-            )?,
-            name: row.get("name"),
-            starts_at: dt(row.get("starts_at")),
-            sale_starts_at: row.get::<Option<i64>, _>("sale_starts_at").map(dt),
-            sale_ends_at: row.get::<Option<i64>, _>("sale_ends_at").map(dt),
-            status: EventStatus::parse(row.get("status"))
-                .ok_or_else(|| corrupt("events.status"))?,
-            hold_ttl_seconds: row.get::<i64, _>("hold_ttl_seconds") as u32,
-            max_tickets_per_order: row.get::<i64, _>("max_tickets_per_order") as u32,
-            currency: parse(
-                Currency::try_from(row.get::<String, _>("currency")),
-                "currency",
-            )?,
-            tiers,
-            ga_tiers,
-            created_at: dt(row.get("created_at")),
-        };
-        Ok(EventRecord {
-            event,
-            seat_count: row.get::<i64, _>("seat_count") as u32,
-        })
-    }
-
-    async fn load_hold(&self, row: SqliteRow) -> Result<Hold, StoreError> {
-        let id: String = row.get("id");
-        let selection = match row.get::<Option<String>, _>("ga_tier_id") {
-            Some(tier) => HoldSelection::Ga {
-                tier_id: parse(TierId::try_from(tier), "holds.ga_tier_id")?,
-                quantity: row.get::<i64, _>("quantity") as u32,
-            },
-            None => {
-                let seats: Vec<String> = sqlx::query_scalar(
-                    "SELECT seat_id FROM hold_seats WHERE hold_id = ? ORDER BY position",
-                )
-                .bind(&id)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(map_err)?;
-                HoldSelection::Seats(
-                    seats
-                        .into_iter()
-                        .map(|s| parse(SeatId::try_from(s), "hold_seats.seat_id"))
-                        .collect::<Result<_, _>>()?,
-                )
-            }
-        };
-        Ok(Hold {
-            id: parse(HoldId::try_from(id), "holds.id")?,
-            event_id: parse(
-                EventId::try_from(row.get::<String, _>("event_id")),
-                "event_id",
-            )?,
-            customer_id: parse(
-                UserId::try_from(row.get::<String, _>("customer_id")),
-                "customer_id",
-            )?,
-            status: hold_status(&row)?,
-            selection,
-            total: Money::new(
-                row.get("amount"),
-                parse(
-                    Currency::try_from(row.get::<String, _>("currency")),
-                    "currency",
-                )?,
-            ),
-            expires_at: dt(row.get("expires_at")),
-            created_at: dt(row.get("created_at")),
-        })
-    }
-}
-
-fn user_from(row: &SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: parse(UserId::try_from(row.get::<String, _>("id")), "users.id")?,
-        email: parse(Email::parse(row.get("email")), "users.email")?,
-        password_hash: row.get("password_hash"),
-        role: Role::parse(row.get("role")).ok_or_else(|| corrupt("users.role"))?,
-        created_at: dt(row.get("created_at")),
-    })
-}
-
-fn venue_from(row: &SqliteRow) -> Result<Venue, StoreError> {
-    Ok(Venue {
-        id: parse(VenueId::try_from(row.get::<String, _>("id")), "venues.id")?,
-        name: row.get("name"),
-        sections: parse(
-            serde_json::from_str(&row.get::<String, _>("sections")),
-            "sections",
-        )?,
-        seat_count: row.get::<i64, _>("seat_count") as u32,
-        created_at: dt(row.get("created_at")),
-    })
-}
-
-fn seat_from(row: &SqliteRow) -> Result<Seat, StoreError> {
-    Ok(Seat {
-        id: parse(SeatId::try_from(row.get::<String, _>("id")), "seats.id")?,
-        position: row.get::<i64, _>("position") as u32,
-        section: row.get("section"),
-        row: row.get("row_label"),
-        label: row.get("label"),
-        x: row.get::<i64, _>("x") as i32,
-        y: row.get::<i64, _>("y") as i32,
-    })
-}
-
-const EVENT_COLUMNS: &str = "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
-     hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at";
-const HOLD_COLUMNS: &str = "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
-     currency, expires_at, created_at, sold_at";
-
-/// The status as the domain knows it: a converted hold with `sold_at` is sold.
-fn hold_status(row: &SqliteRow) -> Result<HoldStatus, StoreError> {
-    match HoldStatus::parse(row.get("status")) {
-        Some(HoldStatus::Converted) if row.get::<Option<i64>, _>("sold_at").is_some() => {
-            Ok(HoldStatus::Sold)
-        }
-        Some(s) => Ok(s),
-        None => Err(corrupt("holds.status")),
+            .await
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
+        self.db
+            .read(|conn| rows::scalar::<i64>(conn, "SELECT 1", []).map(drop))
             .await
-            .map_err(map_err)?;
-        Ok(())
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(user.id.as_str())
-        .bind(user.email.as_str())
-        .bind(&user.password_hash)
-        .bind(user.role.as_str())
-        .bind(ms(user.created_at))
-        .execute(&self.writer)
+        let user = user.clone();
+        self.transaction(move |tx| {
+            tx.prepare_cached(&format!(
+                "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            ))
+            .db()?
+            .execute(params![
+                user.id.as_str(),
+                user.email.as_str(),
+                user.password_hash,
+                user.role.as_str(),
+                ms(user.created_at)
+            ])
+            .db()?;
+            Ok(())
+        })
         .await
-        .map_err(map_err)?;
-        writes::count_commit();
-        Ok(())
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT id, email, password_hash, role, created_at FROM users WHERE email = ?")
-            .bind(email.as_str())
-            .fetch_optional(&self.reader)
+        let email = email.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"),
+                    [email],
+                    rows::user,
+                )
+            })
             .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(user_from)
-            .transpose()
     }
 
     async fn admin_exists(&self) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-            .fetch_one(&self.reader)
+        self.db
+            .read(|conn| {
+                rows::scalar::<i64>(conn, "SELECT COUNT(*) FROM users WHERE role = 'admin'", [])
+                    .map(|n| n.unwrap_or(0) > 0)
+            })
             .await
-            .map_err(map_err)?;
-        Ok(n > 0)
     }
 
     async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-            .bind(hash)
-            .bind(user.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        let (user, hash) = (user.as_str().to_owned(), hash.to_owned());
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached("UPDATE users SET password_hash = ? WHERE id = ?")
+                .db()?
+                .execute([hash, user])
+                .db()?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn secret_key(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ('token_key', ?) ON CONFLICT (key) DO NOTHING")
-            .bind(candidate)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        writes::count_commit();
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'token_key'")
-            .fetch_one(&self.writer)
-            .await
-            .map_err(map_err)
+        let candidate = candidate.to_vec();
+        self.transaction(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO settings (key, value) VALUES ('token_key', ?) ON CONFLICT (key) DO NOTHING",
+            )
+            .db()?
+            .execute([candidate])
+            .db()?;
+            rows::scalar::<Vec<u8>>(tx, "SELECT value FROM settings WHERE key = 'token_key'", [])?
+                .ok_or(StoreError::NotFound)
+        })
+        .await
     }
 
     async fn claim_once(&self, what: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
-                .bind(format!("once:{what}"))
-                .bind(Vec::<u8>::new())
-                .execute(&self.writer)
-                .await
-                .map_err(map_err)?;
-        writes::count_commit();
-        Ok(done.rows_affected() == 1)
+        let key = format!("once:{what}");
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO settings (key, value) VALUES (?, x'') ON CONFLICT DO NOTHING",
+                )
+                .db()?
+                .execute([key])
+                .db()?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn create_venue(&self, venue: &Venue, seats: &[Seat]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query("INSERT INTO venues (id, name, sections, seat_count, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(venue.id.as_str())
-            .bind(&venue.name)
-            .bind(serde_json::to_string(&venue.sections).map_err(unavailable)?)
-            .bind(i64::from(venue.seat_count))
-            .bind(ms(venue.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        for chunk in seats.chunks(INSERT_CHUNK) {
-            QueryBuilder::<Sqlite>::new(
-                "INSERT INTO seats (id, venue_id, position, section, row_label, label, x, y) ",
-            )
-            .push_values(chunk, |mut b, s| {
-                b.push_bind(s.id.as_str())
-                    .push_bind(venue.id.as_str())
-                    .push_bind(i64::from(s.position))
-                    .push_bind(&s.section)
-                    .push_bind(&s.row)
-                    .push_bind(&s.label)
-                    .push_bind(i64::from(s.x))
-                    .push_bind(i64::from(s.y));
-            })
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        writes::count_commit();
-        Ok(())
+        let (venue, seats) = (venue.clone(), seats.to_vec());
+        let sections = serde_json::to_string(&venue.sections)
+            .map_err(|e| StoreError::Unavailable(e.into()))?;
+        self.transaction(move |tx| {
+            tx.prepare_cached(&format!(
+                "INSERT INTO venues ({VENUE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            ))
+            .db()?
+            .execute(params![
+                venue.id.as_str(),
+                venue.name,
+                sections,
+                venue.seat_count,
+                ms(venue.created_at)
+            ])
+            .db()?;
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO seats (venue_id, {SEAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .db()?;
+            for s in &seats {
+                insert
+                    .execute(params![
+                        venue.id.as_str(),
+                        s.id.as_str(),
+                        s.position,
+                        s.section,
+                        s.row,
+                        s.label,
+                        s.x,
+                        s.y
+                    ])
+                    .db()?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn venue(&self, id: &VenueId) -> Result<Option<Venue>, StoreError> {
-        sqlx::query("SELECT id, name, sections, seat_count, created_at FROM venues WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.reader)
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    &format!("SELECT {VENUE_COLUMNS} FROM venues WHERE id = ?"),
+                    [id],
+                    rows::venue,
+                )
+            })
             .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(venue_from)
-            .transpose()
     }
 
     async fn venue_seats(&self, id: &VenueId) -> Result<Vec<Seat>, StoreError> {
-        sqlx::query(
-            "SELECT id, position, section, row_label, label, x, y FROM seats WHERE venue_id = ? ORDER BY position",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(seat_from)
-        .collect()
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::all(
+                    conn,
+                    &format!(
+                        "SELECT {SEAT_COLUMNS} FROM seats WHERE venue_id = ? ORDER BY position"
+                    ),
+                    [id],
+                    rows::seat,
+                )
+            })
+            .await
     }
 
     async fn list_venues(&self) -> Result<Vec<Venue>, StoreError> {
-        sqlx::query("SELECT id, name, sections, seat_count, created_at FROM venues ORDER BY id")
-            .fetch_all(&self.reader)
+        self.db
+            .read(|conn| {
+                rows::all(
+                    conn,
+                    &format!("SELECT {VENUE_COLUMNS} FROM venues ORDER BY id"),
+                    [],
+                    rows::venue,
+                )
+            })
             .await
-            .map_err(map_err)?
-            .iter()
-            .map(venue_from)
-            .collect()
     }
 
     async fn create_event(&self, event: &Event, seats: &[EventSeat]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        sqlx::query(&format!(
-            "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(event.id.as_str())
-        .bind(event.venue_id.as_str())
-        .bind(&event.name)
-        .bind(ms(event.starts_at))
-        .bind(event.sale_starts_at.map(ms))
-        .bind(event.sale_ends_at.map(ms))
-        .bind(event.status.as_str())
-        .bind(i64::from(event.hold_ttl_seconds))
-        .bind(i64::from(event.max_tickets_per_order))
-        .bind(event.currency.as_str())
-        .bind(seats.len() as i64)
-        .bind(ms(event.created_at))
-        .bind(ms(event.created_at))
-        .execute(&mut *tx)
+        let (event, seats) = (event.clone(), seats.to_vec());
+        let sections = event
+            .tiers
+            .iter()
+            .map(|t| serde_json::to_string(&t.sections))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Unavailable(e.into()))?;
+        self.transaction(move |tx| {
+            tx.prepare_cached(&format!(
+                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .db()?
+            .execute(params![
+                event.id.as_str(),
+                event.venue_id.as_str(),
+                event.name,
+                ms(event.starts_at),
+                event.sale_starts_at.map(ms),
+                event.sale_ends_at.map(ms),
+                event.status.as_str(),
+                event.hold_ttl_seconds,
+                event.max_tickets_per_order,
+                event.currency.as_str(),
+                seats.len(),
+                ms(event.created_at),
+                ms(event.created_at)
+            ])
+            .db()?;
+            let mut tier = tx
+                .prepare_cached("INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .db()?;
+            for (i, (t, sections)) in event.tiers.iter().zip(&sections).enumerate() {
+                tier.execute(params![
+                    t.id.as_str(),
+                    event.id.as_str(),
+                    i,
+                    t.name,
+                    t.price.amount,
+                    t.price.currency.as_str(),
+                    sections
+                ])
+                .db()?;
+            }
+            let mut ga = tx
+                .prepare_cached("INSERT INTO ga_tiers (id, event_id, position, name, amount, currency, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .db()?;
+            for (i, t) in event.ga_tiers.iter().enumerate() {
+                ga.execute(params![
+                    t.id.as_str(),
+                    event.id.as_str(),
+                    i,
+                    t.name,
+                    t.price.amount,
+                    t.price.currency.as_str(),
+                    t.capacity
+                ])
+                .db()?;
+            }
+            let mut seat = tx
+                .prepare_cached("INSERT INTO event_seats (event_id, seat_index, seat_id, tier_id) VALUES (?, ?, ?, ?)")
+                .db()?;
+            for (i, s) in seats.iter().enumerate() {
+                seat.execute(params![
+                    event.id.as_str(),
+                    i,
+                    s.seat_id.as_str(),
+                    s.tier_id.as_str()
+                ])
+                .db()?;
+            }
+            Ok(())
+        })
         .await
-        .map_err(map_err)?;
-        for (i, t) in event.tiers.iter().enumerate() {
-            sqlx::query("INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(t.id.as_str())
-                .bind(event.id.as_str())
-                .bind(i as i64)
-                .bind(&t.name)
-                .bind(t.price.amount)
-                .bind(t.price.currency.as_str())
-                .bind(serde_json::to_string(&t.sections).map_err(unavailable)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        for (i, t) in event.ga_tiers.iter().enumerate() {
-            sqlx::query("INSERT INTO ga_tiers (id, event_id, position, name, amount, currency, capacity) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(t.id.as_str())
-                .bind(event.id.as_str())
-                .bind(i as i64)
-                .bind(&t.name)
-                .bind(t.price.amount)
-                .bind(t.price.currency.as_str())
-                .bind(i64::from(t.capacity))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        for (c, chunk) in seats.chunks(INSERT_CHUNK).enumerate() {
-            QueryBuilder::<Sqlite>::new(
-                "INSERT INTO event_seats (event_id, seat_index, seat_id, tier_id) ",
-            )
-            .push_values(chunk.iter().enumerate(), |mut b, (i, s)| {
-                b.push_bind(event.id.as_str())
-                    .push_bind((c * INSERT_CHUNK + i) as i64)
-                    .push_bind(s.seat_id.as_str())
-                    .push_bind(s.tier_id.as_str());
-            })
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        writes::count_commit();
-        Ok(())
     }
 
     async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"))
-            .bind(id.as_str())
-            .fetch_optional(&self.reader)
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"),
+                    [id],
+                    |r| rows::event(conn, r),
+                )
+            })
             .await
-            .map_err(map_err)?;
-        match row {
-            Some(r) => Ok(Some(self.load_event(r).await?)),
-            None => Ok(None),
-        }
     }
 
     async fn list_events(&self, include_drafts: bool) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE ? OR status <> 'draft' ORDER BY starts_at, id"
-        ))
-        .bind(include_drafts)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(self.load_event(r).await?);
-        }
-        Ok(out)
+        self.db
+            .read(move |conn| {
+                rows::all(
+                    conn,
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE ? OR status <> 'draft' ORDER BY starts_at, id"),
+                    [include_drafts],
+                    |r| rows::event(conn, r),
+                )
+            })
+            .await
     }
 
     async fn set_event_status(
@@ -579,38 +414,43 @@ impl Store for SqliteStore {
         status: EventStatus,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(ms(now))
-            .bind(id.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        writes::count_commit();
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let id = id.as_str().to_owned();
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
+                .db()?
+                .execute(params![status.as_str(), ms(now), id])
+                .db()?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError> {
-        sqlx::query(
-            "SELECT s.id, s.position, s.section, s.row_label, s.label, s.x, s.y, es.tier_id \
-             FROM event_seats es JOIN seats s ON s.id = es.seat_id \
-             WHERE es.event_id = ? ORDER BY es.seat_index",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(|r| {
-            Ok(LayoutSeat {
-                seat: seat_from(r)?,
-                tier_id: parse(TierId::try_from(r.get::<String, _>("tier_id")), "tier_id")?,
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::all(
+                    conn,
+                    "SELECT s.id, s.position, s.section, s.row_label, s.label, s.x, s.y, es.tier_id \
+                     FROM event_seats es JOIN seats s ON s.id = es.seat_id \
+                     WHERE es.event_id = ? ORDER BY es.seat_index",
+                    [id],
+                    |r| {
+                        Ok(LayoutSeat {
+                            seat: rows::seat(r)?,
+                            tier_id: parse(
+                                boxoffice_domain::TierId::try_from(r.get::<_, String>("tier_id").db()?),
+                                "tier_id",
+                            )?,
+                        })
+                    },
+                )
             })
-        })
-        .collect()
+            .await
     }
 
     async fn write(&self, batch: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
@@ -618,15 +458,17 @@ impl Store for SqliteStore {
     }
 
     async fn hold(&self, id: &HoldId) -> Result<Option<Hold>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = ?"))
-            .bind(id.as_str())
-            .fetch_optional(&self.reader)
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    &format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = ?"),
+                    [id],
+                    |r| rows::hold(r, |h| rows::hold_seats(conn, h)),
+                )
+            })
             .await
-            .map_err(map_err)?;
-        match row {
-            Some(r) => Ok(Some(self.load_hold(r).await?)),
-            None => Ok(None),
-        }
     }
 
     async fn inventory(
@@ -634,89 +476,52 @@ impl Store for SqliteStore {
         event: &EventId,
         now: OffsetDateTime,
     ) -> Result<StoredInventory, StoreError> {
-        // One read transaction, so holds and sales are seen at the same instant.
-        let mut tx = self.reader.begin().await.map_err(map_err)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {HOLD_COLUMNS} FROM holds WHERE event_id = ? AND status IN ('active', 'converted') AND sold_at IS NULL AND expires_at > ?"
-        ))
-        .bind(event.as_str())
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let seat_rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT hs.hold_id, hs.seat_id FROM hold_seats hs JOIN holds h ON h.id = hs.hold_id \
-             WHERE h.event_id = ? AND h.status IN ('active', 'converted') AND h.sold_at IS NULL AND h.expires_at > ? \
-             ORDER BY hs.hold_id, hs.position",
-        )
-        .bind(event.as_str())
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let mut seats_of: HashMap<String, Vec<SeatId>> = HashMap::new();
-        for (h, s) in seat_rows {
-            seats_of
-                .entry(h)
-                .or_default()
-                .push(parse(SeatId::try_from(s), "hold_seats.seat_id")?);
-        }
-        let mut live_holds = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.get("id");
-            let selection = match row.get::<Option<String>, _>("ga_tier_id") {
-                Some(t) => HoldSelection::Ga {
-                    tier_id: parse(TierId::try_from(t), "ga_tier_id")?,
-                    quantity: row.get::<i64, _>("quantity") as u32,
-                },
-                None => HoldSelection::Seats(seats_of.remove(&id).unwrap_or_default()),
-            };
-            live_holds.push(Hold {
-                id: parse(HoldId::try_from(id), "holds.id")?,
-                event_id: event.clone(),
-                customer_id: parse(
-                    UserId::try_from(row.get::<String, _>("customer_id")),
-                    "customer_id",
-                )?,
-                status: HoldStatus::parse(row.get("status"))
-                    .ok_or_else(|| corrupt("holds.status"))?,
-                selection,
-                total: Money::new(
-                    row.get("amount"),
-                    parse(
-                        Currency::try_from(row.get::<String, _>("currency")),
-                        "currency",
-                    )?,
-                ),
-                expires_at: dt(row.get("expires_at")),
-                created_at: dt(row.get("created_at")),
-            });
-        }
-        let sold_seats =
-            sqlx::query_scalar::<_, String>("SELECT seat_id FROM sold_seats WHERE event_id = ?")
-                .bind(event.as_str())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .into_iter()
-                .map(|s| parse(SeatId::try_from(s), "sold_seats.seat_id"))
-                .collect::<Result<_, _>>()?;
-        let ga_sold = sqlx::query_scalar::<_, i64>(
-            "SELECT sold FROM ga_tiers WHERE event_id = ? ORDER BY position",
-        )
-        .bind(event.as_str())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .into_iter()
-        .map(|n| n as u32)
-        .collect();
-        tx.commit().await.map_err(map_err)?;
-        Ok(StoredInventory {
-            live_holds,
-            sold_seats,
-            ga_sold,
-        })
+        let event = event.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                // One read transaction, so holds and sales are seen at the same instant.
+                let tx = conn.transaction().db()?;
+                let mut seats_of: HashMap<String, Vec<SeatId>> = HashMap::new();
+                for (hold, seat) in rows::all(
+                    &tx,
+                    "SELECT hs.hold_id, hs.seat_id FROM hold_seats hs JOIN holds h ON h.id = hs.hold_id \
+                     WHERE h.event_id = ? AND h.status IN ('active', 'converted') AND h.sold_at IS NULL AND h.expires_at > ? \
+                     ORDER BY hs.hold_id, hs.position",
+                    params![event, ms(now)],
+                    |r| Ok((r.get::<_, String>(0).db()?, r.get::<_, String>(1).db()?)),
+                )? {
+                    seats_of
+                        .entry(hold)
+                        .or_default()
+                        .push(parse(SeatId::try_from(seat), "hold_seats.seat_id")?);
+                }
+                let live_holds = rows::all(
+                    &tx,
+                    &format!("SELECT {HOLD_COLUMNS} FROM holds WHERE event_id = ? AND status IN ('active', 'converted') AND sold_at IS NULL AND expires_at > ?"),
+                    params![event, ms(now)],
+                    |r| {
+                        rows::hold(r, |h| Ok(seats_of.get(h).cloned().unwrap_or_default()))
+                    },
+                )?;
+                let sold_seats = rows::all(
+                    &tx,
+                    "SELECT seat_id FROM sold_seats WHERE event_id = ?",
+                    [&event],
+                    |r| parse(SeatId::try_from(r.get::<_, String>(0).db()?), "sold_seats.seat_id"),
+                )?;
+                let ga_sold = rows::all(
+                    &tx,
+                    "SELECT sold FROM ga_tiers WHERE event_id = ? ORDER BY position",
+                    [&event],
+                    |r| Ok(r.get::<_, i64>(0).db()? as u32),
+                )?;
+                Ok(StoredInventory {
+                    live_holds,
+                    sold_seats,
+                    ga_sold,
+                })
+            })
+            .await
     }
 
     async fn idempotent(
@@ -725,38 +530,64 @@ impl Store for SqliteStore {
         route: &str,
         key: &str,
     ) -> Result<Option<Idempotent>, StoreError> {
-        self.idempotent_impl(user, route, key).await
+        let (user, route, key) = (user.clone(), route.to_owned(), key.to_owned());
+        self.db
+            .read(move |conn| orders::idempotent_in(conn, &user, &route, &key))
+            .await
     }
 
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        self.order_impl(id).await
+        let id = id.clone();
+        self.db.read(move |conn| orders::order(conn, &id)).await
     }
 
     async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError> {
-        self.orders_of_impl(customer).await
+        let customer = customer.clone();
+        self.db
+            .read(move |conn| orders::orders_of(conn, &customer))
+            .await
     }
 
     async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError> {
-        self.pending_orders_impl().await
+        self.db.read(orders::pending).await
     }
 
     async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError> {
-        self.sale_stats_impl(event).await
+        let event = event.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                Ok(rows::first(
+                    conn,
+                    "SELECT tickets, revenue FROM event_sales WHERE event_id = ?",
+                    [event],
+                    |r| Ok((r.get::<_, i64>(0).db()? as u64, r.get::<_, i64>(1).db()?)),
+                )?
+                .unwrap_or((0, 0)))
+            })
+            .await
     }
 
     async fn unrelayed(
         &self,
         limit: usize,
     ) -> Result<Vec<(MessageId, boxoffice_domain::Job)>, StoreError> {
-        self.unrelayed_impl(limit).await
+        self.db
+            .read(move |conn| orders::unrelayed(conn, limit))
+            .await
     }
 
     async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM emails_sent WHERE message_id = ?")
-            .bind(message.as_str())
-            .fetch_one(&self.reader)
+        let message = message.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                Ok(rows::scalar::<i64>(
+                    conn,
+                    "SELECT COUNT(*) FROM emails_sent WHERE message_id = ?",
+                    [message],
+                )?
+                .unwrap_or(0)
+                    > 0)
+            })
             .await
-            .map_err(map_err)?;
-        Ok(n > 0)
     }
 }

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-use crate::{dt, ms, SqliteStore};
+use crate::db::{dt, ms, OrStore};
+use crate::SqliteStore;
 
 fn unavailable(e: impl Into<anyhow::Error>) -> QueueError {
     QueueError::Unavailable(e.into())
@@ -153,12 +154,25 @@ impl JobQueue for SqliteStore {
     }
 
     async fn recover(&self, _now: OffsetDateTime) -> Result<usize, QueueError> {
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT id, payload, created_at, done FROM outbox WHERE done != pending ORDER BY created_at, id",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(unavailable)?;
+        let rows = self
+            .db
+            .read(|conn| {
+                crate::rows::all(
+                    conn,
+                    "SELECT id, payload, created_at, done FROM outbox WHERE done != pending ORDER BY created_at, id",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0).db()?,
+                            r.get::<_, String>(1).db()?,
+                            r.get::<_, i64>(2).db()?,
+                            r.get::<_, i64>(3).db()?,
+                        ))
+                    },
+                )
+            })
+            .await
+            .map_err(unavailable)?;
         let n = rows.len();
         for (id, payload, created_at, done) in rows {
             let message = MessageId::parse(&id)

@@ -1,11 +1,12 @@
 //! Every state transition, group-committed: [`Store::write`] applies a batch of
-//! [`Write`]s in one transaction on the single writer connection.
+//! [`Write`]s in one transaction on the writer thread.
 //!
 //! The batch is first tried whole, with no savepoints (the common case: nothing is
-//! refused, and consecutive holds go in multi-row inserts). If any write fails, the
-//! transaction is rolled back and the batch runs again with a savepoint per write, so
-//! the refused one fails alone and leaves nothing of itself behind. A job's ack
-//! ([`Ack`]) is written in the same transaction as the outcome it acknowledges.
+//! refused). If any write fails, the transaction is rolled back and the batch runs
+//! again with a savepoint per write, so the refused one fails alone and leaves
+//! nothing of itself behind. A job's ack ([`Ack`]) is written in the same
+//! transaction as the outcome it acknowledges. Statements are prepared once per
+//! connection (rusqlite's statement cache), so a batch is a run of bound executions.
 //!
 //! [`Store::write`]: boxoffice_ports::Store::write
 
@@ -17,15 +18,12 @@ use boxoffice_ports::{
     Ack, CheckoutOutcome, CheckoutRecord, FailOutcome, PaidOutcome, ReleaseOutcome, StoreError,
     Write, Written,
 };
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::{params, Connection, TransactionBehavior};
 use time::OffsetDateTime;
 
-use crate::{corrupt, dt, map_err, ms, SqliteStore, INSERT_CHUNK};
-
-/// Counts a committed write transaction (`boxoffice_store_commits_total`).
-pub(crate) fn count_commit() {
-    metrics::counter!("boxoffice_store_commits_total", "store" => "sqlite").increment(1);
-}
+use crate::db::{corrupt, count_commit, dt, ms, OrStore};
+use crate::rows::{self, ORDER_COLUMNS};
+use crate::SqliteStore;
 
 impl SqliteStore {
     pub(crate) async fn write_impl(
@@ -35,92 +33,80 @@ impl SqliteStore {
         if batch.is_empty() {
             return Ok(vec![]);
         }
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        let mut tx = conn.begin().await.map_err(map_err)?;
+        let batch = batch.to_vec();
+        self.db.write(move |conn| write_batch(conn, &batch)).await
+    }
+}
+
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[Write],
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    let first_error = {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
         let mut out = Vec::with_capacity(batch.len());
         let mut refused = None;
-        let mut i = 0;
-        while i < batch.len() {
-            // Consecutive holds: one multi-row insert.
-            let run = batch[i..]
-                .iter()
-                .take_while(|w| matches!(w, Write::Hold(_)))
-                .count();
-            let step = if run > 0 {
-                let holds: Vec<&Hold> = batch[i..i + run]
-                    .iter()
-                    .filter_map(|w| match w {
-                        Write::Hold(h) => Some(h),
-                        _ => None,
-                    })
-                    .collect();
-                insert_holds(&mut tx, &holds).await.map(|()| {
-                    out.extend((0..run).map(|_| Ok(Written::Done)));
-                    run
-                })
-            } else {
-                apply(&mut tx, &batch[i]).await.map(|w| {
-                    out.push(Ok(w));
-                    1
-                })
-            };
-            match step {
-                Ok(n) => i += n,
+        for w in batch {
+            match apply(&tx, w) {
+                Ok(written) => out.push(Ok(written)),
                 Err(e) => {
                     refused = Some(e);
                     break;
                 }
             }
         }
-        let Some(first_error) = refused else {
-            tx.commit().await.map_err(map_err)?;
-            count_commit();
-            return Ok(out);
-        };
-        tx.rollback().await.map_err(map_err)?;
-        if batch.len() == 1 {
-            return Ok(vec![Err(first_error)]);
-        }
-        // Write by write, each behind a savepoint: the refused ones fail alone.
-        let mut tx = conn.begin().await.map_err(map_err)?;
-        let mut out = Vec::with_capacity(batch.len());
-        for w in batch {
-            let mut sp = tx.begin().await.map_err(map_err)?;
-            match apply(&mut sp, w).await {
-                Ok(written) => {
-                    sp.commit().await.map_err(map_err)?;
-                    out.push(Ok(written));
-                }
-                Err(e) => {
-                    sp.rollback().await.map_err(map_err)?;
-                    out.push(Err(e));
-                }
+        match refused {
+            None => {
+                tx.commit().db()?;
+                count_commit();
+                return Ok(out);
             }
+            // Dropping the transaction rolls it back.
+            Some(e) => e,
         }
-        tx.commit().await.map_err(map_err)?;
-        count_commit();
-        Ok(out)
+    };
+    if batch.len() == 1 {
+        return Ok(vec![Err(first_error)]);
     }
+    // Write by write, each behind a savepoint: the refused ones fail alone.
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    let mut out = Vec::with_capacity(batch.len());
+    for w in batch {
+        let sp = tx.savepoint().db()?;
+        match apply(&sp, w) {
+            Ok(written) => {
+                sp.commit().db()?;
+                out.push(Ok(written));
+            }
+            // Dropping the savepoint rolls it back.
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    tx.commit().db()?;
+    count_commit();
+    Ok(out)
 }
 
-async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Written, StoreError> {
+/// Executes one cached statement.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql).db()?.execute(params).db()
+}
+
+fn apply(conn: &Connection, w: &Write) -> Result<Written, StoreError> {
     match w {
-        Write::Hold(h) => insert_holds(conn, &[h]).await.map(|()| Written::Done),
-        Write::Release { hold, now } => release(conn, hold.as_str(), *now)
-            .await
-            .map(Written::Released),
-        Write::ExpireHolds { now } => {
-            let done = sqlx::query(
-                "UPDATE holds SET status = 'expired', updated_at = ? WHERE status = 'active' AND expires_at <= ?",
-            )
-            .bind(ms(*now))
-            .bind(ms(*now))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            Ok(Written::Expired(done.rows_affected()))
-        }
-        Write::Checkout { rec, now } => checkout(conn, rec, *now).await.map(Written::Checkout),
+        Write::Hold(h) => insert_hold(conn, h).map(|()| Written::Done),
+        Write::Release { hold, now } => release(conn, hold.as_str(), *now).map(Written::Released),
+        Write::ExpireHolds { now } => exec(
+            conn,
+            "UPDATE holds SET status = 'expired', updated_at = ?1 WHERE status = 'active' AND expires_at <= ?1",
+            [ms(*now)],
+        )
+        .map(|n| Written::Expired(n as u64)),
+        Write::Checkout { rec, now } => checkout(conn, rec, *now).map(Written::Checkout),
         Write::Paid {
             order,
             charge_id,
@@ -129,14 +115,14 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Written, StoreE
             now,
             ack,
         } => {
-            let paid = complete_payment(conn, order, charge_id, tickets, message, *now).await?;
+            let paid = complete_payment(conn, order, charge_id, tickets, message, *now)?;
             // An order that ended otherwise leaves the job to the caller, which owes
             // the buyer a refund before the job is done.
             if matches!(
                 paid,
                 PaidOutcome::Paid | PaidOutcome::AlreadyFinal(OrderStatus::Paid)
             ) {
-                acknowledge(conn, ack.as_ref(), *now).await?;
+                acknowledge(conn, ack.as_ref(), *now)?;
             }
             Ok(Written::Paid(paid))
         }
@@ -148,8 +134,8 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Written, StoreE
             now,
             ack,
         } => {
-            let failed = fail_payment(conn, order, code, *restore_hold, message, *now).await?;
-            acknowledge(conn, ack.as_ref(), *now).await?;
+            let failed = fail_payment(conn, order, code, *restore_hold, message, *now)?;
+            acknowledge(conn, ack.as_ref(), *now)?;
             Ok(Written::Failed(failed))
         }
         Write::Audit {
@@ -160,16 +146,12 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Written, StoreE
             at,
             ack,
         } => {
-            sqlx::query("INSERT INTO audit_log (message_id, at, action, subject, detail) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-                .bind(message.as_str())
-                .bind(ms(*at))
-                .bind(action)
-                .bind(subject)
-                .bind(detail)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            acknowledge(conn, ack.as_ref(), *at).await?;
+            exec(
+                conn,
+                "INSERT INTO audit_log (message_id, at, action, subject, detail) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                params![message.as_str(), ms(*at), action, subject, detail],
+            )?;
+            acknowledge(conn, ack.as_ref(), *at)?;
             Ok(Written::Done)
         }
         Write::SaleStats {
@@ -179,35 +161,31 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Written, StoreE
             revenue,
             ack,
         } => {
-            sale_stats(conn, message, event, *tickets, *revenue).await?;
-            acknowledge(conn, ack.as_ref(), OffsetDateTime::now_utc()).await?;
+            sale_stats(conn, message, event, *tickets, *revenue)?;
+            acknowledge(conn, ack.as_ref(), OffsetDateTime::now_utc())?;
             Ok(Written::Done)
         }
         Write::EmailSent { message, now, ack } => {
-            let done = sqlx::query(
+            let fresh = exec(
+                conn,
                 "INSERT INTO emails_sent (message_id, sent_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(message.as_str())
-            .bind(ms(*now))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            acknowledge(conn, ack.as_ref(), *now).await?;
-            Ok(Written::Marked(done.rows_affected() == 1))
+                params![message.as_str(), ms(*now)],
+            )?;
+            acknowledge(conn, ack.as_ref(), *now)?;
+            Ok(Written::Marked(fresh == 1))
         }
         Write::Ack(ack) => {
-            acknowledge(conn, Some(ack), OffsetDateTime::now_utc()).await?;
+            acknowledge(conn, Some(ack), OffsetDateTime::now_utc())?;
             Ok(Written::Done)
         }
         Write::Relayed { ids, now } => {
             for id in ids {
                 // The broker delivers it from now on: nothing is left to replay.
-                sqlx::query("UPDATE outbox SET relayed_at = ?, done = pending WHERE id = ? AND relayed_at IS NULL")
-                    .bind(ms(*now))
-                    .bind(id.as_str())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
+                exec(
+                    conn,
+                    "UPDATE outbox SET relayed_at = ?, done = pending WHERE id = ? AND relayed_at IS NULL",
+                    params![ms(*now), id.as_str()],
+                )?;
             }
             Ok(Written::Done)
         }
@@ -216,134 +194,92 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Written, StoreE
 
 /// Marks a consumer's part of an outbox message done (or dead), in the caller's
 /// transaction: the outbox row's `done` bits are what a restart replays against.
-async fn acknowledge(
-    conn: &mut SqliteConnection,
+fn acknowledge(
+    conn: &Connection,
     ack: Option<&Ack>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let Some(ack) = ack else { return Ok(()) };
-    sqlx::query("UPDATE outbox SET done = done | ? WHERE id = ?")
-        .bind(i64::from(ack.consumer.bit()))
-        .bind(ack.message.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    exec(
+        conn,
+        "UPDATE outbox SET done = done | ? WHERE id = ?",
+        params![ack.consumer.bit(), ack.message.as_str()],
+    )?;
     if let Some(error) = &ack.dead {
-        sqlx::query("INSERT INTO dead_jobs (message_id, consumer, error, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(ack.message.as_str())
-            .bind(ack.consumer.as_str())
-            .bind(error)
-            .bind(ms(now))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        exec(
+            conn,
+            "INSERT INTO dead_jobs (message_id, consumer, error, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            params![ack.message.as_str(), ack.consumer.as_str(), error, ms(now)],
+        )?;
     }
     Ok(())
 }
 
 /// Writes a job to the outbox, with the set of consumers that must handle it.
-pub(crate) async fn enqueue(
-    conn: &mut SqliteConnection,
+fn enqueue(
+    conn: &Connection,
     message: &MessageId,
     job: &Job,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let payload = serde_json::to_string(job).map_err(|e| StoreError::Unavailable(e.into()))?;
-    sqlx::query(
+    exec(
+        conn,
         "INSERT INTO outbox (id, topic, payload, created_at, pending) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(message.as_str())
-    .bind(job.topic())
-    .bind(payload)
-    .bind(ms(now))
-    .bind(i64::from(Consumer::bits(job.consumers())))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+        params![
+            message.as_str(),
+            job.topic(),
+            payload,
+            ms(now),
+            Consumer::bits(job.consumers())
+        ],
+    )?;
     Ok(())
 }
 
-async fn insert_holds(conn: &mut SqliteConnection, holds: &[&Hold]) -> Result<(), StoreError> {
-    // 12 columns a hold: 500 holds stay far below SQLite's parameter cap.
-    for chunk in holds.chunks(500) {
-        QueryBuilder::<Sqlite>::new(
-            "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
-             expires_at, created_at, updated_at, ttl_expires_at) ",
-        )
-        .push_values(chunk, |mut b, hold| {
-            let (ga_tier, quantity) = match &hold.selection {
-                HoldSelection::Seats(s) => (None, s.len() as i64),
-                HoldSelection::Ga { tier_id, quantity } => {
-                    (Some(tier_id.as_str()), i64::from(*quantity))
-                }
-            };
-            b.push_bind(hold.id.as_str())
-                .push_bind(hold.event_id.as_str())
-                .push_bind(hold.customer_id.as_str())
-                .push_bind(hold.status.as_str())
-                .push_bind(ga_tier)
-                .push_bind(quantity)
-                .push_bind(hold.total.amount)
-                .push_bind(hold.total.currency.as_str())
-                .push_bind(ms(hold.expires_at))
-                .push_bind(ms(hold.created_at))
-                .push_bind(ms(hold.created_at))
-                .push_bind(ms(hold.expires_at));
-        })
-        .build()
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    }
-    let seats: Vec<(&str, i64, &str)> = holds
-        .iter()
-        .flat_map(|h| {
-            let seats = match &h.selection {
-                HoldSelection::Seats(s) => s.as_slice(),
-                HoldSelection::Ga { .. } => &[],
-            };
-            seats
-                .iter()
-                .enumerate()
-                .map(|(i, seat)| (h.id.as_str(), i as i64, seat.as_str()))
-        })
-        .collect();
-    for chunk in seats.chunks(INSERT_CHUNK) {
-        QueryBuilder::<Sqlite>::new("INSERT INTO hold_seats (hold_id, position, seat_id) ")
-            .push_values(chunk, |mut b, (hold, pos, seat)| {
-                b.push_bind(*hold).push_bind(*pos).push_bind(*seat);
-            })
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+fn insert_hold(conn: &Connection, hold: &Hold) -> Result<(), StoreError> {
+    let (ga_tier, quantity, seats) = match &hold.selection {
+        HoldSelection::Seats(s) => (None, s.len() as u32, s.as_slice()),
+        HoldSelection::Ga { tier_id, quantity } => (Some(tier_id.as_str()), *quantity, &[][..]),
+    };
+    exec(
+        conn,
+        "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
+         expires_at, created_at, updated_at, ttl_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?9)",
+        params![
+            hold.id.as_str(),
+            hold.event_id.as_str(),
+            hold.customer_id.as_str(),
+            hold.status.as_str(),
+            ga_tier,
+            quantity,
+            hold.total.amount,
+            hold.total.currency.as_str(),
+            ms(hold.expires_at),
+            ms(hold.created_at)
+        ],
+    )?;
+    let mut seat = conn
+        .prepare_cached("INSERT INTO hold_seats (hold_id, position, seat_id) VALUES (?, ?, ?)")
+        .db()?;
+    for (i, s) in seats.iter().enumerate() {
+        seat.execute(params![hold.id.as_str(), i, s.as_str()])
+            .db()?;
     }
     Ok(())
 }
 
-async fn release(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: OffsetDateTime,
-) -> Result<ReleaseOutcome, StoreError> {
-    let done = sqlx::query(
-        "UPDATE holds SET status = 'released', updated_at = ? WHERE id = ? AND status = 'active' AND expires_at > ?",
-    )
-    .bind(ms(now))
-    .bind(id)
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if done.rows_affected() == 1 {
+fn release(conn: &Connection, id: &str, now: OffsetDateTime) -> Result<ReleaseOutcome, StoreError> {
+    let done = exec(
+        conn,
+        "UPDATE holds SET status = 'released', updated_at = ?1 WHERE id = ?2 AND status = 'active' AND expires_at > ?1",
+        params![ms(now), id],
+    )?;
+    if done == 1 {
         return Ok(ReleaseOutcome::Released);
     }
-    let row: Option<(String,)> = sqlx::query_as("SELECT status FROM holds WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    Ok(match row.as_ref().map(|(s,)| s.as_str()) {
+    let status = rows::scalar::<String>(conn, "SELECT status FROM holds WHERE id = ?", [id])?;
+    Ok(match status.as_deref() {
         None => ReleaseOutcome::NotFound,
         Some("released") => ReleaseOutcome::AlreadyReleased,
         Some("converted") => ReleaseOutcome::Converted,
@@ -351,102 +287,90 @@ async fn release(
     })
 }
 
-async fn checkout(
-    conn: &mut SqliteConnection,
+fn checkout(
+    conn: &Connection,
     rec: &CheckoutRecord,
     now: OffsetDateTime,
 ) -> Result<CheckoutOutcome, StoreError> {
     let o = &rec.order;
     let i = &rec.idempotency;
-    let fresh = sqlx::query(
+    let fresh = exec(
+        conn,
         "INSERT INTO idempotency_keys (user_id, route, key, fingerprint, status, body, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(i.user_id.as_str())
-    .bind(&i.route)
-    .bind(&i.key)
-    .bind(&i.fingerprint)
-    .bind(i64::from(i.status))
-    .bind(&i.body)
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if fresh.rows_affected() == 0 {
-        let existing = crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)
-            .await?
+        params![i.user_id.as_str(), i.route, i.key, i.fingerprint, i.status, i.body, ms(now)],
+    )?;
+    if fresh == 0 {
+        let existing = crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)?
             .ok_or_else(|| corrupt("idempotency key vanished"))?;
         return Ok(CheckoutOutcome::Replay(existing));
     }
-    let converted = sqlx::query(
-        "UPDATE holds SET status = 'converted', expires_at = ?, updated_at = ? \
-         WHERE id = ? AND customer_id = ? AND status = 'active' AND expires_at > ?",
-    )
-    .bind(ms(rec.payment_deadline))
-    .bind(ms(now))
-    .bind(o.hold_id.as_str())
-    .bind(o.customer_id.as_str())
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if converted.rows_affected() == 0 {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT status, expires_at FROM holds WHERE id = ?")
-                .bind(o.hold_id.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?;
-        let (status, expires_at) = row.ok_or(StoreError::NotFound)?;
+    let converted = exec(
+        conn,
+        "UPDATE holds SET status = 'converted', expires_at = ?1, updated_at = ?2 \
+         WHERE id = ?3 AND customer_id = ?4 AND status = 'active' AND expires_at > ?2",
+        params![
+            ms(rec.payment_deadline),
+            ms(now),
+            o.hold_id.as_str(),
+            o.customer_id.as_str()
+        ],
+    )?;
+    if converted == 0 {
+        let (status, expires_at) = rows::first(
+            conn,
+            "SELECT status, expires_at FROM holds WHERE id = ?",
+            [o.hold_id.as_str()],
+            |r| Ok((r.get::<_, String>(0).db()?, r.get::<_, i64>(1).db()?)),
+        )?
+        .ok_or(StoreError::NotFound)?;
         // The idempotency row must not outlive this refusal: a later try with the
         // same key deserves a fresh answer. (The caller's savepoint or transaction
         // is not rolled back for an outcome, so undo it here.)
-        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?")
-            .bind(i.user_id.as_str())
-            .bind(&i.route)
-            .bind(&i.key)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        exec(
+            conn,
+            "DELETE FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?",
+            params![i.user_id.as_str(), i.route, i.key],
+        )?;
         return Ok(CheckoutOutcome::HoldNotActive {
             status: HoldStatus::parse(&status).ok_or_else(|| corrupt("holds.status"))?,
             expired: expires_at <= ms(now),
         });
     }
-    sqlx::query(&format!(
-        "INSERT INTO orders ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        crate::orders::ORDER_COLUMNS
-    ))
-    .bind(o.id.as_str())
-    .bind(o.customer_id.as_str())
-    .bind(o.event_id.as_str())
-    .bind(o.hold_id.as_str())
-    .bind(&o.email)
-    .bind(o.status.as_str())
-    .bind(o.failure_code.as_deref())
-    .bind(o.total.amount)
-    .bind(o.total.currency.as_str())
-    .bind(&o.payment_token)
-    .bind(ms(o.created_at))
-    .bind(ms(o.updated_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    QueryBuilder::<Sqlite>::new(
-        "INSERT INTO order_items (order_id, position, seat_id, tier_id, amount, currency) ",
-    )
-    .push_values(o.items.iter().enumerate(), |mut b, (n, it)| {
-        b.push_bind(o.id.as_str())
-            .push_bind(n as i64)
-            .push_bind(it.seat_id.as_ref().map(|s| s.as_str()))
-            .push_bind(it.tier_id.as_str())
-            .push_bind(it.price.amount)
-            .push_bind(it.price.currency.as_str());
-    })
-    .build()
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    exec(
+        conn,
+        &format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        params![
+            o.id.as_str(),
+            o.customer_id.as_str(),
+            o.event_id.as_str(),
+            o.hold_id.as_str(),
+            o.email,
+            o.status.as_str(),
+            o.failure_code.as_deref(),
+            o.total.amount,
+            o.total.currency.as_str(),
+            o.payment_token,
+            ms(o.created_at),
+            ms(o.updated_at)
+        ],
+    )?;
+    let mut item = conn
+        .prepare_cached("INSERT INTO order_items (order_id, position, seat_id, tier_id, amount, currency) VALUES (?, ?, ?, ?, ?, ?)")
+        .db()?;
+    for (n, it) in o.items.iter().enumerate() {
+        item.execute(params![
+            o.id.as_str(),
+            n,
+            it.seat_id.as_ref().map(|s| s.as_str()),
+            it.tier_id.as_str(),
+            it.price.amount,
+            it.price.currency.as_str()
+        ])
+        .db()?;
+    }
     enqueue(
         conn,
         &rec.message,
@@ -454,15 +378,14 @@ async fn checkout(
             order_id: o.id.clone(),
         },
         now,
-    )
-    .await?;
+    )?;
     Ok(CheckoutOutcome::Created)
 }
 
 /// Sells a hold's items under the store's guards: one `sold_seats` row per seat (the
 /// primary key refuses a second sale) or GA `sold` moved under its capacity CHECK.
-async fn sell_items(
-    conn: &mut SqliteConnection,
+fn sell_items(
+    conn: &Connection,
     event_id: &str,
     hold_id: &str,
     ga_tier: Option<&str>,
@@ -470,97 +393,88 @@ async fn sell_items(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     match ga_tier {
-        Some(tier) => sqlx::query("UPDATE ga_tiers SET sold = sold + ? WHERE id = ?")
-            .bind(quantity)
-            .bind(tier)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?,
-        None => sqlx::query(
+        Some(tier) => exec(
+            conn,
+            "UPDATE ga_tiers SET sold = sold + ? WHERE id = ?",
+            params![quantity, tier],
+        )?,
+        None => exec(
+            conn,
             "INSERT INTO sold_seats (event_id, seat_id, hold_id, sold_at) \
              SELECT ?, seat_id, hold_id, ? FROM hold_seats WHERE hold_id = ?",
-        )
-        .bind(event_id)
-        .bind(ms(now))
-        .bind(hold_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?,
+            params![event_id, ms(now), hold_id],
+        )?,
     };
     Ok(())
 }
 
-async fn complete_payment(
-    conn: &mut SqliteConnection,
+fn complete_payment(
+    conn: &Connection,
     order: &OrderId,
     charge_id: &str,
     tickets: &[Ticket],
     message: &MessageId,
     now: OffsetDateTime,
 ) -> Result<PaidOutcome, StoreError> {
-    let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
-        "SELECT status, hold_id, event_id, amount, currency FROM orders WHERE id = ?",
-    )
-    .bind(order.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let (status, hold, event, amount, currency) = row.ok_or(StoreError::NotFound)?;
-    let status = crate::orders::status_of(&status)?;
+    let (status, hold, event, amount, currency, ga_tier, quantity) = rows::first(
+        conn,
+        "SELECT o.status, o.hold_id, o.event_id, o.amount, o.currency, h.ga_tier_id, h.quantity \
+         FROM orders o JOIN holds h ON h.id = o.hold_id WHERE o.id = ?",
+        [order.as_str()],
+        |r| {
+            Ok((
+                r.get::<_, String>(0).db()?,
+                r.get::<_, String>(1).db()?,
+                r.get::<_, String>(2).db()?,
+                r.get::<_, i64>(3).db()?,
+                r.get::<_, String>(4).db()?,
+                r.get::<_, Option<String>>(5).db()?,
+                r.get::<_, i64>(6).db()?,
+            ))
+        },
+    )?
+    .ok_or(StoreError::NotFound)?;
+    let status = rows::order_status(&status)?;
     if status != OrderStatus::PendingPayment {
         return Ok(PaidOutcome::AlreadyFinal(status));
     }
-    let (ga_tier, quantity): (Option<String>, i64) =
-        sqlx::query_as("SELECT ga_tier_id, quantity FROM holds WHERE id = ?")
-            .bind(&hold)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    sell_items(conn, &event, &hold, ga_tier.as_deref(), quantity, now).await?;
-    sqlx::query("UPDATE holds SET sold_at = ?, updated_at = ? WHERE id = ?")
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(&hold)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    sqlx::query(
+    sell_items(conn, &event, &hold, ga_tier.as_deref(), quantity, now)?;
+    exec(
+        conn,
+        "UPDATE holds SET sold_at = ?1, updated_at = ?1 WHERE id = ?2",
+        params![ms(now), hold],
+    )?;
+    exec(
+        conn,
         "UPDATE orders SET status = 'paid', failure_code = NULL, updated_at = ? WHERE id = ?",
-    )
-    .bind(ms(now))
-    .bind(order.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    sqlx::query("INSERT INTO payments (order_id, charge_id, amount, currency, created_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(order.as_str())
-        .bind(charge_id)
-        .bind(amount)
-        .bind(&currency)
-        .bind(ms(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    if !tickets.is_empty() {
-        QueryBuilder::<Sqlite>::new(
-            "INSERT INTO tickets (id, order_id, position, event_id, seat_id, tier_id, amount, currency, code, issued_at) ",
+        params![ms(now), order.as_str()],
+    )?;
+    exec(
+        conn,
+        "INSERT INTO payments (order_id, charge_id, amount, currency, created_at) VALUES (?, ?, ?, ?, ?)",
+        params![order.as_str(), charge_id, amount, currency, ms(now)],
+    )?;
+    let mut ticket = conn
+        .prepare_cached(
+            "INSERT INTO tickets (id, order_id, position, event_id, seat_id, tier_id, amount, currency, code, issued_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .push_values(tickets.iter().enumerate(), |mut b, (n, t)| {
-            b.push_bind(t.id.as_str())
-                .push_bind(order.as_str())
-                .push_bind(n as i64)
-                .push_bind(&event)
-                .push_bind(t.seat_id.as_ref().map(|s| s.as_str()))
-                .push_bind(t.tier_id.as_str())
-                .push_bind(t.price.amount)
-                .push_bind(t.price.currency.as_str())
-                .push_bind(&t.code)
-                .push_bind(ms(now));
-        })
-        .build()
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        .db()?;
+    for (n, t) in tickets.iter().enumerate() {
+        ticket
+            .execute(params![
+                t.id.as_str(),
+                order.as_str(),
+                n,
+                event,
+                t.seat_id.as_ref().map(|s| s.as_str()),
+                t.tier_id.as_str(),
+                t.price.amount,
+                t.price.currency.as_str(),
+                t.code,
+                ms(now)
+            ])
+            .db()?;
     }
     enqueue(
         conn,
@@ -569,57 +483,52 @@ async fn complete_payment(
             order_id: order.clone(),
         },
         now,
-    )
-    .await?;
+    )?;
     Ok(PaidOutcome::Paid)
 }
 
-async fn fail_payment(
-    conn: &mut SqliteConnection,
+fn fail_payment(
+    conn: &Connection,
     order: &OrderId,
     code: &str,
     restore_hold: bool,
     message: &MessageId,
     now: OffsetDateTime,
 ) -> Result<FailOutcome, StoreError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT status, hold_id FROM orders WHERE id = ?")
-            .bind(order.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    let (status, hold) = row.ok_or(StoreError::NotFound)?;
-    let status = crate::orders::status_of(&status)?;
+    let (status, hold) = rows::first(
+        conn,
+        "SELECT status, hold_id FROM orders WHERE id = ?",
+        [order.as_str()],
+        |r| Ok((r.get::<_, String>(0).db()?, r.get::<_, String>(1).db()?)),
+    )?
+    .ok_or(StoreError::NotFound)?;
+    let status = rows::order_status(&status)?;
     if status != OrderStatus::PendingPayment {
         return Ok(FailOutcome::AlreadyFinal(status));
     }
-    sqlx::query(
+    exec(
+        conn,
         "UPDATE orders SET status = 'failed', failure_code = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(code)
-    .bind(ms(now))
-    .bind(order.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let ttl: Option<i64> = sqlx::query_scalar(
+        params![code, ms(now), order.as_str()],
+    )?;
+    let ttl = rows::scalar::<i64>(
+        conn,
         "SELECT COALESCE(ttl_expires_at, expires_at) FROM holds WHERE id = ? AND status = 'converted' AND sold_at IS NULL",
-    )
-    .bind(&hold)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
+        [&hold],
+    )?;
     let mut hold_until = None;
     if let Some(ttl) = ttl {
         let back = restore_hold && ttl > ms(now);
-        sqlx::query("UPDATE holds SET status = ?, expires_at = ?, updated_at = ? WHERE id = ?")
-            .bind(if back { "active" } else { "expired" })
-            .bind(if back { ttl } else { ttl.min(ms(now)) })
-            .bind(ms(now))
-            .bind(&hold)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        exec(
+            conn,
+            "UPDATE holds SET status = ?, expires_at = ?, updated_at = ? WHERE id = ?",
+            params![
+                if back { "active" } else { "expired" },
+                if back { ttl } else { ttl.min(ms(now)) },
+                ms(now),
+                hold
+            ],
+        )?;
         hold_until = back.then(|| dt(ttl));
     }
     enqueue(
@@ -630,35 +539,29 @@ async fn fail_payment(
             code: code.to_owned(),
         },
         now,
-    )
-    .await?;
+    )?;
     Ok(FailOutcome::Failed { hold_until })
 }
 
-async fn sale_stats(
-    conn: &mut SqliteConnection,
+fn sale_stats(
+    conn: &Connection,
     message: &MessageId,
     event: &EventId,
     tickets: u32,
     revenue: Money,
 ) -> Result<(), StoreError> {
-    let first =
-        sqlx::query("INSERT INTO stats_messages (message_id) VALUES (?) ON CONFLICT DO NOTHING")
-            .bind(message.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    if first.rows_affected() == 1 {
-        sqlx::query(
+    let first = exec(
+        conn,
+        "INSERT INTO stats_messages (message_id) VALUES (?) ON CONFLICT DO NOTHING",
+        [message.as_str()],
+    )?;
+    if first == 1 {
+        exec(
+            conn,
             "INSERT INTO event_sales (event_id, tickets, revenue) VALUES (?, ?, ?) \
              ON CONFLICT (event_id) DO UPDATE SET tickets = tickets + excluded.tickets, revenue = revenue + excluded.revenue",
-        )
-        .bind(event.as_str())
-        .bind(i64::from(tickets))
-        .bind(revenue.amount)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+            params![event.as_str(), tickets, revenue.amount],
+        )?;
     }
     Ok(())
 }
