@@ -105,6 +105,10 @@ pub struct Report {
     pub all_checked_out_seconds: Option<f64>,
     /// See [`SaleClocks::all_paid_seconds`].
     pub all_paid_seconds: Option<f64>,
+    /// See [`SaleClocks::last_checkout_seconds`].
+    pub last_checkout_seconds: Option<f64>,
+    /// See [`SaleClocks::last_paid_seconds`].
+    pub last_paid_seconds: Option<f64>,
     /// Tickets sold over `all_paid_seconds` if the sale sold out, else over the
     /// whole timed part.
     pub tickets_per_second: f64,
@@ -143,6 +147,10 @@ pub struct SaleClocks {
     /// When the last of those orders was seen `paid` (its buyer's answer received).
     /// `None` unless the sale sold out.
     pub all_paid_seconds: Option<f64>,
+    /// The same two instants over whatever sold, sold out or not: the last checkout
+    /// accepted and the last payment seen among the orders that ended paid.
+    pub last_checkout_seconds: Option<f64>,
+    pub last_paid_seconds: Option<f64>,
 }
 
 /// A server under test and the setup made on it.
@@ -521,16 +529,21 @@ struct Shared {
     schedule: Option<Schedule>,
 }
 
+/// A buyer's wait for its order's final status, on a task of its own.
+type FinalWait = tokio::task::JoinHandle<(Stats, Option<Finished>)>;
+
 /// Buyer `i`'s journey: seat map, hold (retrying other picks on 409), then abandon
-/// or check out and wait for the order's final status. The first request's latency
+/// or check out and (on a task of its own, pushed to `waits`) wait for the order's
+/// final status. The first request's latency
 /// counts from `arrived` (its scheduled time in open loop).
 async fn buyer(
-    s: &Shared,
+    s: &Arc<Shared>,
     i: usize,
     arrived: Instant,
     cache: &mut SeatCache,
     stats: &mut Stats,
     outcomes: &mut Outcomes,
+    waits: &mut Vec<FinalWait>,
 ) {
     let (t, cfg, sale) = (&*s.t, &s.cfg, &*s.sale);
     let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
@@ -613,6 +626,26 @@ async fn buyer(
     let accepted_at = s.start.elapsed();
     let order = body["order_id"].as_str().unwrap_or_default().to_owned();
     outcomes.accepted += 1;
+    // The buyer now waits for the payment on a connection of its own, as a browser
+    // would: the sale's arrivals are not held up by the payments behind them.
+    let (s, token) = (s.clone(), token.clone());
+    waits.push(tokio::spawn(async move {
+        let mut stats = Stats::default();
+        let finished = wait_final(&s, node, &token, &order, accepted_at, &mut stats).await;
+        (stats, finished)
+    }));
+}
+
+/// Long-polls an order until its final status.
+async fn wait_final(
+    s: &Shared,
+    node: usize,
+    token: &str,
+    order: &str,
+    accepted_at: Duration,
+    stats: &mut Stats,
+) -> Option<Finished> {
+    let t = &*s.t;
     for _ in 0..20 {
         let req = t
             .client
@@ -622,14 +655,14 @@ async fn buyer(
             continue;
         };
         if o["status"] != "pending_payment" {
-            outcomes.finished.push(Finished {
+            return Some(Finished {
                 order: o,
                 accepted_at,
                 final_at: s.start.elapsed(),
             });
-            return;
         }
     }
+    None
 }
 
 /// `holds` mode: hold one random seat, then release it. The hold's latency counts
@@ -680,6 +713,8 @@ async fn read_seat_map(s: &Shared, w: usize, from: Instant, stats: &mut Stats) {
 #[derive(Debug, Default)]
 struct WorkerOut {
     stats: Stats,
+    /// The buyers' waits for their orders (each its own task).
+    waits: Vec<Stats>,
     outcomes: Outcomes,
     /// Open loop: arrivals this worker sent, and how many of them late.
     sent: u64,
@@ -695,6 +730,7 @@ async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
         ga_remaining: 0,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64 ^ 0x5eed);
+    let mut waits = Vec::new();
     loop {
         // The next piece of work (a buyer's index in a sale) and the instant its
         // first request's latency counts from.
@@ -731,11 +767,18 @@ async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
                     &mut cache,
                     &mut out.stats,
                     &mut out.outcomes,
+                    &mut waits,
                 )
                 .await
             }
             Mode::Holds => hold_and_release(&s, w, &mut rng, from, &mut out.stats).await,
             Mode::Seatmap => read_seat_map(&s, w, from, &mut out.stats).await,
+        }
+    }
+    for wait in waits {
+        if let Ok((stats, finished)) = wait.await {
+            out.waits.push(stats);
+            out.outcomes.finished.extend(finished);
         }
     }
     out
@@ -789,17 +832,15 @@ pub(crate) fn sale_clocks(
     }
     let sold_out = seats.iter().all(|s| seated.contains(s.as_str()))
         && ga.is_none_or(|(_, capacity)| ga_places >= capacity);
-    let last = |at: fn(&Finished) -> Duration| {
-        paid.iter()
-            .map(|f| at(f))
-            .max()
-            .filter(|_| sold_out)
-            .map(|d| d.as_secs_f64())
-    };
+    let last =
+        |at: fn(&Finished) -> Duration| paid.iter().map(|f| at(f)).max().map(|d| d.as_secs_f64());
+    let (checked_out, paid_at) = (last(|f| f.accepted_at), last(|f| f.final_at));
     SaleClocks {
         sold_out,
-        all_checked_out_seconds: last(|f| f.accepted_at),
-        all_paid_seconds: last(|f| f.final_at),
+        all_checked_out_seconds: checked_out.filter(|_| sold_out),
+        all_paid_seconds: paid_at.filter(|_| sold_out),
+        last_checkout_seconds: checked_out,
+        last_paid_seconds: paid_at,
     }
 }
 
@@ -871,6 +912,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let mut stats = Vec::with_capacity(done.len());
     for w in done {
         stats.push(w.stats);
+        stats.extend(w.waits);
         outcomes.accepted += w.outcomes.accepted;
         outcomes.finished.extend(w.outcomes.finished);
     }
@@ -901,6 +943,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         sold_out: false,
         all_checked_out_seconds: None,
         all_paid_seconds: None,
+        last_checkout_seconds: None,
+        last_paid_seconds: None,
         tickets_per_second: 0.0,
         audit_passed: true,
         audit_failures: vec![],
@@ -928,6 +972,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         report.sold_out = clocks.sold_out;
         report.all_checked_out_seconds = clocks.all_checked_out_seconds;
         report.all_paid_seconds = clocks.all_paid_seconds;
+        report.last_checkout_seconds = clocks.last_checkout_seconds;
+        report.last_paid_seconds = clocks.last_paid_seconds;
         report.tickets_per_second = tickets as f64
             / clocks
                 .all_paid_seconds
@@ -1088,12 +1134,14 @@ impl Report {
         ));
         if self.mode == Mode::Sale {
             s.push_str(&format!(
-                " · tickets sold {} on {} paid orders · {} · all checked out {} · all paid {} · {:.0} tickets/s · audit {}",
+                " · tickets sold {} on {} paid orders · {} · all checked out {} · all paid {} · last checkout {} · last paid {} · {:.0} tickets/s · audit {}",
                 self.tickets_sold,
                 self.paid_orders,
                 if self.sold_out { "sold out" } else { "not sold out" },
                 secs(self.all_checked_out_seconds),
                 secs(self.all_paid_seconds),
+                secs(self.last_checkout_seconds),
+                secs(self.last_paid_seconds),
                 self.tickets_per_second,
                 if self.audit_passed { "passed" } else { "FAILED" },
             ));
@@ -1208,6 +1256,8 @@ mod tests {
                 sold_out: true,
                 all_checked_out_seconds: Some(2.5),
                 all_paid_seconds: Some(6.0),
+                last_checkout_seconds: Some(2.5),
+                last_paid_seconds: Some(6.0),
             }
         );
 
@@ -1218,6 +1268,11 @@ mod tests {
         assert_eq!(
             (c.sold_out, c.all_checked_out_seconds, c.all_paid_seconds),
             (false, None, None)
+        );
+        // What did sell still has its two clocks (the failed GA order not among them).
+        assert_eq!(
+            (c.last_checkout_seconds, c.last_paid_seconds),
+            (Some(2.5), Some(4.0))
         );
 
         // A seat only on a failed order: not sold out either.
@@ -1258,6 +1313,8 @@ mod tests {
             sold_out: true,
             all_checked_out_seconds: Some(8.06),
             all_paid_seconds: Some(9.04),
+            last_checkout_seconds: Some(8.06),
+            last_paid_seconds: Some(9.04),
             tickets_per_second: 232.3,
             audit_passed: true,
             audit_failures: vec![],
@@ -1287,7 +1344,7 @@ mod tests {
     fn the_markdown_carries_the_new_fields() {
         let md = sample_report().markdown();
         for want in [
-            "mode `sale` · 2000 seats + 100 GA · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 on 840 paid orders · sold out · all checked out 8.1 s · all paid 9.0 s · 232 tickets/s · audit passed\n",
+            "mode `sale` · 2000 seats + 100 GA · 1000 buyers · 100 connections · 12.3 s · tickets sold 2100 on 840 paid orders · sold out · all checked out 8.1 s · all paid 9.0 s · last checkout 8.1 s · last paid 9.0 s · 232 tickets/s · audit passed\n",
             "open loop: 500 arrivals/s · 1000 scheduled · 990 sent (37 late) · 10 dropped · at most 100 in flight · seat map gzip 187 B",
             "server: 10.25 CPU s (0.83 cores) · found by listening on port 18555",
             "pid 4242: 10.25 CPU s, peak RSS (VmHWM, since start) 150.0 MiB, RSS 80.0 → 140.0 MiB",
@@ -1302,6 +1359,8 @@ mod tests {
             "sold_out",
             "all_checked_out_seconds",
             "all_paid_seconds",
+            "last_checkout_seconds",
+            "last_paid_seconds",
             "paid_orders",
             "server",
             "server_note",
@@ -1323,6 +1382,8 @@ mod tests {
         r.sold_out = false;
         r.all_checked_out_seconds = None;
         r.all_paid_seconds = None;
+        r.last_checkout_seconds = None;
+        r.last_paid_seconds = None;
         r.server = None;
         r.server_note = Some("http://10.0.0.5:1 is not on this machine; pass --server-pid".into());
         r.store_commits = None;
@@ -1331,7 +1392,7 @@ mod tests {
         let md = r.markdown();
         for want in [
             "closed loop · seat map gzip 187 B",
-            "not sold out · all checked out — · all paid —",
+            "not sold out · all checked out — · all paid — · last checkout — · last paid —",
             "server: not measured (http://10.0.0.5:1 is not on this machine; pass --server-pid)",
             "store commits: unknown (http://x/metrics has no boxoffice_store_commits_total)",
         ] {
