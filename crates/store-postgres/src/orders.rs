@@ -47,13 +47,21 @@ impl PgStore {
         .transpose()
     }
 
-    /// Live holds, sold seats and GA sold counts.
+    /// Live holds, sold seats and GA sold counts as of one instant: the reads share
+    /// one REPEATABLE READ snapshot, so a sale committing meanwhile is seen either
+    /// wholly (a sale, its hold gone) or not at all (a live hold), never both — at
+    /// READ COMMITTED each statement had its own snapshot and a GA sale between them
+    /// was counted twice (issue 8, fault 5).
     pub(crate) async fn inventory_impl(
         &self,
         event: &EventId,
         now: OffsetDateTime,
     ) -> Result<StoredInventory, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(map_err)?;
         let holds = sqlx::query_as::<_, HoldRow>(&format!(
             "SELECT {} FROM holds h WHERE h.event_id = $1 AND h.status IN ('active', 'converted') \
              AND h.sold_at IS NULL AND h.expires_at > $2",
