@@ -792,8 +792,8 @@ pub async fn inventory_is_one_snapshot<S: Store>(store: Arc<S>) {
             quantity: 1,
         };
         orders.push((checked_out(&*store, &event, &ann.id, ga).await, None));
-        if i < SEATS {
-            let seat = layout[i].seat.id.clone();
+        if let Some(s) = layout.get(i) {
+            let seat = s.seat.id.clone();
             let sel = HoldSelection::Seats(vec![seat.clone()]);
             orders.push((checked_out(&*store, &event, &ann.id, sel).await, Some(seat)));
         }
@@ -1112,4 +1112,116 @@ pub async fn racing_batches_sell_each_seat_once<S: Store>(store: Arc<S>) {
     let mut stored = store.inventory(&event.id, now()).await.unwrap().sold_seats;
     stored.sort();
     assert_eq!(stored, sold, "the store sold exactly what it answered");
+}
+
+/// Writes on one hold or order keep their batch order whatever a store groups
+/// together: a checkout sees the hold a failed payment just gave back, a checkout
+/// after a release finds the hold released, a payment finds the order a checkout
+/// earlier in the batch created, a release after a checkout finds it converted.
+pub async fn a_batch_keeps_the_order_of_writes_on_one_hold<S: Store>(store: Arc<S>) {
+    let (_, _, event) = event(&*store).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let one = |i: usize| HoldSelection::Seats(vec![layout[i].seat.id.clone()]);
+    let h1 = hold(&event, &ann.id, one(0), Duration::minutes(5));
+    store.record_hold(&h1).await.unwrap();
+    let first = checkout_record(&event, &ann.id, &h1, "first");
+    assert_eq!(
+        store.checkout(&first, now()).await.unwrap(),
+        CheckoutOutcome::Created
+    );
+    let h2 = hold(&event, &ann.id, one(1), Duration::minutes(5));
+    store.record_hold(&h2).await.unwrap();
+    let h3 = hold(&event, &ann.id, one(2), Duration::minutes(5));
+    let again = checkout_record(&event, &ann.id, &h1, "again");
+    let late = checkout_record(&event, &ann.id, &h2, "late");
+    let third = checkout_record(&event, &ann.id, &h3, "third");
+    let t = now();
+    let paid = |rec: &CheckoutRecord, seat: usize| Write::Paid {
+        order: rec.order.id.clone(),
+        charge_id: format!("ch_{}", rec.order.id),
+        tickets: tickets_for(&event, &[layout[seat].seat.id.clone()]),
+        message: MessageId::new(),
+        now: t,
+        ack: None,
+    };
+    let checkout = |rec: &CheckoutRecord| Write::Checkout {
+        rec: Box::new(rec.clone()),
+        now: t,
+    };
+    let batch = vec![
+        Write::Failed {
+            order: first.order.id.clone(),
+            code: "card_declined".into(),
+            restore_hold: true,
+            message: MessageId::new(),
+            now: t,
+            ack: None,
+        },
+        checkout(&again),
+        Write::Release {
+            hold: h2.id.clone(),
+            now: t,
+        },
+        checkout(&late),
+        Write::Hold(h3.clone()),
+        checkout(&third),
+        paid(&third, 2),
+        Write::Release {
+            hold: h3.id.clone(),
+            now: t,
+        },
+        paid(&again, 0),
+    ];
+    let out: Vec<Written> = store
+        .write(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        out,
+        vec![
+            Written::Failed(boxoffice_ports::FailOutcome::Failed {
+                hold_until: Some(h1.expires_at)
+            }),
+            Written::Checkout(CheckoutOutcome::Created),
+            Written::Released(ReleaseOutcome::Released),
+            Written::Checkout(CheckoutOutcome::HoldNotActive {
+                status: HoldStatus::Released,
+                expired: false
+            }),
+            Written::Done,
+            Written::Checkout(CheckoutOutcome::Created),
+            Written::Paid(PaidOutcome::Paid),
+            Written::Released(ReleaseOutcome::Converted),
+            Written::Paid(PaidOutcome::Paid),
+        ]
+    );
+    let status = |o: Option<Order>| o.unwrap().status;
+    assert_eq!(
+        status(store.order(&first.order.id).await.unwrap()),
+        OrderStatus::Failed
+    );
+    assert_eq!(
+        status(store.order(&again.order.id).await.unwrap()),
+        OrderStatus::Paid
+    );
+    assert!(store.order(&late.order.id).await.unwrap().is_none());
+    assert!(
+        store
+            .idempotent(&ann.id, "checkout", "late")
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused checkout's key is not kept"
+    );
+    for h in [&h1, &h3] {
+        assert_eq!(
+            store.hold(&h.id).await.unwrap().unwrap().status,
+            HoldStatus::Sold
+        );
+    }
 }

@@ -82,3 +82,9 @@ async fn racing_batches_sell_each_seat_once() {
 
 #[path = "conformance/native.rs"]
 mod native;
+
+#[tokio::test]
+async fn a_batch_keeps_the_order_of_writes_on_one_hold() {
+    boxoffice_conformance::store::a_batch_keeps_the_order_of_writes_on_one_hold(store().await)
+        .await;
+}
