@@ -247,38 +247,12 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        if events.is_empty() {
-            return Ok(vec![]);
-        }
-        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-        let tiers = sqlx::query_as::<_, PriceTierRow>(&format!(
-            "SELECT {} FROM price_tiers WHERE event_id = ANY($1) ORDER BY event_id, position",
-            PriceTierRow::COLUMNS
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        self.with_children::<PriceTierRow, GaTierRow, _, PriceTier, GaTier, _>(
+            events,
+            |e| e.id.as_str(),
+            |e, tiers, ga| e.into_record(tiers, ga),
+        )
         .await
-        .map_err(map_err)?;
-        let ga = sqlx::query_as::<_, GaTierRow>(&format!(
-            "SELECT {} FROM ga_tiers WHERE event_id = ANY($1) ORDER BY event_id, position",
-            GaTierRow::COLUMNS
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let mut tiers = rows::grouped::<_, PriceTier>(tiers, |t| &t.event_id)?;
-        let mut ga = rows::grouped::<_, GaTier>(ga, |t| &t.event_id)?;
-        events
-            .into_iter()
-            .map(|e| {
-                let (t, g) = (
-                    tiers.remove(&e.id).unwrap_or_default(),
-                    ga.remove(&e.id).unwrap_or_default(),
-                );
-                e.into_record(t, g)
-            })
-            .collect()
     }
 
     pub(crate) async fn set_event_status_impl(

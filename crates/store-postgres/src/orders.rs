@@ -3,7 +3,9 @@
 //! their items and tickets (three statements however many orders), stored
 //! idempotent answers, and what the workers and the relay read.
 
-use boxoffice_domain::{EventId, Hold, HoldId, Job, MessageId, Order, OrderId, UserId};
+use boxoffice_domain::{
+    EventId, Hold, HoldId, Job, MessageId, Order, OrderId, OrderItem, Ticket, UserId,
+};
 use boxoffice_ports::{Idempotent, StoreError, StoredInventory};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -109,38 +111,12 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        if orders.is_empty() {
-            return Ok(vec![]);
-        }
-        let ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
-        let items = sqlx::query_as::<_, OrderItemRow>(&format!(
-            "SELECT {} FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, position",
-            OrderItemRow::COLUMNS
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
+        self.with_children::<OrderItemRow, TicketRow, _, OrderItem, Ticket, _>(
+            orders,
+            |o| o.id.as_str(),
+            |o, items, tickets| o.into_order(items, tickets),
+        )
         .await
-        .map_err(map_err)?;
-        let tickets = sqlx::query_as::<_, TicketRow>(&format!(
-            "SELECT {} FROM tickets WHERE order_id = ANY($1) ORDER BY order_id, position",
-            TicketRow::COLUMNS
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let mut items = rows::grouped(items, |i| &i.order_id)?;
-        let mut tickets = rows::grouped(tickets, |t| &t.order_id)?;
-        orders
-            .into_iter()
-            .map(|o| {
-                let (i, t) = (
-                    items.remove(&o.id).unwrap_or_default(),
-                    tickets.remove(&o.id).unwrap_or_default(),
-                );
-                o.into_order(i, t)
-            })
-            .collect()
     }
 
     pub(crate) async fn pending_orders_impl(&self) -> Result<Vec<OrderId>, StoreError> {

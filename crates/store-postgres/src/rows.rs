@@ -177,7 +177,7 @@ impl EventRow {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PriceTierRow {
-    pub(crate) event_id: String,
+    event_id: String,
     id: String,
     name: String,
     amount: i64,
@@ -203,7 +203,7 @@ impl TryFrom<PriceTierRow> for PriceTier {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct GaTierRow {
-    pub(crate) event_id: String,
+    event_id: String,
     id: String,
     name: String,
     amount: i64,
@@ -335,7 +335,7 @@ pub(crate) fn order_status(s: &str) -> Result<OrderStatus, StoreError> {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OrderItemRow {
-    pub(crate) order_id: String,
+    order_id: String,
     seat_id: Option<String>,
     tier_id: String,
     amount: i64,
@@ -359,7 +359,7 @@ impl TryFrom<OrderItemRow> for OrderItem {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TicketRow {
-    pub(crate) order_id: String,
+    order_id: String,
     id: String,
     seat_id: Option<String>,
     tier_id: String,
@@ -421,16 +421,90 @@ pub(crate) fn all<R, T: TryFrom<R, Error = StoreError>>(
     rows.into_iter().map(T::try_from).collect()
 }
 
-/// Groups rows that carry their parent's id (tiers of events, items of orders),
-/// keeping their order, as domain values.
-pub(crate) fn grouped<R, T: TryFrom<R, Error = StoreError>>(
-    rows: Vec<R>,
-    parent: impl Fn(&R) -> &str,
-) -> Result<std::collections::HashMap<String, Vec<T>>, StoreError> {
-    let mut out: std::collections::HashMap<String, Vec<T>> = std::collections::HashMap::new();
-    for r in rows {
-        let key = parent(&r).to_owned();
-        out.entry(key).or_default().push(T::try_from(r)?);
+/// Rows that belong to a parent row (tiers to their event, items and tickets to
+/// their order), read for many parents at once, in their `position` order.
+pub(crate) trait ChildRow:
+    for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
+{
+    const TABLE: &'static str;
+    const PARENT: &'static str;
+    const COLUMNS: &'static str;
+    fn parent(&self) -> &str;
+}
+
+macro_rules! child_row {
+    ($row:ty, $table:literal, $parent:ident) => {
+        impl ChildRow for $row {
+            const TABLE: &'static str = $table;
+            const PARENT: &'static str = stringify!($parent);
+            const COLUMNS: &'static str = <$row>::COLUMNS;
+            fn parent(&self) -> &str {
+                &self.$parent
+            }
+        }
+    };
+}
+
+child_row!(PriceTierRow, "price_tiers", event_id);
+child_row!(GaTierRow, "ga_tiers", event_id);
+child_row!(OrderItemRow, "order_items", order_id);
+child_row!(TicketRow, "tickets", order_id);
+
+impl crate::PgStore {
+    /// The children of `parents` as domain values, by parent id, in their order:
+    /// one statement however many parents.
+    pub(crate) async fn children<R: ChildRow, T: TryFrom<R, Error = StoreError>>(
+        &self,
+        parents: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<T>>, StoreError> {
+        let rows = sqlx::query_as::<_, R>(&format!(
+            "SELECT {} FROM {} WHERE {p} = ANY($1) ORDER BY {p}, position",
+            R::COLUMNS,
+            R::TABLE,
+            p = R::PARENT
+        ))
+        .bind(parents)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(crate::map_err)?;
+        let mut out: std::collections::HashMap<String, Vec<T>> = Default::default();
+        for r in rows {
+            let key = r.parent().to_owned();
+            out.entry(key).or_default().push(T::try_from(r)?);
+        }
+        Ok(out)
     }
-    Ok(out)
+
+    /// Parents with their two kinds of children (an event's tiers and GA tiers, an
+    /// order's items and tickets), put together by `build`: two statements more
+    /// however many parents.
+    pub(crate) async fn with_children<A, B, P, TA, TB, Out>(
+        &self,
+        parents: Vec<P>,
+        id: fn(&P) -> &str,
+        build: impl Fn(P, Vec<TA>, Vec<TB>) -> Result<Out, StoreError>,
+    ) -> Result<Vec<Out>, StoreError>
+    where
+        A: ChildRow,
+        B: ChildRow,
+        TA: TryFrom<A, Error = StoreError>,
+        TB: TryFrom<B, Error = StoreError>,
+    {
+        if parents.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<&str> = parents.iter().map(id).collect();
+        let mut a = self.children::<A, TA>(&ids).await?;
+        let mut b = self.children::<B, TB>(&ids).await?;
+        parents
+            .into_iter()
+            .map(|p| {
+                let (x, y) = (
+                    a.remove(id(&p)).unwrap_or_default(),
+                    b.remove(id(&p)).unwrap_or_default(),
+                );
+                build(p, x, y)
+            })
+            .collect()
+    }
 }
