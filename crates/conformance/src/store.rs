@@ -862,7 +862,9 @@ pub async fn inventory_is_one_snapshot<S: Store>(store: Arc<S>) {
 
 /// One group commit mixing every kind of write the workers and buyers send, with a
 /// refused hold in the middle: everything else commits, each with its own answer,
-/// and each job acknowledged with its outcome is done (or dead) exactly once.
+/// and each job acknowledged with its outcome is done (or dead) exactly once. The
+/// acks are read back through the queue's backlog, so this is for stores whose
+/// queue is their own tables (claimed from the store, not fed in process).
 pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(store: Arc<S>) {
     let (_, _, event) = event(&*store).await;
     let ann = user("ann@example.com", Role::Customer);
