@@ -13,12 +13,12 @@
 
 CREATE FUNCTION pg_temp.ms_to_timestamptz(ms BIGINT) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE
-    RETURN TIMESTAMPTZ 'epoch' + ms * INTERVAL '1 millisecond';
+    AS $$ SELECT TIMESTAMPTZ 'epoch' + ms * INTERVAL '1 millisecond' $$;
 
 -- ALTER … USING may not hold a subquery; a function may.
 CREATE FUNCTION pg_temp.json_text_array(j TEXT) RETURNS text[]
     LANGUAGE sql IMMUTABLE
-    RETURN ARRAY(SELECT jsonb_array_elements_text(j::jsonb));
+    AS $$ SELECT ARRAY(SELECT jsonb_array_elements_text(j::jsonb)) $$;
 
 ALTER TABLE users
     ALTER created_at TYPE timestamptz USING pg_temp.ms_to_timestamptz(created_at);

@@ -1,8 +1,8 @@
 //! The job queue in PostgreSQL: the `jobs` table, one row per (outbox message,
-//! consumer). A claim leases rows with one `UPDATE … RETURNING` over rows picked
-//! `FOR UPDATE SKIP LOCKED`, so any number of nodes claim without blocking each other
-//! and never get the same row while its lease runs; an expired lease makes it
-//! claimable again.
+//! consumer). A claim is one statement: it leases rows with an `UPDATE … RETURNING`
+//! over rows picked `FOR UPDATE SKIP LOCKED` and joins their outbox payloads, so any
+//! number of nodes claim without blocking each other and never get the same row
+//! while its lease runs; an expired lease makes it claimable again.
 
 use async_trait::async_trait;
 use boxoffice_domain::{Consumer, Job, MessageId};
