@@ -1227,3 +1227,87 @@ pub async fn a_batch_keeps_the_order_of_writes_on_one_hold<S: Store>(store: Arc<
         );
     }
 }
+
+/// Two nodes' group commits race over the same holds, one checking them out and the
+/// other releasing them (each batch one statement's worth of writes): every hold
+/// has exactly one winner, and the answers agree with what is stored — a created
+/// order and `Converted` for the release, or `Released` and a checkout refused
+/// with the hold released (its idempotency key not kept).
+pub async fn checkouts_racing_releases_in_batches<S: Store>(store: Arc<S>) {
+    let (_, _, event) = event_sized(&*store, 2, 10, 5).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let mut holds = vec![];
+    for s in &layout {
+        let h = hold(
+            &event,
+            &ann.id,
+            HoldSelection::Seats(vec![s.seat.id.clone()]),
+            Duration::minutes(5),
+        );
+        store.record_hold(&h).await.unwrap();
+        holds.push(h);
+    }
+    let recs: Vec<CheckoutRecord> = holds
+        .iter()
+        .map(|h| checkout_record(&event, &ann.id, h, h.id.as_str()))
+        .collect();
+    let t = now();
+    let checkouts: Vec<Write> = recs
+        .iter()
+        .map(|r| Write::Checkout {
+            rec: Box::new(r.clone()),
+            now: t,
+        })
+        .collect();
+    // Released in the opposite order, so the two batches cross.
+    let releases: Vec<Write> = holds
+        .iter()
+        .rev()
+        .map(|h| Write::Release {
+            hold: h.id.clone(),
+            now: t,
+        })
+        .collect();
+    let (c, r) = tokio::join!(store.write(&checkouts), store.write(&releases));
+    let (c, mut r) = (c.unwrap(), r.unwrap());
+    r.reverse();
+    let mut sold = 0;
+    for ((h, rec), (c, r)) in holds.iter().zip(&recs).zip(c.iter().zip(&r)) {
+        let stored = store.hold(&h.id).await.unwrap().unwrap().status;
+        let order = store.order(&rec.order.id).await.unwrap();
+        let key = store
+            .idempotent(&ann.id, "checkout", h.id.as_str())
+            .await
+            .unwrap();
+        match (c, r) {
+            (
+                Ok(Written::Checkout(CheckoutOutcome::Created)),
+                Ok(Written::Released(ReleaseOutcome::Converted)),
+            ) => {
+                sold += 1;
+                assert_eq!(stored, HoldStatus::Converted);
+                assert_eq!(order.unwrap().status, OrderStatus::PendingPayment);
+                assert!(key.is_some());
+            }
+            (
+                Ok(Written::Checkout(CheckoutOutcome::HoldNotActive {
+                    status: HoldStatus::Released,
+                    expired: false,
+                })),
+                Ok(Written::Released(ReleaseOutcome::Released)),
+            ) => {
+                assert_eq!(stored, HoldStatus::Released);
+                assert!(order.is_none());
+                assert!(key.is_none(), "a refused checkout's key is not kept");
+            }
+            other => panic!("hold {}: {other:?}", h.id),
+        }
+    }
+    assert_eq!(
+        store.pending_orders().await.unwrap().len(),
+        sold,
+        "one order per hold checked out"
+    );
+}

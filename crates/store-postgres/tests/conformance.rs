@@ -88,3 +88,8 @@ async fn a_batch_keeps_the_order_of_writes_on_one_hold() {
     boxoffice_conformance::store::a_batch_keeps_the_order_of_writes_on_one_hold(store().await)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkouts_racing_releases_in_batches() {
+    boxoffice_conformance::store::checkouts_racing_releases_in_batches(store().await).await;
+}
