@@ -3,9 +3,11 @@
 //!
 //! It is written for PostgreSQL, not ported to it: instants are `timestamptz`
 //! (bound as `time::OffsetDateTime`), counts are `integer`, section lists `text[]`,
-//! and a group commit sends each run of same-kind writes as one statement over
-//! array parameters (`unnest`), with the steps of a write (lock, check, update,
-//! insert, enqueue) chained in one statement by data-modifying CTEs (`writes.rs`).
+//! outbox payloads `jsonb`; a group commit sends each run of same-kind writes as one
+//! statement over array parameters (`unnest`), with the steps of a write (lock,
+//! check, update, insert, enqueue) chained in one statement by data-modifying CTEs
+//! (`writes.rs`); the inventory an engine is rebuilt from is read in one
+//! REPEATABLE READ snapshot (`orders.rs`).
 //! Where SQLite's single writer serialised writers for free, this store takes row
 //! locks (`FOR UPDATE`) on the orders it changes, GA counters move only by
 //! conditional updates, and the job queue is claimed with `FOR UPDATE SKIP LOCKED`,

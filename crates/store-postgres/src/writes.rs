@@ -3,13 +3,16 @@
 //! side by side, and row locks order them).
 //!
 //! A batch costs a few statements, not a few per write:
-//! - Writes that change holds, orders and the outbox run in batch order; each run of
-//!   same-kind writes is ONE statement whose rows come as array parameters
-//!   (`unnest($1::text[], …)`), and whose steps (lock the orders, check their state,
+//! - Writes that change holds, orders and the outbox are grouped into runs of one
+//!   kind, each ONE statement whose rows come as array parameters
+//!   (`unnest($1::text[], …)`) and whose steps (lock the orders, check their state,
 //!   update, sell, insert tickets, payments and outbox rows, fan out jobs) are
-//!   data-modifying CTEs of that statement. A run ends where a row would be touched
-//!   twice (an `UPDATE … FROM` changes a row once, whatever matched it twice), so
-//!   the second write on a row sees the first, as it would alone.
+//!   data-modifying CTEs of that statement. A write joins the last run of its kind
+//!   unless it must follow a later run ([`schedule`]): a write on a row another
+//!   write of the batch changed runs after it (and never in the same statement: an
+//!   `UPDATE … FROM` changes a row once, whatever matched it twice), so every write
+//!   gets the answer it would get in batch order, while holds, checkouts and
+//!   payments that arrive interleaved still go in three statements.
 //! - The workers' records (audit rows, sales figures, email marks) touch tables no
 //!   other write touches, so they commute with everything: each kind is one
 //!   statement after the rest. Job acks ([`Ack`]) are one statement at the end (or
