@@ -32,15 +32,25 @@ fn user(email: &str, role: Role) -> User {
 /// A venue (A: 2×3 seats) and an on-sale-ready event with a seat tier and a GA tier
 /// of capacity 5, stored.
 async fn event<S: Store>(store: &S) -> (Venue, Vec<Seat>, Event) {
-    let spec: VenueSpec = serde_json_like(
-        r#"{"name":"Hall","sections":[{"name":"A","rows":2,"seats_per_row":3},{"name":"B","rows":1,"seats_per_row":2}]}"#,
-    );
+    event_sized(store, 2, 3, 5).await
+}
+
+/// Like [`event`], with section A of `rows` × `per_row` seats and GA `capacity`.
+async fn event_sized<S: Store>(
+    store: &S,
+    rows: u32,
+    per_row: u32,
+    capacity: u32,
+) -> (Venue, Vec<Seat>, Event) {
+    let spec: VenueSpec = serde_json_like(&format!(
+        r#"{{"name":"Hall","sections":[{{"name":"A","rows":{rows},"seats_per_row":{per_row}}},{{"name":"B","rows":1,"seats_per_row":2}}]}}"#,
+    ));
     let (venue, seats) = spec.build(now()).unwrap();
     store.create_venue(&venue, &seats).await.unwrap();
     let new: NewEvent = serde_json_like(&format!(
         r#"{{"venue_id":"{}","name":"Gig","starts_at":"2031-01-01T20:00:00Z","hold_ttl_seconds":60,
             "tiers":[{{"name":"Main","price":{{"amount":2500,"currency":"EUR"}},"sections":["A"]}}],
-            "ga_tiers":[{{"name":"Floor","price":{{"amount":1000,"currency":"EUR"}},"capacity":5}}]}}"#,
+            "ga_tiers":[{{"name":"Floor","price":{{"amount":1000,"currency":"EUR"}},"capacity":{capacity}}}]}}"#,
         venue.id
     ));
     let (event, event_seats) = new.build(&venue, &seats, now()).unwrap();
@@ -758,4 +768,546 @@ pub async fn in_process_queue_replays_what_is_unfinished<S: Store + JobQueue>(
         .unwrap();
     assert_eq!(last.len(), 1);
     assert_eq!(last[0].message, messages[2].0);
+}
+
+/// The inventory an engine is rebuilt from is one instant of the store, even while
+/// sales commit: a hold being paid for is either a live hold or a sale in every
+/// snapshot, never both (then a rebuilt engine would count it twice and refuse
+/// seats that are free) and never neither. Payments commit one by one while
+/// snapshots are read in a loop; every snapshot must satisfy the capacity
+/// identity: GA sold + GA held = the held capacity, and the held seats and the sold
+/// seats are disjoint and together the seats held at the start.
+pub async fn inventory_is_one_snapshot<S: Store>(store: Arc<S>) {
+    const GA: u32 = 40;
+    const SEATS: usize = 20;
+    let (_, _, event) = event_sized(&*store, 2, 10, GA).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    assert_eq!(layout.len(), SEATS);
+    let mut orders = vec![];
+    for i in 0..GA as usize {
+        let ga = HoldSelection::Ga {
+            tier_id: event.ga_tiers[0].id.clone(),
+            quantity: 1,
+        };
+        orders.push((checked_out(&*store, &event, &ann.id, ga).await, None));
+        if let Some(s) = layout.get(i) {
+            let seat = s.seat.id.clone();
+            let sel = HoldSelection::Seats(vec![seat.clone()]);
+            orders.push((checked_out(&*store, &event, &ann.id, sel).await, Some(seat)));
+        }
+    }
+    let check = |inv: &boxoffice_ports::StoredInventory| {
+        let held_ga: u32 = inv
+            .live_holds
+            .iter()
+            .map(|h| match &h.selection {
+                HoldSelection::Ga { quantity, .. } => *quantity,
+                HoldSelection::Seats(_) => 0,
+            })
+            .sum();
+        let mut seats: Vec<&SeatId> = inv
+            .live_holds
+            .iter()
+            .flat_map(|h| match &h.selection {
+                HoldSelection::Seats(s) => s.as_slice(),
+                HoldSelection::Ga { .. } => &[],
+            })
+            .chain(&inv.sold_seats)
+            .collect();
+        let n = seats.len();
+        seats.sort();
+        seats.dedup();
+        assert_eq!(
+            (inv.ga_sold[0] + held_ga, n, seats.len()),
+            (GA, SEATS, SEATS),
+            "GA sold {} + held {held_ga} must be {GA}; seats held or sold {n} \
+             ({} distinct) must be {SEATS}",
+            inv.ga_sold[0],
+            seats.len(),
+        );
+    };
+    check(&store.inventory(&event.id, now()).await.unwrap());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let pay_all = async {
+        for (order, seat) in &orders {
+            let tickets = match seat {
+                Some(s) => tickets_for(&event, std::slice::from_ref(s)),
+                None => vec![],
+            };
+            assert_eq!(
+                pay(&*store, order, &tickets).await.unwrap(),
+                PaidOutcome::Paid
+            );
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let read_all = async {
+        let mut snapshots = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            check(&store.inventory(&event.id, now()).await.unwrap());
+            snapshots += 1;
+            tokio::task::yield_now().await;
+        }
+        snapshots
+    };
+    let ((), snapshots) = tokio::join!(pay_all, read_all);
+    assert!(snapshots > 0);
+    let inv = store.inventory(&event.id, now()).await.unwrap();
+    check(&inv);
+    assert!(inv.live_holds.is_empty(), "everything is sold");
+    assert_eq!(inv.ga_sold, vec![GA]);
+}
+
+/// One group commit mixing every kind of write the workers and buyers send, with a
+/// refused hold in the middle: everything else commits, each with its own answer,
+/// and each job acknowledged with its outcome is done (or dead) exactly once. The
+/// acks are read back through the queue's backlog, so this is for stores whose
+/// queue is their own tables (claimed from the store, not fed in process).
+pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(store: Arc<S>) {
+    let (_, _, event) = event(&*store).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let pair = |i: usize| {
+        HoldSelection::Seats(vec![
+            layout[2 * i].seat.id.clone(),
+            layout[2 * i + 1].seat.id.clone(),
+        ])
+    };
+    let held: Vec<Hold> = (0..3)
+        .map(|i| hold(&event, &ann.id, pair(i), Duration::minutes(5)))
+        .collect();
+    store.record_hold(&held[0]).await.unwrap();
+    // Four GA orders, each with its payment job ready.
+    let mut jobs = vec![];
+    let mut orders = vec![];
+    for i in 0..4 {
+        let ga = HoldSelection::Ga {
+            tier_id: event.ga_tiers[0].id.clone(),
+            quantity: 1,
+        };
+        let h = hold(&event, &ann.id, ga, Duration::minutes(5));
+        store.record_hold(&h).await.unwrap();
+        let rec = checkout_record(&event, &ann.id, &h, &format!("m{i}"));
+        assert_eq!(
+            store.checkout(&rec, now()).await.unwrap(),
+            CheckoutOutcome::Created
+        );
+        jobs.push(rec.message.clone());
+        orders.push(rec.order.id.clone());
+    }
+    let t0 = now();
+    assert_eq!(store.backlog(Consumer::Payment, t0).await.unwrap().0, 4);
+    let ack = |i: usize, dead: Option<&str>| boxoffice_ports::Ack {
+        message: jobs[i].clone(),
+        consumer: Consumer::Payment,
+        dead: dead.map(str::to_owned),
+    };
+    let (audit1, audit2) = (MessageId::new(), MessageId::new());
+    let (stats1, stats2, mail) = (MessageId::new(), MessageId::new(), MessageId::new());
+    let paid_message = MessageId::new();
+    let audit = |m: &MessageId, a: Option<boxoffice_ports::Ack>| Write::Audit {
+        message: m.clone(),
+        action: "order.paid".into(),
+        subject: m.to_string(),
+        detail: "{}".into(),
+        at: t0,
+        ack: a,
+    };
+    let stats = |m: &MessageId, tickets: u32, revenue: i64| Write::SaleStats {
+        message: m.clone(),
+        event: event.id.clone(),
+        tickets,
+        revenue: Money::new(revenue, Currency::EUR),
+        ack: None,
+    };
+    let batch = vec![
+        Write::Hold(held[1].clone()),
+        audit(&audit1, Some(ack(0, None))),
+        Write::Hold(held[0].clone()), // recorded already: refused
+        Write::Hold(held[2].clone()),
+        audit(&audit2, Some(ack(1, None))),
+        audit(&audit1, None), // the same message again: harmless
+        stats(&stats1, 2, 5000),
+        stats(&stats2, 1, 2500),
+        stats(&stats1, 2, 5000), // counted once
+        Write::EmailSent {
+            message: mail.clone(),
+            now: t0,
+            ack: None,
+        },
+        Write::EmailSent {
+            message: mail.clone(),
+            now: t0,
+            ack: None,
+        },
+        Write::Ack(ack(2, Some("gave up"))),
+        Write::Paid {
+            order: orders[3].clone(),
+            charge_id: format!("ch_{}", orders[3]),
+            tickets: vec![],
+            message: paid_message.clone(),
+            now: t0,
+            ack: Some(ack(3, None)),
+        },
+        Write::Release {
+            hold: held[0].id.clone(),
+            now: t0,
+        },
+        Write::Release {
+            hold: held[0].id.clone(),
+            now: t0,
+        },
+    ];
+    let out = store.write(&batch).await.unwrap();
+    let answers: Vec<String> = out.iter().map(|o| format!("{o:?}")).collect();
+    assert!(
+        matches!(
+            out[2],
+            Err(StoreError::Conflict {
+                constraint: "holds_pkey"
+            })
+        ),
+        "{answers:#?}"
+    );
+    let ok: Vec<Written> = out
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, o)| o.unwrap())
+        .collect();
+    use Written::*;
+    assert_eq!(
+        ok,
+        vec![
+            Done,
+            Done,
+            Done,
+            Done,
+            Done,
+            Done,
+            Done,
+            Done,
+            Marked(true),
+            Marked(false),
+            Done,
+            Paid(PaidOutcome::Paid),
+            Released(ReleaseOutcome::Released),
+            Released(ReleaseOutcome::AlreadyReleased),
+        ],
+        "{answers:#?}"
+    );
+    for h in &held[1..] {
+        assert_eq!(&store.hold(&h.id).await.unwrap().unwrap(), h);
+    }
+    assert_eq!(
+        store.hold(&held[0].id).await.unwrap().unwrap().status,
+        HoldStatus::Released
+    );
+    assert_eq!(store.sale_stats(&event.id).await.unwrap(), (3, 7500));
+    assert!(store.email_was_sent(&mail).await.unwrap());
+    assert_eq!(
+        store.order(&orders[3]).await.unwrap().unwrap().status,
+        OrderStatus::Paid
+    );
+    // Every payment job was acknowledged by its write (one given up), and the paid
+    // order's own message waits for its consumers.
+    assert_eq!(store.backlog(Consumer::Payment, t0).await.unwrap().0, 0);
+    assert!(store
+        .claim(
+            Consumer::Payment,
+            10,
+            std::time::Duration::from_secs(30),
+            t0
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    for c in [Consumer::Email, Consumer::Audit, Consumer::Analytics] {
+        assert_eq!(store.backlog(c, t0).await.unwrap().0, 1, "{c:?}");
+    }
+}
+
+/// Two nodes' group commits race over the same seats (as two wrong engines might
+/// let happen): every seat is sold once, every refused payment fails alone with
+/// `sold_seats` and leaves its order pending without tickets, and every other write
+/// of both batches commits.
+pub async fn racing_batches_sell_each_seat_once<S: Store>(store: Arc<S>) {
+    let (_, _, event) = event_sized(&*store, 2, 10, 5).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let seat = |i: usize| layout[i % layout.len()].seat.id.clone();
+    // Batch a sells seats 0..20 one an order; batch b sells pairs (19 - i, i + 8)
+    // (never one seat twice: the two differ in parity), so every b order collides
+    // with a and the two batches take the seats in other orders.
+    let mut a = vec![];
+    let mut b = vec![];
+    for i in 0..20 {
+        let sa = vec![seat(i)];
+        let sb = vec![seat(19 - i), seat(i + 8)];
+        a.push((
+            checked_out(&*store, &event, &ann.id, HoldSelection::Seats(sa.clone())).await,
+            sa,
+        ));
+        b.push((
+            checked_out(&*store, &event, &ann.id, HoldSelection::Seats(sb.clone())).await,
+            sb,
+        ));
+    }
+    let batch = |orders: &[(OrderId, Vec<SeatId>)]| -> Vec<Write> {
+        orders
+            .iter()
+            .flat_map(|(o, seats)| {
+                [
+                    Write::Paid {
+                        order: o.clone(),
+                        charge_id: format!("ch_{o}"),
+                        tickets: tickets_for(&event, seats),
+                        message: MessageId::new(),
+                        now: now(),
+                        ack: None,
+                    },
+                    Write::Hold(hold(
+                        &event,
+                        &ann.id,
+                        HoldSelection::Ga {
+                            tier_id: event.ga_tiers[0].id.clone(),
+                            quantity: 1,
+                        },
+                        Duration::minutes(5),
+                    )),
+                ]
+            })
+            .collect()
+    };
+    let (wa, wb) = (batch(&a), batch(&b));
+    let (ra, rb) = tokio::join!(store.write(&wa), store.write(&wb));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let mut sold: Vec<SeatId> = vec![];
+    for (orders, writes, out) in [(&a, &wa, &ra), (&b, &wb, &rb)] {
+        for (i, (w, r)) in writes.iter().zip(out).enumerate() {
+            match (w, r) {
+                (Write::Hold(_), r) => assert!(matches!(r, Ok(Written::Done)), "{r:?}"),
+                (Write::Paid { .. }, Ok(Written::Paid(PaidOutcome::Paid))) => {
+                    sold.extend(orders[i / 2].1.iter().cloned());
+                    let o = store.order(&orders[i / 2].0).await.unwrap().unwrap();
+                    assert_eq!(o.status, OrderStatus::Paid);
+                    assert_eq!(o.tickets.len(), orders[i / 2].1.len());
+                }
+                (Write::Paid { .. }, Err(StoreError::Conflict { constraint })) => {
+                    assert_eq!(*constraint, "sold_seats");
+                    let o = store.order(&orders[i / 2].0).await.unwrap().unwrap();
+                    assert_eq!(o.status, OrderStatus::PendingPayment);
+                    assert!(o.tickets.is_empty());
+                }
+                (w, r) => panic!("{w:?} answered {r:?}"),
+            }
+        }
+    }
+    let n = sold.len();
+    sold.sort();
+    sold.dedup();
+    assert_eq!(n, sold.len(), "no seat sold twice");
+    let mut stored = store.inventory(&event.id, now()).await.unwrap().sold_seats;
+    stored.sort();
+    assert_eq!(stored, sold, "the store sold exactly what it answered");
+}
+
+/// Writes on one hold or order keep their batch order whatever a store groups
+/// together: a checkout sees the hold a failed payment just gave back, a checkout
+/// after a release finds the hold released, a payment finds the order a checkout
+/// earlier in the batch created, a release after a checkout finds it converted.
+pub async fn a_batch_keeps_the_order_of_writes_on_one_hold<S: Store>(store: Arc<S>) {
+    let (_, _, event) = event(&*store).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let one = |i: usize| HoldSelection::Seats(vec![layout[i].seat.id.clone()]);
+    let h1 = hold(&event, &ann.id, one(0), Duration::minutes(5));
+    store.record_hold(&h1).await.unwrap();
+    let first = checkout_record(&event, &ann.id, &h1, "first");
+    assert_eq!(
+        store.checkout(&first, now()).await.unwrap(),
+        CheckoutOutcome::Created
+    );
+    let h2 = hold(&event, &ann.id, one(1), Duration::minutes(5));
+    store.record_hold(&h2).await.unwrap();
+    let h3 = hold(&event, &ann.id, one(2), Duration::minutes(5));
+    let again = checkout_record(&event, &ann.id, &h1, "again");
+    let late = checkout_record(&event, &ann.id, &h2, "late");
+    let third = checkout_record(&event, &ann.id, &h3, "third");
+    let t = now();
+    let paid = |rec: &CheckoutRecord, seat: usize| Write::Paid {
+        order: rec.order.id.clone(),
+        charge_id: format!("ch_{}", rec.order.id),
+        tickets: tickets_for(&event, &[layout[seat].seat.id.clone()]),
+        message: MessageId::new(),
+        now: t,
+        ack: None,
+    };
+    let checkout = |rec: &CheckoutRecord| Write::Checkout {
+        rec: Box::new(rec.clone()),
+        now: t,
+    };
+    let batch = vec![
+        Write::Failed {
+            order: first.order.id.clone(),
+            code: "card_declined".into(),
+            restore_hold: true,
+            message: MessageId::new(),
+            now: t,
+            ack: None,
+        },
+        checkout(&again),
+        Write::Release {
+            hold: h2.id.clone(),
+            now: t,
+        },
+        checkout(&late),
+        Write::Hold(h3.clone()),
+        checkout(&third),
+        paid(&third, 2),
+        Write::Release {
+            hold: h3.id.clone(),
+            now: t,
+        },
+        paid(&again, 0),
+    ];
+    let out: Vec<Written> = store
+        .write(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        out,
+        vec![
+            Written::Failed(boxoffice_ports::FailOutcome::Failed {
+                hold_until: Some(h1.expires_at)
+            }),
+            Written::Checkout(CheckoutOutcome::Created),
+            Written::Released(ReleaseOutcome::Released),
+            Written::Checkout(CheckoutOutcome::HoldNotActive {
+                status: HoldStatus::Released,
+                expired: false
+            }),
+            Written::Done,
+            Written::Checkout(CheckoutOutcome::Created),
+            Written::Paid(PaidOutcome::Paid),
+            Written::Released(ReleaseOutcome::Converted),
+            Written::Paid(PaidOutcome::Paid),
+        ]
+    );
+    let status = |o: Option<Order>| o.unwrap().status;
+    assert_eq!(
+        status(store.order(&first.order.id).await.unwrap()),
+        OrderStatus::Failed
+    );
+    assert_eq!(
+        status(store.order(&again.order.id).await.unwrap()),
+        OrderStatus::Paid
+    );
+    assert!(store.order(&late.order.id).await.unwrap().is_none());
+    assert!(
+        store
+            .idempotent(&ann.id, "checkout", "late")
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused checkout's key is not kept"
+    );
+    for h in [&h1, &h3] {
+        assert_eq!(
+            store.hold(&h.id).await.unwrap().unwrap().status,
+            HoldStatus::Sold
+        );
+    }
+}
+
+/// Two nodes' group commits race over the same holds, one checking them out and the
+/// other releasing them (each batch one statement's worth of writes): every hold
+/// has exactly one winner, and the answers agree with what is stored — a created
+/// order and `Converted` for the release, or `Released` and a checkout refused
+/// with the hold released (its idempotency key not kept).
+pub async fn checkouts_racing_releases_in_batches<S: Store>(store: Arc<S>) {
+    let (_, _, event) = event_sized(&*store, 2, 10, 5).await;
+    let ann = user("ann@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let mut holds = vec![];
+    for s in &layout {
+        let h = hold(
+            &event,
+            &ann.id,
+            HoldSelection::Seats(vec![s.seat.id.clone()]),
+            Duration::minutes(5),
+        );
+        store.record_hold(&h).await.unwrap();
+        holds.push(h);
+    }
+    let recs: Vec<CheckoutRecord> = holds
+        .iter()
+        .map(|h| checkout_record(&event, &ann.id, h, h.id.as_str()))
+        .collect();
+    let t = now();
+    let checkouts: Vec<Write> = recs
+        .iter()
+        .map(|r| Write::Checkout {
+            rec: Box::new(r.clone()),
+            now: t,
+        })
+        .collect();
+    // Released in the opposite order, so the two batches cross.
+    let releases: Vec<Write> = holds
+        .iter()
+        .rev()
+        .map(|h| Write::Release {
+            hold: h.id.clone(),
+            now: t,
+        })
+        .collect();
+    let (c, r) = tokio::join!(store.write(&checkouts), store.write(&releases));
+    let (c, mut r) = (c.unwrap(), r.unwrap());
+    r.reverse();
+    let mut sold = 0;
+    for ((h, rec), (c, r)) in holds.iter().zip(&recs).zip(c.iter().zip(&r)) {
+        let stored = store.hold(&h.id).await.unwrap().unwrap().status;
+        let order = store.order(&rec.order.id).await.unwrap();
+        let key = store
+            .idempotent(&ann.id, "checkout", h.id.as_str())
+            .await
+            .unwrap();
+        match (c, r) {
+            (
+                Ok(Written::Checkout(CheckoutOutcome::Created)),
+                Ok(Written::Released(ReleaseOutcome::Converted)),
+            ) => {
+                sold += 1;
+                assert_eq!(stored, HoldStatus::Converted);
+                assert_eq!(order.unwrap().status, OrderStatus::PendingPayment);
+                assert!(key.is_some());
+            }
+            (
+                Ok(Written::Checkout(CheckoutOutcome::HoldNotActive {
+                    status: HoldStatus::Released,
+                    expired: false,
+                })),
+                Ok(Written::Released(ReleaseOutcome::Released)),
+            ) => {
+                assert_eq!(stored, HoldStatus::Released);
+                assert!(order.is_none());
+                assert!(key.is_none(), "a refused checkout's key is not kept");
+            }
+            other => panic!("hold {}: {other:?}", h.id),
+        }
+    }
+    assert_eq!(
+        store.pending_orders().await.unwrap().len(),
+        sold,
+        "one order per hold checked out"
+    );
 }

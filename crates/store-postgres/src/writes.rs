@@ -2,27 +2,42 @@
 //! [`Write`]s in one transaction (each node has one writer task; nodes commit
 //! side by side, and row locks order them).
 //!
+//! A batch costs a few statements, not a few per write:
+//! - Writes that change holds, orders and the outbox are grouped into runs of one
+//!   kind, each ONE statement whose rows come as array parameters
+//!   (`unnest($1::text[], …)`) and whose steps (lock the orders, check their state,
+//!   update, sell, insert tickets, payments and outbox rows, fan out jobs) are
+//!   data-modifying CTEs of that statement. A write joins the last run of its kind
+//!   unless it must follow a later run ([`schedule`]): a write on a row another
+//!   write of the batch changed runs after it (and never in the same statement: an
+//!   `UPDATE … FROM` changes a row once, whatever matched it twice), so every write
+//!   gets the answer it would get in batch order, while holds, checkouts and
+//!   payments that arrive interleaved still go in three statements.
+//! - The workers' records (audit rows, sales figures, email marks) touch tables no
+//!   other write touches, so they commute with everything: each kind is one
+//!   statement after the rest. Job acks ([`Ack`]) are one statement at the end (or
+//!   before a relay mark that follows them), in batch order.
+//!
 //! The batch is first tried whole, with no savepoints (the common case: nothing is
-//! refused, and consecutive holds go in multi-row inserts). If any write fails, the
-//! transaction is rolled back and the batch runs again with a savepoint per write, so
-//! the refused one fails alone and leaves nothing of itself behind; a write that meets
-//! a deadlock with another node's batch is retried behind its savepoint. A job's ack
-//! ([`Ack`]) is written in the same transaction as the outcome it acknowledges: the
-//! `jobs` row is done (or dead) exactly when the outcome is recorded.
+//! refused). If any statement fails, the transaction is rolled back and the batch
+//! runs again write by write, each behind a savepoint, so the refused one fails
+//! alone and leaves nothing of itself behind; a write that meets a deadlock with
+//! another node's batch is retried behind its savepoint. A job's ack is written in
+//! the same transaction as the outcome it acknowledges: the `jobs` row is done (or
+//! dead) exactly when the outcome is recorded.
 //!
 //! [`Store::write`]: boxoffice_ports::Store::write
 
-use boxoffice_domain::{
-    EventId, Hold, HoldSelection, HoldStatus, Job, MessageId, Money, OrderId, OrderStatus, Ticket,
-};
+use boxoffice_domain::{HoldSelection, HoldStatus, Job, OrderStatus};
 use boxoffice_ports::{
-    Ack, CheckoutOutcome, CheckoutRecord, FailOutcome, PaidOutcome, ReleaseOutcome, StoreError,
-    Write, Written,
+    Ack, CheckoutOutcome, FailOutcome, PaidOutcome, ReleaseOutcome, StoreError, Write, Written,
 };
-use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
+use sqlx::{Connection, PgConnection};
+use std::collections::HashSet;
 use time::OffsetDateTime;
 
-use crate::{corrupt, dt, map_err, ms, PgStore, INSERT_CHUNK};
+use crate::rows::order_status;
+use crate::{corrupt, map_err, ts, unavailable, PgStore};
 
 /// Counts a committed write transaction (`boxoffice_store_commits_total`).
 pub(crate) fn count_commit() {
@@ -37,47 +52,15 @@ impl PgStore {
         if batch.is_empty() {
             return Ok(vec![]);
         }
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let mut tx = conn.begin().await.map_err(map_err)?;
-        let mut out = Vec::with_capacity(batch.len());
-        let mut refused = None;
-        let mut i = 0;
-        while i < batch.len() {
-            // Consecutive holds: one multi-row insert.
-            let run = batch[i..]
-                .iter()
-                .take_while(|w| matches!(w, Write::Hold(_)))
-                .count();
-            let step = if run > 0 {
-                let holds: Vec<&Hold> = batch[i..i + run]
-                    .iter()
-                    .filter_map(|w| match w {
-                        Write::Hold(h) => Some(h),
-                        _ => None,
-                    })
-                    .collect();
-                insert_holds(&mut tx, &holds).await.map(|()| {
-                    out.extend((0..run).map(|_| Ok(Written::Done)));
-                    run
-                })
-            } else {
-                apply(&mut tx, &batch[i]).await.map(|w| {
-                    out.push(Ok(w));
-                    1
-                })
-            };
-            match step {
-                Ok(n) => i += n,
-                Err(e) => {
-                    refused = Some(e);
-                    break;
-                }
+        let first_error = match apply(&mut tx, batch).await {
+            Ok(out) => {
+                tx.commit().await.map_err(map_err)?;
+                count_commit();
+                return Ok(out.into_iter().map(Ok).collect());
             }
-        }
-        let Some(first_error) = refused else {
-            tx.commit().await.map_err(map_err)?;
-            count_commit();
-            return Ok(out);
+            Err(e) => e,
         };
         tx.rollback().await.map_err(map_err)?;
         if batch.len() == 1 {
@@ -91,10 +74,10 @@ impl PgStore {
             loop {
                 tries += 1;
                 let mut sp = tx.begin().await.map_err(map_err)?;
-                match apply(&mut sp, w).await {
-                    Ok(written) => {
+                match apply(&mut sp, std::slice::from_ref(w)).await {
+                    Ok(mut written) => {
                         sp.commit().await.map_err(map_err)?;
-                        out.push(Ok(written));
+                        out.push(Ok(written.pop().ok_or_else(|| corrupt("no answer"))?));
                     }
                     // Another node's batch and this one waited on each other: the
                     // rollback to the savepoint freed this write's locks; again.
@@ -116,568 +99,981 @@ impl PgStore {
     }
 }
 
-async fn apply(conn: &mut PgConnection, w: &Write) -> Result<Written, StoreError> {
+/// How writes group into statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Hold,
+    Release,
+    Expire,
+    Checkout,
+    Paid,
+    Failed,
+    Relayed,
+    /// The deferred kinds: their own tables only, or acks.
+    Audit,
+    Stats,
+    Email,
+    Ack,
+}
+
+fn kind(w: &Write) -> Kind {
     match w {
-        Write::Hold(h) => insert_holds(conn, &[h]).await.map(|()| Written::Done),
-        Write::Release { hold, now } => release(conn, hold.as_str(), *now)
-            .await
-            .map(Written::Released),
-        Write::ExpireHolds { now } => {
-            let done = sqlx::query(
-                "UPDATE holds SET status = 'expired', updated_at = $1 WHERE status = 'active' AND expires_at <= $2",
-            )
-            .bind(ms(*now))
-            .bind(ms(*now))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            Ok(Written::Expired(done.rows_affected()))
+        Write::Hold(_) => Kind::Hold,
+        Write::Release { .. } => Kind::Release,
+        Write::ExpireHolds { .. } => Kind::Expire,
+        Write::Checkout { .. } => Kind::Checkout,
+        Write::Paid { .. } => Kind::Paid,
+        Write::Failed { .. } => Kind::Failed,
+        Write::Relayed { .. } => Kind::Relayed,
+        Write::Audit { .. } => Kind::Audit,
+        Write::SaleStats { .. } => Kind::Stats,
+        Write::EmailSent { .. } => Kind::Email,
+        Write::Ack(_) => Kind::Ack,
+    }
+}
+
+/// A row that a run's statement may change once only.
+#[derive(Debug, Hash, PartialEq, Eq)]
+enum Key<'a> {
+    Hold(&'a str),
+    Order(&'a str),
+    Idempotency(&'a str, &'a str, &'a str),
+}
+
+/// The rows a write changes (that a later write may depend on).
+fn keys(w: &Write) -> [Option<Key<'_>>; 3] {
+    match w {
+        Write::Hold(h) => [Some(Key::Hold(h.id.as_str())), None, None],
+        Write::Release { hold, .. } => [Some(Key::Hold(hold.as_str())), None, None],
+        Write::Checkout { rec, .. } => {
+            let i = &rec.idempotency;
+            [
+                Some(Key::Hold(rec.order.hold_id.as_str())),
+                Some(Key::Order(rec.order.id.as_str())),
+                Some(Key::Idempotency(i.user_id.as_str(), &i.route, &i.key)),
+            ]
         }
-        Write::Checkout { rec, now } => checkout(conn, rec, *now).await.map(Written::Checkout),
-        Write::Paid {
-            order,
-            charge_id,
-            tickets,
-            message,
-            now,
-            ack,
-        } => {
-            let paid = complete_payment(conn, order, charge_id, tickets, message, *now).await?;
-            // An order that ended otherwise leaves the job to the caller, which owes
-            // the buyer a refund before the job is done.
-            if matches!(
-                paid,
-                PaidOutcome::Paid | PaidOutcome::AlreadyFinal(OrderStatus::Paid)
-            ) {
-                acknowledge(conn, ack.as_ref(), *now).await?;
+        Write::Paid { order, .. } | Write::Failed { order, .. } => {
+            [Some(Key::Order(order.as_str())), None, None]
+        }
+        _ => [None, None, None],
+    }
+}
+
+/// Writes of one kind, executed as one statement, in the batch's order.
+struct Run<'a> {
+    kind: Kind,
+    writes: Vec<usize>,
+    keys: HashSet<Key<'a>>,
+}
+
+/// Whether `w` must run after `run`. Writes on the same rows keep their order. A
+/// failed payment makes its order's hold active again, a hold the write does not
+/// name, so it keeps its order with every release and checkout (a paid one leaves
+/// its hold converted, which releases and checkouts answer alike before and
+/// after). An expiry sweep and a relay mark keep their place among everything.
+fn must_follow(run: &Run<'_>, w: &Write) -> bool {
+    use Kind::*;
+    let k = kind(w);
+    matches!(run.kind, Expire | Relayed)
+        || matches!(k, Expire | Relayed)
+        || matches!(
+            (run.kind, k),
+            (Failed, Release | Checkout) | (Release | Checkout, Failed)
+        )
+        || keys(w).iter().flatten().any(|key| run.keys.contains(key))
+}
+
+/// Groups the ordered writes (indices into `batch`) into runs: each joins the last
+/// run of its kind unless it must follow a later run, so the runs, executed in
+/// turn, give every write the answer it would get in batch order, in a few
+/// statements even when buyers' holds, checkouts and payments arrive interleaved.
+fn schedule<'a>(batch: &'a [Write], ordered: &[usize]) -> Vec<Run<'a>> {
+    let mut runs: Vec<Run<'a>> = vec![];
+    for &i in ordered {
+        let w = &batch[i];
+        let k = kind(w);
+        let after = runs.iter().rposition(|r| must_follow(r, w));
+        let join = runs
+            .iter()
+            .rposition(|r| r.kind == k)
+            .filter(|&p| after.is_none_or(|a| p > a));
+        let p = join.unwrap_or_else(|| {
+            runs.push(Run {
+                kind: k,
+                writes: vec![],
+                keys: HashSet::new(),
+            });
+            runs.len() - 1
+        });
+        let run = &mut runs[p];
+        run.writes.push(i);
+        run.keys.extend(keys(w).into_iter().flatten());
+    }
+    runs
+}
+
+/// A job's ack, waiting for the batch's ack statement; `at` is its `done_at`.
+struct PendingAck<'a> {
+    index: usize,
+    ack: &'a Ack,
+    at: OffsetDateTime,
+}
+
+/// Applies `batch` on `conn` (a transaction or a savepoint): every answer, or the
+/// first error (then the caller rolls back).
+async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
+    let mut out: Vec<Option<Written>> = vec![None; batch.len()];
+    let mut acks: Vec<PendingAck<'_>> = vec![];
+    let mut deferred: [Vec<usize>; 3] = Default::default();
+    let mut ordered = vec![];
+    for (i, w) in batch.iter().enumerate() {
+        match kind(w) {
+            Kind::Audit => deferred[0].push(i),
+            Kind::Stats => deferred[1].push(i),
+            Kind::Email => deferred[2].push(i),
+            Kind::Ack => out[i] = Some(Written::Done),
+            _ => ordered.push(i),
+        }
+        match w {
+            Write::Audit { ack, at, .. } => acks.extend(pending(i, ack.as_ref(), *at)),
+            Write::EmailSent { ack, now, .. } => acks.extend(pending(i, ack.as_ref(), *now)),
+            Write::SaleStats { ack, .. } => {
+                acks.extend(pending(i, ack.as_ref(), OffsetDateTime::now_utc()))
             }
-            Ok(Written::Paid(paid))
+            Write::Ack(ack) => acks.extend(pending(i, Some(ack), OffsetDateTime::now_utc())),
+            _ => {}
         }
-        Write::Failed {
-            order,
-            code,
-            restore_hold,
-            message,
-            now,
-            ack,
-        } => {
-            let failed = fail_payment(conn, order, code, *restore_hold, message, *now).await?;
-            acknowledge(conn, ack.as_ref(), *now).await?;
-            Ok(Written::Failed(failed))
+    }
+
+    for r in schedule(batch, &ordered) {
+        let run: Vec<&Write> = r.writes.iter().map(|&i| &batch[i]).collect();
+        let written = match r.kind {
+            Kind::Hold => holds(conn, &run).await?,
+            Kind::Release => releases(conn, &run).await?,
+            Kind::Expire => expire(conn, &run).await?,
+            Kind::Checkout => checkouts(conn, &run).await?,
+            Kind::Paid => {
+                let written = payments(conn, &run).await?;
+                // A paid order's job is done; one that ended otherwise is left to
+                // the caller, which owes the buyer a refund before it is done.
+                for (&i, w) in r.writes.iter().zip(&written) {
+                    if let (
+                        Write::Paid { ack, now, .. },
+                        Written::Paid(
+                            PaidOutcome::Paid | PaidOutcome::AlreadyFinal(OrderStatus::Paid),
+                        ),
+                    ) = (&batch[i], w)
+                    {
+                        acks.extend(pending(i, ack.as_ref(), *now));
+                    }
+                }
+                written
+            }
+            Kind::Failed => {
+                for &i in &r.writes {
+                    if let Write::Failed { ack, now, .. } = &batch[i] {
+                        acks.extend(pending(i, ack.as_ref(), *now));
+                    }
+                }
+                failures(conn, &run).await?
+            }
+            Kind::Relayed => {
+                flush_acks(conn, &mut acks, r.writes[0]).await?;
+                relayed(conn, &run).await?
+            }
+            Kind::Audit | Kind::Stats | Kind::Email | Kind::Ack => {
+                return Err(corrupt("a deferred write among the ordered ones"))
+            }
+        };
+        if written.len() != run.len() {
+            return Err(corrupt("a run's answers do not match its writes"));
         }
+        for (&i, w) in r.writes.iter().zip(written) {
+            out[i] = Some(w);
+        }
+    }
+
+    let [audit, stats, email] = &deferred;
+    audits(conn, batch, audit).await?;
+    sale_stats(conn, batch, stats).await?;
+    for (i, marked) in emails(conn, batch, email).await? {
+        out[i] = Some(Written::Marked(marked));
+    }
+    for &i in audit.iter().chain(stats) {
+        out[i] = Some(Written::Done);
+    }
+    flush_acks(conn, &mut acks, batch.len()).await?;
+    out.into_iter()
+        .map(|w| w.ok_or_else(|| corrupt("a write without an answer")))
+        .collect()
+}
+
+fn pending(index: usize, ack: Option<&Ack>, at: OffsetDateTime) -> Option<PendingAck<'_>> {
+    ack.map(|ack| PendingAck {
+        index,
+        ack,
+        at: ts(at),
+    })
+}
+
+/// Marks done (or dead) the jobs of the acks of writes before `upto`, in batch
+/// order: the first ack of a job wins, as one after another would.
+async fn flush_acks(
+    conn: &mut PgConnection,
+    acks: &mut Vec<PendingAck<'_>>,
+    upto: usize,
+) -> Result<(), StoreError> {
+    acks.sort_by_key(|a| a.index);
+    let n = acks.partition_point(|a| a.index < upto);
+    if n == 0 {
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    let due: Vec<PendingAck<'_>> = acks
+        .drain(..n)
+        .filter(|a| seen.insert((a.ack.message.as_str(), a.ack.consumer.as_str())))
+        .collect();
+    sqlx::query(
+        "UPDATE jobs SET state = CASE WHEN a.dead IS NULL THEN 'done' ELSE 'dead' END, \
+             done_at = a.at, lease_until = NULL, last_error = COALESCE(a.dead, jobs.last_error) \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS a(message_id, consumer, dead, at) \
+         WHERE jobs.message_id = a.message_id AND jobs.consumer = a.consumer AND jobs.state = 'ready'",
+    )
+    .bind(due.iter().map(|a| a.ack.message.as_str()).collect::<Vec<_>>())
+    .bind(due.iter().map(|a| a.ack.consumer.as_str()).collect::<Vec<_>>())
+    .bind(due.iter().map(|a| a.ack.dead.as_deref()).collect::<Vec<_>>())
+    .bind(due.iter().map(|a| a.at).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// The outbox row of a job a write queues, and its fan-out: the SQL that inserts a
+/// run's messages (from the CTE `src`, with columns `message_id`, `payload` and
+/// `now`) and one `jobs` row per consumer. `$topic` and `$consumers` name the
+/// statement's parameters carrying the job kind's topic and consumers.
+fn enqueue_sql(src: &str, topic: &str, consumers: &str) -> String {
+    format!(
+        "m AS ( \
+             INSERT INTO outbox (id, topic, payload, created_at) \
+             SELECT message_id, {topic}, payload::jsonb, now FROM {src} RETURNING id, created_at), \
+         j AS ( \
+             INSERT INTO jobs (message_id, consumer, state, available_at, enqueued_at) \
+             SELECT m.id, q.consumer, 'ready', m.created_at, m.created_at \
+             FROM m, unnest({consumers}::text[]) AS q(consumer))"
+    )
+}
+
+fn payload(job: &Job) -> Result<String, StoreError> {
+    serde_json::to_string(job).map_err(unavailable)
+}
+
+fn consumers(job: &Job) -> Vec<&'static str> {
+    job.consumers().iter().map(|c| c.as_str()).collect()
+}
+
+async fn holds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let holds: Vec<_> = run
+        .iter()
+        .filter_map(|w| match w {
+            Write::Hold(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    let (mut seat_hold, mut seat_pos, mut seat_id) = (vec![], vec![], vec![]);
+    for h in &holds {
+        if let HoldSelection::Seats(seats) = &h.selection {
+            for (i, s) in seats.iter().enumerate() {
+                seat_hold.push(h.id.as_str());
+                seat_pos.push(i as i32);
+                seat_id.push(s.as_str());
+            }
+        }
+    }
+    let (ga_tier, quantity): (Vec<_>, Vec<_>) = holds
+        .iter()
+        .map(|h| match &h.selection {
+            HoldSelection::Seats(s) => (None, s.len() as i32),
+            HoldSelection::Ga { tier_id, quantity } => (Some(tier_id.as_str()), *quantity as i32),
+        })
+        .unzip();
+    sqlx::query(
+        "WITH h AS ( \
+             INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
+                 currency, expires_at, created_at, updated_at, ttl_expires_at) \
+             SELECT id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
+                 expires_at, created_at, created_at, expires_at \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], \
+                         $7::bigint[], $8::text[], $9::timestamptz[], $10::timestamptz[]) \
+                  AS t(id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
+                       expires_at, created_at)) \
+         INSERT INTO hold_seats (hold_id, position, seat_id) \
+         SELECT * FROM unnest($11::text[], $12::int[], $13::text[])",
+    )
+    .bind(holds.iter().map(|h| h.id.as_str()).collect::<Vec<_>>())
+    .bind(
+        holds
+            .iter()
+            .map(|h| h.event_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        holds
+            .iter()
+            .map(|h| h.customer_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(holds.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
+    .bind(ga_tier)
+    .bind(quantity)
+    .bind(holds.iter().map(|h| h.total.amount).collect::<Vec<_>>())
+    .bind(
+        holds
+            .iter()
+            .map(|h| h.total.currency.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(holds.iter().map(|h| ts(h.expires_at)).collect::<Vec<_>>())
+    .bind(holds.iter().map(|h| ts(h.created_at)).collect::<Vec<_>>())
+    .bind(seat_hold)
+    .bind(seat_pos)
+    .bind(seat_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(vec![Written::Done; holds.len()])
+}
+
+async fn releases(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let (ids, nows): (Vec<&str>, Vec<OffsetDateTime>) = run
+        .iter()
+        .filter_map(|w| match w {
+            Write::Release { hold, now } => Some((hold.as_str(), ts(*now))),
+            _ => None,
+        })
+        .unzip();
+    let released: Vec<(i64, bool)> = sqlx::query_as(
+        "WITH r AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS r(id, now, n)), \
+         u AS (UPDATE holds h SET status = 'released', updated_at = r.now FROM r \
+               WHERE h.id = r.id AND h.status = 'active' AND h.expires_at > r.now RETURNING h.id) \
+         SELECT r.n, u.id IS NOT NULL FROM r LEFT JOIN u ON u.id = r.id ORDER BY r.n",
+    )
+    .bind(&ids)
+    .bind(&nows)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    // Why the others were not released: read after the update (a new snapshot), so
+    // a hold another node converted or released meanwhile says so.
+    let others: Vec<&str> = ids
+        .iter()
+        .zip(&released)
+        .filter(|(_, (_, done))| !done)
+        .map(|(id, _)| *id)
+        .collect();
+    let statuses: Vec<(String, String)> = if others.is_empty() {
+        vec![]
+    } else {
+        sqlx::query_as("SELECT id, status FROM holds WHERE id = ANY($1)")
+            .bind(&others)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+    };
+    Ok(ids
+        .iter()
+        .zip(&released)
+        .map(|(id, (_, done))| {
+            Written::Released(if *done {
+                ReleaseOutcome::Released
+            } else {
+                match statuses
+                    .iter()
+                    .find(|(h, _)| h == id)
+                    .map(|(_, s)| s.as_str())
+                {
+                    None => ReleaseOutcome::NotFound,
+                    Some("released") => ReleaseOutcome::AlreadyReleased,
+                    Some("converted") => ReleaseOutcome::Converted,
+                    Some(_) => ReleaseOutcome::Expired,
+                }
+            })
+        })
+        .collect())
+}
+
+async fn expire(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let mut out = Vec::with_capacity(run.len());
+    for w in run {
+        let Write::ExpireHolds { now } = w else {
+            continue;
+        };
+        let done = sqlx::query(
+            "UPDATE holds SET status = 'expired', updated_at = $1 WHERE status = 'active' AND expires_at <= $1",
+        )
+        .bind(ts(*now))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        out.push(Written::Expired(done.rows_affected()));
+    }
+    Ok(out)
+}
+
+/// Checkouts: the idempotency key, the hold converted, the order with its items and
+/// its payment job, all in one statement. A key used before, or a hold no longer
+/// active, takes one more statement (the stored answer; undoing the key).
+async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let recs: Vec<_> = run
+        .iter()
+        .filter_map(|w| match w {
+            Write::Checkout { rec, now } => Some((rec.as_ref(), ts(*now))),
+            _ => None,
+        })
+        .collect();
+    let jobs: Vec<Job> = recs
+        .iter()
+        .map(|(r, _)| Job::PaymentRequested {
+            order_id: r.order.id.clone(),
+        })
+        .collect();
+    let (mut item_order, mut item_pos, mut item_seat, mut item_tier, mut item_amount, mut item_cur) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (r, _) in &recs {
+        for (n, it) in r.order.items.iter().enumerate() {
+            item_order.push(r.order.id.as_str());
+            item_pos.push(n as i32);
+            item_seat.push(it.seat_id.as_ref().map(|s| s.as_str()));
+            item_tier.push(it.tier_id.as_str());
+            item_amount.push(it.price.amount);
+            item_cur.push(it.price.currency.as_str());
+        }
+    }
+    let i = |f: fn(&boxoffice_ports::Idempotent) -> &str| {
+        recs.iter()
+            .map(|(r, _)| f(&r.idempotency))
+            .collect::<Vec<_>>()
+    };
+    let o = |f: fn(&boxoffice_domain::Order) -> &str| {
+        recs.iter().map(|(r, _)| f(&r.order)).collect::<Vec<_>>()
+    };
+    let sql = format!(
+        "WITH r AS ( \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], \
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+                 $14::bigint[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], \
+                 $19::timestamptz[], $20::timestamptz[], $21::text[], $22::text[]) \
+             WITH ORDINALITY AS r(user_id, route, key, fingerprint, status, body, \
+                 order_id, customer_id, event_id, hold_id, email, order_status, failure_code, \
+                 amount, currency, payment_token, created_at, updated_at, \
+                 deadline, now, message_id, payload, n)), \
+         k AS ( \
+             INSERT INTO idempotency_keys (user_id, route, key, fingerprint, status, body, created_at) \
+             SELECT user_id, route, key, fingerprint, status, body, now FROM r \
+             ON CONFLICT DO NOTHING RETURNING user_id, route, key), \
+         c AS ( \
+             UPDATE holds h SET status = 'converted', expires_at = r.deadline, updated_at = r.now \
+             FROM r JOIN k USING (user_id, route, key) \
+             WHERE h.id = r.hold_id AND h.customer_id = r.customer_id AND h.status = 'active' \
+                 AND h.expires_at > r.now \
+             RETURNING r.n), \
+         ok AS (SELECT r.* FROM r JOIN c USING (n)), \
+         o AS ( \
+             INSERT INTO orders (id, customer_id, event_id, hold_id, email, status, failure_code, \
+                 amount, currency, payment_token, created_at, updated_at) \
+             SELECT order_id, customer_id, event_id, hold_id, email, order_status, failure_code, \
+                 amount, currency, payment_token, created_at, updated_at FROM ok \
+             RETURNING id), \
+         i AS ( \
+             INSERT INTO order_items (order_id, position, seat_id, tier_id, amount, currency) \
+             SELECT i.* FROM unnest($23::text[], $24::int[], $25::text[], $26::text[], $27::bigint[], $28::text[]) \
+                 AS i(order_id, position, seat_id, tier_id, amount, currency) \
+             JOIN o ON o.id = i.order_id), \
+         {} \
+         SELECT k.key IS NOT NULL, c.n IS NOT NULL \
+         FROM r LEFT JOIN k USING (user_id, route, key) LEFT JOIN c USING (n) ORDER BY r.n",
+        enqueue_sql("ok", "$29", "$30")
+    );
+    let done: Vec<(bool, bool)> = sqlx::query_as(&sql)
+        .bind(i(|i| i.user_id.as_str()))
+        .bind(i(|i| &i.route))
+        .bind(i(|i| &i.key))
+        .bind(i(|i| &i.fingerprint))
+        .bind(
+            recs.iter()
+                .map(|(r, _)| i32::from(r.idempotency.status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(i(|i| &i.body))
+        .bind(o(|o| o.id.as_str()))
+        .bind(o(|o| o.customer_id.as_str()))
+        .bind(o(|o| o.event_id.as_str()))
+        .bind(o(|o| o.hold_id.as_str()))
+        .bind(o(|o| &o.email))
+        .bind(o(|o| o.status.as_str()))
+        .bind(
+            recs.iter()
+                .map(|(r, _)| r.order.failure_code.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            recs.iter()
+                .map(|(r, _)| r.order.total.amount)
+                .collect::<Vec<_>>(),
+        )
+        .bind(o(|o| o.total.currency.as_str()))
+        .bind(o(|o| &o.payment_token))
+        .bind(
+            recs.iter()
+                .map(|(r, _)| ts(r.order.created_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            recs.iter()
+                .map(|(r, _)| ts(r.order.updated_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            recs.iter()
+                .map(|(r, _)| ts(r.payment_deadline))
+                .collect::<Vec<_>>(),
+        )
+        .bind(recs.iter().map(|(_, now)| *now).collect::<Vec<_>>())
+        .bind(
+            recs.iter()
+                .map(|(r, _)| r.message.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.iter().map(payload).collect::<Result<Vec<_>, _>>()?)
+        .bind(item_order)
+        .bind(item_pos)
+        .bind(item_seat)
+        .bind(item_tier)
+        .bind(item_amount)
+        .bind(item_cur)
+        .bind(jobs.first().map(Job::topic).unwrap_or_default())
+        .bind(jobs.first().map(consumers).unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let mut out = Vec::with_capacity(recs.len());
+    for ((rec, now), (fresh, converted)) in recs.iter().zip(done) {
+        let i = &rec.idempotency;
+        out.push(Written::Checkout(match (fresh, converted) {
+            (true, true) => CheckoutOutcome::Created,
+            (false, _) => CheckoutOutcome::Replay(
+                crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)
+                    .await?
+                    .ok_or_else(|| corrupt("idempotency key vanished"))?,
+            ),
+            // The key must not outlive this refusal: a later try with the same key
+            // deserves a fresh answer. (A savepoint or transaction is not rolled
+            // back for an outcome, so undo it here.)
+            (true, false) => {
+                let (status, expires_at): (String, OffsetDateTime) = sqlx::query_as(
+                    "WITH d AS (DELETE FROM idempotency_keys WHERE user_id = $1 AND route = $2 AND key = $3) \
+                     SELECT status, expires_at FROM holds WHERE id = $4",
+                )
+                .bind(i.user_id.as_str())
+                .bind(&i.route)
+                .bind(&i.key)
+                .bind(rec.order.hold_id.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .ok_or(StoreError::NotFound)?;
+                CheckoutOutcome::HoldNotActive {
+                    status: HoldStatus::parse(&status).ok_or_else(|| corrupt("holds.status"))?,
+                    expired: expires_at <= *now,
+                }
+            }
+        }));
+    }
+    Ok(out)
+}
+
+/// Payments that succeeded, in one statement: the orders locked and checked, paid;
+/// their holds sold, with their seats in `sold_seats` (the primary key refuses a
+/// second sale) or GA `sold` moved under its capacity CHECK; the charges, the
+/// tickets and the `order.paid` jobs. A refusal fails the whole statement, and the
+/// batch is replayed write by write.
+async fn payments(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let paid: Vec<_> = run
+        .iter()
+        .filter_map(|w| match w {
+            Write::Paid {
+                order,
+                charge_id,
+                tickets,
+                message,
+                now,
+                ..
+            } => Some((
+                order,
+                charge_id.as_str(),
+                tickets,
+                message.as_str(),
+                ts(*now),
+            )),
+            _ => None,
+        })
+        .collect();
+    let jobs: Vec<Job> = paid
+        .iter()
+        .map(|(o, ..)| Job::OrderPaid {
+            order_id: (*o).clone(),
+        })
+        .collect();
+    let tickets: Vec<_> = paid
+        .iter()
+        .flat_map(|(o, _, t, ..)| t.iter().enumerate().map(move |(n, t)| (o.as_str(), n, t)))
+        .collect();
+    let sql = format!(
+        "WITH r AS ( \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[]) \
+             WITH ORDINALITY AS r(order_id, charge_id, now, message_id, payload, n)), \
+         l AS ( \
+             SELECT id, status, hold_id, event_id, amount, currency FROM orders \
+             WHERE id IN (SELECT order_id FROM r) ORDER BY id FOR UPDATE), \
+         p AS ( \
+             SELECT r.*, l.hold_id, l.event_id, l.amount, l.currency FROM r JOIN l ON l.id = r.order_id \
+             WHERE l.status = 'pending_payment'), \
+         o AS ( \
+             UPDATE orders SET status = 'paid', failure_code = NULL, updated_at = p.now \
+             FROM p WHERE orders.id = p.order_id), \
+         h AS ( \
+             UPDATE holds SET sold_at = p.now, updated_at = p.now FROM p WHERE holds.id = p.hold_id \
+             RETURNING holds.ga_tier_id, holds.quantity), \
+         g AS ( \
+             UPDATE ga_tiers SET sold = ga_tiers.sold + q.quantity \
+             FROM (SELECT ga_tier_id, sum(quantity)::int AS quantity FROM h \
+                   WHERE ga_tier_id IS NOT NULL GROUP BY ga_tier_id) q \
+             WHERE ga_tiers.id = q.ga_tier_id), \
+         s AS ( \
+             INSERT INTO sold_seats (event_id, seat_id, hold_id, sold_at) \
+             SELECT p.event_id, hs.seat_id, hs.hold_id, p.now FROM p JOIN hold_seats hs ON hs.hold_id = p.hold_id), \
+         c AS ( \
+             INSERT INTO payments (order_id, charge_id, amount, currency, created_at) \
+             SELECT order_id, charge_id, amount, currency, now FROM p), \
+         t AS ( \
+             INSERT INTO tickets (id, order_id, position, event_id, seat_id, tier_id, amount, currency, code, issued_at) \
+             SELECT t.id, t.order_id, t.position, p.event_id, t.seat_id, t.tier_id, t.amount, t.currency, t.code, p.now \
+             FROM unnest($6::text[], $7::text[], $8::int[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[]) \
+                 AS t(id, order_id, position, seat_id, tier_id, amount, currency, code) \
+             JOIN p ON p.order_id = t.order_id), \
+         {} \
+         SELECT l.status FROM r LEFT JOIN l ON l.id = r.order_id ORDER BY r.n",
+        enqueue_sql("p", "$14", "$15")
+    );
+    let statuses: Vec<(Option<String>,)> = sqlx::query_as(&sql)
+        .bind(paid.iter().map(|p| p.0.as_str()).collect::<Vec<_>>())
+        .bind(paid.iter().map(|p| p.1).collect::<Vec<_>>())
+        .bind(paid.iter().map(|p| p.4).collect::<Vec<_>>())
+        .bind(paid.iter().map(|p| p.3).collect::<Vec<_>>())
+        .bind(jobs.iter().map(payload).collect::<Result<Vec<_>, _>>()?)
+        .bind(
+            tickets
+                .iter()
+                .map(|(_, _, t)| t.id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(tickets.iter().map(|(o, _, _)| *o).collect::<Vec<_>>())
+        .bind(
+            tickets
+                .iter()
+                .map(|(_, n, _)| *n as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tickets
+                .iter()
+                .map(|(_, _, t)| t.seat_id.as_ref().map(|s| s.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tickets
+                .iter()
+                .map(|(_, _, t)| t.tier_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tickets
+                .iter()
+                .map(|(_, _, t)| t.price.amount)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tickets
+                .iter()
+                .map(|(_, _, t)| t.price.currency.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tickets
+                .iter()
+                .map(|(_, _, t)| t.code.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.first().map(Job::topic).unwrap_or_default())
+        .bind(jobs.first().map(consumers).unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| match map_err(e) {
+            // A seat's ticket and its `sold_seats` row go in together, in one
+            // statement, whichever PostgreSQL reaches first: the seat was sold.
+            StoreError::Conflict {
+                constraint: "tickets_seat",
+            } => StoreError::Conflict {
+                constraint: "sold_seats",
+            },
+            e => e,
+        })?;
+    statuses
+        .into_iter()
+        .map(|(status,)| {
+            let status = order_status(&status.ok_or(StoreError::NotFound)?)?;
+            Ok(Written::Paid(if status == OrderStatus::PendingPayment {
+                PaidOutcome::Paid
+            } else {
+                PaidOutcome::AlreadyFinal(status)
+            }))
+        })
+        .collect()
+}
+
+/// Payments that failed, in one statement: the orders locked and checked, failed;
+/// their holds active again until their own deadline (when asked and not passed)
+/// or expired; the `order.failed` jobs.
+async fn failures(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let failed: Vec<_> = run
+        .iter()
+        .filter_map(|w| match w {
+            Write::Failed {
+                order,
+                code,
+                restore_hold,
+                message,
+                now,
+                ..
+            } => Some((
+                order,
+                code.as_str(),
+                *restore_hold,
+                message.as_str(),
+                ts(*now),
+            )),
+            _ => None,
+        })
+        .collect();
+    let jobs: Vec<Job> = failed
+        .iter()
+        .map(|(o, code, ..)| Job::OrderFailed {
+            order_id: (*o).clone(),
+            code: (*code).to_owned(),
+        })
+        .collect();
+    let sql = format!(
+        "WITH r AS ( \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::timestamptz[], $5::text[], $6::text[]) \
+             WITH ORDINALITY AS r(order_id, code, restore, now, message_id, payload, n)), \
+         l AS ( \
+             SELECT id, status, hold_id FROM orders WHERE id IN (SELECT order_id FROM r) \
+             ORDER BY id FOR UPDATE), \
+         f AS ( \
+             SELECT r.*, l.hold_id FROM r JOIN l ON l.id = r.order_id WHERE l.status = 'pending_payment'), \
+         o AS ( \
+             UPDATE orders SET status = 'failed', failure_code = f.code, updated_at = f.now \
+             FROM f WHERE orders.id = f.order_id), \
+         h AS ( \
+             UPDATE holds SET \
+                 status = CASE WHEN f.restore AND COALESCE(ttl_expires_at, holds.expires_at) > f.now \
+                          THEN 'active' ELSE 'expired' END, \
+                 expires_at = CASE WHEN f.restore AND COALESCE(ttl_expires_at, holds.expires_at) > f.now \
+                              THEN COALESCE(ttl_expires_at, holds.expires_at) \
+                              ELSE LEAST(COALESCE(ttl_expires_at, holds.expires_at), f.now) END, \
+                 updated_at = f.now \
+             FROM f WHERE holds.id = f.hold_id AND holds.status = 'converted' AND holds.sold_at IS NULL \
+             RETURNING holds.id, holds.status, holds.expires_at), \
+         {} \
+         SELECT l.status, h.status, h.expires_at \
+         FROM r LEFT JOIN l ON l.id = r.order_id \
+             LEFT JOIN h ON h.id = l.hold_id AND l.status = 'pending_payment' \
+         ORDER BY r.n",
+        enqueue_sql("f", "$7", "$8")
+    );
+    let rows: Vec<(Option<String>, Option<String>, Option<OffsetDateTime>)> = sqlx::query_as(&sql)
+        .bind(failed.iter().map(|f| f.0.as_str()).collect::<Vec<_>>())
+        .bind(failed.iter().map(|f| f.1).collect::<Vec<_>>())
+        .bind(failed.iter().map(|f| f.2).collect::<Vec<_>>())
+        .bind(failed.iter().map(|f| f.4).collect::<Vec<_>>())
+        .bind(failed.iter().map(|f| f.3).collect::<Vec<_>>())
+        .bind(jobs.iter().map(payload).collect::<Result<Vec<_>, _>>()?)
+        .bind(jobs.first().map(Job::topic).unwrap_or_default())
+        .bind(jobs.first().map(consumers).unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    rows.into_iter()
+        .map(|(status, hold_status, hold_until)| {
+            let status = order_status(&status.ok_or(StoreError::NotFound)?)?;
+            Ok(Written::Failed(if status == OrderStatus::PendingPayment {
+                FailOutcome::Failed {
+                    hold_until: hold_until.filter(|_| hold_status.as_deref() == Some("active")),
+                }
+            } else {
+                FailOutcome::AlreadyFinal(status)
+            }))
+        })
+        .collect()
+}
+
+async fn relayed(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    // The first mark of a message wins, as one after another would.
+    let mut seen = HashSet::new();
+    let (ids, nows): (Vec<&str>, Vec<OffsetDateTime>) = run
+        .iter()
+        .filter_map(|w| match w {
+            Write::Relayed { ids, now } => Some(ids.iter().map(move |m| (m.as_str(), ts(*now)))),
+            _ => None,
+        })
+        .flatten()
+        .filter(|(id, _)| seen.insert(*id))
+        .unzip();
+    // The broker delivers them from now on: their store-queue rows are done.
+    sqlx::query(
+        "WITH r AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS r(id, now)), \
+         o AS (UPDATE outbox SET relayed_at = r.now FROM r WHERE outbox.id = r.id AND outbox.relayed_at IS NULL) \
+         UPDATE jobs SET state = 'done', done_at = r.now FROM r WHERE jobs.message_id = r.id AND jobs.state = 'ready'",
+    )
+    .bind(ids)
+    .bind(nows)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(vec![Written::Done; run.len()])
+}
+
+/// The first write of each message among `indices` (a message recorded twice in
+/// one batch is recorded once, as the second would find the first).
+fn firsts<'a, T>(
+    batch: &'a [Write],
+    indices: &[usize],
+    pick: impl Fn(&'a Write) -> Option<(&'a str, T)>,
+) -> Vec<(usize, &'a str, T)> {
+    let mut seen = HashSet::new();
+    indices
+        .iter()
+        .filter_map(|&i| pick(&batch[i]).map(|(m, t)| (i, m, t)))
+        .filter(|(_, m, _)| seen.insert(*m))
+        .collect()
+}
+
+async fn audits(
+    conn: &mut PgConnection,
+    batch: &[Write],
+    indices: &[usize],
+) -> Result<(), StoreError> {
+    let rows = firsts(batch, indices, |w| match w {
         Write::Audit {
             message,
             action,
             subject,
             detail,
             at,
-            ack,
-        } => {
-            sqlx::query("INSERT INTO audit_log (message_id, at, action, subject, detail) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
-                .bind(message.as_str())
-                .bind(ms(*at))
-                .bind(action)
-                .bind(subject)
-                .bind(detail)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            acknowledge(conn, ack.as_ref(), *at).await?;
-            Ok(Written::Done)
-        }
+            ..
+        } => Some((message.as_str(), (ts(*at), action, subject, detail))),
+        _ => None,
+    });
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (message_id, at, action, subject, detail) \
+         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2 .0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2 .1.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2 .2.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2 .3.as_str()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Sales figures, each message counted once ever (`stats_messages`), summed per
+/// event into `event_sales`.
+async fn sale_stats(
+    conn: &mut PgConnection,
+    batch: &[Write],
+    indices: &[usize],
+) -> Result<(), StoreError> {
+    let rows = firsts(batch, indices, |w| match w {
         Write::SaleStats {
             message,
             event,
             tickets,
             revenue,
-            ack,
-        } => {
-            sale_stats(conn, message, event, *tickets, *revenue).await?;
-            acknowledge(conn, ack.as_ref(), OffsetDateTime::now_utc()).await?;
-            Ok(Written::Done)
-        }
-        Write::EmailSent { message, now, ack } => {
-            let done = sqlx::query(
-                "INSERT INTO emails_sent (message_id, sent_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(message.as_str())
-            .bind(ms(*now))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            acknowledge(conn, ack.as_ref(), *now).await?;
-            Ok(Written::Marked(done.rows_affected() == 1))
-        }
-        Write::Ack(ack) => {
-            acknowledge(conn, Some(ack), OffsetDateTime::now_utc()).await?;
-            Ok(Written::Done)
-        }
-        Write::Relayed { ids, now } => {
-            let ids: Vec<&str> = ids.iter().map(|m| m.as_str()).collect();
-            // The broker delivers them from now on: their store-queue rows are done.
-            sqlx::query(
-                "UPDATE outbox SET relayed_at = $1 WHERE id = ANY($2) AND relayed_at IS NULL",
-            )
-            .bind(ms(*now))
-            .bind(&ids)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            sqlx::query("UPDATE jobs SET state = 'done', done_at = $1 WHERE message_id = ANY($2) AND state = 'ready'")
-                .bind(ms(*now))
-                .bind(&ids)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            Ok(Written::Done)
-        }
+            ..
+        } => Some((message.as_str(), (event.as_str(), *tickets, revenue.amount))),
+        _ => None,
+    });
+    if rows.is_empty() {
+        return Ok(());
     }
-}
-
-/// Marks a consumer's job done (or dead) in the `jobs` table, in the caller's
-/// transaction, so it is done exactly when its outcome is recorded.
-async fn acknowledge(
-    conn: &mut PgConnection,
-    ack: Option<&Ack>,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let Some(ack) = ack else { return Ok(()) };
     sqlx::query(
-        "UPDATE jobs SET state = $1, done_at = $2, lease_until = NULL, last_error = COALESCE($3, last_error) \
-         WHERE message_id = $4 AND consumer = $5 AND state = 'ready'",
+        "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+                    AS r(message_id, event_id, tickets, revenue)), \
+         fresh AS (INSERT INTO stats_messages (message_id) SELECT message_id FROM r \
+                   ON CONFLICT DO NOTHING RETURNING message_id) \
+         INSERT INTO event_sales (event_id, tickets, revenue) \
+         SELECT r.event_id, sum(r.tickets)::bigint, sum(r.revenue)::bigint \
+         FROM r JOIN fresh USING (message_id) GROUP BY r.event_id \
+         ON CONFLICT (event_id) DO UPDATE SET tickets = event_sales.tickets + excluded.tickets, \
+             revenue = event_sales.revenue + excluded.revenue",
     )
-    .bind(if ack.dead.is_some() { "dead" } else { "done" })
-    .bind(ms(now))
-    .bind(ack.dead.as_deref())
-    .bind(ack.message.as_str())
-    .bind(ack.consumer.as_str())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2 .0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| i64::from(r.2 .1)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2 .2).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
     Ok(())
 }
 
-/// Writes a job to the outbox and fans it out to its consumers' `jobs` rows.
-pub(crate) async fn enqueue(
+/// Email marks: whether each was new (a second mark of a message in the batch is
+/// not).
+async fn emails(
     conn: &mut PgConnection,
-    message: &MessageId,
-    job: &Job,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let payload = serde_json::to_string(job).map_err(|e| StoreError::Unavailable(e.into()))?;
-    let consumers: Vec<&str> = job.consumers().iter().map(|c| c.as_str()).collect();
-    sqlx::query(
-        "WITH m AS (INSERT INTO outbox (id, topic, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id) \
-         INSERT INTO jobs (message_id, consumer, state, available_at, enqueued_at) \
-         SELECT m.id, c, 'ready', $4, $4 FROM m, unnest($5::text[]) AS c",
+    batch: &[Write],
+    indices: &[usize],
+) -> Result<Vec<(usize, bool)>, StoreError> {
+    let rows = firsts(batch, indices, |w| match w {
+        Write::EmailSent { message, now, .. } => Some((message.as_str(), ts(*now))),
+        _ => None,
+    });
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let new: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO emails_sent (message_id, sent_at) \
+         SELECT * FROM unnest($1::text[], $2::timestamptz[]) \
+         ON CONFLICT DO NOTHING RETURNING message_id",
     )
-    .bind(message.as_str())
-    .bind(job.topic())
-    .bind(payload)
-    .bind(ms(now))
-    .bind(&consumers)
-    .execute(&mut *conn)
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
-    Ok(())
-}
-
-async fn insert_holds(conn: &mut PgConnection, holds: &[&Hold]) -> Result<(), StoreError> {
-    // 12 columns a hold: 500 holds stay far below SQLite's parameter cap.
-    for chunk in holds.chunks(500) {
-        QueryBuilder::<Postgres>::new(
-            "INSERT INTO holds (id, event_id, customer_id, status, ga_tier_id, quantity, amount, currency, \
-             expires_at, created_at, updated_at, ttl_expires_at) ",
-        )
-        .push_values(chunk, |mut b, hold| {
-            let (ga_tier, quantity) = match &hold.selection {
-                HoldSelection::Seats(s) => (None, s.len() as i64),
-                HoldSelection::Ga { tier_id, quantity } => {
-                    (Some(tier_id.as_str()), i64::from(*quantity))
-                }
-            };
-            b.push_bind(hold.id.as_str())
-                .push_bind(hold.event_id.as_str())
-                .push_bind(hold.customer_id.as_str())
-                .push_bind(hold.status.as_str())
-                .push_bind(ga_tier)
-                .push_bind(quantity)
-                .push_bind(hold.total.amount)
-                .push_bind(hold.total.currency.as_str())
-                .push_bind(ms(hold.expires_at))
-                .push_bind(ms(hold.created_at))
-                .push_bind(ms(hold.created_at))
-                .push_bind(ms(hold.expires_at));
-        })
-        .build()
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    }
-    let seats: Vec<(&str, i64, &str)> = holds
+    let new: HashSet<&str> = new.iter().map(String::as_str).collect();
+    let firsts: std::collections::HashMap<usize, &str> = rows.iter().map(|r| (r.0, r.1)).collect();
+    Ok(indices
         .iter()
-        .flat_map(|h| {
-            let seats = match &h.selection {
-                HoldSelection::Seats(s) => s.as_slice(),
-                HoldSelection::Ga { .. } => &[],
-            };
-            seats
-                .iter()
-                .enumerate()
-                .map(|(i, seat)| (h.id.as_str(), i as i64, seat.as_str()))
-        })
-        .collect();
-    for chunk in seats.chunks(INSERT_CHUNK) {
-        QueryBuilder::<Postgres>::new("INSERT INTO hold_seats (hold_id, position, seat_id) ")
-            .push_values(chunk, |mut b, (hold, pos, seat)| {
-                b.push_bind(*hold).push_bind(*pos).push_bind(*seat);
-            })
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    Ok(())
-}
-
-async fn release(
-    conn: &mut PgConnection,
-    id: &str,
-    now: OffsetDateTime,
-) -> Result<ReleaseOutcome, StoreError> {
-    let done = sqlx::query(
-        "UPDATE holds SET status = 'released', updated_at = $1 WHERE id = $2 AND status = 'active' AND expires_at > $3",
-    )
-    .bind(ms(now))
-    .bind(id)
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if done.rows_affected() == 1 {
-        return Ok(ReleaseOutcome::Released);
-    }
-    let row: Option<(String,)> = sqlx::query_as("SELECT status FROM holds WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    Ok(match row.as_ref().map(|(s,)| s.as_str()) {
-        None => ReleaseOutcome::NotFound,
-        Some("released") => ReleaseOutcome::AlreadyReleased,
-        Some("converted") => ReleaseOutcome::Converted,
-        Some(_) => ReleaseOutcome::Expired,
-    })
-}
-
-async fn checkout(
-    conn: &mut PgConnection,
-    rec: &CheckoutRecord,
-    now: OffsetDateTime,
-) -> Result<CheckoutOutcome, StoreError> {
-    let o = &rec.order;
-    let i = &rec.idempotency;
-    let fresh = sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, route, key, fingerprint, status, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(i.user_id.as_str())
-    .bind(&i.route)
-    .bind(&i.key)
-    .bind(&i.fingerprint)
-    .bind(i64::from(i.status))
-    .bind(&i.body)
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if fresh.rows_affected() == 0 {
-        let existing = crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)
-            .await?
-            .ok_or_else(|| corrupt("idempotency key vanished"))?;
-        return Ok(CheckoutOutcome::Replay(existing));
-    }
-    let converted = sqlx::query(
-        "UPDATE holds SET status = 'converted', expires_at = $1, updated_at = $2 \
-         WHERE id = $3 AND customer_id = $4 AND status = 'active' AND expires_at > $5",
-    )
-    .bind(ms(rec.payment_deadline))
-    .bind(ms(now))
-    .bind(o.hold_id.as_str())
-    .bind(o.customer_id.as_str())
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if converted.rows_affected() == 0 {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT status, expires_at FROM holds WHERE id = $1")
-                .bind(o.hold_id.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?;
-        let (status, expires_at) = row.ok_or(StoreError::NotFound)?;
-        // The idempotency row must not outlive this refusal: a later try with the
-        // same key deserves a fresh answer. (The caller's savepoint or transaction
-        // is not rolled back for an outcome, so undo it here.)
-        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND route = $2 AND key = $3")
-            .bind(i.user_id.as_str())
-            .bind(&i.route)
-            .bind(&i.key)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        return Ok(CheckoutOutcome::HoldNotActive {
-            status: HoldStatus::parse(&status).ok_or_else(|| corrupt("holds.status"))?,
-            expired: expires_at <= ms(now),
-        });
-    }
-    sqlx::query(&format!(
-        "INSERT INTO orders ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        crate::orders::ORDER_COLUMNS
-    ))
-    .bind(o.id.as_str())
-    .bind(o.customer_id.as_str())
-    .bind(o.event_id.as_str())
-    .bind(o.hold_id.as_str())
-    .bind(&o.email)
-    .bind(o.status.as_str())
-    .bind(o.failure_code.as_deref())
-    .bind(o.total.amount)
-    .bind(o.total.currency.as_str())
-    .bind(&o.payment_token)
-    .bind(ms(o.created_at))
-    .bind(ms(o.updated_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    QueryBuilder::<Postgres>::new(
-        "INSERT INTO order_items (order_id, position, seat_id, tier_id, amount, currency) ",
-    )
-    .push_values(o.items.iter().enumerate(), |mut b, (n, it)| {
-        b.push_bind(o.id.as_str())
-            .push_bind(n as i64)
-            .push_bind(it.seat_id.as_ref().map(|s| s.as_str()))
-            .push_bind(it.tier_id.as_str())
-            .push_bind(it.price.amount)
-            .push_bind(it.price.currency.as_str());
-    })
-    .build()
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    enqueue(
-        conn,
-        &rec.message,
-        &Job::PaymentRequested {
-            order_id: o.id.clone(),
-        },
-        now,
-    )
-    .await?;
-    Ok(CheckoutOutcome::Created)
-}
-
-/// Sells a hold's items under the store's guards: one `sold_seats` row per seat (the
-/// primary key refuses a second sale) or GA `sold` moved under its capacity CHECK.
-async fn sell_items(
-    conn: &mut PgConnection,
-    event_id: &str,
-    hold_id: &str,
-    ga_tier: Option<&str>,
-    quantity: i64,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    match ga_tier {
-        Some(tier) => sqlx::query("UPDATE ga_tiers SET sold = sold + $1 WHERE id = $2")
-            .bind(quantity)
-            .bind(tier)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?,
-        None => sqlx::query(
-            "INSERT INTO sold_seats (event_id, seat_id, hold_id, sold_at) \
-             SELECT $1, seat_id, hold_id, $2 FROM hold_seats WHERE hold_id = $3",
-        )
-        .bind(event_id)
-        .bind(ms(now))
-        .bind(hold_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?,
-    };
-    Ok(())
-}
-
-async fn complete_payment(
-    conn: &mut PgConnection,
-    order: &OrderId,
-    charge_id: &str,
-    tickets: &[Ticket],
-    message: &MessageId,
-    now: OffsetDateTime,
-) -> Result<PaidOutcome, StoreError> {
-    let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
-        "SELECT status, hold_id, event_id, amount, currency FROM orders WHERE id = $1 FOR UPDATE",
-    )
-    .bind(order.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let (status, hold, event, amount, currency) = row.ok_or(StoreError::NotFound)?;
-    let status = crate::orders::status_of(&status)?;
-    if status != OrderStatus::PendingPayment {
-        return Ok(PaidOutcome::AlreadyFinal(status));
-    }
-    let (ga_tier, quantity): (Option<String>, i64) =
-        sqlx::query_as("SELECT ga_tier_id, quantity FROM holds WHERE id = $1")
-            .bind(&hold)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    sell_items(conn, &event, &hold, ga_tier.as_deref(), quantity, now).await?;
-    sqlx::query("UPDATE holds SET sold_at = $1, updated_at = $2 WHERE id = $3")
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(&hold)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    sqlx::query(
-        "UPDATE orders SET status = 'paid', failure_code = NULL, updated_at = $1 WHERE id = $2",
-    )
-    .bind(ms(now))
-    .bind(order.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    sqlx::query("INSERT INTO payments (order_id, charge_id, amount, currency, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(order.as_str())
-        .bind(charge_id)
-        .bind(amount)
-        .bind(&currency)
-        .bind(ms(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    if !tickets.is_empty() {
-        QueryBuilder::<Postgres>::new(
-            "INSERT INTO tickets (id, order_id, position, event_id, seat_id, tier_id, amount, currency, code, issued_at) ",
-        )
-        .push_values(tickets.iter().enumerate(), |mut b, (n, t)| {
-            b.push_bind(t.id.as_str())
-                .push_bind(order.as_str())
-                .push_bind(n as i64)
-                .push_bind(&event)
-                .push_bind(t.seat_id.as_ref().map(|s| s.as_str()))
-                .push_bind(t.tier_id.as_str())
-                .push_bind(t.price.amount)
-                .push_bind(t.price.currency.as_str())
-                .push_bind(&t.code)
-                .push_bind(ms(now));
-        })
-        .build()
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    }
-    enqueue(
-        conn,
-        message,
-        &Job::OrderPaid {
-            order_id: order.clone(),
-        },
-        now,
-    )
-    .await?;
-    Ok(PaidOutcome::Paid)
-}
-
-async fn fail_payment(
-    conn: &mut PgConnection,
-    order: &OrderId,
-    code: &str,
-    restore_hold: bool,
-    message: &MessageId,
-    now: OffsetDateTime,
-) -> Result<FailOutcome, StoreError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT status, hold_id FROM orders WHERE id = $1 FOR UPDATE")
-            .bind(order.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    let (status, hold) = row.ok_or(StoreError::NotFound)?;
-    let status = crate::orders::status_of(&status)?;
-    if status != OrderStatus::PendingPayment {
-        return Ok(FailOutcome::AlreadyFinal(status));
-    }
-    sqlx::query(
-        "UPDATE orders SET status = 'failed', failure_code = $1, updated_at = $2 WHERE id = $3",
-    )
-    .bind(code)
-    .bind(ms(now))
-    .bind(order.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let ttl: Option<i64> = sqlx::query_scalar(
-        "SELECT COALESCE(ttl_expires_at, expires_at) FROM holds WHERE id = $1 AND status = 'converted' AND sold_at IS NULL",
-    )
-    .bind(&hold)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let mut hold_until = None;
-    if let Some(ttl) = ttl {
-        let back = restore_hold && ttl > ms(now);
-        sqlx::query("UPDATE holds SET status = $1, expires_at = $2, updated_at = $3 WHERE id = $4")
-            .bind(if back { "active" } else { "expired" })
-            .bind(if back { ttl } else { ttl.min(ms(now)) })
-            .bind(ms(now))
-            .bind(&hold)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        hold_until = back.then(|| dt(ttl));
-    }
-    enqueue(
-        conn,
-        message,
-        &Job::OrderFailed {
-            order_id: order.clone(),
-            code: code.to_owned(),
-        },
-        now,
-    )
-    .await?;
-    Ok(FailOutcome::Failed { hold_until })
-}
-
-async fn sale_stats(
-    conn: &mut PgConnection,
-    message: &MessageId,
-    event: &EventId,
-    tickets: u32,
-    revenue: Money,
-) -> Result<(), StoreError> {
-    let first =
-        sqlx::query("INSERT INTO stats_messages (message_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(message.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    if first.rows_affected() == 1 {
-        sqlx::query(
-            "INSERT INTO event_sales (event_id, tickets, revenue) VALUES ($1, $2, $3) \
-             ON CONFLICT (event_id) DO UPDATE SET tickets = event_sales.tickets + excluded.tickets, revenue = event_sales.revenue + excluded.revenue",
-        )
-        .bind(event.as_str())
-        .bind(i64::from(tickets))
-        .bind(revenue.amount)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    }
-    Ok(())
+        .map(|&i| (i, firsts.get(&i).is_some_and(|m| new.contains(m))))
+        .collect())
 }

@@ -1,5 +1,7 @@
 //! The PostgreSQL store against the store conformance suite, each test on a fresh
-//! database of the server at BOXOFFICE_TEST_DATABASE_URL (default: local).
+//! database of the server at BOXOFFICE_TEST_DATABASE_URL (default: local), and
+//! what only PostgreSQL has: its migrations from older schemas, and the round trips
+//! a group commit costs.
 
 use boxoffice_store_postgres::{testing, PgStore};
 use std::sync::Arc;
@@ -61,4 +63,33 @@ async fn migrating_twice_at_once_is_safe() {
 #[tokio::test]
 async fn a_refused_write_fails_alone() {
     boxoffice_conformance::store::a_refused_write_fails_alone(store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inventory_is_one_snapshot() {
+    boxoffice_conformance::store::inventory_is_one_snapshot(store().await).await;
+}
+
+#[tokio::test]
+async fn a_mixed_batch_commits_all_but_the_refused() {
+    boxoffice_conformance::store::a_mixed_batch_commits_all_but_the_refused(store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_batches_sell_each_seat_once() {
+    boxoffice_conformance::store::racing_batches_sell_each_seat_once(store().await).await;
+}
+
+#[path = "conformance/native.rs"]
+mod native;
+
+#[tokio::test]
+async fn a_batch_keeps_the_order_of_writes_on_one_hold() {
+    boxoffice_conformance::store::a_batch_keeps_the_order_of_writes_on_one_hold(store().await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkouts_racing_releases_in_batches() {
+    boxoffice_conformance::store::checkouts_racing_releases_in_batches(store().await).await;
 }

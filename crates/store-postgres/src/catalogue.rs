@@ -1,0 +1,293 @@
+//! Accounts, settings and the catalogue (venues, seats, events, tiers) on
+//! PostgreSQL. A venue with its seats, or an event with its tiers and seat map, is
+//! one statement: the parent and its children in data-modifying CTEs, the children
+//! as array parameters however many there are.
+
+use boxoffice_domain::{
+    event::EventSeat, Email, Event, EventId, EventStatus, GaTier, PriceTier, Seat, User, UserId,
+    Venue, VenueId,
+};
+use boxoffice_ports::{EventRecord, LayoutSeat, StoreError};
+use time::OffsetDateTime;
+
+use crate::rows::{self, EventRow, GaTierRow, LayoutRow, PriceTierRow, SeatRow, UserRow, VenueRow};
+use crate::writes::count_commit;
+use crate::{map_err, ts, unavailable, PgStore};
+
+impl PgStore {
+    pub(crate) async fn create_user_impl(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.id.as_str())
+        .bind(user.email.as_str())
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(ts(user.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        Ok(())
+    }
+
+    pub(crate) async fn user_by_email_impl(
+        &self,
+        email: &Email,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {} FROM users WHERE email = $1",
+            UserRow::COLUMNS
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    pub(crate) async fn admin_exists_impl(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    pub(crate) async fn set_password_hash_impl(
+        &self,
+        user: &UserId,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        count_commit();
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One statement: the candidate is stored unless a key is, and the stored one
+    /// comes back either way. `DO UPDATE` (to the same value) rather than `DO
+    /// NOTHING`: it waits for a racing node's insert and returns that row, where a
+    /// second SELECT in the same statement would not see it.
+    pub(crate) async fn secret_key_impl(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let key = sqlx::query_scalar(
+            "INSERT INTO settings (key, value) VALUES ('token_key', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = settings.value RETURNING value",
+        )
+        .bind(candidate)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        Ok(key)
+    }
+
+    pub(crate) async fn claim_once_impl(&self, what: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, '') ON CONFLICT DO NOTHING")
+                .bind(format!("once:{what}"))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        count_commit();
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn create_venue_impl(
+        &self,
+        venue: &Venue,
+        seats: &[Seat],
+    ) -> Result<(), StoreError> {
+        let col = |f: fn(&Seat) -> &str| seats.iter().map(f).collect::<Vec<_>>();
+        let num = |f: fn(&Seat) -> i32| seats.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "WITH v AS (INSERT INTO venues (id, name, sections, seat_count, created_at) \
+                        VALUES ($1, $2, $3, $4, $5)) \
+             INSERT INTO seats (id, venue_id, position, section, row_label, label, x, y) \
+             SELECT s.id, $1, s.position, s.section, s.row_label, s.label, s.x, s.y \
+             FROM unnest($6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::int[], $12::int[]) \
+                  AS s(id, position, section, row_label, label, x, y)",
+        )
+        .bind(venue.id.as_str())
+        .bind(&venue.name)
+        .bind(&venue.sections)
+        .bind(venue.seat_count as i32)
+        .bind(ts(venue.created_at))
+        .bind(col(|s| s.id.as_str()))
+        .bind(num(|s| s.position as i32))
+        .bind(col(|s| &s.section))
+        .bind(col(|s| &s.row))
+        .bind(col(|s| &s.label))
+        .bind(num(|s| s.x))
+        .bind(num(|s| s.y))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        Ok(())
+    }
+
+    async fn venues_where(&self, filter: &str, id: Option<&str>) -> Result<Vec<Venue>, StoreError> {
+        let rows = sqlx::query_as::<_, VenueRow>(&format!(
+            "SELECT {} FROM venues {filter} ORDER BY id",
+            VenueRow::COLUMNS
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows::all(rows)
+    }
+
+    pub(crate) async fn venue_impl(&self, id: &VenueId) -> Result<Option<Venue>, StoreError> {
+        Ok(self
+            .venues_where("WHERE id = $1", Some(id.as_str()))
+            .await?
+            .pop())
+    }
+
+    pub(crate) async fn list_venues_impl(&self) -> Result<Vec<Venue>, StoreError> {
+        self.venues_where("WHERE $1::text IS NULL", None).await
+    }
+
+    pub(crate) async fn venue_seats_impl(&self, id: &VenueId) -> Result<Vec<Seat>, StoreError> {
+        let rows = sqlx::query_as::<_, SeatRow>(&format!(
+            "SELECT {} FROM seats WHERE venue_id = $1 ORDER BY position",
+            SeatRow::COLUMNS
+        ))
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows::all(rows)
+    }
+
+    /// The event, its tiers, its GA tiers and its seat map in one statement.
+    pub(crate) async fn create_event_impl(
+        &self,
+        event: &Event,
+        seats: &[EventSeat],
+    ) -> Result<(), StoreError> {
+        let tiers = &event.tiers;
+        let ga = &event.ga_tiers;
+        let sections = tiers
+            .iter()
+            .map(|t| serde_json::to_string(&t.sections))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        sqlx::query(
+            "WITH e AS ( \
+                 INSERT INTO events (id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
+                     hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)), \
+             t AS ( \
+                 INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) \
+                 SELECT t.id, $1, t.n - 1, t.name, t.amount, t.currency, \
+                        ARRAY(SELECT jsonb_array_elements_text(t.sections::jsonb)) \
+                 FROM unnest($13::text[], $14::text[], $15::bigint[], $16::text[], $17::text[]) \
+                      WITH ORDINALITY AS t(id, name, amount, currency, sections, n)), \
+             g AS ( \
+                 INSERT INTO ga_tiers (id, event_id, position, name, amount, currency, capacity) \
+                 SELECT g.id, $1, g.n - 1, g.name, g.amount, g.currency, g.capacity \
+                 FROM unnest($18::text[], $19::text[], $20::bigint[], $21::text[], $22::int[]) \
+                      WITH ORDINALITY AS g(id, name, amount, currency, capacity, n)) \
+             INSERT INTO event_seats (event_id, seat_index, seat_id, tier_id) \
+             SELECT $1, s.n - 1, s.seat_id, s.tier_id \
+             FROM unnest($23::text[], $24::text[]) WITH ORDINALITY AS s(seat_id, tier_id, n)",
+        )
+        .bind(event.id.as_str())
+        .bind(event.venue_id.as_str())
+        .bind(&event.name)
+        .bind(ts(event.starts_at))
+        .bind(event.sale_starts_at.map(ts))
+        .bind(event.sale_ends_at.map(ts))
+        .bind(event.status.as_str())
+        .bind(event.hold_ttl_seconds as i32)
+        .bind(event.max_tickets_per_order as i32)
+        .bind(event.currency.as_str())
+        .bind(seats.len() as i32)
+        .bind(ts(event.created_at))
+        .bind(tiers.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
+        .bind(tiers.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
+        .bind(tiers.iter().map(|t| t.price.amount).collect::<Vec<_>>())
+        .bind(tiers.iter().map(|t| t.price.currency.as_str()).collect::<Vec<_>>())
+        .bind(sections)
+        .bind(ga.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
+        .bind(ga.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
+        .bind(ga.iter().map(|t| t.price.amount).collect::<Vec<_>>())
+        .bind(ga.iter().map(|t| t.price.currency.as_str()).collect::<Vec<_>>())
+        .bind(ga.iter().map(|t| t.capacity as i32).collect::<Vec<_>>())
+        .bind(seats.iter().map(|s| s.seat_id.as_str()).collect::<Vec<_>>())
+        .bind(seats.iter().map(|s| s.tier_id.as_str()).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        Ok(())
+    }
+
+    /// One event (`id`), or every event (drafts when asked), oldest first, with
+    /// their tiers: three statements however many events.
+    pub(crate) async fn events_where(
+        &self,
+        id: Option<&EventId>,
+        include_drafts: bool,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let events = sqlx::query_as::<_, EventRow>(&format!(
+            "SELECT {} FROM events WHERE ($1::text IS NULL OR id = $1) AND ($2 OR status <> 'draft') \
+             ORDER BY starts_at, id",
+            EventRow::COLUMNS
+        ))
+        .bind(id.map(|i| i.as_str()))
+        .bind(include_drafts)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        self.with_children::<PriceTierRow, GaTierRow, _, PriceTier, GaTier, _>(
+            events,
+            |e| e.id.as_str(),
+            |e, tiers, ga| e.into_record(tiers, ga),
+        )
+        .await
+    }
+
+    pub(crate) async fn set_event_status_impl(
+        &self,
+        id: &EventId,
+        status: EventStatus,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE events SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(ts(now))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        count_commit();
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn event_layout_impl(
+        &self,
+        id: &EventId,
+    ) -> Result<Vec<LayoutSeat>, StoreError> {
+        let rows = sqlx::query_as::<_, LayoutRow>(
+            "SELECT s.id, s.position, s.section, s.row_label, s.label, s.x, s.y, es.tier_id \
+             FROM event_seats es JOIN seats s ON s.id = es.seat_id \
+             WHERE es.event_id = $1 ORDER BY es.seat_index",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows::all(rows)
+    }
+}
