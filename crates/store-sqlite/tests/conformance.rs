@@ -67,3 +67,27 @@ async fn a_refused_write_fails_alone() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::a_refused_write_fails_alone(s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inventory_is_one_snapshot() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::inventory_is_one_snapshot(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_batches_sell_each_seat_once() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::racing_batches_sell_each_seat_once(s).await;
+}
+
+#[tokio::test]
+async fn a_batch_keeps_the_order_of_writes_on_one_hold() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::a_batch_keeps_the_order_of_writes_on_one_hold(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkouts_racing_releases_in_batches() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::checkouts_racing_releases_in_batches(s).await;
+}
