@@ -32,7 +32,7 @@ pub(crate) struct Db {
 
 /// Page cache of the writer (KiB); readers keep SQLite's default, since every commit
 /// of the writer empties a reader's cache at its next read.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+const WRITER_CACHE_KIB: i64 = 2 * 1024;
 const READER_CACHE_KIB: i64 = 2 * 1024;
 /// Reads straight from the OS page cache through a mapping, not copies in SQLite's.
 const MMAP_BYTES: i64 = 256 << 20;
