@@ -161,12 +161,16 @@ async fn general_admission_never_passes_capacity() {
 /// and shown held, no seat is in two live holds, and selling them all sells each
 /// seat once. (Distributed backends only: the in-process engine cannot lose state on
 /// its own; its rebuild is covered by the restart tests.)
+// Needs PostgreSQL, Redis and NATS: skipped visibly in the embedded run (it used to
+// return early there, and pass), run by scripts/test's distributed run.
+#[ignore = "distributed: run with BOXOFFICE_TEST_BACKEND=distributed and --include-ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_losing_its_state_mid_sale_loses_no_hold_and_sells_nothing_twice() {
-    let app = Arc::new(TestApp::spawn().await);
-    if !app.backend.is_distributed() {
-        return;
-    }
+    let backend = match Backend::from_env().await {
+        b if b.is_distributed() => b,
+        _ => Backend::distributed().await,
+    };
+    let app = Arc::new(TestApp::spawn_on(backend, |_| {}).await);
     let sale = app.sale(6, 10, 50, 300, 4).await;
     let tokens = customers(&app).await;
     let round = |offset: usize| {
