@@ -13,8 +13,11 @@ const BUYERS: usize = 2000;
 
 /// Granted holds and accepted checkouts, counted as the answers come in, before
 /// node 2 is killed: the sale is well under way, with payments in flight.
-const KILL_AFTER_HOLDS: usize = 150;
-const KILL_AFTER_CHECKOUTS: usize = 100;
+const KILL_AFTER_HOLDS: usize = 100;
+const KILL_AFTER_CHECKOUTS: usize = 40;
+/// Buyers shopping at once (the others arrive as they finish): the sale runs on
+/// long after the kill.
+const AT_ONCE: usize = 100;
 
 /// What became of one buyer.
 struct Buyer {
@@ -23,15 +26,15 @@ struct Buyer {
     body: serde_json::Value,
     /// The accepted checkout: the buyer's token and the order.
     order: Option<(String, String)>,
-    /// A hold request whose answer was lost (the node died with it): it may have
-    /// left a hold nobody knows the id of, on these seats.
+    /// A hold request whose answer was lost (the node died with it) or was a 503:
+    /// it may have left a hold nobody knows the id of, on these seats.
     lost_hold: bool,
     /// Granted, but no node answered the checkout: an order may exist or not.
     lost_checkout: bool,
 }
 
-/// 2,000 buyers spread over three nodes race for a 500-seat event; node 2 is
-/// SIGKILLed once 150 holds were granted and 100 checkouts accepted, and the buyers
+/// 2,000 buyers spread over three nodes race for a 500-seat event, 100 at a time;
+/// node 2 is SIGKILLed once 100 holds were granted and 40 checkouts accepted, and the buyers
 /// it served go to the others, as a load balancer would send them. Afterwards: no
 /// seat granted twice, every accepted checkout paid (those the dead node had in
 /// flight too), the gateway charged exactly the paid orders, once each, and every
@@ -116,9 +119,12 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
     let granted = Arc::new(AtomicUsize::new(0));
     let checked_out = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(tokio::sync::Notify::new());
+    let unavailable = Arc::new(AtomicUsize::new(0));
+    let door = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
     let tasks: Vec<_> = (0..BUYERS)
         .map(|i| {
             let (client, addrs, alive) = (client.clone(), addrs.clone(), alive.clone());
+            let (door, unavailable) = (door.clone(), unavailable.clone());
             let (granted, checked_out, progress) =
                 (granted.clone(), checked_out.clone(), progress.clone());
             let token = tokens[i % tokens.len()].clone();
@@ -127,6 +133,7 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
             let ask: Vec<String> = seats[first..first + n].to_vec();
             let event = event.clone();
             tokio::spawn(async move {
+                let _in = door.acquire_owned().await.unwrap();
                 let mut lost_hold = false;
                 // Try the buyer's node, then the others (a load balancer's retry).
                 for k in 0..3 {
@@ -150,6 +157,13 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
                         lost_hold = true;
                         continue;
                     };
+                    if status == 503 {
+                        // Try again shortly, says the node: a load balancer tries
+                        // the next one.
+                        unavailable.fetch_add(1, Ordering::SeqCst);
+                        lost_hold = true;
+                        continue;
+                    }
                     let mut buyer = Buyer {
                         ask: ask.clone(),
                         status,
@@ -239,12 +253,16 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
             other => panic!("unexpected {other}: {}", b.body),
         }
     }
-    let final_holds = granted.load(Ordering::SeqCst);
-    assert!(
-        final_holds > holds_at_kill,
-        "the sale went on after the node died ({holds_at_kill} holds then, {final_holds} in all)"
+    let (final_holds, final_checkouts) = (
+        granted.load(Ordering::SeqCst),
+        checked_out.load(Ordering::SeqCst),
     );
-    assert!(checkouts_at_kill >= KILL_AFTER_CHECKOUTS);
+    assert!(
+        final_holds > holds_at_kill && final_checkouts > checkouts_at_kill,
+        "the sale went on after the node died ({holds_at_kill} holds and \
+         {checkouts_at_kill} checkouts then, {final_holds} and {final_checkouts} in all)"
+    );
+    assert_eq!(final_checkouts, orders.len());
 
     // Every accepted checkout ends paid — on the surviving nodes, after the dead
     // node's leases ran out for the payments it had in hand.
@@ -275,17 +293,18 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
         };
         assert_eq!(state, expected, "seat {seat}");
     }
-    // Engine and store agree, but where a node died between the engine's grant and
-    // the store's record (the engine keeps that hold to its deadline; nobody was
-    // told of it).
+    // Engine and store agree, but perhaps where an answer was lost: a node that
+    // died between the engine's grant and the store's record leaves the engine
+    // holding to the deadline a hold nobody was told of.
     let audit = app.engine_audit(&event).await;
     for d in audit["seats"].as_array().unwrap() {
         let seat = d["seat_id"].as_str().unwrap();
         assert!(
-            maybe_held.contains(seat) && d["engine"] == "H" && d["store"] == "A",
+            maybe_held.contains(seat),
             "engine and store disagree: {audit}"
         );
     }
+    assert_eq!(audit["ga"], json!([]));
 
     // The gateway charged each paid order once, and nothing else.
     let charges = app.charges().await;
@@ -302,11 +321,13 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
     assert_eq!(succeeded.len(), paid.len(), "an order charged twice: {charges:?}");
     eprintln!(
         "multinode: node 2 killed after {holds_at_kill} holds and {checkouts_at_kill} checkouts; \
-         {} holds granted by {} buyers, {} orders paid, {} seats with a lost answer",
+         {} holds granted by {} buyers, {} orders paid, {} seats with a lost answer \
+         ({} answers 503)",
         held.len(),
         BUYERS,
         paid.len(),
-        maybe_held.len()
+        maybe_held.len(),
+        unavailable.load(Ordering::SeqCst)
     );
     gateway.stop().await;
 }
