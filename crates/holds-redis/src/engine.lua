@@ -6,12 +6,18 @@
 --   KEYS[4] holds     hash: hold id -> "S|<expires>|i,j,k" or "G|<expires>|tier|qty"
 --   KEYS[5] deadlines sorted set: hold id scored by its deadline (ms)
 --   KEYS[6] loading   string: the token of a loader that is reading a snapshot
--- ARGV[1] is the operation; ARGV[2] is now (ms). A missing meta means the event is
--- not loaded (never, or lost): the caller rebuilds it from the store.
+-- ARGV[1] is the operation; ARGV[2] shifts Redis's clock (ms; 0 but in tests that
+-- move time by hand). A missing meta means the event is not loaded (never, or lost):
+-- the caller rebuilds it from the store.
+--
+-- Now is Redis's own clock (TIME), the one clock every node shares: a node's idea
+-- of the time never expires anything. (A script that reads TIME and then writes
+-- needs effects replication: the default since Redis 5, the only mode since 7.)
 
 local meta, status, ga, holds, deadlines, loading = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local op = ARGV[1]
-local now = tonumber(ARGV[2])
+local clock = redis.call("TIME")
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) + tonumber(ARGV[2])
 
 local function split(s, sep)
   local out = {}

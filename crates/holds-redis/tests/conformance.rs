@@ -3,6 +3,7 @@
 //! (BOXOFFICE_TEST_REDIS_CLUSTER, default the 3 masters `scripts/services cluster`
 //! starts). Each test uses its own key prefix.
 
+use boxoffice_conformance::engine::{OwnClock, SuiteClock};
 use boxoffice_holds_redis::RedisHoldEngine;
 use std::sync::Arc;
 
@@ -27,6 +28,14 @@ async fn engine(urls: &str) -> Arc<RedisHoldEngine> {
     Arc::new(connect(urls).await)
 }
 
+/// The engine on the suite's clock: Redis decides expiry by its own clock, shifted
+/// to the instants the suite passes (see `OwnClock`).
+async fn suite_engine(urls: &str) -> Arc<OwnClock<RedisHoldEngine>> {
+    let clock = Arc::new(SuiteClock::default());
+    let engine = connect(urls).await.with_test_clock(clock.clone());
+    Arc::new(OwnClock::new(engine, clock))
+}
+
 macro_rules! suite {
     ($modname:ident, $urls:expr) => {
         mod $modname {
@@ -34,28 +43,28 @@ macro_rules! suite {
 
             #[tokio::test]
             async fn basic_semantics() {
-                boxoffice_conformance::engine::basic_semantics(engine(&$urls).await).await;
+                boxoffice_conformance::engine::basic_semantics(suite_engine(&$urls).await).await;
             }
 
             #[tokio::test]
             async fn seat_map_version() {
-                boxoffice_conformance::engine::seat_map_version(engine(&$urls).await).await;
+                boxoffice_conformance::engine::seat_map_version(suite_engine(&$urls).await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_overlapping_holds_never_double_book() {
-                boxoffice_conformance::engine::concurrent_overlapping_holds(engine(&$urls).await)
+                boxoffice_conformance::engine::concurrent_overlapping_holds(suite_engine(&$urls).await)
                     .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_ga_holds_respect_capacity() {
-                boxoffice_conformance::engine::concurrent_ga_holds(engine(&$urls).await).await;
+                boxoffice_conformance::engine::concurrent_ga_holds(suite_engine(&$urls).await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn matches_the_reference_model() {
-                boxoffice_conformance::engine::matches_reference_model(engine(&$urls).await);
+                boxoffice_conformance::engine::matches_reference_model(suite_engine(&$urls).await);
             }
         }
     };

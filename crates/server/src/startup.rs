@@ -181,8 +181,10 @@ impl Application {
                 let redis = RedisHoldEngine::connect(urls, prefix)
                     .await
                     .context("connecting to Redis")?;
-                let _ = test_clock;
-                Arc::new(redis)
+                Arc::new(match test_clock {
+                    Some(c) => redis.with_test_clock(c),
+                    None => redis,
+                })
             }
         };
         let engine = match wrap {
