@@ -19,6 +19,8 @@ pub struct FaultyEngine {
     /// Operation name → failures injected so far.
     failed: Mutex<HashMap<&'static str, u32>>,
     pause: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+    /// Operation name → (every how many calls one fails, calls so far).
+    flaky: Mutex<HashMap<&'static str, (u32, u32)>>,
 }
 
 /// A hold held between the engine's grant and the app hearing of it.
@@ -51,6 +53,12 @@ impl FaultyEngine {
         self.armed.lock().unwrap().insert(op, nth - 1);
     }
 
+    /// From now on every `every`th call of `op` fails.
+    pub fn flaky(&self, op: &'static str, every: u32) {
+        assert!(every >= 2);
+        self.flaky.lock().unwrap().insert(op, (every, 0));
+    }
+
     /// How many calls of `op` were made to fail.
     pub fn failures(&self, op: &'static str) -> u32 {
         self.failed.lock().unwrap().get(op).copied().unwrap_or(0)
@@ -65,6 +73,15 @@ impl FaultyEngine {
     }
 
     fn trip(&self, op: &'static str) -> Result<(), EngineError> {
+        if let Some((every, calls)) = self.flaky.lock().unwrap().get_mut(op) {
+            *calls += 1;
+            if *calls % *every == 0 {
+                *self.failed.lock().unwrap().entry(op).or_default() += 1;
+                return Err(EngineError::Unavailable(anyhow::anyhow!(
+                    "injected: {op} failed (flaky)"
+                )));
+            }
+        }
         let mut armed = self.armed.lock().unwrap();
         match armed.get_mut(op) {
             Some(0) => {
