@@ -235,8 +235,7 @@ impl App {
             return Err(AppError::HoldExpired);
         };
         let outcome = outcome?;
-        if outcome == CheckoutOutcome::Created && ev.engine_epoch.load(Ordering::SeqCst) != epoch
-        {
+        if outcome == CheckoutOutcome::Created && ev.engine_epoch.load(Ordering::SeqCst) != epoch {
             self.follower
                 .follow(&event_id, &hid, Follow::Extend(deadline))
                 .await;

@@ -9,8 +9,7 @@
 
 use boxoffice_domain::{MessageId, Millis, Order, OrderId, Ticket, TicketId};
 use boxoffice_ports::{
-    Ack, ChargeOutcome, ChargeRequest, FailOutcome, GatewayError, PaidOutcome,
-    StoreError, Write,
+    Ack, ChargeOutcome, ChargeRequest, FailOutcome, GatewayError, PaidOutcome, StoreError, Write,
 };
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;

@@ -101,7 +101,9 @@ impl<E: HoldEngine> HoldEngine for OwnClock<E> {
         now: Millis,
     ) -> Result<bool, EngineError> {
         let now = self.at(now);
-        self.engine.extend(event, hold, scaled(expires_at), now).await
+        self.engine
+            .extend(event, hold, scaled(expires_at), now)
+            .await
     }
     async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError> {
         let now = self.at(now);

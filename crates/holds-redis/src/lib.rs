@@ -170,7 +170,12 @@ impl RedisHoldEngine {
 
     /// Runs the script: `op` and its arguments (ARGV[3..]); ARGV[2] is the shift of
     /// Redis's clock (see [`Self::with_test_clock`]).
-    async fn run(&self, ev: &EventId, op: &str, args: Vec<String>) -> Result<Vec<String>, EngineError> {
+    async fn run(
+        &self,
+        ev: &EventId,
+        op: &str,
+        args: Vec<String>,
+    ) -> Result<Vec<String>, EngineError> {
         let mut inv = self.script.prepare_invoke();
         for k in self.keys(ev) {
             inv.key(k);
@@ -199,7 +204,11 @@ impl RedisHoldEngine {
         event: &EventId,
         hold: &HoldId,
     ) -> Result<Option<HoldItems>, EngineError> {
-        match self.run(event, op, vec![hold.to_string()]).await?.as_slice() {
+        match self
+            .run(event, op, vec![hold.to_string()])
+            .await?
+            .as_slice()
+        {
             [ok, enc] if ok == "ok" => Ok(Some(decode(enc)?)),
             _ => Ok(None),
         }

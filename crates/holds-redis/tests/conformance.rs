@@ -53,13 +53,16 @@ macro_rules! suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_overlapping_holds_never_double_book() {
-                boxoffice_conformance::engine::concurrent_overlapping_holds(suite_engine(&$urls).await)
-                    .await;
+                boxoffice_conformance::engine::concurrent_overlapping_holds(
+                    suite_engine(&$urls).await,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_ga_holds_respect_capacity() {
-                boxoffice_conformance::engine::concurrent_ga_holds(suite_engine(&$urls).await).await;
+                boxoffice_conformance::engine::concurrent_ga_holds(suite_engine(&$urls).await)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,8 +123,12 @@ async fn a_node_whose_clock_runs_ahead_expires_no_one_elses_holds() {
     use boxoffice_domain::{EventId, HoldId, HoldItems, HoldRejection, Millis};
     use boxoffice_ports::{HoldEngine, HoldRequest, InventorySnapshot};
     let prefix = format!("test:{}:", ulid::Ulid::new());
-    let a = RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap();
-    let b = RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap();
+    let a = RedisHoldEngine::connect(&single_url(), &prefix)
+        .await
+        .unwrap();
+    let b = RedisHoldEngine::connect(&single_url(), &prefix)
+        .await
+        .unwrap();
     let ahead = 10 * 60_000;
     let event = EventId::new();
     let a_now = wall_ms();
@@ -194,12 +201,19 @@ async fn a_node_whose_clock_runs_ahead_expires_no_one_elses_holds() {
     // The holds are A's still: the seats sell, the places go back.
     let a_now = Millis(wall_ms());
     assert_eq!(a.seat_map(&event, a_now).await.unwrap().status, b"HHAA");
-    assert!(a.confirm(&event, &seats.hold, a_now).await.unwrap().is_some());
+    assert!(a
+        .confirm(&event, &seats.hold, a_now)
+        .await
+        .unwrap()
+        .is_some());
     assert!(b
         .release(&event, &ga.hold, Millis(wall_ms() + ahead))
         .await
         .unwrap()
         .is_some());
     let map = b.seat_map(&event, Millis(wall_ms() + ahead)).await.unwrap();
-    assert_eq!((map.status.as_slice(), map.ga[0].remaining()), (&b"SSAA"[..], 3));
+    assert_eq!(
+        (map.status.as_slice(), map.ga[0].remaining()),
+        (&b"SSAA"[..], 3)
+    );
 }

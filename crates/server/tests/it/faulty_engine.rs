@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use boxoffice_domain::{EventId, HoldId, HoldItems, HoldRejection, Millis};
 use boxoffice_ports::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap};
-use std::sync::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 #[derive(Debug, Default)]

@@ -1,7 +1,7 @@
 //! Typed helpers: spawn the app, make accounts, venues and events, and call the API.
 
-use boxoffice_ports::ManualClock;
 pub use crate::faulty_engine::FaultyEngine;
+use boxoffice_ports::ManualClock;
 use boxoffice_server::{Application, Config, EngineWrap, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

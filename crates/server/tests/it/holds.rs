@@ -172,7 +172,10 @@ async fn holds_expire_by_themselves() {
         )
         .await;
     assert_eq!(ga.status, 201);
-    assert_eq!(deadline(&seat.body), clock.now() + time::Duration::seconds(60));
+    assert_eq!(
+        deadline(&seat.body),
+        clock.now() + time::Duration::seconds(60)
+    );
     assert_eq!(app.seat_map(&sale.id).await["ga"][0]["remaining"], 0);
     let id = seat.body["hold_id"].as_str().unwrap();
 
@@ -183,7 +186,10 @@ async fn holds_expire_by_themselves() {
         "active"
     );
     let map = app.seat_map(&sale.id).await;
-    assert_eq!((map["status"].as_str(), map["ga"][0]["remaining"].as_u64()), (Some("HHAA"), Some(0)));
+    assert_eq!(
+        (map["status"].as_str(), map["ga"][0]["remaining"].as_u64()),
+        (Some("HHAA"), Some(0))
+    );
     let r = app.hold_seats(&bob, &sale.id, &[&sale.seats[1]]).await;
     assert_eq!((r.status.as_u16(), r.code()), (409, "seats_unavailable"));
 
@@ -198,9 +204,7 @@ async fn holds_expire_by_themselves() {
     assert_eq!(map["ga"][0]["remaining"], 3);
     let r = app.delete(&format!("/v1/holds/{id}"), Some(&ann)).await;
     assert_eq!((r.status.as_u16(), r.code()), (410, "hold_expired"));
-    let r = app
-        .checkout(&ann, id, "late", "tok_visa")
-        .await;
+    let r = app.checkout(&ann, id, "late", "tok_visa").await;
     assert_eq!((r.status.as_u16(), r.code()), (410, "hold_expired"));
     // The seats and the places are Bob's for the taking.
     assert_eq!(
@@ -243,7 +247,9 @@ async fn the_engine_converges_on_the_store_when_it_fails_after_a_commit() {
     engine.fail("confirm", 1);
     let c = app.checkout(&ann, &holds[0], "paid", "tok_visa").await;
     assert_eq!(c.status, 202, "{c:?}");
-    let o = app.final_order(&ann, c.body["order_id"].as_str().unwrap()).await;
+    let o = app
+        .final_order(&ann, c.body["order_id"].as_str().unwrap())
+        .await;
     assert_eq!(o["status"], "paid", "{o}");
     assert_eq!(engine.failures("confirm"), 1);
 
@@ -254,31 +260,46 @@ async fn the_engine_converges_on_the_store_when_it_fails_after_a_commit() {
         .checkout(&ann, &holds[1], "declined", "tok_chargeDeclined")
         .await;
     assert_eq!(c.status, 202, "{c:?}");
-    let o = app.final_order(&ann, c.body["order_id"].as_str().unwrap()).await;
+    let o = app
+        .final_order(&ann, c.body["order_id"].as_str().unwrap())
+        .await;
     assert_eq!(o["failure_code"], "card_declined", "{o}");
     assert_eq!(engine.failures("extend"), 1);
 
     // Released; the engine's release after the store's fails. The release happened
     // (the store says so), and a second one changes nothing.
     engine.fail("release", 1);
-    let r = app.delete(&format!("/v1/holds/{}", holds[2]), Some(&ann)).await;
+    let r = app
+        .delete(&format!("/v1/holds/{}", holds[2]), Some(&ann))
+        .await;
     assert_eq!(engine.failures("release"), 1);
     assert_eq!(r.status, 204, "{r:?}");
-    let r = app.delete(&format!("/v1/holds/{}", holds[2]), Some(&ann)).await;
+    let r = app
+        .delete(&format!("/v1/holds/{}", holds[2]), Some(&ann))
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
 
     let audit = app.engine_audit(&sale.id).await;
     assert_eq!(audit["agrees"], true, "right after: {audit}");
-    assert_eq!(app.statuses(&sale.id).await[..6], ['S', 'S', 'H', 'H', 'A', 'A']);
+    assert_eq!(
+        app.statuses(&sale.id).await[..6],
+        ['S', 'S', 'H', 'H', 'A', 'A']
+    );
     // Past the declined hold's own deadline, then past the payment deadline.
     clock.advance(time::Duration::seconds(301));
     let audit = app.engine_audit(&sale.id).await;
     assert_eq!(audit["agrees"], true, "past the hold's deadline: {audit}");
-    assert_eq!(app.statuses(&sale.id).await[..6], ['S', 'S', 'A', 'A', 'A', 'A']);
+    assert_eq!(
+        app.statuses(&sale.id).await[..6],
+        ['S', 'S', 'A', 'A', 'A', 'A']
+    );
     clock.advance(time::Duration::seconds(900));
     let audit = app.engine_audit(&sale.id).await;
     assert_eq!(audit["agrees"], true, "past the payment deadline: {audit}");
-    assert_eq!(app.statuses(&sale.id).await[..6], ['S', 'S', 'A', 'A', 'A', 'A']);
+    assert_eq!(
+        app.statuses(&sale.id).await[..6],
+        ['S', 'S', 'A', 'A', 'A', 'A']
+    );
 }
 
 /// The in-process engine is rebuilt from the store (it was evicted: the store caught
@@ -298,7 +319,12 @@ async fn a_rebuild_with_a_hold_in_flight_never_gives_a_seat_to_two_holds() {
 
     let paused = engine.pause_next_hold();
     let ann_hold = tokio::spawn({
-        let (app, ann, event, seat) = (app.clone(), ann.clone(), sale.id.clone(), sale.seats[0].clone());
+        let (app, ann, event, seat) = (
+            app.clone(),
+            ann.clone(),
+            sale.id.clone(),
+            sale.seats[0].clone(),
+        );
         async move { app.hold_seats(&ann, &event, &[&seat]).await }
     });
     paused.granted.await.unwrap(); // granted by the engine, not recorded yet
@@ -323,7 +349,10 @@ async fn a_rebuild_with_a_hold_in_flight_never_gives_a_seat_to_two_holds() {
     } else {
         (&bob_hold, &ann_hold)
     };
-    assert_eq!((loser.status.as_u16(), loser.code()), (409, "seats_unavailable"));
+    assert_eq!(
+        (loser.status.as_u16(), loser.code()),
+        (409, "seats_unavailable")
+    );
     let id = winner.body["hold_id"].as_str().unwrap();
     let owner = if ann_hold.status == 201 { &ann } else { &bob };
     assert_eq!(
@@ -335,7 +364,9 @@ async fn a_rebuild_with_a_hold_in_flight_never_gives_a_seat_to_two_holds() {
     // Releasing the winner frees the seat: nothing else holds it, in the engine or
     // in the store (a second live hold there would show in the audit).
     assert_eq!(
-        app.delete(&format!("/v1/holds/{id}"), Some(owner)).await.status,
+        app.delete(&format!("/v1/holds/{id}"), Some(owner))
+            .await
+            .status,
         204
     );
     assert_eq!(app.statuses(&sale.id).await, ['A'; 4]);

@@ -209,7 +209,10 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
     // Node 2 dies once the sale is well under way, payments in flight.
     let (holds_at_kill, checkouts_at_kill) = loop {
         let woken = progress.notified();
-        let (h, c) = (granted.load(Ordering::SeqCst), checked_out.load(Ordering::SeqCst));
+        let (h, c) = (
+            granted.load(Ordering::SeqCst),
+            checked_out.load(Ordering::SeqCst),
+        );
         if h >= KILL_AFTER_HOLDS && c >= KILL_AFTER_CHECKOUTS {
             break (h, c);
         }
@@ -286,7 +289,10 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
         } else if kept.contains(seat) {
             'H'
         } else if maybe_held.contains(seat) {
-            assert!(state == 'H' || state == 'A', "seat {seat}: {state}, lost answer");
+            assert!(
+                state == 'H' || state == 'A',
+                "seat {seat}: {state}, lost answer"
+            );
             continue;
         } else {
             'A'
@@ -318,7 +324,11 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
         paid,
         "the gateway charged exactly the paid orders"
     );
-    assert_eq!(succeeded.len(), paid.len(), "an order charged twice: {charges:?}");
+    assert_eq!(
+        succeeded.len(),
+        paid.len(),
+        "an order charged twice: {charges:?}"
+    );
     eprintln!(
         "multinode: node 2 killed after {holds_at_kill} holds and {checkouts_at_kill} checkouts; \
          {} holds granted by {} buyers, {} orders paid, {} seats with a lost answer \

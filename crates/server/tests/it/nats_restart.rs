@@ -116,7 +116,12 @@ async fn a_nats_restart_mid_flow_loses_and_duplicates_nothing() {
             .unwrap_or_default();
         orders
             .iter()
-            .map(|o| (o.clone(), texts.iter().filter(|t| t.contains(o.as_str())).count()))
+            .map(|o| {
+                (
+                    o.clone(),
+                    texts.iter().filter(|t| t.contains(o.as_str())).count(),
+                )
+            })
             .collect()
     };
     let sales_path = format!("/v1/admin/events/{}/sales", sale.id);
@@ -128,7 +133,10 @@ async fn a_nats_restart_mid_flow_loses_and_duplicates_nothing() {
             && mails(&orders).values().all(|&n| n >= 1);
         backlog.clear();
         for c in Consumer::ALL {
-            let (n, _) = queue.backlog(c, time::OffsetDateTime::now_utc()).await.unwrap();
+            let (n, _) = queue
+                .backlog(c, time::OffsetDateTime::now_utc())
+                .await
+                .unwrap();
             backlog.push((c.as_str(), n));
         }
         if seen && backlog.iter().all(|&(_, n)| n == 0) {

@@ -504,7 +504,11 @@ async fn rebuilds_and_engine_failures_mid_sale_leave_one_truth() {
         }
     }
     let holds: BTreeSet<(String, String)> = live.values().cloned().collect();
-    assert!(holds.len() >= 6, "the race must grant holds: {}", holds.len());
+    assert!(
+        holds.len() >= 6,
+        "the race must grant holds: {}",
+        holds.len()
+    );
 
     // A third of the holds are paid for, a third released, a third kept, all at once,
     // while the engine fails every third release and confirm after the commit.
@@ -519,7 +523,9 @@ async fn rebuilds_and_engine_failures_mid_sale_leave_one_truth() {
             tokio::spawn(async move {
                 match i % 3 {
                     0 => {
-                        let c = app.checkout(&token, &hold, &format!("k-{hold}"), "tok_visa").await;
+                        let c = app
+                            .checkout(&token, &hold, &format!("k-{hold}"), "tok_visa")
+                            .await;
                         assert_eq!(c.status, 202, "{c:?}");
                         let o = app
                             .final_order(&token, c.body["order_id"].as_str().unwrap())
