@@ -192,6 +192,11 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
                             .send()
                             .await;
                         let Ok(c) = c else { continue };
+                        if c.status() == 503 {
+                            // The same key on the next node is safe: one order at most.
+                            unavailable.fetch_add(1, Ordering::SeqCst);
+                            continue;
+                        }
                         assert_eq!(c.status(), 202);
                         let Ok(cb) = c.json::<serde_json::Value>().await else { continue };
                         checked_out.fetch_add(1, Ordering::SeqCst);
@@ -332,7 +337,7 @@ async fn three_nodes_share_a_sale_and_survive_losing_one() {
     eprintln!(
         "multinode: node 2 killed after {holds_at_kill} holds and {checkouts_at_kill} checkouts; \
          {} holds granted by {} buyers, {} orders paid, {} seats with a lost answer \
-         ({} answers 503)",
+         ({} answers 503, tried again elsewhere)",
         held.len(),
         BUYERS,
         paid.len(),
