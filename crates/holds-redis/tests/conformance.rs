@@ -217,3 +217,58 @@ async fn a_node_whose_clock_runs_ahead_expires_no_one_elses_holds() {
         (&b"SSAA"[..], 3)
     );
 }
+
+/// Nodes that load the same event at once (the first requests of a sale reach every
+/// node together) do not refuse each other's snapshots: only a loss of the engine's
+/// state between a loader's prepare and its load does. (With one token per event,
+/// each prepare voided the others' and three nodes could exhaust their retries:
+/// 503 `the hold engine kept losing event`.)
+#[tokio::test]
+async fn loaders_at_once_do_not_refuse_each_other() {
+    use boxoffice_domain::{EventId, Millis};
+    use boxoffice_ports::{EngineError, HoldEngine, InventorySnapshot};
+    let prefix = format!("test:{}:", ulid::Ulid::new());
+    let nodes = [
+        RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap(),
+        RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap(),
+        RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap(),
+    ];
+    let event = EventId::new();
+    let snapshot = |token| InventorySnapshot {
+        event: event.clone(),
+        seat_count: 4,
+        ga_capacities: vec![],
+        sold_seats: vec![],
+        ga_sold: vec![],
+        holds: vec![],
+        base_version: 0,
+        load_token: token,
+    };
+    let mut tokens = Vec::new();
+    for n in &nodes {
+        tokens.push(n.prepare_load(&event).await.unwrap());
+    }
+    // Loaded in another order than prepared: every load succeeds (the first loads,
+    // the others find it loaded).
+    for i in [1, 0, 2] {
+        nodes[i]
+            .load_event(snapshot(tokens[i].clone()), Millis(1))
+            .await
+            .unwrap_or_else(|e| panic!("node {i}'s load was refused: {e}"));
+    }
+    assert_eq!(
+        nodes[2].seat_map(&event, Millis(1)).await.unwrap().status,
+        b"AAAA"
+    );
+
+    // A loss between prepare and load still refuses every snapshot read before it.
+    let late = nodes[0].prepare_load(&event).await.unwrap();
+    let later = nodes[1].prepare_load(&event).await.unwrap();
+    nodes[2].evict(&event).await.unwrap();
+    for (n, t) in [(&nodes[0], late), (&nodes[1], later)] {
+        assert!(matches!(
+            n.load_event(snapshot(t), Millis(1)).await,
+            Err(EngineError::StaleSnapshot(_))
+        ));
+    }
+}
