@@ -13,8 +13,9 @@
 //! all nodes share one clock; the `now` a node passes in (what its clock says) never
 //! expires anything here, and a node whose clock runs ahead cannot expire everyone's
 //! holds. Deadlines are the absolute instants the app records in the store. Tests
-//! that move time by hand give the engine their clock ([`RedisHoldEngine::with_test_clock`]):
-//! Redis's clock is then shifted to read what theirs reads.
+//! that move time by hand give the engine their clock: read out as Redis's
+//! ([`RedisHoldEngine::with_test_clock`]), or Redis's own shifted to match it
+//! ([`RedisHoldEngine::with_shifted_clock`]).
 
 use async_trait::async_trait;
 use boxoffice_domain::inventory::GaCounts;
@@ -40,9 +41,18 @@ pub struct RedisHoldEngine {
     conn: Conn,
     prefix: String,
     script: Script,
-    /// Tests only: Redis's clock is shifted to read what this one reads. `None` in
-    /// production, where Redis's clock alone decides.
-    test_clock: Option<Arc<dyn Clock>>,
+    /// Tests only (see [`TestTime`]). `None` in production, where Redis's clock
+    /// alone decides.
+    test_clock: Option<(Arc<dyn Clock>, TestTime)>,
+}
+
+/// How a test's clock drives the scripts' clock.
+#[derive(Debug, Clone, Copy)]
+enum TestTime {
+    /// The scripts read the test's clock, exactly (moved and frozen with it).
+    Exact,
+    /// Redis's own clock (`TIME`), shifted so it reads the test's to a round trip.
+    Shifted,
 }
 
 impl fmt::Debug for RedisHoldEngine {
@@ -142,21 +152,33 @@ impl RedisHoldEngine {
         })
     }
 
-    /// For tests that move time by hand: Redis's clock is shifted, on every call, by
-    /// how far `clock` is from this machine's, so it reads what `clock` reads (to a
-    /// round trip). Expiry is still decided inside Redis, by that one clock; what a
-    /// caller passes as `now` still decides nothing. Never for production.
+    /// For tests that move time by hand (an app on a manual clock): the scripts read
+    /// `clock` instead of Redis's `TIME`, exactly, so a deadline a millisecond away is
+    /// a millisecond away. Expiry is still decided inside the scripts, by that one
+    /// clock; what a caller passes as `now` still decides nothing. Never for
+    /// production.
     pub fn with_test_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.test_clock = Some(clock);
+        self.test_clock = Some((clock, TestTime::Exact));
         self
     }
 
-    /// Milliseconds to add to Redis's `TIME` (0 in production).
-    fn shift(&self) -> String {
-        let shift = self.test_clock.as_ref().map_or(0, |c| {
-            Millis::from_datetime(c.now()).0 - Millis::from_datetime(SystemClock.now()).0
-        });
-        shift.to_string()
+    /// For the conformance suite: the scripts read Redis's own `TIME`, as in
+    /// production, shifted on every call by how far `clock` is from this machine's,
+    /// so it reads what `clock` reads to within a round trip (the suite's instants
+    /// must be far enough apart for that). Never for production.
+    pub fn with_shifted_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.test_clock = Some((clock, TestTime::Shifted));
+        self
+    }
+
+    /// The scripts' clock argument: `+0` (Redis's `TIME`) in production.
+    fn clock_arg(&self) -> String {
+        let ms = |t| Millis::from_datetime(t).0;
+        match &self.test_clock {
+            None => "+0".to_owned(),
+            Some((c, TestTime::Exact)) => format!("={}", ms(c.now())),
+            Some((c, TestTime::Shifted)) => format!("+{}", ms(c.now()) - ms(SystemClock.now())),
+        }
     }
 
     fn keys(&self, ev: &EventId) -> [String; 6] {
@@ -168,8 +190,8 @@ impl RedisHoldEngine {
         format!("{}events", self.prefix)
     }
 
-    /// Runs the script: `op` and its arguments (ARGV[3..]); ARGV[2] is the shift of
-    /// Redis's clock (see [`Self::with_test_clock`]).
+    /// Runs the script: `op` and its arguments (ARGV[3..]); ARGV[2] is the clock
+    /// (see [`Self::clock_arg`]).
     async fn run(
         &self,
         ev: &EventId,
@@ -180,7 +202,7 @@ impl RedisHoldEngine {
         for k in self.keys(ev) {
             inv.key(k);
         }
-        inv.arg(op).arg(self.shift());
+        inv.arg(op).arg(self.clock_arg());
         for a in args {
             inv.arg(a);
         }

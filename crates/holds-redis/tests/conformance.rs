@@ -32,7 +32,7 @@ async fn engine(urls: &str) -> Arc<RedisHoldEngine> {
 /// to the instants the suite passes (see `OwnClock`).
 async fn suite_engine(urls: &str) -> Arc<OwnClock<RedisHoldEngine>> {
     let clock = Arc::new(SuiteClock::default());
-    let engine = connect(urls).await.with_test_clock(clock.clone());
+    let engine = connect(urls).await.with_shifted_clock(clock.clone());
     Arc::new(OwnClock::new(engine, clock))
 }
 
@@ -229,9 +229,15 @@ async fn loaders_at_once_do_not_refuse_each_other() {
     use boxoffice_ports::{EngineError, HoldEngine, InventorySnapshot};
     let prefix = format!("test:{}:", ulid::Ulid::new());
     let nodes = [
-        RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap(),
-        RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap(),
-        RedisHoldEngine::connect(&single_url(), &prefix).await.unwrap(),
+        RedisHoldEngine::connect(&single_url(), &prefix)
+            .await
+            .unwrap(),
+        RedisHoldEngine::connect(&single_url(), &prefix)
+            .await
+            .unwrap(),
+        RedisHoldEngine::connect(&single_url(), &prefix)
+            .await
+            .unwrap(),
     ];
     let event = EventId::new();
     let snapshot = |token| InventorySnapshot {

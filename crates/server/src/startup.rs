@@ -147,8 +147,8 @@ impl Application {
     }
 
     /// For tests: the app on a clock they move by hand. The Redis engine, which
-    /// otherwise decides expiry by Redis's own clock (`TIME`), then reads Redis's
-    /// clock shifted to this one, so moving it moves expiry there too.
+    /// otherwise decides expiry by Redis's own clock (`TIME`), then reads this one,
+    /// so moving it moves expiry there too.
     pub async fn build_with_clock(
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
