@@ -11,6 +11,7 @@ use boxoffice_domain::{
 use boxoffice_ports::{EventRecord, LayoutSeat};
 use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Mutex, OnceCell};
@@ -44,6 +45,11 @@ pub struct CachedEvent {
     /// Serialises loading this event into the hold engine, so a burst of first
     /// requests reads the store once.
     pub(crate) engine_load: Arc<Mutex<()>>,
+    /// Counts this node's rebuilds of the event in the hold engine. A hold or a
+    /// checkout that the engine decided before a rebuild, and the store recorded
+    /// after the rebuild read its snapshot, is missing from the rebuilt engine: the
+    /// change of this count tells it to check (see `holds.rs`).
+    pub(crate) engine_epoch: Arc<AtomicU64>,
 }
 
 impl CachedEvent {
@@ -154,6 +160,9 @@ impl App {
             engine_load: old
                 .as_ref()
                 .map_or_else(Default::default, |o| o.engine_load.clone()),
+            engine_epoch: old
+                .as_ref()
+                .map_or_else(Default::default, |o| o.engine_epoch.clone()),
         });
         self.catalog
             .events

@@ -16,8 +16,10 @@ use boxoffice_domain::{
 use boxoffice_ports::{CheckoutOutcome, CheckoutRecord, Idempotent};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::engine_sync::Follow;
 use crate::{App, AppError, Principal};
 
 const CHECKOUT: &str = "checkout";
@@ -194,9 +196,13 @@ impl App {
         let ttl = Millis::from_datetime(hold.expires_at);
         let now_ms = Millis::from_datetime(now);
         let deadline = Millis::from_datetime(payment_deadline);
+        // As for holds (see `holds.rs`): a rebuild between the engine's extension and
+        // the store's checkout would keep the hold only to its first deadline.
+        let epoch = ev.engine_epoch.load(Ordering::SeqCst);
         let outcome = self
             .detached_with_engine(&ev, || {
                 let (engine, writer) = (self.engine.clone(), self.writer.clone());
+                let follower = self.follower.clone();
                 let (event_id, hid, rec) = (event_id.clone(), hid.clone(), rec.clone());
                 async move {
                     if !engine.extend(&event_id, &hid, deadline, now_ms).await? {
@@ -217,7 +223,8 @@ impl App {
                             engine.release(&event_id, &hid, now_ms).await.map(|_| ())
                         };
                         if let Err(e) = back {
-                            tracing::warn!(hold = %hid, error = ?e, "could not undo a checkout's hold extension; it lasts to the payment deadline");
+                            tracing::warn!(hold = %hid, error = ?e, "could not undo a checkout's hold extension; repairing from the store");
+                            follower.repair(event_id.clone(), hid.clone());
                         }
                     }
                     Ok(Some(out))
@@ -228,6 +235,11 @@ impl App {
             return Err(AppError::HoldExpired);
         };
         let outcome = outcome?;
+        if outcome == CheckoutOutcome::Created && ev.engine_epoch.load(Ordering::SeqCst) != epoch {
+            self.follower
+                .follow(&event_id, &hid, Follow::Extend(deadline))
+                .await;
+        }
         match outcome {
             CheckoutOutcome::Created => {
                 metrics::counter!("boxoffice_orders_total", "status" => "pending_payment")

@@ -6,6 +6,13 @@
 //! lacks. Releases go the other way (store first): a failure leaves seats held until
 //! their deadline, never sold twice. An engine that lost an event is rebuilt from the
 //! store before it serves that event again.
+//!
+//! A rebuild reads the store while other requests may be between the engine's
+//! decision and the store's record: their holds are missing from the snapshot, and
+//! the rebuilt engine would give their seats to someone else. So a hold is checked
+//! again in the engine after it is recorded whenever a rebuild may have missed it:
+//! always with an engine other nodes rebuild too (Redis), and with the in-process
+//! engine when this node rebuilt the event since the hold was decided.
 
 use boxoffice_domain::{
     inventory::GaCounts, Hold, HoldId, HoldItems, HoldRejection, HoldSelection, HoldStatus, Millis,
@@ -17,10 +24,12 @@ use boxoffice_ports::{
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CachedEvent;
+use crate::engine_sync::Follow;
 use crate::{App, AppError, Principal};
 
 /// A hold request as a buyer sends it: seats, or a GA tier and a quantity.
@@ -176,6 +185,8 @@ impl App {
             expires_at: Millis::from_datetime(hold.expires_at),
             now: Millis::from_datetime(now),
         };
+        // Read before the engine decides: a rebuild after this may miss the hold.
+        let epoch = ev.engine_epoch.load(Ordering::SeqCst);
         // The engine's decision, the record and, if the record fails, the
         // compensation run on their own task: a request dropped mid-way (a client
         // gone, a timeout) must not leave the engine holding seats the store never
@@ -183,6 +194,7 @@ impl App {
         let decided = self
             .detached_with_engine(&ev, || {
                 let (engine, writer) = (self.engine.clone(), self.writer.clone());
+                let follower = self.follower.clone();
                 let (req, hold) = (req.clone(), hold.clone());
                 async move {
                     if let Err(rejection) = engine.hold(req.clone()).await? {
@@ -191,7 +203,9 @@ impl App {
                     let recorded = writer.write(Write::Hold(hold)).await;
                     if recorded.is_err() {
                         // Nobody was told about this hold: give the seats back.
-                        let _ = engine.release(&req.event, &req.hold, req.now).await;
+                        follower
+                            .follow(&req.event, &req.hold, Follow::Release)
+                            .await;
                     }
                     Ok(Ok(recorded))
                 }
@@ -217,7 +231,7 @@ impl App {
             }
             Err(e) => return Err(AppError::Internal(anyhow::anyhow!("engine refused: {e:?}"))),
         }
-        if self.engine.volatile() {
+        if self.engine.volatile() || ev.engine_epoch.load(Ordering::SeqCst) != epoch {
             self.confirm_engine_kept(&ev, &hold, &req).await?;
         }
         metrics::counter!("boxoffice_holds_created_total").increment(1);
@@ -227,8 +241,9 @@ impl App {
         })
     }
 
-    /// A volatile engine may have lost the hold between granting it and the store
-    /// recording it (Redis wiped, and rebuilt from a store that did not have it yet).
+    /// The engine may have lost the hold between granting it and the store recording
+    /// it (Redis wiped, or either engine evicted the event, and rebuilt from a store
+    /// that did not have it yet).
     /// Acknowledge only what both have now: grant it again if it is gone (the store
     /// has it, so a rebuild includes it), or, if its seats went to someone else in
     /// that instant, take it back from the store and refuse.
@@ -303,21 +318,21 @@ impl App {
         let now = self.clock.now();
         // Store, then engine, on a task of its own: a dropped request must not leave
         // the seats held in the engine after the store released them.
-        let (engine, writer) = (self.engine.clone(), self.writer.clone());
+        let (follower, writer) = (self.follower.clone(), self.writer.clone());
         let (eid, hid) = (hold.event_id.clone(), hold.id.clone());
         let released = self
             .detached
             .spawn(async move {
                 let out = writer.release(&hid, now).await?;
-                if out == ReleaseOutcome::Released {
-                    match engine.release(&eid, &hid, Millis::from_datetime(now)).await {
-                        // Not loaded: the engine holds nothing for this event; a rebuild
-                        // will read the store, which says released.
-                        Ok(_) | Err(EngineError::EventNotLoaded(_)) => {}
-                        Err(e) => return Err(AppError::from(e)),
-                    }
+                // Already released: a retry, perhaps of a release whose engine call
+                // failed; the engine follows the store either way (it is idempotent).
+                if matches!(
+                    out,
+                    ReleaseOutcome::Released | ReleaseOutcome::AlreadyReleased
+                ) {
+                    follower.follow(&eid, &hid, Follow::Release).await;
                 }
-                Ok(out)
+                Ok::<_, AppError>(out)
             })
             .await
             .map_err(|e| AppError::Internal(e.into()))??;
@@ -532,6 +547,9 @@ impl App {
 
     async fn load_once(&self, ev: &CachedEvent) -> Result<(), AppError> {
         let event = ev.event();
+        // Before the snapshot is read: whatever the engine decided before this and
+        // the store records after the read is missing from the rebuild, and checks.
+        ev.engine_epoch.fetch_add(1, Ordering::SeqCst);
         // Before the snapshot is read: a loss after this point makes the load refuse it.
         let load_token = self.engine.prepare_load(&event.id).await?;
         let now = self.clock.now();

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod checkout;
+mod engine_sync;
 pub mod error;
 mod group_commit;
 pub mod holds;
@@ -120,6 +121,9 @@ pub struct App {
     /// Work that must finish whatever happens to the request that started it (a
     /// write and its compensation); [`App::settle`] waits for it.
     pub(crate) detached: tokio_util::task::TaskTracker,
+    /// Brings the engine to what the store committed (and repairs it when it fails
+    /// right after a commit).
+    pub(crate) follower: engine_sync::Follower,
 }
 
 impl App {
@@ -143,6 +147,12 @@ impl App {
                 jobs_ready.clone(),
             ),
             jobs_ready,
+            follower: engine_sync::Follower {
+                engine: ports.engine.clone(),
+                store: ports.store.clone(),
+                clock: ports.clock.clone(),
+                repairs: tokio_util::task::TaskTracker::new(),
+            },
             store: ports.store,
             engine: ports.engine,
             clock: ports.clock,
@@ -158,11 +168,16 @@ impl App {
     }
 
     /// Waits until the detached work started so far (writes whose requests may have
-    /// gone, and their compensations) has finished: for shutdown, audits and tests.
+    /// gone, and their compensations) has finished, and the engine repairs it left:
+    /// for shutdown, audits and tests.
     pub async fn settle(&self) {
         self.detached.close();
         self.detached.wait().await;
         self.detached.reopen();
+        let repairs = &self.follower.repairs;
+        repairs.close();
+        repairs.wait().await;
+        repairs.reopen();
     }
 
     /// Whether the store and the hold engine answer.

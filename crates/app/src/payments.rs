@@ -9,12 +9,12 @@
 
 use boxoffice_domain::{MessageId, Millis, Order, OrderId, Ticket, TicketId};
 use boxoffice_ports::{
-    Ack, ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, PaidOutcome,
-    StoreError, Write,
+    Ack, ChargeOutcome, ChargeRequest, FailOutcome, GatewayError, PaidOutcome, StoreError, Write,
 };
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
+use crate::engine_sync::Follow;
 use crate::resilience::backoff;
 use crate::{App, AppError};
 
@@ -35,15 +35,6 @@ fn ticket_code() -> String {
     (0..26)
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-fn ignore_unloaded<T: Default>(r: Result<T, EngineError>) -> Result<T, AppError> {
-    match r {
-        // The engine does not have the event: it will be rebuilt from the store,
-        // which already says what happened.
-        Err(EngineError::EventNotLoaded(_)) => Ok(T::default()),
-        other => Ok(other?),
-    }
 }
 
 impl App {
@@ -155,12 +146,10 @@ impl App {
         };
         match self.writer.paid(paid).await {
             Ok(PaidOutcome::Paid) => {
-                ignore_unloaded(
-                    self.engine
-                        .confirm(&order.event_id, &order.hold_id, Millis::from_datetime(now))
-                        .await
-                        .map(|_| ()),
-                )?;
+                // The store sold it: the engine follows, repaired if it fails now.
+                self.follower
+                    .follow(&order.event_id, &order.hold_id, Follow::Confirm)
+                    .await;
                 metrics::counter!("boxoffice_orders_total", "status" => "paid").increment(1);
                 self.announce(&order.id).await;
                 Ok(())
@@ -232,27 +221,15 @@ impl App {
             })
             .await?;
         if let FailOutcome::Failed { hold_until } = out {
-            let now_ms = Millis::from_datetime(now);
-            match hold_until {
-                // The buyer may try again with another card until the hold's own TTL.
-                Some(t) => ignore_unloaded(
-                    self.engine
-                        .extend(
-                            &order.event_id,
-                            &order.hold_id,
-                            Millis::from_datetime(t),
-                            now_ms,
-                        )
-                        .await,
-                )
-                .map(|_| ())?,
-                None => ignore_unloaded(
-                    self.engine
-                        .release(&order.event_id, &order.hold_id, now_ms)
-                        .await
-                        .map(|_| ()),
-                )?,
-            }
+            // The buyer may try again with another card until the hold's own TTL;
+            // the engine follows the store, repaired if it fails now.
+            let follow = match hold_until {
+                Some(t) => Follow::Extend(Millis::from_datetime(t)),
+                None => Follow::Release,
+            };
+            self.follower
+                .follow(&order.event_id, &order.hold_id, follow)
+                .await;
             metrics::counter!("boxoffice_orders_total", "status" => "failed").increment(1);
             self.announce(&order.id).await;
         }

@@ -2,11 +2,131 @@
 //! model that is written independently of `EventInventory` (it recomputes everything
 //! from the list of holds instead of keeping counters).
 
+use async_trait::async_trait;
 use boxoffice_domain::{EventId, HoldId, HoldItems, HoldRejection, Millis};
-use boxoffice_ports::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SnapshotHold};
+use boxoffice_ports::{
+    Clock, EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap, SnapshotHold,
+};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+
+/// The suite's clock, for an engine that keeps time itself (Redis reads its own
+/// `TIME`): [`OwnClock`] sets it to the `now` of each call just before making it,
+/// and the engine, built on it as its test clock, shifts its own clock to match.
+#[derive(Debug, Default)]
+pub struct SuiteClock(AtomicI64);
+
+impl Clock for SuiteClock {
+    fn now(&self) -> time::OffsetDateTime {
+        Millis(self.0.load(Ordering::SeqCst)).to_datetime()
+    }
+}
+
+/// How many of the engine's milliseconds one of the suite's is, under [`OwnClock`]:
+/// a minute, so the moment between setting the clock and Redis reading its own
+/// (a round trip, a busy scheduler) never crosses a deadline the suite placed a
+/// millisecond away. Only comparisons of instants matter to an engine, so the
+/// answers are those of the unscaled suite.
+pub const OWN_CLOCK_SCALE: i64 = 60_000;
+
+/// Runs the suite on an engine that decides expiry by its own clock: every instant
+/// the suite passes (now, deadlines) is scaled by [`OWN_CLOCK_SCALE`], and the
+/// engine's clock is set to each call's `now` first. The engine under test is the
+/// real one, with its clock shifted; nothing of its logic is replaced.
+#[derive(Debug)]
+pub struct OwnClock<E> {
+    engine: E,
+    clock: Arc<SuiteClock>,
+}
+
+impl<E: HoldEngine> OwnClock<E> {
+    /// `engine` must read `clock` as its test clock.
+    pub fn new(engine: E, clock: Arc<SuiteClock>) -> Self {
+        Self { engine, clock }
+    }
+
+    fn at(&self, now: Millis) -> Millis {
+        let now = Millis(now.0 * OWN_CLOCK_SCALE);
+        self.clock.0.store(now.0, Ordering::SeqCst);
+        now
+    }
+}
+
+fn scaled(t: Millis) -> Millis {
+    Millis(t.0 * OWN_CLOCK_SCALE)
+}
+
+#[async_trait]
+impl<E: HoldEngine> HoldEngine for OwnClock<E> {
+    async fn prepare_load(&self, event: &EventId) -> Result<Option<String>, EngineError> {
+        self.engine.prepare_load(event).await
+    }
+    async fn load_event(&self, mut s: InventorySnapshot, now: Millis) -> Result<(), EngineError> {
+        for h in &mut s.holds {
+            h.expires_at = scaled(h.expires_at);
+        }
+        let now = self.at(now);
+        self.engine.load_event(s, now).await
+    }
+    async fn hold(&self, mut req: HoldRequest) -> Result<Result<(), HoldRejection>, EngineError> {
+        req.expires_at = scaled(req.expires_at);
+        req.now = self.at(req.now);
+        self.engine.hold(req).await
+    }
+    async fn release(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError> {
+        let now = self.at(now);
+        self.engine.release(event, hold, now).await
+    }
+    async fn confirm(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        now: Millis,
+    ) -> Result<Option<HoldItems>, EngineError> {
+        let now = self.at(now);
+        self.engine.confirm(event, hold, now).await
+    }
+    async fn extend(
+        &self,
+        event: &EventId,
+        hold: &HoldId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<bool, EngineError> {
+        let now = self.at(now);
+        self.engine
+            .extend(event, hold, scaled(expires_at), now)
+            .await
+    }
+    async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError> {
+        let now = self.at(now);
+        self.engine.seat_map(event, now).await
+    }
+    async fn seat_map_version(&self, event: &EventId, now: Millis) -> Result<u64, EngineError> {
+        let now = self.at(now);
+        self.engine.seat_map_version(event, now).await
+    }
+    async fn evict(&self, event: &EventId) -> Result<(), EngineError> {
+        self.engine.evict(event).await
+    }
+    async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError> {
+        let now = self.at(now);
+        self.engine.expire_due(now).await
+    }
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.engine.ping().await
+    }
+    fn volatile(&self) -> bool {
+        self.engine.volatile()
+    }
+}
 
 fn snapshot(event: &EventId, seats: usize, caps: &[u32]) -> InventorySnapshot {
     InventorySnapshot {

@@ -13,7 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SEATS: usize = 50_000;
-const NOW: i64 = 1_000_000;
+/// Now by this machine's clock: Redis decides expiry by its own (`TIME`), so a
+/// deadline in 1970 would make every hold a refusal.
+static NOW: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+});
 
 async fn loaded<E: HoldEngine>(engine: &E) -> EventId {
     let event = EventId::new();
@@ -29,7 +36,7 @@ async fn loaded<E: HoldEngine>(engine: &E) -> EventId {
                 base_version: 0,
                 load_token: engine.prepare_load(&event).await.unwrap(),
             },
-            Millis(NOW),
+            Millis(*NOW),
         )
         .await
         .unwrap();
@@ -45,11 +52,11 @@ async fn hold_and_release<E: HoldEngine>(engine: &E, event: &EventId, n: u32) {
         event: event.clone(),
         hold: id.clone(),
         items: HoldItems::Seats(seats),
-        expires_at: Millis(NOW + 300_000),
-        now: Millis(NOW),
+        expires_at: Millis(*NOW + 300_000),
+        now: Millis(*NOW),
     };
     if engine.hold(req).await.unwrap().is_ok() {
-        engine.release(event, &id, Millis(NOW)).await.unwrap();
+        engine.release(event, &id, Millis(*NOW)).await.unwrap();
     }
 }
 

@@ -5,13 +5,25 @@
 --   KEYS[3] ga        hash: cap:<i>, held:<i>, sold:<i>
 --   KEYS[4] holds     hash: hold id -> "S|<expires>|i,j,k" or "G|<expires>|tier|qty"
 --   KEYS[5] deadlines sorted set: hold id scored by its deadline (ms)
---   KEYS[6] loading   string: the token of a loader that is reading a snapshot
--- ARGV[1] is the operation; ARGV[2] is now (ms). A missing meta means the event is
--- not loaded (never, or lost): the caller rebuilds it from the store.
+--   KEYS[6] loading   set: the tokens of the loaders reading a snapshot now
+-- ARGV[1] is the operation; ARGV[2] is the clock: "+<ms>" is Redis's own clock
+-- shifted by that much (+0 in production), "=<ms>" is a test's clock read out (tests
+-- that move time by hand). A missing meta means the event is not loaded (never, or
+-- lost): the caller rebuilds it from the store.
+--
+-- Now is Redis's own clock (TIME), the one clock every node shares: a node's idea
+-- of the time never expires anything. (A script that reads TIME and then writes
+-- needs effects replication: the default since Redis 5, the only mode since 7.)
 
 local meta, status, ga, holds, deadlines, loading = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local op = ARGV[1]
-local now = tonumber(ARGV[2])
+local now
+if string.sub(ARGV[2], 1, 1) == "=" then
+  now = tonumber(string.sub(ARGV[2], 2))
+else
+  local clock = redis.call("TIME")
+  now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) + tonumber(string.sub(ARGV[2], 2))
+end
 
 local function split(s, sep)
   local out = {}
@@ -50,8 +62,10 @@ end
 
 if op == "prepare" then
   -- A loader is about to read a snapshot: ARGV[3] is its token. A loss of state
-  -- takes the token with it, and the load below then refuses the snapshot.
-  redis.call("SET", loading, ARGV[3], "EX", 60)
+  -- takes the tokens with it, and the load below then refuses the snapshot. Several
+  -- loaders (nodes) may prepare at once: each adds its own, none voids another's.
+  redis.call("SADD", loading, ARGV[3])
+  redis.call("EXPIRE", loading, 60)
   return {"ok"}
 end
 
@@ -59,7 +73,8 @@ if op == "load" then
   -- ARGV: token, version, seat count, status string, ga count, then per tier
   -- cap,held,sold, then per hold id, enc, expires.
   if redis.call("EXISTS", meta) == 1 then return 0 end
-  if redis.call("GET", loading) ~= ARGV[3] then return {"stale"} end
+  if redis.call("SISMEMBER", loading, ARGV[3]) == 0 then return {"stale"} end
+  -- Loaded now: the other loaders' tokens go too (they find it loaded).
   redis.call("DEL", loading)
   -- Whatever is left of an earlier life of this event (a partial loss) goes: the
   -- snapshot is the whole truth.

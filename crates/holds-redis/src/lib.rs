@@ -8,15 +8,26 @@
 //! loaded again by the client when Redis answers NOSCRIPT (after a restart).
 //! Redis may lose acknowledged writes (restart, failover): a lost event reads as not
 //! loaded and the app rebuilds it from the store, which is the truth.
+//!
+//! Time: every script reads Redis's own clock (`TIME`) and decides expiry by it, so
+//! all nodes share one clock; the `now` a node passes in (what its clock says) never
+//! expires anything here, and a node whose clock runs ahead cannot expire everyone's
+//! holds. Deadlines are the absolute instants the app records in the store. Tests
+//! that move time by hand give the engine their clock: read out as Redis's
+//! ([`RedisHoldEngine::with_test_clock`]), or Redis's own shifted to match it
+//! ([`RedisHoldEngine::with_shifted_clock`]).
 
 use async_trait::async_trait;
 use boxoffice_domain::inventory::GaCounts;
 use boxoffice_domain::{EventId, HoldId, HoldItems, HoldRejection, Millis};
-use boxoffice_ports::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap};
+use boxoffice_ports::{
+    Clock, EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap, SystemClock,
+};
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::{Script, Value};
 use std::fmt;
+use std::sync::Arc;
 
 const SCRIPT: &str = include_str!("engine.lua");
 
@@ -30,6 +41,18 @@ pub struct RedisHoldEngine {
     conn: Conn,
     prefix: String,
     script: Script,
+    /// Tests only (see [`TestTime`]). `None` in production, where Redis's clock
+    /// alone decides.
+    test_clock: Option<(Arc<dyn Clock>, TestTime)>,
+}
+
+/// How a test's clock drives the scripts' clock.
+#[derive(Debug, Clone, Copy)]
+enum TestTime {
+    /// The scripts read the test's clock, exactly (moved and frozen with it).
+    Exact,
+    /// Redis's own clock (`TIME`), shifted so it reads the test's to a round trip.
+    Shifted,
 }
 
 impl fmt::Debug for RedisHoldEngine {
@@ -41,6 +64,7 @@ impl fmt::Debug for RedisHoldEngine {
         f.debug_struct("RedisHoldEngine")
             .field("mode", &mode)
             .field("prefix", &self.prefix)
+            .field("test_clock", &self.test_clock)
             .finish()
     }
 }
@@ -124,7 +148,37 @@ impl RedisHoldEngine {
             conn,
             prefix: prefix.to_owned(),
             script: Script::new(SCRIPT),
+            test_clock: None,
         })
+    }
+
+    /// For tests that move time by hand (an app on a manual clock): the scripts read
+    /// `clock` instead of Redis's `TIME`, exactly, so a deadline a millisecond away is
+    /// a millisecond away. Expiry is still decided inside the scripts, by that one
+    /// clock; what a caller passes as `now` still decides nothing. Never for
+    /// production.
+    pub fn with_test_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.test_clock = Some((clock, TestTime::Exact));
+        self
+    }
+
+    /// For the conformance suite: the scripts read Redis's own `TIME`, as in
+    /// production, shifted on every call by how far `clock` is from this machine's,
+    /// so it reads what `clock` reads to within a round trip (the suite's instants
+    /// must be far enough apart for that). Never for production.
+    pub fn with_shifted_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.test_clock = Some((clock, TestTime::Shifted));
+        self
+    }
+
+    /// The scripts' clock argument: `+0` (Redis's `TIME`) in production.
+    fn clock_arg(&self) -> String {
+        let ms = |t| Millis::from_datetime(t).0;
+        match &self.test_clock {
+            None => "+0".to_owned(),
+            Some((c, TestTime::Exact)) => format!("={}", ms(c.now())),
+            Some((c, TestTime::Shifted)) => format!("+{}", ms(c.now()) - ms(SystemClock.now())),
+        }
     }
 
     fn keys(&self, ev: &EventId) -> [String; 6] {
@@ -136,11 +190,19 @@ impl RedisHoldEngine {
         format!("{}events", self.prefix)
     }
 
-    async fn run(&self, ev: &EventId, args: Vec<String>) -> Result<Vec<String>, EngineError> {
+    /// Runs the script: `op` and its arguments (ARGV[3..]); ARGV[2] is the clock
+    /// (see [`Self::clock_arg`]).
+    async fn run(
+        &self,
+        ev: &EventId,
+        op: &str,
+        args: Vec<String>,
+    ) -> Result<Vec<String>, EngineError> {
         let mut inv = self.script.prepare_invoke();
         for k in self.keys(ev) {
             inv.key(k);
         }
+        inv.arg(op).arg(self.clock_arg());
         for a in args {
             inv.arg(a);
         }
@@ -163,10 +225,12 @@ impl RedisHoldEngine {
         op: &str,
         event: &EventId,
         hold: &HoldId,
-        now: Millis,
     ) -> Result<Option<HoldItems>, EngineError> {
-        let args = vec![op.to_owned(), now.0.to_string(), hold.to_string()];
-        match self.run(event, args).await?.as_slice() {
+        match self
+            .run(event, op, vec![hold.to_string()])
+            .await?
+            .as_slice()
+        {
             [ok, enc] if ok == "ok" => Ok(Some(decode(enc)?)),
             _ => Ok(None),
         }
@@ -185,20 +249,19 @@ impl RedisHoldEngine {
 impl HoldEngine for RedisHoldEngine {
     async fn prepare_load(&self, event: &EventId) -> Result<Option<String>, EngineError> {
         let token = format!("{}-{}", std::process::id(), HoldId::new());
-        self.run(event, vec!["prepare".into(), "0".into(), token.clone()])
-            .await?;
+        self.run(event, "prepare", vec![token.clone()]).await?;
         Ok(Some(token))
     }
 
     async fn load_event(
         &self,
         snapshot: InventorySnapshot,
-        now: Millis,
+        _now: Millis,
     ) -> Result<(), EngineError> {
-        let inv = snapshot.to_inventory(now);
+        // Every hold of the snapshot goes in, whatever the loader's clock says: the
+        // script expires those past due by Redis's clock, the one that decides.
+        let inv = snapshot.to_inventory(Millis(i64::MIN));
         let mut args = vec![
-            "load".to_owned(),
-            now.0.to_string(),
             snapshot.load_token.clone().unwrap_or_default(),
             inv.version().to_string(),
             inv.seat_count().to_string(),
@@ -219,7 +282,7 @@ impl HoldEngine for RedisHoldEngine {
                 expires.0.to_string(),
             ]);
         }
-        let out = self.run(&snapshot.event, args).await?;
+        let out = self.run(&snapshot.event, "load", args).await?;
         if out.first().map(String::as_str) == Some("stale") {
             return Err(EngineError::StaleSnapshot(snapshot.event));
         }
@@ -234,12 +297,7 @@ impl HoldEngine for RedisHoldEngine {
     }
 
     async fn hold(&self, req: HoldRequest) -> Result<Result<(), HoldRejection>, EngineError> {
-        let mut args = vec![
-            "hold".to_owned(),
-            req.now.0.to_string(),
-            req.hold.to_string(),
-            req.expires_at.0.to_string(),
-        ];
+        let mut args = vec![req.hold.to_string(), req.expires_at.0.to_string()];
         match &req.items {
             HoldItems::Seats(s) => {
                 args.push("S".into());
@@ -249,7 +307,7 @@ impl HoldEngine for RedisHoldEngine {
                 args.extend(["G".into(), tier.to_string(), quantity.to_string()]);
             }
         }
-        let out = self.run(&req.event, args).await?;
+        let out = self.run(&req.event, "hold", args).await?;
         Ok(match out.first().map(String::as_str) {
             Some("ok") => Ok(()),
             Some("taken") => Err(HoldRejection::SeatsUnavailable(
@@ -267,18 +325,18 @@ impl HoldEngine for RedisHoldEngine {
         &self,
         event: &EventId,
         hold: &HoldId,
-        now: Millis,
+        _now: Millis,
     ) -> Result<Option<HoldItems>, EngineError> {
-        self.end_hold("release", event, hold, now).await
+        self.end_hold("release", event, hold).await
     }
 
     async fn confirm(
         &self,
         event: &EventId,
         hold: &HoldId,
-        now: Millis,
+        _now: Millis,
     ) -> Result<Option<HoldItems>, EngineError> {
-        self.end_hold("confirm", event, hold, now).await
+        self.end_hold("confirm", event, hold).await
     }
 
     async fn extend(
@@ -286,26 +344,20 @@ impl HoldEngine for RedisHoldEngine {
         event: &EventId,
         hold: &HoldId,
         expires_at: Millis,
-        now: Millis,
+        _now: Millis,
     ) -> Result<bool, EngineError> {
         let out = self
             .run(
                 event,
-                vec![
-                    "extend".into(),
-                    now.0.to_string(),
-                    hold.to_string(),
-                    expires_at.0.to_string(),
-                ],
+                "extend",
+                vec![hold.to_string(), expires_at.0.to_string()],
             )
             .await?;
         Ok(out.first().map(String::as_str) == Some("ok"))
     }
 
-    async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError> {
-        let out = self
-            .run(event, vec!["map".into(), now.0.to_string()])
-            .await?;
+    async fn seat_map(&self, event: &EventId, _now: Millis) -> Result<SeatMap, EngineError> {
+        let out = self.run(event, "map", vec![]).await?;
         let [_, version, status, ga @ ..] = out.as_slice() else {
             return Err(down(anyhow::anyhow!("short seat map reply")));
         };
@@ -326,10 +378,8 @@ impl HoldEngine for RedisHoldEngine {
         })
     }
 
-    async fn seat_map_version(&self, event: &EventId, now: Millis) -> Result<u64, EngineError> {
-        let out = self
-            .run(event, vec!["version".into(), now.0.to_string()])
-            .await?;
+    async fn seat_map_version(&self, event: &EventId, _now: Millis) -> Result<u64, EngineError> {
+        let out = self.run(event, "version", vec![]).await?;
         match out.as_slice() {
             [ok, version] if ok == "ok" => num(version),
             _ => Err(down(anyhow::anyhow!("unexpected version reply {out:?}"))),
@@ -351,7 +401,7 @@ impl HoldEngine for RedisHoldEngine {
         Ok(())
     }
 
-    async fn expire_due(&self, now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError> {
+    async fn expire_due(&self, _now: Millis) -> Result<Vec<(EventId, HoldId)>, EngineError> {
         let events: Vec<String> = self
             .cmd(redis::cmd("SMEMBERS").arg(self.events_key()))
             .await?;
@@ -360,10 +410,7 @@ impl HoldEngine for RedisHoldEngine {
             let Ok(ev) = EventId::try_from(e) else {
                 continue;
             };
-            match self
-                .run(&ev, vec!["expire".into(), now.0.to_string()])
-                .await
-            {
+            match self.run(&ev, "expire", vec![]).await {
                 Ok(ids) => out.extend(
                     ids.into_iter()
                         .skip(1)

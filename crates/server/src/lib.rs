@@ -10,4 +10,4 @@ pub mod startup;
 pub mod telemetry;
 
 pub use config::Config;
-pub use startup::{Application, Running, StartupReport};
+pub use startup::{Application, EngineWrap, Running, StartupReport};

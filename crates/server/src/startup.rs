@@ -30,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::backends::{Backends, EngineBackend, GatewayBackend, QueueBackend, StoreBackend};
 use crate::Config;
 
+/// Wraps the hold engine the config chose (tests only: see
+/// [`Application::build_with_engine`]).
+pub type EngineWrap = Box<dyn FnOnce(Arc<dyn HoldEngine>) -> Arc<dyn HoldEngine> + Send>;
+
 /// What startup did that the operator should hear about, once.
 #[derive(Debug, Clone, Default)]
 pub struct StartupReport {
@@ -139,23 +143,53 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<StoreH
 
 impl Application {
     pub async fn build(config: Arc<Config>) -> anyhow::Result<Self> {
-        Self::build_with_clock(config, Arc::new(SystemClock)).await
+        Self::build_full(config, Arc::new(SystemClock), None, None).await
     }
 
+    /// For tests: the app on a clock they move by hand. The Redis engine, which
+    /// otherwise decides expiry by Redis's own clock (`TIME`), then reads this one,
+    /// so moving it moves expiry there too.
     pub async fn build_with_clock(
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        Self::build_full(config, clock.clone(), Some(clock), None).await
+    }
+
+    /// For tests: as [`Self::build_with_clock`], with the hold engine wrapped (an
+    /// engine that fails or pauses on cue, around the real one).
+    pub async fn build_with_engine(
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        wrap: EngineWrap,
+    ) -> anyhow::Result<Self> {
+        Self::build_full(config, clock.clone(), Some(clock), Some(wrap)).await
+    }
+
+    async fn build_full(
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        test_clock: Option<Arc<dyn Clock>>,
+        wrap: Option<EngineWrap>,
     ) -> anyhow::Result<Self> {
         let listener = bind(config.listen).await?;
         let backends = Backends::from_config(&config)?;
         let store = open_store(&config, config.auto_migrate).await?;
         let engine: Arc<dyn HoldEngine> = match &backends.engine {
             EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
-            EngineBackend::Redis { urls, prefix } => Arc::new(
-                RedisHoldEngine::connect(urls, prefix)
+            EngineBackend::Redis { urls, prefix } => {
+                let redis = RedisHoldEngine::connect(urls, prefix)
                     .await
-                    .context("connecting to Redis")?,
-            ),
+                    .context("connecting to Redis")?;
+                Arc::new(match test_clock {
+                    Some(c) => redis.with_test_clock(c),
+                    None => redis,
+                })
+            }
+        };
+        let engine = match wrap {
+            Some(wrap) => wrap(engine),
+            None => engine,
         };
         let dyn_store: Arc<dyn Store> = store.store();
         let token_key = match &config.secret_key {

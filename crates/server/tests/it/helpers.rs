@@ -1,7 +1,8 @@
 //! Typed helpers: spawn the app, make accounts, venues and events, and call the API.
 
+pub use crate::faulty_engine::FaultyEngine;
 use boxoffice_ports::ManualClock;
-use boxoffice_server::{Application, Config, Running};
+use boxoffice_server::{Application, Config, EngineWrap, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub struct TestApp {
     running: Option<Running>,
     /// Set when the app runs on a manual clock (kept across restarts).
     pub clock: Option<Arc<ManualClock>>,
+    /// Set when the app's hold engine is wrapped (kept across restarts).
+    engine: Option<Arc<FaultyEngine>>,
 }
 
 /// A response: status and JSON body (`Null` when there is none).
@@ -153,14 +156,19 @@ async fn start(
     backend: &Backend,
     tweak: fn(&mut Config),
     clock: Option<Arc<ManualClock>>,
+    engine: Option<Arc<FaultyEngine>>,
 ) -> Running {
     init_logging();
     let mut c = config(data_dir);
     backend.apply(&mut c);
     tweak(&mut c);
-    let built = match clock {
-        Some(clock) => Application::build_with_clock(Arc::new(c), clock).await,
-        None => Application::build(Arc::new(c)).await,
+    let built = match (clock, engine) {
+        (Some(clock), Some(engine)) => {
+            let wrap: EngineWrap = Box::new(move |inner| engine.wrap(inner));
+            Application::build_with_engine(Arc::new(c), clock, wrap).await
+        }
+        (Some(clock), None) => Application::build_with_clock(Arc::new(c), clock).await,
+        (None, _) => Application::build(Arc::new(c)).await,
     };
     built.expect("app builds").start()
 }
@@ -177,21 +185,39 @@ impl TestApp {
 
     /// The app on the given backends.
     pub async fn spawn_on(backend: Backend, tweak: fn(&mut Config)) -> TestApp {
-        Self::spawn_full(backend, tweak, None).await
+        Self::spawn_full(backend, tweak, None, None).await
     }
 
     /// The app on a manual clock that the test moves.
     pub async fn spawn_with_clock(tweak: fn(&mut Config), clock: Arc<ManualClock>) -> TestApp {
-        Self::spawn_full(Backend::from_env().await, tweak, Some(clock)).await
+        Self::spawn_full(Backend::from_env().await, tweak, Some(clock), None).await
+    }
+
+    /// The app on a manual clock, its hold engine wrapped in `engine` (which fails
+    /// or pauses on the test's cue).
+    pub async fn spawn_with_engine(
+        tweak: fn(&mut Config),
+        clock: Arc<ManualClock>,
+        engine: Arc<FaultyEngine>,
+    ) -> TestApp {
+        Self::spawn_full(Backend::from_env().await, tweak, Some(clock), Some(engine)).await
     }
 
     async fn spawn_full(
         backend: Backend,
         tweak: fn(&mut Config),
         clock: Option<Arc<ManualClock>>,
+        engine: Option<Arc<FaultyEngine>>,
     ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let running = start(data_dir.path(), &backend, tweak, clock.clone()).await;
+        let running = start(
+            data_dir.path(),
+            &backend,
+            tweak,
+            clock.clone(),
+            engine.clone(),
+        )
+        .await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
@@ -205,6 +231,7 @@ impl TestApp {
             data_dir,
             running: Some(running),
             clock,
+            engine,
         };
         app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         app
@@ -233,6 +260,7 @@ impl TestApp {
             data_dir,
             running: None,
             clock: None,
+            engine: None,
         };
         app.admin = app.login(admin_email, admin_password).await;
         app
@@ -246,6 +274,7 @@ impl TestApp {
             &self.backend,
             self.tweak,
             self.clock.clone(),
+            self.engine.clone(),
         )
         .await;
         self.addr = running.address();
@@ -464,12 +493,30 @@ impl TestApp {
             let r = self
                 .get(&format!("/v1/orders/{order}?wait=30"), Some(buyer))
                 .await;
+            if r.status == 503 && r.code() == "timeout" {
+                // The server gave up on this long-poll (a stalled store): ask again.
+                continue;
+            }
             assert_eq!(r.status, 200, "{r:?}");
             if r.body["status"] != "pending_payment" {
                 return r.body;
             }
         }
         panic!("order {order} never left pending_payment");
+    }
+
+    /// Where the hold engine and the store disagree about `event` (the admin's
+    /// engine audit, which first lets detached work finish): `agrees` is true when
+    /// they agree seat by seat and tier by tier.
+    pub async fn engine_audit(&self, event: &str) -> Value {
+        let r = self
+            .get(
+                &format!("/v1/admin/events/{event}/engine-audit"),
+                Some(&self.admin),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body
     }
 
     /// Every charge the test gateway recorded.

@@ -2,6 +2,7 @@
 //! driven over HTTP. One test binary for the crate (faster to link, one place for
 //! helpers).
 
+mod faulty_engine;
 mod helpers;
 
 mod catalog;

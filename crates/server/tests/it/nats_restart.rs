@@ -1,6 +1,9 @@
 //! NATS JetStream restarted while orders flow (distributed test run only).
 
 use crate::helpers::*;
+use boxoffice_domain::Consumer;
+use boxoffice_ports::JobQueue;
+use boxoffice_queue_nats::NatsQueue;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 
@@ -45,7 +48,8 @@ impl Drop for Nats {
 
 /// Every paid order is processed exactly once by each worker kind: analytics counts
 /// each order's tickets once (none missing, duplicates dropped) and each order gets
-/// one tickets email, although the broker died and came back mid-flow.
+/// one tickets email, although the broker died and came back mid-flow. Counted only
+/// once the queue is drained, so a duplicate delivered late is counted too.
 // Needs PostgreSQL, Redis and NATS: skipped visibly in the embedded run, run by
 // scripts/test's distributed run (`-- --include-ignored`).
 #[ignore = "distributed: run with BOXOFFICE_TEST_BACKEND=distributed and --include-ignored"]
@@ -90,47 +94,71 @@ async fn a_nats_restart_mid_flow_loses_and_duplicates_nothing() {
     for o in &orders {
         assert_eq!(app.final_order(&buyer, o).await["status"], "paid");
     }
-    // Downstream workers run after payment: wait until analytics has seen them all.
-    let mut sales = serde_json::Value::Null;
-    for _ in 0..400 {
-        sales = app
-            .get(
-                &format!("/v1/admin/events/{}/sales", sale.id),
-                Some(&app.admin),
-            )
-            .await
-            .body;
-        if sales["tickets_sold"].as_u64() >= Some(orders.len() as u64) {
+
+    // Wait until the queue is drained: every message was seen at least once (every
+    // order counted and emailed), and no consumer has anything pending or delivered
+    // but unacknowledged (a message whose ack died with the broker is redelivered
+    // from there). Only then count: a late duplicate would show.
+    let queue = NatsQueue::connect(
+        app.backend.nats_url.as_deref().unwrap(),
+        &app.backend.nats_prefix,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let mail_dir = app.data_dir.path().join("mail");
+    let mails = |orders: &[String]| -> BTreeMap<String, usize> {
+        let texts: Vec<String> = std::fs::read_dir(&mail_dir)
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        orders
+            .iter()
+            .map(|o| {
+                (
+                    o.clone(),
+                    texts.iter().filter(|t| t.contains(o.as_str())).count(),
+                )
+            })
+            .collect()
+    };
+    let sales_path = format!("/v1/admin/events/{}/sales", sale.id);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut backlog = Vec::new();
+    loop {
+        let sales = app.get(&sales_path, Some(&app.admin)).await.body;
+        let seen = sales["tickets_sold"].as_u64() >= Some(orders.len() as u64)
+            && mails(&orders).values().all(|&n| n >= 1);
+        backlog.clear();
+        for c in Consumer::ALL {
+            let (n, _) = queue
+                .backlog(c, time::OffsetDateTime::now_utc())
+                .await
+                .unwrap();
+            backlog.push((c.as_str(), n));
+        }
+        if seen && backlog.iter().all(|&(_, n)| n == 0) {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the queue never drained: sales {sales}, backlog {backlog:?}, mails {:?}",
+            mails(&orders)
+        );
+        // Nothing announces "drained": look again shortly.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+
+    let sales = app.get(&sales_path, Some(&app.admin)).await.body;
     assert_eq!(
         sales["tickets_sold"],
         orders.len(),
         "analytics counted each paid order once"
     );
     assert_eq!(sales["revenue"], 2500 * orders.len() as i64);
-
-    let mut mails: BTreeMap<&str, usize> = BTreeMap::new();
-    for _ in 0..400 {
-        mails.clear();
-        let dir = app.data_dir.path().join("mail");
-        let texts: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| {
-                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for o in &orders {
-            let n = texts.iter().filter(|t| t.contains(o.as_str())).count();
-            mails.insert(o, n);
-        }
-        if mails.values().all(|&n| n >= 1) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let mails = mails(&orders);
     assert!(
         mails.values().all(|&n| n == 1),
         "one email per order: {mails:?}"

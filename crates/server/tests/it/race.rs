@@ -161,12 +161,16 @@ async fn general_admission_never_passes_capacity() {
 /// and shown held, no seat is in two live holds, and selling them all sells each
 /// seat once. (Distributed backends only: the in-process engine cannot lose state on
 /// its own; its rebuild is covered by the restart tests.)
+// Needs PostgreSQL, Redis and NATS: skipped visibly in the embedded run (it used to
+// return early there, and pass), run by scripts/test's distributed run.
+#[ignore = "distributed: run with BOXOFFICE_TEST_BACKEND=distributed and --include-ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_losing_its_state_mid_sale_loses_no_hold_and_sells_nothing_twice() {
-    let app = Arc::new(TestApp::spawn().await);
-    if !app.backend.is_distributed() {
-        return;
-    }
+    let backend = match Backend::from_env().await {
+        b if b.is_distributed() => b,
+        _ => Backend::distributed().await,
+    };
+    let app = Arc::new(TestApp::spawn_on(backend, |_| {}).await);
     let sale = app.sale(6, 10, 50, 300, 4).await;
     let tokens = customers(&app).await;
     let round = |offset: usize| {
@@ -428,4 +432,131 @@ async fn cancelled_requests_leave_engine_and_store_agreeing() {
         "cancellation race: {orders} orders, {cancelled} requests cancelled, statuses {:?}",
         before.iter().collect::<String>()
     );
+}
+
+/// Buyers race for seats while the hold engine is rebuilt from the store twice (it
+/// evicts the event: the store caught it wrong), then release, pay for or keep what
+/// they got while every third engine release and confirm fails right after its
+/// commit. Afterwards every 201 is a live hold or became what its buyer did with it,
+/// no seat is in two live holds, every seat shows exactly that, and the engine and
+/// the store agree seat by seat (faults 7 and 3, raced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuilds_and_engine_failures_mid_sale_leave_one_truth() {
+    let clock = Arc::new(boxoffice_ports::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let engine = FaultyEngine::new();
+    let app = Arc::new(TestApp::spawn_with_engine(|_| {}, clock, engine.clone()).await);
+    let sale = app.sale(6, 10, 50, 300, 4).await;
+    let tokens = customers(&app).await;
+    let event = boxoffice_domain::EventId::try_from(sale.id.as_str()).unwrap();
+    let round = |offset: usize| {
+        let (app, sale_id, seats, tokens) = (
+            app.clone(),
+            sale.id.clone(),
+            sale.seats.clone(),
+            tokens.clone(),
+        );
+        async move {
+            let tasks: Vec<_> = (0..80)
+                .map(|i| {
+                    let app = app.clone();
+                    let token = tokens[i % tokens.len()].clone();
+                    let start = (i * 13 + offset) % 57;
+                    let ask: Vec<String> = seats[start..start + 1 + i % 3].to_vec();
+                    let event = sale_id.clone();
+                    tokio::spawn(async move {
+                        let refs: Vec<&String> = ask.iter().collect();
+                        let r = app.hold_seats(&token, &event, &refs).await;
+                        (token, ask, r)
+                    })
+                })
+                .collect();
+            futures::future::join_all(tasks)
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        }
+    };
+    let evict = || async {
+        tokio::task::yield_now().await;
+        engine.inner().evict(&event).await.unwrap();
+    };
+    let (mut results, ()) = tokio::join!(round(0), evict());
+    let (second, ()) = tokio::join!(round(7), evict());
+    results.extend(second);
+
+    let mut live: HashMap<String, (String, String)> = HashMap::new(); // seat -> (hold, token)
+    for (token, seats, r) in &results {
+        match r.status.as_u16() {
+            201 => {
+                let hold = r.body["hold_id"].as_str().unwrap().to_owned();
+                let h = app.get(&format!("/v1/holds/{hold}"), Some(token)).await;
+                assert_eq!(h.body["status"], "active", "a granted hold was lost");
+                for s in seats {
+                    let prev = live.insert(s.clone(), (hold.clone(), token.clone()));
+                    assert!(prev.is_none(), "seat {s} is in two live holds");
+                }
+            }
+            409 => assert_eq!(r.code(), "seats_unavailable"),
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+    }
+    let holds: BTreeSet<(String, String)> = live.values().cloned().collect();
+    assert!(
+        holds.len() >= 6,
+        "the race must grant holds: {}",
+        holds.len()
+    );
+
+    // A third of the holds are paid for, a third released, a third kept, all at once,
+    // while the engine fails every third release and confirm after the commit.
+    engine.flaky("release", 3);
+    engine.flaky("confirm", 3);
+    let tasks: Vec<_> = holds
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, (hold, token))| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                match i % 3 {
+                    0 => {
+                        let c = app
+                            .checkout(&token, &hold, &format!("k-{hold}"), "tok_visa")
+                            .await;
+                        assert_eq!(c.status, 202, "{c:?}");
+                        let o = app
+                            .final_order(&token, c.body["order_id"].as_str().unwrap())
+                            .await;
+                        assert_eq!(o["status"], "paid", "{o}");
+                        (hold, 'S')
+                    }
+                    1 => {
+                        let r = app.delete(&format!("/v1/holds/{hold}"), Some(&token)).await;
+                        assert_eq!(r.status, 204, "{r:?}");
+                        (hold, 'A')
+                    }
+                    _ => (hold, 'H'),
+                }
+            })
+        })
+        .collect();
+    let fate: HashMap<String, char> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        engine.failures("release") + engine.failures("confirm") > 0,
+        "the engine must actually fail"
+    );
+    let audit = app.engine_audit(&sale.id).await;
+    assert_eq!(audit["agrees"], true, "{audit}");
+    let statuses = app.statuses(&sale.id).await;
+    for (i, s) in sale.seats.iter().enumerate() {
+        let expected = live.get(s).map_or('A', |(hold, _)| fate[hold]);
+        assert_eq!(statuses[i], expected, "seat {i}");
+    }
 }
