@@ -73,6 +73,16 @@ impl Follower {
         });
     }
 
+    /// Brings `hold` in the engine to what the store says about it now; if the
+    /// engine fails, a repair takes over. For a job delivered again after its node
+    /// died between the commit and the engine call.
+    pub(crate) async fn follow_store(&self, event: &EventId, hold: &HoldId) {
+        if let Err(e) = self.sync_from_store(event, hold).await {
+            tracing::warn!(%event, %hold, error = ?e, "the hold engine failed to follow the store; repairing it");
+            self.repair(event.clone(), hold.clone());
+        }
+    }
+
     /// What the store says about `hold` now, done in the engine.
     async fn sync_from_store(&self, event: &EventId, hold: &HoldId) -> anyhow::Result<()> {
         let now = self.clock.now();

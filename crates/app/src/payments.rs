@@ -51,6 +51,12 @@ impl App {
             return Ok(Attempt::Done);
         };
         if order.status.is_final() {
+            // Delivered again: its node may have died after the store committed the
+            // outcome and before the engine followed (the engine outlives a node in
+            // the distributed mode). The engine follows the store before the job is done.
+            self.follower
+                .follow_store(&order.event_id, &order.hold_id)
+                .await;
             self.ack(ack).await?;
             return Ok(Attempt::Done);
         }

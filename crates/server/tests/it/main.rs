@@ -12,6 +12,7 @@ mod errors;
 mod first_start;
 mod holds;
 mod identity;
+mod kill_mid_batch;
 mod multinode;
 mod nats_restart;
 mod payments;
