@@ -9,6 +9,14 @@
 //! `tok_chargeDeclinedInsufficientFunds` decline (402); `tok_processingError` fails
 //! with a 500 the first time a key uses it and succeeds when that key retries.
 //! It must never be selected outside tests and demos: it charges nobody.
+//!
+//! Faults on demand (for tests, and for trying an operator's runbook):
+//! `POST /v1/test_helpers/faults` with `lose_answers=true` makes it do the work of
+//! every API request that does any (a POST: a charge is committed, a key's answer
+//! stored) and then drop the connection before the answer is out;
+//! `unavailable=true` answers those with a 503 and does nothing. Listings still
+//! answer, so a test can see what was charged. `false` turns them off. [`FakeStripe::set_faults`]
+//! does the same in process.
 
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -40,16 +48,68 @@ pub struct FakeStripeConfig {
 
 #[derive(Debug)]
 pub struct FakeStripe {
+    config: Arc<parking_lot::Mutex<FakeStripeConfig>>,
+    faults: Arc<parking_lot::Mutex<Faults>>,
     addr: SocketAddr,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     pool: SqlitePool,
 }
 
+/// Faults the fake can be told to show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Do the work, then drop the connection before the answer is out.
+    pub lose_answers: bool,
+    /// Answer every API request 503 and do nothing.
+    pub unavailable: bool,
+}
+
 #[derive(Clone)]
 struct Fake {
     pool: SqlitePool,
-    config: Arc<FakeStripeConfig>,
+    config: Arc<parking_lot::Mutex<FakeStripeConfig>>,
+    faults: Arc<parking_lot::Mutex<Faults>>,
+}
+
+impl Fake {
+    fn faults(&self) -> Faults {
+        *self.faults.lock()
+    }
+}
+
+/// A response whose connection drops before its answer is out: the status line may
+/// have been sent, the body never is (hyper aborts the connection on a body error).
+fn dropped_connection() -> Response {
+    let body = axum::body::Body::from_stream(futures::stream::once(async {
+        Err::<bytes::Bytes, _>(std::io::Error::other(
+            "connection dropped after the work was done (simulated)",
+        ))
+    }));
+    (StatusCode::OK, body).into_response()
+}
+
+fn unavailable() -> Response {
+    reply(error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "api_error",
+        None,
+        "The service is unavailable (simulated).",
+    ))
+}
+
+/// Applies the faults around an API handler: `work` runs (or not), and its answer
+/// reaches the caller (or not).
+async fn with_faults(fake: &Fake, work: impl std::future::Future<Output = Response>) -> Response {
+    let before = fake.faults();
+    if before.unavailable {
+        return unavailable();
+    }
+    let res = work.await;
+    if before.lose_answers || fake.faults().lose_answers {
+        return dropped_connection();
+    }
+    res
 }
 
 const SCHEMA: &str = "
@@ -151,13 +211,17 @@ impl FakeStripe {
         sqlx::query("DELETE FROM idempotency WHERE state = 'processing'")
             .execute(&pool)
             .await?;
+        let faults = Arc::new(parking_lot::Mutex::new(Faults::default()));
+        let config = Arc::new(parking_lot::Mutex::new(config));
         let state = Fake {
             pool: pool.clone(),
-            config: Arc::new(config),
+            config: config.clone(),
+            faults: faults.clone(),
         };
         let app = Router::new()
             .route("/v1/charges", post(create_charge).get(list_charges))
             .route("/v1/refunds", post(create_refund))
+            .route("/v1/test_helpers/faults", post(set_faults))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -170,6 +234,8 @@ impl FakeStripe {
         });
         tracing::info!(%addr, "test payment gateway (fake Stripe) listening");
         Ok(Self {
+            config,
+            faults,
             addr,
             shutdown,
             task,
@@ -183,6 +249,16 @@ impl FakeStripe {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Changes the added latency and the share of transient failures from now on.
+    pub fn set_config(&self, config: FakeStripeConfig) {
+        *self.config.lock() = config;
+    }
+
+    /// Turns faults on or off (what `POST /v1/test_helpers/faults` does).
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock() = faults;
     }
 
     pub async fn stop(self) {
@@ -272,18 +348,63 @@ async fn create_charge(
     if !authorized(&headers) {
         return unauthorized();
     }
-    match charge(&fake, &headers, &form).await {
-        Ok(res) => res,
-        Err(e) => {
-            tracing::error!(error = ?e, "fake gateway failed");
-            reply(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                None,
-                "internal error",
-            ))
+    with_faults(&fake, async {
+        match charge(&fake, &headers, &form).await {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::error!(error = ?e, "fake gateway failed");
+                reply(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "api_error",
+                    None,
+                    "internal error",
+                ))
+            }
+        }
+    })
+    .await
+}
+
+async fn set_faults(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let mut faults = fake.faults.lock();
+    for (k, v) in &form {
+        let on = match v.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return reply(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("parameter_invalid_boolean"),
+                    &format!("{k} must be true or false"),
+                ))
+            }
+        };
+        match k.as_str() {
+            "lose_answers" => faults.lose_answers = on,
+            "unavailable" => faults.unavailable = on,
+            _ => {
+                return reply(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("parameter_unknown"),
+                    &format!("Received unknown parameter: {k}"),
+                ))
+            }
         }
     }
+    let f = *faults;
+    reply((
+        StatusCode::OK,
+        json!({"object": "test_helpers.faults", "lose_answers": f.lose_answers, "unavailable": f.unavailable}),
+    ))
 }
 
 async fn charge(
@@ -303,12 +424,12 @@ async fn charge(
     }
     // Half the latency before deciding, half after recording the charge: like a real
     // round trip, a caller can die after the charge exists but before it hears so.
-    let half = fake.config.latency / 2;
+    let config = fake.config.lock().clone();
+    let half = config.latency / 2;
     if !half.is_zero() {
         tokio::time::sleep(half).await;
     }
-    if fake.config.failure_rate > 0.0
-        && rand::thread_rng().gen_bool(fake.config.failure_rate.min(1.0))
+    if config.failure_rate > 0.0 && rand::thread_rng().gen_bool(config.failure_rate.min(1.0))
     {
         return transient(
             fake,
@@ -544,6 +665,10 @@ async fn create_refund(
     if !authorized(&headers) {
         return unauthorized();
     }
+    with_faults(&fake, refund(&fake, &form)).await
+}
+
+async fn refund(fake: &Fake, form: &BTreeMap<String, String>) -> Response {
     let Some(charge) = form.get("charge") else {
         return reply(error(
             StatusCode::BAD_REQUEST,

@@ -11,5 +11,5 @@
 mod fake;
 mod stripe;
 
-pub use fake::{FakeStripe, FakeStripeConfig, TEST_SECRET_KEY};
+pub use fake::{FakeStripe, FakeStripeConfig, Faults, TEST_SECRET_KEY};
 pub use stripe::StripeGateway;
