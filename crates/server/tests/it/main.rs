@@ -13,6 +13,7 @@ mod holds;
 mod identity;
 mod multinode;
 mod nats_restart;
+mod payment_faults;
 mod payments;
 mod race;
 mod restart;
