@@ -165,6 +165,36 @@ async fn apply(conn: &mut PgConnection, w: &Write) -> Result<Written, StoreError
             acknowledge(conn, ack.as_ref(), *now).await?;
             Ok(Written::Failed(failed))
         }
+        Write::PaymentUnknown {
+            order,
+            hold_until,
+            now,
+            ack,
+        } => {
+            let marked = sqlx::query(
+                "UPDATE orders SET status = 'payment_unknown', updated_at = $1 WHERE id = $2 AND status IN ('pending_payment', 'payment_unknown')",
+            )
+            .bind(ms(*now))
+            .bind(order.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .rows_affected()
+                == 1;
+            if let (true, Some(hold_until)) = (marked, hold_until) {
+                sqlx::query(
+                    "UPDATE holds SET expires_at = GREATEST(expires_at, $1), updated_at = $2 WHERE id = (SELECT hold_id FROM orders WHERE id = $3) AND status = 'converted' AND sold_at IS NULL",
+                )
+                .bind(ms(*hold_until))
+                .bind(ms(*now))
+                .bind(order.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            }
+            acknowledge(conn, ack.as_ref(), *now).await?;
+            Ok(Written::Marked(marked))
+        }
         Write::Audit {
             message,
             action,
@@ -526,7 +556,7 @@ async fn complete_payment(
     .map_err(map_err)?;
     let (status, hold, event, amount, currency) = row.ok_or(StoreError::NotFound)?;
     let status = crate::orders::status_of(&status)?;
-    if status != OrderStatus::PendingPayment {
+    if status.is_final() {
         return Ok(PaidOutcome::AlreadyFinal(status));
     }
     let (ga_tier, quantity): (Option<String>, i64) =
@@ -609,7 +639,7 @@ async fn fail_payment(
             .map_err(map_err)?;
     let (status, hold) = row.ok_or(StoreError::NotFound)?;
     let status = crate::orders::status_of(&status)?;
-    if status != OrderStatus::PendingPayment {
+    if status.is_final() {
         return Ok(FailOutcome::AlreadyFinal(status));
     }
     sqlx::query(
