@@ -148,6 +148,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let listener = bind(config.listen).await?;
         let backends = Backends::from_config(&config)?;
+        backends.check_shared_gateway()?;
         let store = open_store(&config, config.auto_migrate).await?;
         let engine: Arc<dyn HoldEngine> = match &backends.engine {
             EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
