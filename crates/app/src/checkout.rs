@@ -283,7 +283,7 @@ impl App {
                 .filter(|o| Self::may_see_order(who, o))
                 .ok_or(AppError::NotFound)?;
             let now = tokio::time::Instant::now();
-            if order.status.is_final() || now >= deadline {
+            if order.status != OrderStatus::PendingPayment || now >= deadline {
                 return Ok(order);
             }
             let wake = if tokio::time::timeout((deadline - now).min(safety), announced)

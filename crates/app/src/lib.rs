@@ -25,6 +25,7 @@ pub use checkout::{CheckoutAnswer, CheckoutAsk, PaymentAsk};
 pub use error::AppError;
 pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};
 pub use identity::{Principal, Tokens};
+pub use payments::{Attempt, Reconciled};
 
 /// The adapters the use cases run on, chosen by the server.
 #[derive(Debug, Clone)]
@@ -64,6 +65,11 @@ pub struct AppSettings {
     pub breaker_cooldown: Duration,
     /// How long a claimed job is leased before another worker may take it.
     pub job_lease: Duration,
+    /// How often the payment reconciler looks for unsettled orders.
+    pub reconcile_interval: Duration,
+    /// How long a `pending_payment` order must have been left alone before the
+    /// reconciler settles it (younger ones are their payment job's).
+    pub reconcile_after: Duration,
     /// How often idle workers look for jobs written by other processes.
     pub job_poll: Duration,
     /// Attempts before a non-payment job is dead-lettered.
@@ -89,6 +95,8 @@ impl Default for AppSettings {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
             job_lease: Duration::from_secs(30),
+            reconcile_interval: Duration::from_secs(30),
+            reconcile_after: Duration::from_secs(120),
             job_poll: Duration::from_millis(200),
             max_job_attempts: 10,
             mail_from: "tickets@boxoffice.localhost".into(),

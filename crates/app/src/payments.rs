@@ -7,16 +7,27 @@
 //! someone else, which a correct engine never allows) the charge is refunded and the
 //! order fails cleanly.
 
-use boxoffice_domain::{MessageId, Millis, Order, OrderId, Ticket, TicketId};
+use boxoffice_domain::{MessageId, Millis, Order, OrderId, OrderStatus, Ticket, TicketId};
 use boxoffice_ports::{
     Ack, ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, PaidOutcome,
-    StoreError, Write,
+    StoreError, Write, Written,
 };
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 use crate::resilience::backoff;
 use crate::{App, AppError};
+
+/// What a pass of the reconciler found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Orders it settled (paid or failed) in this pass.
+    pub settled: usize,
+    /// Orders still `payment_unknown` after it (the gateway still does not answer).
+    pub unknown: usize,
+    /// Orders still `pending_payment` (their payment job is still at work).
+    pub pending: usize,
+}
 
 /// What became of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +36,9 @@ pub enum Attempt {
     Done,
     /// Try again at this instant (gateway trouble).
     RetryAt(OffsetDateTime),
+    /// The gateway's answer could not be had by the deadline: the order is
+    /// `payment_unknown` and the reconciler owns it (the job is done).
+    Unknown,
 }
 
 fn ticket_code() -> String {
@@ -48,7 +62,15 @@ fn ignore_unloaded<T: Default>(r: Result<T, EngineError>) -> Result<T, AppError>
 
 impl App {
     /// One payment attempt for `order`; `attempt` counts from 1. `ack` is the job's
-    /// acknowledgement, recorded with the attempt's outcome once the order is final.
+    /// acknowledgement, recorded with the attempt's outcome once the order is final
+    /// (or handed to the reconciler as `payment_unknown`).
+    ///
+    /// An attempt never fails an order it cannot get an answer for: up to the give-up
+    /// point (90% of the payment hold) it retries; from there it asks the gateway
+    /// once more under the same key, even with the circuit breaker open (a replay
+    /// returns the first answer, so this is the look-up of what happened to the
+    /// key), and if that is lost too the order becomes `payment_unknown`: a charge
+    /// may exist, so the seats stay held and the reconciler asks again later.
     pub async fn pay(
         &self,
         order: &OrderId,
@@ -63,17 +85,17 @@ impl App {
             self.ack(ack).await?;
             return Ok(Attempt::Done);
         }
+        let unknown = order.status == OrderStatus::PaymentUnknown;
         let now = self.clock.now();
         // Leave a margin before the hold's payment deadline to record the outcome.
         let give_up_at = order.created_at + self.settings.payment_hold.mul_f64(0.9);
+        let last_chance = unknown || now >= give_up_at;
         if let Err(reopens) = self.guard.allow() {
-            if now >= give_up_at {
-                self.payment_failed(&order, "payment_unavailable", true, ack)
-                    .await?;
-                return Ok(Attempt::Done);
+            if !last_chance {
+                let wait = reopens.saturating_duration_since(Instant::now());
+                return Ok(Attempt::RetryAt(now + wait));
             }
-            let wait = reopens.saturating_duration_since(Instant::now());
-            return Ok(Attempt::RetryAt(now + wait));
+            // Past the give-up point: ask anyway before deciding anything.
         }
         self.guard.pace().await;
         let req = ChargeRequest {
@@ -115,16 +137,53 @@ impl App {
                 metrics::counter!("boxoffice_gateway_errors_total", "kind" => "transient")
                     .increment(1);
                 let now = self.clock.now();
-                if now >= give_up_at {
-                    tracing::warn!(order = %order.id, %why, "gateway unavailable past the payment deadline");
-                    self.payment_failed(&order, "payment_unavailable", true, ack)
-                        .await?;
-                    return Ok(Attempt::Done);
+                if unknown || now >= give_up_at {
+                    tracing::warn!(order = %order.id, %why, "no answer from the gateway by the payment deadline: payment unknown");
+                    self.payment_unknown(&order, ack).await?;
+                    return Ok(Attempt::Unknown);
                 }
                 tracing::debug!(order = %order.id, %why, attempt, "transient gateway error");
                 Ok(Attempt::RetryAt(now + backoff(attempt)))
             }
         }
+    }
+
+    /// Records that nobody knows yet whether `order` was charged: its seats are kept
+    /// (in the engine first, then the store) for another payment hold, and the
+    /// reconciler owns the order from now on. Repeating it extends the hold again.
+    async fn payment_unknown(&self, order: &Order, ack: Option<Ack>) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let until = now + self.settings.payment_hold;
+        let extended = ignore_unloaded(
+            self.engine
+                .extend(
+                    &order.event_id,
+                    &order.hold_id,
+                    Millis::from_datetime(until),
+                    Millis::from_datetime(now),
+                )
+                .await,
+        )?;
+        if !extended {
+            // The engine no longer keeps the seats (the deadline passed before we
+            // could get here): the store must not claim them either. If the charge
+            // turns out to exist, completing it re-checks the seats.
+            tracing::warn!(order = %order.id, "payment unknown and its hold is gone");
+        }
+        let marked = self
+            .writer
+            .write(Write::PaymentUnknown {
+                order: order.id.clone(),
+                hold_until: extended.then_some(until),
+                now,
+                ack,
+            })
+            .await?;
+        if marked == Written::Marked(true) && order.status == OrderStatus::PendingPayment {
+            metrics::counter!("boxoffice_orders_total", "status" => "payment_unknown").increment(1);
+            self.announce(&order.id).await;
+        }
+        Ok(())
     }
 
     async fn payment_succeeded(
@@ -259,28 +318,56 @@ impl App {
         Ok(())
     }
 
-    /// On start: every order left pending (a crash between charge and commit, or
-    /// before the charge) is paid or failed now, by replaying its charge under its key.
-    pub async fn reconcile_pending(&self) -> Result<usize, AppError> {
-        let pending = self.store.pending_orders().await?;
-        let n = pending.len();
-        for id in pending {
-            let mut attempt = 1;
-            loop {
-                match self.pay(&id, attempt, None).await? {
-                    Attempt::Done => break,
-                    Attempt::RetryAt(_) if attempt >= 3 => break, // the queue takes over
-                    Attempt::RetryAt(at) => {
-                        let wait = (at - self.clock.now()).max(time::Duration::ZERO);
-                        tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
-                        attempt += 1;
+    /// One pass of the payment reconciler: every order still waiting for its payment
+    /// — `payment_unknown`, or `pending_payment` untouched for longer than
+    /// `reconcile_after` (a crash between charge and commit, a job lost with its node)
+    /// — is settled against the gateway by replaying its charge under its key: the
+    /// gateway answers what it did the first time, or decides now if the first
+    /// request never reached it. Runs on every node at once safely: the key makes
+    /// the gateway answer every replay the same, and the store records an order's
+    /// outcome once. Sets `boxoffice_payments_unsettled` to what is left.
+    pub async fn reconcile(&self) -> Result<Reconciled, AppError> {
+        let ids = self.store.pending_orders().await?;
+        let mut out = Reconciled::default();
+        for id in ids {
+            let Some(o) = self.store.order(&id).await? else {
+                continue;
+            };
+            let idle = self.clock.now() - o.updated_at;
+            match o.status {
+                OrderStatus::PaymentUnknown => {}
+                OrderStatus::PendingPayment if idle >= self.settings.reconcile_after => {}
+                OrderStatus::PendingPayment => {
+                    out.pending += 1;
+                    continue;
+                }
+                _ => continue,
+            }
+            match self.pay(&id, 1, None).await {
+                Ok(Attempt::Done) => out.settled += 1,
+                Ok(Attempt::Unknown) => out.unknown += 1,
+                Ok(Attempt::RetryAt(_)) => out.pending += 1,
+                Err(e) => {
+                    tracing::warn!(order = %id, error = ?e, "reconciling a payment failed; next pass");
+                    match o.status {
+                        OrderStatus::PaymentUnknown => out.unknown += 1,
+                        _ => out.pending += 1,
                     }
                 }
             }
         }
-        if n > 0 {
-            tracing::info!(orders = n, "reconciled pending payments");
+        metrics::gauge!("boxoffice_payments_unsettled", "status" => "pending_payment")
+            .set(out.pending as f64);
+        metrics::gauge!("boxoffice_payments_unsettled", "status" => "payment_unknown")
+            .set(out.unknown as f64);
+        if out.settled > 0 || out.unknown > 0 {
+            tracing::info!(
+                settled = out.settled,
+                unknown = out.unknown,
+                pending = out.pending,
+                "reconciled payments"
+            );
         }
-        Ok(n)
+        Ok(out)
     }
 }

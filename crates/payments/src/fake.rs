@@ -429,8 +429,7 @@ async fn charge(
     if !half.is_zero() {
         tokio::time::sleep(half).await;
     }
-    if config.failure_rate > 0.0 && rand::thread_rng().gen_bool(config.failure_rate.min(1.0))
-    {
+    if config.failure_rate > 0.0 && rand::thread_rng().gen_bool(config.failure_rate.min(1.0)) {
         return transient(
             fake,
             key.as_deref(),

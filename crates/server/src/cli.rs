@@ -400,6 +400,16 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_lease_ms: Option<u64>,
+    /// How often the payment reconciler settles orders stuck waiting for the gateway.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RECONCILE_INTERVAL_MS",
+        value_name = "MS",
+        help_heading = "Tuning"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile_interval_ms: Option<u64>,
 }
 
 #[cfg(test)]

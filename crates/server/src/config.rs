@@ -125,6 +125,10 @@ pub struct Config {
     /// above the gateway timeout.
     #[serde(default = "defaults::job_lease_ms")]
     pub job_lease_ms: u64,
+    /// How often the payment reconciler settles orders stuck waiting for the
+    /// gateway (`payment_unknown`, or `pending_payment` left alone for four passes).
+    #[serde(default = "defaults::reconcile_interval_ms")]
+    pub reconcile_interval_ms: u64,
     /// How long a checked-out hold keeps its seats while its payment runs.
     #[serde(default = "defaults::payment_hold_seconds")]
     pub payment_hold_seconds: u64,
@@ -195,6 +199,9 @@ mod defaults {
         32
     }
     pub fn job_lease_ms() -> u64 {
+        30_000
+    }
+    pub fn reconcile_interval_ms() -> u64 {
         30_000
     }
     pub fn payment_hold_seconds() -> u64 {

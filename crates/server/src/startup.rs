@@ -179,6 +179,11 @@ impl Application {
             payment_workers: config.payment_workers.max(1),
             breaker_threshold: config.gateway_breaker_threshold.max(1),
             job_lease: Duration::from_millis(config.job_lease_ms.max(1000)),
+            reconcile_interval: Duration::from_millis(config.reconcile_interval_ms.max(10)),
+            // Four passes: a pending order's own job has had its chance by then.
+            reconcile_after: Duration::from_millis(config.reconcile_interval_ms.max(10))
+                .saturating_mul(4)
+                .max(Duration::from_millis(config.job_lease_ms.max(1000))),
             breaker_cooldown: Duration::from_millis(config.gateway_breaker_cooldown_ms),
             mail_from: config.mail_from.clone(),
             ..AppSettings::default()

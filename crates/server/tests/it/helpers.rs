@@ -529,7 +529,10 @@ impl TestApp {
     /// The running app (its use cases, for tests that drive a background task
     /// themselves, such as a pass of the payment reconciler).
     pub fn app(&self) -> &Arc<boxoffice_app::App> {
-        self.running.as_ref().expect("the app runs in this process").app()
+        self.running
+            .as_ref()
+            .expect("the app runs in this process")
+            .app()
     }
 
     /// The test gateway's base URL: the shared one, else the app's built-in one.

@@ -47,7 +47,12 @@ async fn a_charge_whose_answer_is_lost_waits_as_payment_unknown_and_the_reconcil
     let h = app.hold_seats(&buyer, &sale.id, &[&sale.seats[0]]).await;
     assert_eq!(h.status, 201, "{h:?}");
     let c = app
-        .checkout(&buyer, h.body["hold_id"].as_str().unwrap(), "lost", "tok_visa")
+        .checkout(
+            &buyer,
+            h.body["hold_id"].as_str().unwrap(),
+            "lost",
+            "tok_visa",
+        )
         .await;
     assert_eq!(c.status, 202, "{c:?}");
     let order = c.body["order_id"].as_str().unwrap().to_owned();
