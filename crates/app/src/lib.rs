@@ -76,6 +76,9 @@ pub struct AppSettings {
     pub max_job_attempts: u32,
     /// The From of ticket emails.
     pub mail_from: String,
+    /// The signing secret of Stripe webhooks (`whsec_…`); none: the webhook route
+    /// answers 404 and the reconciler alone settles waiting payments.
+    pub stripe_webhook_secret: Option<String>,
     /// How often a long-poll re-reads its order when announcements reach every node
     /// (a safety net: an announcement is what normally wakes it).
     pub order_safety_poll: Duration,
@@ -100,6 +103,7 @@ impl Default for AppSettings {
             job_poll: Duration::from_millis(200),
             max_job_attempts: 10,
             mail_from: "tickets@boxoffice.localhost".into(),
+            stripe_webhook_secret: None,
             order_safety_poll: Duration::from_secs(2),
         }
     }
@@ -125,6 +129,10 @@ pub struct App {
     pub(crate) orders: order_watch::OrderWatch,
     /// Every state transition goes through it (group commit).
     pub(crate) writer: group_commit::Writer,
+    /// Next actions of payments this node saw waiting on their buyer (3-D Secure).
+    pub(crate) next_actions: parking_lot::Mutex<
+        std::collections::HashMap<boxoffice_domain::OrderId, boxoffice_ports::NextAction>,
+    >,
     /// Work that must finish whatever happens to the request that started it (a
     /// write and its compensation); [`App::settle`] waits for it.
     pub(crate) detached: tokio_util::task::TaskTracker,
@@ -143,6 +151,7 @@ impl App {
                 settings.breaker_cooldown,
             ),
             orders: Default::default(),
+            next_actions: Default::default(),
             detached: tokio_util::task::TaskTracker::new(),
             writer: group_commit::Writer::spawn(
                 ports.store.clone(),
@@ -171,6 +180,11 @@ impl App {
         self.detached.close();
         self.detached.wait().await;
         self.detached.reopen();
+    }
+
+    /// Whether the payment gateway's circuit breaker is open (calls wait).
+    pub fn gateway_circuit_open(&self) -> bool {
+        self.guard.is_open()
     }
 
     /// Whether the store and the hold engine answer.

@@ -39,6 +39,74 @@ pub enum Attempt {
     /// The gateway's answer could not be had by the deadline: the order is
     /// `payment_unknown` and the reconciler owns it (the job is done).
     Unknown,
+    /// The payment waits on its buyer (3-D Secure) or its bank: the job is done, the
+    /// webhook or the reconciler finishes the order.
+    Waiting,
+}
+
+/// How far a webhook's timestamp may be from our clock (Stripe's libraries use 300 s).
+pub const WEBHOOK_TOLERANCE_SECONDS: i64 = 300;
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Checks a `Stripe-Signature` header (`t=<unix time>,v1=<hex>[,v1=…]`): some `v1`
+/// must be the HMAC-SHA256 of `<t>.<body>` under `secret` (compared in constant
+/// time), and `t` within `tolerance` seconds of `now`.
+pub fn verify_signature(
+    secret: &str,
+    header: Option<&str>,
+    body: &[u8],
+    now: i64,
+    tolerance: i64,
+) -> Result<(), AppError> {
+    use hmac::{Hmac, Mac};
+    let header = header.ok_or(AppError::WebhookRejected {
+        code: "signature_missing",
+        why: "no Stripe-Signature header",
+    })?;
+    let mut t = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => signatures.extend(hex_decode(v)),
+            _ => {}
+        }
+    }
+    let t = t.ok_or(AppError::WebhookRejected {
+        code: "signature_invalid",
+        why: "the Stripe-Signature header has no timestamp",
+    })?;
+    if (now - t).abs() > tolerance {
+        return Err(AppError::WebhookRejected {
+            code: "signature_expired",
+            why: "the webhook's timestamp is outside the tolerance",
+        });
+    }
+    let valid = signatures.iter().any(|sig| {
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(t.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(sig).is_ok()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::WebhookRejected {
+            code: "signature_invalid",
+            why: "no signature matches the body",
+        })
+    }
 }
 
 fn ticket_code() -> String {
@@ -92,8 +160,10 @@ impl App {
         let last_chance = unknown || now >= give_up_at;
         if let Err(reopens) = self.guard.allow() {
             if !last_chance {
+                // The checkout waits, its seats kept; by the give-up point at the
+                // latest it asks the gateway whatever the breaker says.
                 let wait = reopens.saturating_duration_since(Instant::now());
-                return Ok(Attempt::RetryAt(now + wait));
+                return Ok(Attempt::RetryAt((now + wait).min(give_up_at)));
             }
             // Past the give-up point: ask anyway before deciding anything.
         }
@@ -111,6 +181,23 @@ impl App {
             .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
         metrics::histogram!("boxoffice_gateway_call_duration_seconds")
             .record(started.elapsed().as_secs_f64());
+        self.record_outcome(&order, result, last_chance, attempt, ack)
+            .await
+    }
+
+    /// Records what the gateway said of `order`'s payment (`last_chance`: no later
+    /// attempt will come, so a payment still waiting is given up or left unknown).
+    async fn record_outcome(
+        &self,
+        order: &Order,
+        result: Result<ChargeOutcome, GatewayError>,
+        last_chance: bool,
+        attempt: u32,
+        ack: Option<Ack>,
+    ) -> Result<Attempt, AppError> {
+        let order = order.clone();
+        let unknown = order.status == OrderStatus::PaymentUnknown;
+        let give_up_at = order.created_at + self.settings.payment_hold.mul_f64(0.9);
         match result {
             Ok(ChargeOutcome::Succeeded { charge_id }) => {
                 self.guard.success();
@@ -121,6 +208,31 @@ impl App {
                 self.guard.success();
                 self.payment_failed(&order, &code, true, ack).await?;
                 Ok(Attempt::Done)
+            }
+            Ok(ChargeOutcome::RequiresAction {
+                payment_id,
+                next_action,
+            }) => {
+                self.guard.success();
+                if last_chance {
+                    // The buyer never completed 3-D Secure: give the payment up.
+                    return self.abandon(&order, &payment_id, ack).await;
+                }
+                self.next_actions
+                    .lock()
+                    .insert(order.id.clone(), next_action);
+                self.waiting(&order, ack).await?;
+                Ok(Attempt::Waiting)
+            }
+            Ok(ChargeOutcome::Processing { .. }) => {
+                self.guard.success();
+                if last_chance {
+                    // It may still settle: keep the seats and let the reconciler see.
+                    self.payment_unknown(&order, ack).await?;
+                    return Ok(Attempt::Unknown);
+                }
+                self.waiting(&order, ack).await?;
+                Ok(Attempt::Waiting)
             }
             Err(GatewayError::Rejected(why)) => {
                 // The gateway answered; it will answer the same again.
@@ -143,9 +255,137 @@ impl App {
                     return Ok(Attempt::Unknown);
                 }
                 tracing::debug!(order = %order.id, %why, attempt, "transient gateway error");
-                Ok(Attempt::RetryAt(now + backoff(attempt)))
+                Ok(Attempt::RetryAt((now + backoff(attempt)).min(give_up_at)))
             }
         }
+    }
+
+    /// The payment waits on its buyer (3-D Secure) or its bank (processing): the job
+    /// is done, and the webhook (or, failing it, the reconciler) finishes the order.
+    /// Long-polls wake, so a buyer who must act hears so at once.
+    async fn waiting(&self, order: &Order, ack: Option<Ack>) -> Result<(), AppError> {
+        self.ack(ack).await?;
+        self.announce(&order.id).await;
+        Ok(())
+    }
+
+    /// Cancels a payment its buyer left waiting past the give-up point. The gateway
+    /// says where it stands after that: cancelled (the order fails and its hold goes
+    /// back to its own TTL), succeeded meanwhile (the order is paid), or unknown.
+    async fn abandon(
+        &self,
+        order: &Order,
+        payment_id: &str,
+        ack: Option<Ack>,
+    ) -> Result<Attempt, AppError> {
+        let cancelled = tokio::time::timeout(
+            self.settings.gateway_timeout,
+            self.gateway.cancel(payment_id),
+        )
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
+        match cancelled {
+            Ok(ChargeOutcome::Succeeded { charge_id }) => {
+                self.payment_succeeded(order, &charge_id, ack).await?;
+                Ok(Attempt::Done)
+            }
+            Ok(ChargeOutcome::Declined { code }) => {
+                let code = if code == "payment_canceled" {
+                    "authentication_required"
+                } else {
+                    code.as_str()
+                };
+                self.payment_failed(order, code, true, ack).await?;
+                Ok(Attempt::Done)
+            }
+            Ok(_) | Err(_) => {
+                self.payment_unknown(order, ack).await?;
+                Ok(Attempt::Unknown)
+            }
+        }
+    }
+
+    /// What the buyer must do for `order`'s payment to go on, if anything: known
+    /// here when this node ran the payment, else asked of the gateway.
+    pub async fn next_action(&self, order: &Order) -> Option<boxoffice_ports::NextAction> {
+        if order.status != OrderStatus::PendingPayment {
+            return None;
+        }
+        if let Some(a) = self.next_actions.lock().get(&order.id) {
+            return Some(a.clone());
+        }
+        // A courtesy for the buyer, never worth holding their request up for.
+        let asked = tokio::time::timeout(
+            self.settings
+                .gateway_timeout
+                .min(std::time::Duration::from_secs(2)),
+            self.gateway.next_action(order.id.as_str()),
+        )
+        .await;
+        match asked {
+            Ok(Ok(Some(a))) => {
+                self.next_actions.lock().insert(order.id.clone(), a.clone());
+                Some(a)
+            }
+            _ => None,
+        }
+    }
+
+    /// A Stripe webhook: verified (`Stripe-Signature`, HMAC-SHA256 of `t.body`
+    /// compared in constant time, `t` within 300 s of our clock), then used only as
+    /// a nudge: the payment it names is read again from the gateway under the
+    /// order's key and recorded as it stands. So a duplicate, a late or an
+    /// out-of-order event changes nothing that is not true, and an order is
+    /// fulfilled even if its buyer never comes back.
+    pub async fn stripe_webhook(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), AppError> {
+        let secret = self
+            .settings
+            .stripe_webhook_secret
+            .as_deref()
+            .ok_or(AppError::NotFound)?;
+        verify_signature(
+            secret,
+            signature,
+            body,
+            self.clock.now().unix_timestamp(),
+            WEBHOOK_TOLERANCE_SECONDS,
+        )?;
+        let event: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| boxoffice_domain::ValidationError::new("body", "a Stripe event (JSON)"))?;
+        let kind = event["type"].as_str().unwrap_or_default();
+        metrics::counter!("boxoffice_webhooks_total", "type" => kind.to_owned()).increment(1);
+        if !kind.starts_with("payment_intent.") {
+            return Ok(());
+        }
+        let intent = &event["data"]["object"];
+        let (Some(order), Some(payment_id)) = (
+            intent["metadata"]["order_id"]
+                .as_str()
+                .and_then(OrderId::parse),
+            intent["id"].as_str(),
+        ) else {
+            return Ok(());
+        };
+        let Some(order) = self.store.order(&order).await? else {
+            return Ok(());
+        };
+        if order.status.is_final() {
+            return Ok(());
+        }
+        // Read from the gateway, not from the event: a late or reordered event then
+        // tells nothing stale. If the gateway does not answer, Stripe retries.
+        let now = tokio::time::timeout(
+            self.settings.gateway_timeout,
+            self.gateway.payment(payment_id),
+        )
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())))?;
+        self.record_outcome(&order, Ok(now), false, 1, None).await?;
+        Ok(())
     }
 
     /// Records that nobody knows yet whether `order` was charged: its seats are kept
@@ -214,6 +454,7 @@ impl App {
         };
         match self.writer.paid(paid).await {
             Ok(PaidOutcome::Paid) => {
+                self.next_actions.lock().remove(&order.id);
                 ignore_unloaded(
                     self.engine
                         .confirm(&order.event_id, &order.hold_id, Millis::from_datetime(now))
@@ -290,6 +531,7 @@ impl App {
                 ack,
             })
             .await?;
+        self.next_actions.lock().remove(&order.id);
         if let FailOutcome::Failed { hold_until } = out {
             let now_ms = Millis::from_datetime(now);
             match hold_until {
@@ -346,6 +588,7 @@ impl App {
             match self.pay(&id, 1, None).await {
                 Ok(Attempt::Done) => out.settled += 1,
                 Ok(Attempt::Unknown) => out.unknown += 1,
+                Ok(Attempt::Waiting) => out.pending += 1,
                 Ok(Attempt::RetryAt(_)) => out.pending += 1,
                 Err(e) => {
                     tracing::warn!(order = %id, error = ?e, "reconciling a payment failed; next pass");

@@ -242,7 +242,7 @@ impl App {
         match (&d.job, d.consumer) {
             (Job::PaymentRequested { order_id }, Consumer::Payment) => {
                 Ok(match self.pay(order_id, d.attempt, ack).await? {
-                    Attempt::Done | Attempt::Unknown => Outcome::Done,
+                    Attempt::Done | Attempt::Unknown | Attempt::Waiting => Outcome::Done,
                     Attempt::RetryAt(at) => Outcome::RetryAt(at, "gateway unavailable".into()),
                 })
             }

@@ -286,6 +286,17 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stripe_secret_key: Option<String>,
+    /// The signing secret of Stripe's webhooks (`whsec_…`).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Payments"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_webhook_secret: Option<String>,
     /// Gateway calls per second from this node.
     #[arg(
         long,

@@ -107,6 +107,12 @@ pub struct Config {
     pub stripe_url: String,
     #[serde(default, serialize_with = "redacted")]
     pub stripe_secret_key: Option<SecretString>,
+    /// The signing secret of Stripe's webhooks to `POST /v1/payments/stripe/webhook`
+    /// (`whsec_…`). With the built-in test gateway: generated unless set, and the
+    /// gateway is told to send there. Unset with `stripe`: no webhooks (the
+    /// reconciler alone settles payments that wait).
+    #[serde(default, serialize_with = "redacted")]
+    pub stripe_webhook_secret: Option<SecretString>,
     /// Gateway calls per second from this node.
     #[serde(default = "defaults::gateway_rate_limit")]
     pub gateway_rate_limit: u32,
@@ -230,6 +236,7 @@ const STRING_KEYS: &[&str] = &[
     "gateway_listen",
     "stripe_url",
     "stripe_secret_key",
+    "stripe_webhook_secret",
     "smtp_url",
     "mail_from",
 ];

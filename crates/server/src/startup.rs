@@ -169,7 +169,21 @@ impl Application {
                     .context("reading the token key")?
             }
         };
+        // Stripe signs its webhooks with the endpoint's secret. The built-in gateway
+        // is told below to send here, with this secret (generated unless set).
+        let webhook_secret = match (&backends.gateway, &config.stripe_webhook_secret) {
+            (_, Some(s)) => Some(s.expose_secret().to_owned()),
+            (GatewayBackend::BuiltInTest { .. }, None) => Some(format!(
+                "whsec_{}",
+                rand::random::<[u8; 24]>()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )),
+            (GatewayBackend::Stripe { .. }, None) => None,
+        };
         let settings = AppSettings {
+            stripe_webhook_secret: webhook_secret.clone(),
             sweep_interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
             catalog_refresh: Duration::from_millis(config.catalog_refresh_ms),
             hashing_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -205,6 +219,16 @@ impl Application {
                 )
                 .await
                 .context("starting the test payment gateway")?;
+                let mut here = listener.local_addr()?;
+                if here.ip().is_unspecified() {
+                    here.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                fake.set_webhook_endpoint(
+                    &format!("http://{here}/v1/payments/stripe/webhook"),
+                    webhook_secret.as_deref().unwrap_or_default(),
+                )
+                .await
+                .context("registering the webhook endpoint with the test payment gateway")?;
                 let client = StripeGateway::new(&fake.url(), TEST_SECRET_KEY, timeout)?;
                 (Arc::new(client), Some(fake))
             }

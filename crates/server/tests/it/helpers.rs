@@ -11,6 +11,8 @@ use tempfile::TempDir;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password";
+/// The signing secret of the test gateway's webhooks to every test app.
+pub const WEBHOOK_SECRET: &str = "whsec_boxoffice_tests";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -210,13 +212,24 @@ async fn start(
     init_logging();
     let mut c = config(data_dir);
     backend.apply(&mut c);
+    c.stripe_webhook_secret = Some(WEBHOOK_SECRET.into());
     tweak(&mut c);
     backend.tune_gateway(c.gateway_latency_ms, c.gateway_failure_rate);
     let built = match clock {
         Some(clock) => Application::build_with_clock(Arc::new(c), clock).await,
         None => Application::build(Arc::new(c)).await,
-    };
-    built.expect("app builds").start()
+    }
+    .expect("app builds");
+    // A shared test gateway sends this node its webhooks too (the built-in one is
+    // told by the node itself).
+    if let Some(g) = &backend.gateway {
+        let url = format!("http://{}/v1/payments/stripe/webhook", built.address());
+        g.fake
+            .add_webhook_endpoint(&url, WEBHOOK_SECRET)
+            .await
+            .expect("the test gateway takes the endpoint");
+    }
+    built.start()
 }
 
 impl TestApp {

@@ -17,3 +17,4 @@ mod payment_faults;
 mod payments;
 mod race;
 mod restart;
+mod stripe;

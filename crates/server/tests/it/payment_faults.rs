@@ -21,8 +21,8 @@ async fn charges_of(app: &TestApp, order: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Fault 1: the gateway commits the charge and then drops the connection, every
-/// time, past the give-up point of the payment (90 % of a 100 s payment hold). The
+/// Fault 1: the gateway commits the charge and then drops the connection (and its
+/// webhooks are held back), every time, past the give-up point of the payment (90 % of a 100 s payment hold). The
 /// order must not fail while a charge may exist: it waits as `payment_unknown`, its
 /// seat stays held past the original payment deadline, and the reconciler — several
 /// passes at once, while the gateway still loses answers and then once it answers —
@@ -43,7 +43,9 @@ async fn a_charge_whose_answer_is_lost_waits_as_payment_unknown_and_the_reconcil
     let buyer = app.customer().await;
     let rival = app.customer().await;
 
-    app.gateway_faults(&[("lose_answers", "true")]).await;
+    // Its answers are lost, and so are its webhooks for now (held back).
+    app.gateway_faults(&[("lose_answers", "true"), ("webhooks_hold", "true")])
+        .await;
     let h = app.hold_seats(&buyer, &sale.id, &[&sale.seats[0]]).await;
     assert_eq!(h.status, 201, "{h:?}");
     let c = app
