@@ -48,7 +48,7 @@ pub enum Attempt {
 pub const WEBHOOK_TOLERANCE_SECONDS: i64 = 300;
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -243,6 +243,13 @@ impl App {
                 self.payment_failed(&order, "payment_error", true, ack)
                     .await?;
                 Ok(Attempt::Done)
+            }
+            Err(GatewayError::Busy(why)) => {
+                // Another call under this key (another node, the reconciler, a
+                // webhook) is in flight and will record its answer; the gateway is
+                // fine. Look again a little later, even past the give-up point.
+                tracing::debug!(order = %order.id, %why, "payment call already in flight");
+                Ok(Attempt::RetryAt(self.clock.now() + backoff(attempt)))
             }
             Err(GatewayError::Transient(why)) => {
                 self.guard.failure();

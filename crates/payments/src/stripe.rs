@@ -194,6 +194,10 @@ impl StripeGateway {
             .and_then(|e| e.message.clone())
             .unwrap_or_else(|| status.to_string());
         if status == StatusCode::CONFLICT
+            && err.and_then(|e| e.code.as_deref()) == Some("idempotency_key_in_use")
+        {
+            GatewayError::Busy(what)
+        } else if status == StatusCode::CONFLICT
             || status == StatusCode::TOO_MANY_REQUESTS
             || status.is_server_error()
         {

@@ -58,6 +58,10 @@ pub enum GatewayError {
     /// Worth retrying with the same key: timeouts, 5xx, rate limits, network.
     #[error("transient gateway error: {0}")]
     Transient(String),
+    /// Another request under the same key is in flight (another node, the
+    /// reconciler): its answer settles the payment. Not a failure of the gateway.
+    #[error("another request under this key is in progress: {0}")]
+    Busy(String),
     /// Retrying will not help: a malformed request, bad credentials, key misuse.
     #[error("gateway refused the request: {0}")]
     Rejected(String),

@@ -486,3 +486,84 @@ async fn while_the_breaker_is_open_checkouts_wait_and_ready_says_degraded() {
         2
     );
 }
+
+/// Everything that settles a payment, at once: payment workers whose charges take a
+/// while, duplicated webhooks, 3-D Secure completed by the buyers meanwhile, and the
+/// reconciler passing every few milliseconds (on every order idle for a second).
+/// Each order ends paid exactly once, on exactly one charge, with its ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_webhooks_and_reconciler_racing_settle_each_order_once() {
+    const N: usize = 24;
+    let app = Arc::new(
+        TestApp::spawn_with(|c| {
+            // Calls outlast the reconciler's idle second: it replays keys whose
+            // first call is still in flight, as well as intents awaiting buyers.
+            c.gateway_latency_ms = 4000;
+            c.reconcile_interval_ms = 10;
+            c.job_lease_ms = 1000;
+        })
+        .await,
+    );
+    app.gateway_faults(&[("webhooks_duplicate", "true")]).await;
+    let sale = app.sale(2, 20, 10, 300, 4).await;
+    let buyer = app.customer().await;
+    let mut orders = Vec::new();
+    for i in 0..N {
+        let token = if i % 2 == 0 {
+            "tok_visa"
+        } else {
+            "tok_threeDSecure2Required"
+        };
+        orders.push((
+            buy(&app, &buyer, &sale.id, &sale.seats[i], token).await,
+            token,
+        ));
+    }
+    // The buyers who must authenticate do so as soon as they are told to.
+    let authenticated = futures::future::join_all(
+        orders
+            .iter()
+            .filter(|(_, t)| *t == "tok_threeDSecure2Required")
+            .map(|(order, _)| {
+                let (app, buyer, order) = (app.clone(), buyer.clone(), order.clone());
+                async move {
+                    let o = app
+                        .get(&format!("/v1/orders/{order}?wait=30"), Some(&buyer))
+                        .await
+                        .body;
+                    let page = o["next_action"]["url"]
+                        .as_str()
+                        .expect("a next action")
+                        .to_owned();
+                    app.client
+                        .get(page)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .is_success()
+                }
+            }),
+    )
+    .await;
+    assert!(authenticated.iter().all(|&ok| ok));
+    let charges_before_audit = {
+        let mut out = Vec::new();
+        for (order, _) in &orders {
+            let o = app.final_order(&buyer, order).await;
+            assert_eq!(o["status"], "paid", "{o}");
+            assert_eq!(o["tickets"].as_array().unwrap().len(), 1, "{o}");
+            out.push(order.clone());
+        }
+        out
+    };
+    let charges = app.charges().await;
+    for order in &charges_before_audit {
+        assert_eq!(
+            succeeded_charges(&charges, order),
+            1,
+            "one charge for {order}"
+        );
+    }
+    assert!(app.statuses(&sale.id).await[..N].iter().all(|&c| c == 'S'));
+}
