@@ -621,3 +621,79 @@ impl App {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmac::{Hmac, Mac};
+
+    fn sign(secret: &str, t: i64, body: &str) -> String {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{body}").as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn code(r: Result<(), AppError>) -> &'static str {
+        match r {
+            Ok(()) => "ok",
+            Err(AppError::WebhookRejected { code, .. }) => code,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn webhook_signatures() {
+        let (secret, body, now) = ("whsec_x", r#"{"type":"x"}"#, 1_700_000_000);
+        let good = sign(secret, now, body);
+        let check = |h: &str, at: i64| {
+            code(verify_signature(
+                secret,
+                Some(h),
+                body.as_bytes(),
+                at,
+                WEBHOOK_TOLERANCE_SECONDS,
+            ))
+        };
+        assert_eq!(check(&format!("t={now},v1={good}"), now), "ok");
+        // Several signatures (a secret being rolled): one valid one is enough.
+        let other = sign("whsec_old", now, body);
+        assert_eq!(check(&format!("t={now},v1={other},v1={good}"), now), "ok");
+        assert_eq!(
+            check(&format!("t={now},v1={other}"), now),
+            "signature_invalid"
+        );
+        // Other schemes (v0) are not ours to trust.
+        assert_eq!(
+            check(&format!("t={now},v0={good}"), now),
+            "signature_invalid"
+        );
+        assert_eq!(check(&format!("v1={good}"), now), "signature_invalid");
+        assert_eq!(
+            check(&format!("t={now},v1=zz{}", &good[2..]), now),
+            "signature_invalid"
+        );
+        // The timestamp is signed too: moving it breaks the signature.
+        assert_eq!(
+            check(&format!("t={},v1={good}", now - 1), now),
+            "signature_invalid"
+        );
+        // 300 s either way of our clock.
+        assert_eq!(check(&format!("t={now},v1={good}"), now + 300), "ok");
+        assert_eq!(
+            check(&format!("t={now},v1={good}"), now + 301),
+            "signature_expired"
+        );
+        assert_eq!(
+            check(&format!("t={now},v1={good}"), now - 301),
+            "signature_expired"
+        );
+        assert_eq!(
+            code(verify_signature(secret, None, body.as_bytes(), now, 300)),
+            "signature_missing"
+        );
+    }
+}
