@@ -142,3 +142,114 @@ fn a_node_on_a_shared_store_refuses_a_private_test_gateway() {
         "no private gateway was started"
     );
 }
+
+/// The fault run of issue 8, at test size: during a sale of 200 seats the gateway
+/// commits every charge and loses every answer (webhooks held too) for longer than
+/// the payment deadline, then recovers. Zero orders both failed and charged, zero
+/// double charges, every charged order paid, every seat sold, and engine and store
+/// agreeing seat by seat. Some buyers' cards are declined: those orders fail, with
+/// no charge, once the gateway answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_lost_past_the_deadline_then_back_loses_no_sale_and_charges_nothing_twice() {
+    const N: usize = 200;
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = Arc::new(
+        TestApp::spawn_with_clock(
+            |c| {
+                c.payment_hold_seconds = 100;
+                c.reconcile_interval_ms = 3_600_000;
+                c.gateway_rate_limit = 10_000;
+            },
+            clock.clone(),
+        )
+        .await,
+    );
+    let sale = app.sale(10, 20, 10, 600, 4).await;
+    let buyers: Vec<String> = futures::future::join_all((0..10).map(|_| app.customer())).await;
+    app.gateway_faults(&[("lose_answers", "true"), ("webhooks_hold", "true")])
+        .await;
+    let orders: Vec<(String, String, &str)> = futures::future::join_all((0..N).map(|i| {
+        let (app, buyer, seat) = (app.clone(), buyers[i % 10].clone(), sale.seats[i].clone());
+        let event = sale.id.clone();
+        async move {
+            let token = if i % 10 == 9 {
+                "tok_chargeDeclined"
+            } else {
+                "tok_visa"
+            };
+            let h = app.hold_seats(&buyer, &event, &[&seat]).await;
+            assert_eq!(h.status, 201, "{h:?}");
+            let c = app
+                .checkout(
+                    &buyer,
+                    h.body["hold_id"].as_str().unwrap(),
+                    &format!("f{i}"),
+                    token,
+                )
+                .await;
+            assert_eq!(c.status, 202, "{c:?}");
+            (
+                buyer,
+                c.body["order_id"].as_str().unwrap().to_owned(),
+                token,
+            )
+        }
+    }))
+    .await;
+
+    // Past the give-up point; nothing is known: every order waits, every seat held.
+    clock.advance(Duration::seconds(95));
+    let pass = app.app().reconcile().await.unwrap();
+    assert_eq!(pass.settled, 0, "{pass:?}");
+    for (buyer, order, _) in &orders {
+        let o = app.final_order(buyer, order).await;
+        assert_eq!(o["status"], "payment_unknown", "{o}");
+    }
+    // Past the original deadline too, the seats are still theirs.
+    clock.advance(Duration::seconds(30));
+    assert!(app.statuses(&sale.id).await[..N].iter().all(|&c| c == 'H'));
+
+    // The gateway is back: one pass settles everything.
+    app.gateway_faults(&[("lose_answers", "false")]).await;
+    let pass = app.app().reconcile().await.unwrap();
+    assert_eq!((pass.settled, pass.unknown), (N, 0), "{pass:?}");
+    app.gateway_faults(&[("webhooks_hold", "false")]).await;
+
+    let charges = app.charges().await;
+    let mut paid = 0;
+    for (buyer, order, token) in &orders {
+        let o = app.final_order(buyer, order).await;
+        let succeeded = charges
+            .iter()
+            .filter(|c| c["order_id"] == order.as_str() && c["outcome"] == "succeeded")
+            .count();
+        match (*token, o["status"].as_str().unwrap()) {
+            ("tok_visa", "paid") => {
+                assert_eq!(succeeded, 1, "one charge for {order}");
+                assert_eq!(o["tickets"].as_array().unwrap().len(), 1);
+                paid += 1;
+            }
+            ("tok_chargeDeclined", "failed") => assert_eq!(succeeded, 0, "{o}"),
+            other => panic!("order {order}: {other:?}: {o}"),
+        }
+    }
+    assert_eq!(paid, N - N / 10);
+    let succeeded_total = charges
+        .iter()
+        .filter(|c| c["outcome"] == "succeeded")
+        .count();
+    assert_eq!(succeeded_total, paid, "charges = paid orders");
+    let statuses = app.statuses(&sale.id).await;
+    for (i, (_, _, token)) in orders.iter().enumerate() {
+        // A declined buyer's hold went back to its own TTL (600 s, not yet over).
+        let want = if *token == "tok_visa" { 'S' } else { 'H' };
+        assert_eq!(statuses[i], want, "seat {i}");
+    }
+    let audit = app
+        .get(
+            &format!("/v1/admin/events/{}/engine-audit", sale.id),
+            Some(&app.admin),
+        )
+        .await;
+    assert_eq!(audit.body["agrees"], true, "{audit:?}");
+}
