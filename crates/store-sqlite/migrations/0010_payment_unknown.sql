@@ -3,7 +3,7 @@
 -- change a CHECK in place, so the table is rebuilt. Foreign keys (order_items,
 -- tickets, payments) are deferred to the commit; re-inserting every order into the
 -- new table satisfies them again. A column added to orders by an earlier migration
--- makes the copy below fail loudly rather than lose it: add it here too.
+-- must be added to the new table here too (the copy below fails until it is).
 PRAGMA defer_foreign_keys = ON;
 
 CREATE TABLE orders_before_0010 AS SELECT * FROM orders;
@@ -22,11 +22,9 @@ CREATE TABLE orders (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
-INSERT INTO orders (id, customer_id, event_id, hold_id, email, status, failure_code, amount,
-                    currency, payment_token, created_at, updated_at)
-    SELECT id, customer_id, event_id, hold_id, email, status, failure_code, amount,
-           currency, payment_token, created_at, updated_at
-    FROM orders_before_0010;
+-- Every column, in order: a column another migration added to orders and this
+-- table lacks makes the copy fail (a column count mismatch) instead of vanishing.
+INSERT INTO orders SELECT * FROM orders_before_0010;
 DROP TABLE orders_before_0010;
 
 -- A hold backs at most one live order: pending, unknown (a charge may exist) or paid.
