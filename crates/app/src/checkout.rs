@@ -295,7 +295,12 @@ impl App {
                 .filter(|o| Self::may_see_order(who, o))
                 .ok_or(AppError::NotFound)?;
             let now = tokio::time::Instant::now();
-            if order.status.is_final() || now >= deadline {
+            // Done waiting: the payment is no longer pending, or it waits on the buyer
+            // (3-D Secure), who must hear what to do.
+            if order.status != OrderStatus::PendingPayment
+                || now >= deadline
+                || self.next_actions.lock().contains_key(&order.id)
+            {
                 return Ok(order);
             }
             let wake = if tokio::time::timeout((deadline - now).min(safety), announced)

@@ -32,6 +32,12 @@ pub enum AppError {
     IdempotencyKeyMissing,
     #[error("this Idempotency-Key was used with another request")]
     IdempotencyKeyReused,
+    /// A webhook that is not provably from the gateway (or not fresh).
+    #[error("webhook refused: {why}")]
+    WebhookRejected {
+        code: &'static str,
+        why: &'static str,
+    },
     #[error("the payment gateway is unavailable")]
     GatewayUnavailable(#[source] anyhow::Error),
     #[error("an event cannot go from {} to {}", from.as_str(), to.as_str())]

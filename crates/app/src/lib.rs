@@ -26,6 +26,7 @@ pub use checkout::{CheckoutAnswer, CheckoutAsk, PaymentAsk};
 pub use error::AppError;
 pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};
 pub use identity::{Principal, Tokens};
+pub use payments::{Attempt, Reconciled};
 
 /// The adapters the use cases run on, chosen by the server.
 #[derive(Debug, Clone)]
@@ -65,12 +66,20 @@ pub struct AppSettings {
     pub breaker_cooldown: Duration,
     /// How long a claimed job is leased before another worker may take it.
     pub job_lease: Duration,
+    /// How often the payment reconciler looks for unsettled orders.
+    pub reconcile_interval: Duration,
+    /// How long a `pending_payment` order must have been left alone before the
+    /// reconciler settles it (younger ones are their payment job's).
+    pub reconcile_after: Duration,
     /// How often idle workers look for jobs written by other processes.
     pub job_poll: Duration,
     /// Attempts before a non-payment job is dead-lettered.
     pub max_job_attempts: u32,
     /// The From of ticket emails.
     pub mail_from: String,
+    /// The signing secret of Stripe webhooks (`whsec_…`); none: the webhook route
+    /// answers 404 and the reconciler alone settles waiting payments.
+    pub stripe_webhook_secret: Option<String>,
     /// How often a long-poll re-reads its order when announcements reach every node
     /// (a safety net: an announcement is what normally wakes it).
     pub order_safety_poll: Duration,
@@ -90,9 +99,12 @@ impl Default for AppSettings {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
             job_lease: Duration::from_secs(30),
+            reconcile_interval: Duration::from_secs(30),
+            reconcile_after: Duration::from_secs(120),
             job_poll: Duration::from_millis(200),
             max_job_attempts: 10,
             mail_from: "tickets@boxoffice.localhost".into(),
+            stripe_webhook_secret: None,
             order_safety_poll: Duration::from_secs(2),
         }
     }
@@ -118,6 +130,10 @@ pub struct App {
     pub(crate) orders: order_watch::OrderWatch,
     /// Every state transition goes through it (group commit).
     pub(crate) writer: group_commit::Writer,
+    /// Next actions of payments this node saw waiting on their buyer (3-D Secure).
+    pub(crate) next_actions: parking_lot::Mutex<
+        std::collections::HashMap<boxoffice_domain::OrderId, boxoffice_ports::NextAction>,
+    >,
     /// Work that must finish whatever happens to the request that started it (a
     /// write and its compensation); [`App::settle`] waits for it.
     pub(crate) detached: tokio_util::task::TaskTracker,
@@ -139,6 +155,7 @@ impl App {
                 settings.breaker_cooldown,
             ),
             orders: Default::default(),
+            next_actions: Default::default(),
             detached: tokio_util::task::TaskTracker::new(),
             writer: group_commit::Writer::spawn(
                 ports.store.clone(),
@@ -178,6 +195,11 @@ impl App {
         repairs.close();
         repairs.wait().await;
         repairs.reopen();
+    }
+
+    /// Whether the payment gateway's circuit breaker is open (calls wait).
+    pub fn gateway_circuit_open(&self) -> bool {
+        self.guard.is_open()
     }
 
     /// Whether the store and the hold engine answer.

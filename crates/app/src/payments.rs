@@ -7,16 +7,28 @@
 //! someone else, which a correct engine never allows) the charge is refunded and the
 //! order fails cleanly.
 
-use boxoffice_domain::{MessageId, Millis, Order, OrderId, Ticket, TicketId};
+use boxoffice_domain::{MessageId, Millis, Order, OrderId, OrderStatus, Ticket, TicketId};
 use boxoffice_ports::{
-    Ack, ChargeOutcome, ChargeRequest, FailOutcome, GatewayError, PaidOutcome, StoreError, Write,
+    Ack, ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, PaidOutcome,
+    StoreError, Write, Written,
 };
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 use crate::engine_sync::Follow;
 use crate::resilience::backoff;
 use crate::{App, AppError};
+
+/// What a pass of the reconciler found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Orders it settled (paid or failed) in this pass.
+    pub settled: usize,
+    /// Orders still `payment_unknown` after it (the gateway still does not answer).
+    pub unknown: usize,
+    /// Orders still `pending_payment` (their payment job is still at work).
+    pub pending: usize,
+}
 
 /// What became of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +37,77 @@ pub enum Attempt {
     Done,
     /// Try again at this instant (gateway trouble).
     RetryAt(OffsetDateTime),
+    /// The gateway's answer could not be had by the deadline: the order is
+    /// `payment_unknown` and the reconciler owns it (the job is done).
+    Unknown,
+    /// The payment waits on its buyer (3-D Secure) or its bank: the job is done, the
+    /// webhook or the reconciler finishes the order.
+    Waiting,
+}
+
+/// How far a webhook's timestamp may be from our clock (Stripe's libraries use 300 s).
+pub const WEBHOOK_TOLERANCE_SECONDS: i64 = 300;
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Checks a `Stripe-Signature` header (`t=<unix time>,v1=<hex>[,v1=…]`): some `v1`
+/// must be the HMAC-SHA256 of `<t>.<body>` under `secret` (compared in constant
+/// time), and `t` within `tolerance` seconds of `now`.
+pub fn verify_signature(
+    secret: &str,
+    header: Option<&str>,
+    body: &[u8],
+    now: i64,
+    tolerance: i64,
+) -> Result<(), AppError> {
+    use hmac::{Hmac, Mac};
+    let header = header.ok_or(AppError::WebhookRejected {
+        code: "signature_missing",
+        why: "no Stripe-Signature header",
+    })?;
+    let mut t = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => signatures.extend(hex_decode(v)),
+            _ => {}
+        }
+    }
+    let t = t.ok_or(AppError::WebhookRejected {
+        code: "signature_invalid",
+        why: "the Stripe-Signature header has no timestamp",
+    })?;
+    if (now - t).abs() > tolerance {
+        return Err(AppError::WebhookRejected {
+            code: "signature_expired",
+            why: "the webhook's timestamp is outside the tolerance",
+        });
+    }
+    let valid = signatures.iter().any(|sig| {
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(t.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(sig).is_ok()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::WebhookRejected {
+            code: "signature_invalid",
+            why: "no signature matches the body",
+        })
+    }
 }
 
 fn ticket_code() -> String {
@@ -37,9 +120,26 @@ fn ticket_code() -> String {
         .collect()
 }
 
+fn ignore_unloaded<T: Default>(r: Result<T, EngineError>) -> Result<T, AppError> {
+    match r {
+        // The engine does not have the event: it will be rebuilt from the store,
+        // which already says what happened.
+        Err(EngineError::EventNotLoaded(_)) => Ok(T::default()),
+        other => Ok(other?),
+    }
+}
+
 impl App {
     /// One payment attempt for `order`; `attempt` counts from 1. `ack` is the job's
-    /// acknowledgement, recorded with the attempt's outcome once the order is final.
+    /// acknowledgement, recorded with the attempt's outcome once the order is final
+    /// (or handed to the reconciler as `payment_unknown`).
+    ///
+    /// An attempt never fails an order it cannot get an answer for: up to the give-up
+    /// point (90% of the payment hold) it retries; from there it asks the gateway
+    /// once more under the same key, even with the circuit breaker open (a replay
+    /// returns the first answer, so this is the look-up of what happened to the
+    /// key), and if that is lost too the order becomes `payment_unknown`: a charge
+    /// may exist, so the seats stay held and the reconciler asks again later.
     pub async fn pay(
         &self,
         order: &OrderId,
@@ -60,17 +160,19 @@ impl App {
             self.ack(ack).await?;
             return Ok(Attempt::Done);
         }
+        let unknown = order.status == OrderStatus::PaymentUnknown;
         let now = self.clock.now();
         // Leave a margin before the hold's payment deadline to record the outcome.
         let give_up_at = order.created_at + self.settings.payment_hold.mul_f64(0.9);
+        let last_chance = unknown || now >= give_up_at;
         if let Err(reopens) = self.guard.allow() {
-            if now >= give_up_at {
-                self.payment_failed(&order, "payment_unavailable", true, ack)
-                    .await?;
-                return Ok(Attempt::Done);
+            if !last_chance {
+                // The checkout waits, its seats kept; by the give-up point at the
+                // latest it asks the gateway whatever the breaker says.
+                let wait = reopens.saturating_duration_since(Instant::now());
+                return Ok(Attempt::RetryAt((now + wait).min(give_up_at)));
             }
-            let wait = reopens.saturating_duration_since(Instant::now());
-            return Ok(Attempt::RetryAt(now + wait));
+            // Past the give-up point: ask anyway before deciding anything.
         }
         self.guard.pace().await;
         let req = ChargeRequest {
@@ -86,6 +188,23 @@ impl App {
             .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
         metrics::histogram!("boxoffice_gateway_call_duration_seconds")
             .record(started.elapsed().as_secs_f64());
+        self.record_outcome(&order, result, last_chance, attempt, ack)
+            .await
+    }
+
+    /// Records what the gateway said of `order`'s payment (`last_chance`: no later
+    /// attempt will come, so a payment still waiting is given up or left unknown).
+    async fn record_outcome(
+        &self,
+        order: &Order,
+        result: Result<ChargeOutcome, GatewayError>,
+        last_chance: bool,
+        attempt: u32,
+        ack: Option<Ack>,
+    ) -> Result<Attempt, AppError> {
+        let order = order.clone();
+        let unknown = order.status == OrderStatus::PaymentUnknown;
+        let give_up_at = order.created_at + self.settings.payment_hold.mul_f64(0.9);
         match result {
             Ok(ChargeOutcome::Succeeded { charge_id }) => {
                 self.guard.success();
@@ -97,6 +216,31 @@ impl App {
                 self.payment_failed(&order, &code, true, ack).await?;
                 Ok(Attempt::Done)
             }
+            Ok(ChargeOutcome::RequiresAction {
+                payment_id,
+                next_action,
+            }) => {
+                self.guard.success();
+                if last_chance {
+                    // The buyer never completed 3-D Secure: give the payment up.
+                    return self.abandon(&order, &payment_id, ack).await;
+                }
+                self.next_actions
+                    .lock()
+                    .insert(order.id.clone(), next_action);
+                self.waiting(&order, ack).await?;
+                Ok(Attempt::Waiting)
+            }
+            Ok(ChargeOutcome::Processing { .. }) => {
+                self.guard.success();
+                if last_chance {
+                    // It may still settle: keep the seats and let the reconciler see.
+                    self.payment_unknown(&order, ack).await?;
+                    return Ok(Attempt::Unknown);
+                }
+                self.waiting(&order, ack).await?;
+                Ok(Attempt::Waiting)
+            }
             Err(GatewayError::Rejected(why)) => {
                 // The gateway answered; it will answer the same again.
                 self.guard.success();
@@ -107,21 +251,193 @@ impl App {
                     .await?;
                 Ok(Attempt::Done)
             }
+            Err(GatewayError::Busy(why)) => {
+                // Another call under this key (another node, the reconciler, a
+                // webhook) is in flight and will record its answer; the gateway is
+                // fine. Look again a little later, even past the give-up point.
+                tracing::debug!(order = %order.id, %why, "payment call already in flight");
+                Ok(Attempt::RetryAt(self.clock.now() + backoff(attempt)))
+            }
             Err(GatewayError::Transient(why)) => {
                 self.guard.failure();
                 metrics::counter!("boxoffice_gateway_errors_total", "kind" => "transient")
                     .increment(1);
                 let now = self.clock.now();
-                if now >= give_up_at {
-                    tracing::warn!(order = %order.id, %why, "gateway unavailable past the payment deadline");
-                    self.payment_failed(&order, "payment_unavailable", true, ack)
-                        .await?;
-                    return Ok(Attempt::Done);
+                if unknown || now >= give_up_at {
+                    tracing::warn!(order = %order.id, %why, "no answer from the gateway by the payment deadline: payment unknown");
+                    self.payment_unknown(&order, ack).await?;
+                    return Ok(Attempt::Unknown);
                 }
                 tracing::debug!(order = %order.id, %why, attempt, "transient gateway error");
-                Ok(Attempt::RetryAt(now + backoff(attempt)))
+                Ok(Attempt::RetryAt((now + backoff(attempt)).min(give_up_at)))
             }
         }
+    }
+
+    /// The payment waits on its buyer (3-D Secure) or its bank (processing): the job
+    /// is done, and the webhook (or, failing it, the reconciler) finishes the order.
+    /// Long-polls wake, so a buyer who must act hears so at once.
+    async fn waiting(&self, order: &Order, ack: Option<Ack>) -> Result<(), AppError> {
+        self.ack(ack).await?;
+        self.announce(&order.id).await;
+        Ok(())
+    }
+
+    /// Cancels a payment its buyer left waiting past the give-up point. The gateway
+    /// says where it stands after that: cancelled (the order fails and its hold goes
+    /// back to its own TTL), succeeded meanwhile (the order is paid), or unknown.
+    async fn abandon(
+        &self,
+        order: &Order,
+        payment_id: &str,
+        ack: Option<Ack>,
+    ) -> Result<Attempt, AppError> {
+        let cancelled = tokio::time::timeout(
+            self.settings.gateway_timeout,
+            self.gateway.cancel(payment_id),
+        )
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
+        match cancelled {
+            Ok(ChargeOutcome::Succeeded { charge_id }) => {
+                self.payment_succeeded(order, &charge_id, ack).await?;
+                Ok(Attempt::Done)
+            }
+            Ok(ChargeOutcome::Declined { code }) => {
+                let code = if code == "payment_canceled" {
+                    "authentication_required"
+                } else {
+                    code.as_str()
+                };
+                self.payment_failed(order, code, true, ack).await?;
+                Ok(Attempt::Done)
+            }
+            Ok(_) | Err(_) => {
+                self.payment_unknown(order, ack).await?;
+                Ok(Attempt::Unknown)
+            }
+        }
+    }
+
+    /// What the buyer must do for `order`'s payment to go on, if anything: known
+    /// here when this node ran the payment, else asked of the gateway.
+    pub async fn next_action(&self, order: &Order) -> Option<boxoffice_ports::NextAction> {
+        if order.status != OrderStatus::PendingPayment {
+            return None;
+        }
+        if let Some(a) = self.next_actions.lock().get(&order.id) {
+            return Some(a.clone());
+        }
+        // A courtesy for the buyer, never worth holding their request up for.
+        let asked = tokio::time::timeout(
+            self.settings
+                .gateway_timeout
+                .min(std::time::Duration::from_secs(2)),
+            self.gateway.next_action(order.id.as_str()),
+        )
+        .await;
+        match asked {
+            Ok(Ok(Some(a))) => {
+                self.next_actions.lock().insert(order.id.clone(), a.clone());
+                Some(a)
+            }
+            _ => None,
+        }
+    }
+
+    /// A Stripe webhook: verified (`Stripe-Signature`, HMAC-SHA256 of `t.body`
+    /// compared in constant time, `t` within 300 s of our clock), then used only as
+    /// a nudge: the payment it names is read again from the gateway under the
+    /// order's key and recorded as it stands. So a duplicate, a late or an
+    /// out-of-order event changes nothing that is not true, and an order is
+    /// fulfilled even if its buyer never comes back.
+    pub async fn stripe_webhook(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), AppError> {
+        let secret = self
+            .settings
+            .stripe_webhook_secret
+            .as_deref()
+            .ok_or(AppError::NotFound)?;
+        verify_signature(
+            secret,
+            signature,
+            body,
+            self.clock.now().unix_timestamp(),
+            WEBHOOK_TOLERANCE_SECONDS,
+        )?;
+        let event: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| boxoffice_domain::ValidationError::new("body", "a Stripe event (JSON)"))?;
+        let kind = event["type"].as_str().unwrap_or_default();
+        metrics::counter!("boxoffice_webhooks_total", "type" => kind.to_owned()).increment(1);
+        if !kind.starts_with("payment_intent.") {
+            return Ok(());
+        }
+        let intent = &event["data"]["object"];
+        let (Some(order), Some(payment_id)) = (
+            intent["metadata"]["order_id"]
+                .as_str()
+                .and_then(OrderId::parse),
+            intent["id"].as_str(),
+        ) else {
+            return Ok(());
+        };
+        let Some(order) = self.store.order(&order).await? else {
+            return Ok(());
+        };
+        if order.status.is_final() {
+            return Ok(());
+        }
+        // Read from the gateway, not from the event: a late or reordered event then
+        // tells nothing stale. If the gateway does not answer, Stripe retries.
+        let now = tokio::time::timeout(
+            self.settings.gateway_timeout,
+            self.gateway.payment(payment_id),
+        )
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())))?;
+        self.record_outcome(&order, Ok(now), false, 1, None).await?;
+        Ok(())
+    }
+
+    /// Records that nobody knows yet whether `order` was charged: its seats are kept
+    /// (in the engine first, then the store) for another payment hold, and the
+    /// reconciler owns the order from now on. Repeating it extends the hold again.
+    async fn payment_unknown(&self, order: &Order, ack: Option<Ack>) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let until = now + self.settings.payment_hold;
+        let extended = ignore_unloaded(
+            self.engine
+                .extend(
+                    &order.event_id,
+                    &order.hold_id,
+                    Millis::from_datetime(until),
+                    Millis::from_datetime(now),
+                )
+                .await,
+        )?;
+        if !extended {
+            // The engine no longer keeps the seats (the deadline passed before we
+            // could get here): the store must not claim them either. If the charge
+            // turns out to exist, completing it re-checks the seats.
+            tracing::warn!(order = %order.id, "payment unknown and its hold is gone");
+        }
+        let marked = self
+            .writer
+            .write(Write::PaymentUnknown {
+                order: order.id.clone(),
+                hold_until: extended.then_some(until),
+                now,
+                ack,
+            })
+            .await?;
+        if marked == Written::Marked(true) && order.status == OrderStatus::PendingPayment {
+            metrics::counter!("boxoffice_orders_total", "status" => "payment_unknown").increment(1);
+            self.announce(&order.id).await;
+        }
+        Ok(())
     }
 
     async fn payment_succeeded(
@@ -152,6 +468,7 @@ impl App {
         };
         match self.writer.paid(paid).await {
             Ok(PaidOutcome::Paid) => {
+                self.next_actions.lock().remove(&order.id);
                 // The store sold it: the engine follows, repaired if it fails now.
                 self.follower
                     .follow(&order.event_id, &order.hold_id, Follow::Confirm)
@@ -226,6 +543,7 @@ impl App {
                 ack,
             })
             .await?;
+        self.next_actions.lock().remove(&order.id);
         if let FailOutcome::Failed { hold_until } = out {
             // The buyer may try again with another card until the hold's own TTL;
             // the engine follows the store, repaired if it fails now.
@@ -242,28 +560,133 @@ impl App {
         Ok(())
     }
 
-    /// On start: every order left pending (a crash between charge and commit, or
-    /// before the charge) is paid or failed now, by replaying its charge under its key.
-    pub async fn reconcile_pending(&self) -> Result<usize, AppError> {
-        let pending = self.store.pending_orders().await?;
-        let n = pending.len();
-        for id in pending {
-            let mut attempt = 1;
-            loop {
-                match self.pay(&id, attempt, None).await? {
-                    Attempt::Done => break,
-                    Attempt::RetryAt(_) if attempt >= 3 => break, // the queue takes over
-                    Attempt::RetryAt(at) => {
-                        let wait = (at - self.clock.now()).max(time::Duration::ZERO);
-                        tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
-                        attempt += 1;
+    /// One pass of the payment reconciler: every order still waiting for its payment
+    /// — `payment_unknown`, or `pending_payment` untouched for longer than
+    /// `reconcile_after` (a crash between charge and commit, a job lost with its node)
+    /// — is settled against the gateway by replaying its charge under its key: the
+    /// gateway answers what it did the first time, or decides now if the first
+    /// request never reached it. Runs on every node at once safely: the key makes
+    /// the gateway answer every replay the same, and the store records an order's
+    /// outcome once. Sets `boxoffice_payments_unsettled` to what is left.
+    pub async fn reconcile(&self) -> Result<Reconciled, AppError> {
+        let ids = self.store.pending_orders().await?;
+        let mut out = Reconciled::default();
+        for id in ids {
+            let Some(o) = self.store.order(&id).await? else {
+                continue;
+            };
+            let idle = self.clock.now() - o.updated_at;
+            match o.status {
+                OrderStatus::PaymentUnknown => {}
+                OrderStatus::PendingPayment if idle >= self.settings.reconcile_after => {}
+                OrderStatus::PendingPayment => {
+                    out.pending += 1;
+                    continue;
+                }
+                _ => continue,
+            }
+            match self.pay(&id, 1, None).await {
+                Ok(Attempt::Done) => out.settled += 1,
+                Ok(Attempt::Unknown) => out.unknown += 1,
+                Ok(Attempt::Waiting) => out.pending += 1,
+                Ok(Attempt::RetryAt(_)) => out.pending += 1,
+                Err(e) => {
+                    tracing::warn!(order = %id, error = ?e, "reconciling a payment failed; next pass");
+                    match o.status {
+                        OrderStatus::PaymentUnknown => out.unknown += 1,
+                        _ => out.pending += 1,
                     }
                 }
             }
         }
-        if n > 0 {
-            tracing::info!(orders = n, "reconciled pending payments");
+        metrics::gauge!("boxoffice_payments_unsettled", "status" => "pending_payment")
+            .set(out.pending as f64);
+        metrics::gauge!("boxoffice_payments_unsettled", "status" => "payment_unknown")
+            .set(out.unknown as f64);
+        if out.settled > 0 || out.unknown > 0 {
+            tracing::info!(
+                settled = out.settled,
+                unknown = out.unknown,
+                pending = out.pending,
+                "reconciled payments"
+            );
         }
-        Ok(n)
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmac::{Hmac, Mac};
+
+    fn sign(secret: &str, t: i64, body: &str) -> String {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{body}").as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn code(r: Result<(), AppError>) -> &'static str {
+        match r {
+            Ok(()) => "ok",
+            Err(AppError::WebhookRejected { code, .. }) => code,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn webhook_signatures() {
+        let (secret, body, now) = ("whsec_x", r#"{"type":"x"}"#, 1_700_000_000);
+        let good = sign(secret, now, body);
+        let check = |h: &str, at: i64| {
+            code(verify_signature(
+                secret,
+                Some(h),
+                body.as_bytes(),
+                at,
+                WEBHOOK_TOLERANCE_SECONDS,
+            ))
+        };
+        assert_eq!(check(&format!("t={now},v1={good}"), now), "ok");
+        // Several signatures (a secret being rolled): one valid one is enough.
+        let other = sign("whsec_old", now, body);
+        assert_eq!(check(&format!("t={now},v1={other},v1={good}"), now), "ok");
+        assert_eq!(
+            check(&format!("t={now},v1={other}"), now),
+            "signature_invalid"
+        );
+        // Other schemes (v0) are not ours to trust.
+        assert_eq!(
+            check(&format!("t={now},v0={good}"), now),
+            "signature_invalid"
+        );
+        assert_eq!(check(&format!("v1={good}"), now), "signature_invalid");
+        assert_eq!(
+            check(&format!("t={now},v1=zz{}", &good[2..]), now),
+            "signature_invalid"
+        );
+        // The timestamp is signed too: moving it breaks the signature.
+        assert_eq!(
+            check(&format!("t={},v1={good}", now - 1), now),
+            "signature_invalid"
+        );
+        // 300 s either way of our clock.
+        assert_eq!(check(&format!("t={now},v1={good}"), now + 300), "ok");
+        assert_eq!(
+            check(&format!("t={now},v1={good}"), now + 301),
+            "signature_expired"
+        );
+        assert_eq!(
+            check(&format!("t={now},v1={good}"), now - 301),
+            "signature_expired"
+        );
+        assert_eq!(
+            code(verify_signature(secret, None, body.as_bytes(), now, 300)),
+            "signature_missing"
+        );
     }
 }

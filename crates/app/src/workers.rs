@@ -58,10 +58,20 @@ impl App {
         if self.queue.relays() {
             handles.push(tokio::spawn(self.clone().run_relay(shutdown.clone())));
         }
-        let app = self.clone();
+        // The payment reconciler, on every node (passes may overlap across nodes:
+        // see `App::reconcile`). The first pass runs at once: a restart settles what
+        // a crash left pending.
+        let (app, stop) = (self.clone(), shutdown.clone());
         handles.push(tokio::spawn(async move {
-            if let Err(e) = app.reconcile_pending().await {
-                tracing::warn!(error = ?e, "reconciling pending payments failed; the queue will retry them");
+            let mut tick = tokio::time::interval(app.settings.reconcile_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => if let Err(e) = app.reconcile().await {
+                        tracing::warn!(error = ?e, "reconciling payments failed; next pass");
+                    },
+                }
             }
         }));
         let app = self.clone();
@@ -232,7 +242,7 @@ impl App {
         match (&d.job, d.consumer) {
             (Job::PaymentRequested { order_id }, Consumer::Payment) => {
                 Ok(match self.pay(order_id, d.attempt, ack).await? {
-                    Attempt::Done => Outcome::Done,
+                    Attempt::Done | Attempt::Unknown | Attempt::Waiting => Outcome::Done,
                     Attempt::RetryAt(at) => Outcome::RetryAt(at, "gateway unavailable".into()),
                 })
             }

@@ -54,6 +54,10 @@ plain_id!(/// An outbox message; also the de-duplication id of what it triggers.
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     PendingPayment,
+    /// The gateway could not say whether the charge went through (its answers were
+    /// lost until the payment deadline): the seats stay held and the reconciler asks
+    /// the gateway again until it knows. Never `failed` while a charge may exist.
+    PaymentUnknown,
     Paid,
     Failed,
     Refunded,
@@ -64,6 +68,7 @@ impl OrderStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::PendingPayment => "pending_payment",
+            OrderStatus::PaymentUnknown => "payment_unknown",
             OrderStatus::Paid => "paid",
             OrderStatus::Failed => "failed",
             OrderStatus::Refunded => "refunded",
@@ -74,6 +79,7 @@ impl OrderStatus {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending_payment" => OrderStatus::PendingPayment,
+            "payment_unknown" => OrderStatus::PaymentUnknown,
             "paid" => OrderStatus::Paid,
             "failed" => OrderStatus::Failed,
             "refunded" => OrderStatus::Refunded,
@@ -82,8 +88,13 @@ impl OrderStatus {
         })
     }
 
+    /// Whether the payment is settled: `pending_payment` and `payment_unknown` still
+    /// wait for the gateway's answer.
     pub fn is_final(self) -> bool {
-        self != OrderStatus::PendingPayment
+        !matches!(
+            self,
+            OrderStatus::PendingPayment | OrderStatus::PaymentUnknown
+        )
     }
 }
 
@@ -226,6 +237,18 @@ mod tests {
             serde_json::from_str::<Job>(r#"{"type":"payment.requested.v9","order_id":"x"}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_unknown_payment_is_not_final() {
+        assert_eq!(
+            OrderStatus::parse("payment_unknown"),
+            Some(OrderStatus::PaymentUnknown)
+        );
+        assert_eq!(OrderStatus::PaymentUnknown.as_str(), "payment_unknown");
+        assert!(!OrderStatus::PaymentUnknown.is_final());
+        assert!(!OrderStatus::PendingPayment.is_final());
+        assert!(OrderStatus::Failed.is_final() && OrderStatus::Paid.is_final());
     }
 
     #[test]

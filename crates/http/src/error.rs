@@ -73,6 +73,7 @@ impl From<AppError> for ApiError {
             AppError::IdempotencyKeyReused => {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
             }
+            AppError::WebhookRejected { code, .. } => ApiError::new(S::BAD_REQUEST, code, msg),
             AppError::GatewayUnavailable(cause) => {
                 tracing::warn!(error = ?cause, "payment gateway unavailable");
                 ApiError::new(S::BAD_GATEWAY, "gateway_unavailable", msg)

@@ -272,10 +272,42 @@ pub struct OrderJson {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// What the buyer must do for the payment to go on (3-D Secure), while it waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<NextActionJson>,
+}
+
+#[derive(Serialize)]
+pub struct NextActionJson {
+    /// The gateway's kind of action (`use_stripe_sdk`, `redirect_to_url`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The page to send the buyer to, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// For Stripe.js `handleNextAction`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// An order with what its buyer must do next, if anything.
+pub fn order_with(
+    o: &boxoffice_domain::Order,
+    next: Option<&boxoffice_ports::NextAction>,
+) -> OrderJson {
+    OrderJson {
+        next_action: next.map(|n| NextActionJson {
+            kind: n.kind.clone(),
+            url: n.url.clone(),
+            client_secret: n.client_secret.clone(),
+        }),
+        ..order(o)
+    }
 }
 
 pub fn order(o: &boxoffice_domain::Order) -> OrderJson {
     OrderJson {
+        next_action: None,
         id: o.id.to_string(),
         status: o.status.as_str(),
         failure_code: o.failure_code.clone(),

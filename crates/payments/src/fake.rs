@@ -1,4 +1,5 @@
-//! A fake of Stripe's Charges API, for tests and the embedded default.
+//! A fake of Stripe's API (PaymentIntents, Charges, Refunds, webhooks), for tests and
+//! the embedded default. The PaymentIntents part and the webhooks are in `intents`.
 //!
 //! It is a separate party in all but process: it has its own HTTP listener and its
 //! own SQLite file, so what it charged survives a crash of the server that called it.
@@ -9,11 +10,19 @@
 //! `tok_chargeDeclinedInsufficientFunds` decline (402); `tok_processingError` fails
 //! with a 500 the first time a key uses it and succeeds when that key retries.
 //! It must never be selected outside tests and demos: it charges nobody.
+//!
+//! Faults on demand (for tests, and for trying an operator's runbook):
+//! `POST /v1/test_helpers/faults` with `lose_answers=true` makes it do the work of
+//! every API request that does any (a POST: a charge is committed, a key's answer
+//! stored) and then drop the connection before the answer is out;
+//! `unavailable=true` answers those with a 503 and does nothing. Listings still
+//! answer, so a test can see what was charged. `false` turns them off. [`FakeStripe::set_faults`]
+//! does the same in process.
 
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -26,6 +35,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+mod intents;
+pub use intents::signature as webhook_signature;
 
 /// The API key the fake accepts (any `sk_test_…` works).
 pub const TEST_SECRET_KEY: &str = "sk_test_boxoffice";
@@ -40,16 +52,92 @@ pub struct FakeStripeConfig {
 
 #[derive(Debug)]
 pub struct FakeStripe {
+    deliver: Arc<tokio::sync::Notify>,
+    config: Arc<parking_lot::Mutex<FakeStripeConfig>>,
+    faults: Arc<parking_lot::Mutex<Faults>>,
     addr: SocketAddr,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     pool: SqlitePool,
 }
 
+/// Faults the fake can be told to show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Do the work, then drop the connection before the answer is out.
+    pub lose_answers: bool,
+    /// Answer every API request 503 and do nothing.
+    pub unavailable: bool,
+    /// Send every webhook delivery twice.
+    pub webhooks_duplicate: bool,
+    /// Keep webhook deliveries queued (a delay) until this is turned off.
+    pub webhooks_hold: bool,
+    /// Send what is queued newest first (out of order).
+    pub webhooks_reverse: bool,
+}
+
 #[derive(Clone)]
 struct Fake {
     pool: SqlitePool,
-    config: Arc<FakeStripeConfig>,
+    config: Arc<parking_lot::Mutex<FakeStripeConfig>>,
+    faults: Arc<parking_lot::Mutex<Faults>>,
+    /// Its own base URL (the 3-D Secure page lives here).
+    base: String,
+    /// Wakes the webhook deliverer.
+    deliver: Arc<tokio::sync::Notify>,
+}
+
+impl Fake {
+    fn faults(&self) -> Faults {
+        *self.faults.lock()
+    }
+}
+
+/// A response whose connection drops before its answer is out: the status line may
+/// have been sent, the body never is (hyper aborts the connection on a body error).
+fn dropped_connection() -> Response {
+    let body = axum::body::Body::from_stream(futures::stream::once(async {
+        Err::<bytes::Bytes, _>(std::io::Error::other(
+            "connection dropped after the work was done (simulated)",
+        ))
+    }));
+    (StatusCode::OK, body).into_response()
+}
+
+fn unavailable() -> Response {
+    reply(error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "api_error",
+        None,
+        "The service is unavailable (simulated).",
+    ))
+}
+
+/// Runs a request's work on a task of its own: as at a real gateway, work that has
+/// started finishes (and its key gets its answer) even if the caller hangs up
+/// meanwhile, instead of leaving the key "in progress" for ever.
+async fn detached<F, Fut>(fake: &Fake, work: F) -> anyhow::Result<Response>
+where
+    F: FnOnce(Fake) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Response>> + Send + 'static,
+{
+    tokio::spawn(work(fake.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("the request's task failed: {e}"))?
+}
+
+/// Applies the faults around an API handler: `work` runs (or not), and its answer
+/// reaches the caller (or not).
+async fn with_faults(fake: &Fake, work: impl std::future::Future<Output = Response>) -> Response {
+    let before = fake.faults();
+    if before.unavailable {
+        return unavailable();
+    }
+    let res = work.await;
+    if before.lose_answers || fake.faults().lose_answers {
+        return dropped_connection();
+    }
+    res
 }
 
 const SCHEMA: &str = "
@@ -145,31 +233,58 @@ impl FakeStripe {
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(intents::SCHEMA).execute(&pool).await?;
         // Requests that were in flight when a previous run died never got an answer
         // recorded (answers are recorded with their charge, atomically), so their
         // keys are free again.
         sqlx::query("DELETE FROM idempotency WHERE state = 'processing'")
             .execute(&pool)
             .await?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let faults = Arc::new(parking_lot::Mutex::new(Faults::default()));
+        let config = Arc::new(parking_lot::Mutex::new(config));
+        let deliver = Arc::new(tokio::sync::Notify::new());
         let state = Fake {
             pool: pool.clone(),
-            config: Arc::new(config),
+            config: config.clone(),
+            faults: faults.clone(),
+            base: format!("http://{addr}"),
+            deliver: deliver.clone(),
         };
         let app = Router::new()
             .route("/v1/charges", post(create_charge).get(list_charges))
             .route("/v1/refunds", post(create_refund))
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
+            .route("/v1/payment_intents", post(intents::create))
+            .route("/v1/payment_intents/search", get(intents::search))
+            .route("/v1/payment_intents/{id}", get(intents::retrieve))
+            .route("/v1/payment_intents/{id}/cancel", post(intents::cancel))
+            .route("/v1/webhook_endpoints", post(intents::create_endpoint))
+            .route("/v1/test_helpers/faults", post(set_faults))
+            .route(
+                "/v1/test_helpers/authenticate/{id}",
+                get(intents::authenticate).post(intents::authenticate),
+            )
+            .route(
+                "/v1/test_helpers/payment_intents/{id}/settle",
+                post(intents::settle),
+            )
+            .route("/v1/test_helpers/webhooks", get(intents::queued))
+            .with_state(state.clone());
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
+        let deliverer = tokio::spawn(intents::deliver(state, shutdown.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { token.cancelled().await })
                 .await;
+            let _ = deliverer.await;
         });
         tracing::info!(%addr, "test payment gateway (fake Stripe) listening");
         Ok(Self {
+            deliver,
+            config,
+            faults,
             addr,
             shutdown,
             task,
@@ -183,6 +298,39 @@ impl FakeStripe {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Changes the added latency and the share of transient failures from now on.
+    pub fn set_config(&self, config: FakeStripeConfig) {
+        *self.config.lock() = config;
+    }
+
+    /// Turns faults on or off (what `POST /v1/test_helpers/faults` does).
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock() = faults;
+        self.deliver.notify_one();
+    }
+
+    /// Registers a webhook endpoint with its signing secret (what
+    /// `POST /v1/webhook_endpoints` does, with a secret of the caller's choosing).
+    pub async fn add_webhook_endpoint(&self, url: &str, secret: &str) -> anyhow::Result<()> {
+        intents::add_endpoint(&self.pool, url, secret).await?;
+        Ok(())
+    }
+
+    /// Makes `url` the only webhook endpoint (what the embedded server does at each
+    /// start: its address and secret may have changed since), dropping deliveries
+    /// queued for any other.
+    pub async fn set_webhook_endpoint(&self, url: &str, secret: &str) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM deliveries")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM webhook_endpoints")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.add_webhook_endpoint(url, secret).await
     }
 
     pub async fn stop(self) {
@@ -272,18 +420,73 @@ async fn create_charge(
     if !authorized(&headers) {
         return unauthorized();
     }
-    match charge(&fake, &headers, &form).await {
-        Ok(res) => res,
-        Err(e) => {
-            tracing::error!(error = ?e, "fake gateway failed");
-            reply(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                None,
-                "internal error",
-            ))
+    with_faults(&fake, async {
+        match detached(&fake, move |fake| async move {
+            charge(&fake, &headers, &form).await
+        })
+        .await
+        {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::error!(error = ?e, "fake gateway failed");
+                reply(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "api_error",
+                    None,
+                    "internal error",
+                ))
+            }
+        }
+    })
+    .await
+}
+
+async fn set_faults(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let mut faults = fake.faults.lock();
+    for (k, v) in &form {
+        let on = match v.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return reply(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("parameter_invalid_boolean"),
+                    &format!("{k} must be true or false"),
+                ))
+            }
+        };
+        match k.as_str() {
+            "lose_answers" => faults.lose_answers = on,
+            "unavailable" => faults.unavailable = on,
+            "webhooks_duplicate" => faults.webhooks_duplicate = on,
+            "webhooks_hold" => faults.webhooks_hold = on,
+            "webhooks_reverse" => faults.webhooks_reverse = on,
+            _ => {
+                return reply(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("parameter_unknown"),
+                    &format!("Received unknown parameter: {k}"),
+                ))
+            }
         }
     }
+    let f = *faults;
+    drop(faults);
+    fake.deliver.notify_one();
+    reply((
+        StatusCode::OK,
+        json!({"object": "test_helpers.faults", "lose_answers": f.lose_answers, "unavailable": f.unavailable,
+            "webhooks_duplicate": f.webhooks_duplicate, "webhooks_hold": f.webhooks_hold, "webhooks_reverse": f.webhooks_reverse}),
+    ))
 }
 
 async fn charge(
@@ -303,13 +506,12 @@ async fn charge(
     }
     // Half the latency before deciding, half after recording the charge: like a real
     // round trip, a caller can die after the charge exists but before it hears so.
-    let half = fake.config.latency / 2;
+    let config = fake.config.lock().clone();
+    let half = config.latency / 2;
     if !half.is_zero() {
         tokio::time::sleep(half).await;
     }
-    if fake.config.failure_rate > 0.0
-        && rand::thread_rng().gen_bool(fake.config.failure_rate.min(1.0))
-    {
+    if config.failure_rate > 0.0 && rand::thread_rng().gen_bool(config.failure_rate.min(1.0)) {
         return transient(
             fake,
             key.as_deref(),
@@ -544,7 +746,24 @@ async fn create_refund(
     if !authorized(&headers) {
         return unauthorized();
     }
-    let Some(charge) = form.get("charge") else {
+    with_faults(&fake, refund(&fake, &form)).await
+}
+
+async fn refund(fake: &Fake, form: &BTreeMap<String, String>) -> Response {
+    // A PaymentIntent is refunded through its latest charge.
+    let by_intent = match form.get("payment_intent") {
+        Some(pi) => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT latest_charge FROM payment_intents WHERE id = ? AND status = 'succeeded'",
+        )
+        .bind(pi)
+        .fetch_optional(&fake.pool)
+        .await
+        .ok()
+        .flatten()
+        .flatten(),
+        None => None,
+    };
+    let Some(charge) = by_intent.as_ref().or(form.get("charge")) else {
         return reply(error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",

@@ -1,11 +1,21 @@
-//! A client of Stripe's Charges API: enough of it to charge a token under an
-//! idempotency key, refund, and list charges.
+//! A client of Stripe's PaymentIntents API: enough of it to take a payment under an
+//! idempotency key (create and confirm in one call), follow it through 3-D Secure
+//! and delayed settlement, cancel one its buyer abandoned, refund, and list charges.
+//!
+//! A repeated create under the same key is answered by Stripe with the first
+//! answer (`Idempotent-Replayed: true`); when that answer was not final, the
+//! payment is read again (`GET /v1/payment_intents/{id}`), so a repeat always says
+//! where the payment stands now. That is how a lost answer, a webhook and the
+//! reconciler all learn the truth the same way.
 
 use async_trait::async_trait;
 use boxoffice_domain::{Currency, Money};
-use boxoffice_ports::{ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, PaymentGateway};
+use boxoffice_ports::{
+    ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, NextAction, PaymentGateway,
+};
 use reqwest::StatusCode;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -38,6 +48,52 @@ struct StripeError {
     decline_code: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    /// Declines and state errors carry the PaymentIntent as it now stands.
+    #[serde(default)]
+    payment_intent: Option<PaymentIntent>,
+}
+
+#[derive(Deserialize)]
+struct PaymentIntent {
+    id: String,
+    status: String,
+    #[serde(default)]
+    next_action: Option<RawNextAction>,
+    #[serde(default)]
+    last_payment_error: Option<LastError>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LastError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    decline_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawNextAction {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    redirect_to_url: Option<Url>,
+    #[serde(default)]
+    use_stripe_sdk: Option<StripeSdk>,
+}
+
+#[derive(Deserialize)]
+struct Url {
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StripeSdk {
+    /// The page of a `three_d_secure_redirect`.
+    #[serde(default)]
+    stripe_js: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,19 +105,69 @@ struct Charge {
     #[serde(default)]
     refunded: bool,
     #[serde(default)]
-    metadata: std::collections::HashMap<String, String>,
+    metadata: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
-struct List {
-    data: Vec<Charge>,
+struct List<T> {
+    data: Vec<T>,
+    #[serde(default)]
     has_more: bool,
 }
 
 fn transport(e: reqwest::Error) -> GatewayError {
-    // Timeouts, refused connections, resets: the request may or may not have
-    // arrived, so it is retried under the same key.
+    // Timeouts, refused connections, resets, a body cut short: the request may or
+    // may not have done its work, so it is repeated under the same key.
     GatewayError::Transient(e.to_string())
+}
+
+/// The issuer's reason when it gives one ("generic_decline" says no more than the
+/// code does).
+fn decline_code(code: Option<&String>, decline: Option<&String>) -> String {
+    match (decline, code) {
+        (Some(d), _) if d != "generic_decline" => d.clone(),
+        (_, Some(c)) => c.clone(),
+        _ => "card_declined".to_owned(),
+    }
+}
+
+fn outcome_of(pi: PaymentIntent) -> Result<ChargeOutcome, GatewayError> {
+    Ok(match pi.status.as_str() {
+        "succeeded" => ChargeOutcome::Succeeded { charge_id: pi.id },
+        "processing" => ChargeOutcome::Processing { payment_id: pi.id },
+        "requires_action" => {
+            let raw = pi.next_action.as_ref();
+            let url = raw.and_then(|n| {
+                n.redirect_to_url
+                    .as_ref()
+                    .and_then(|r| r.url.clone())
+                    .or_else(|| n.use_stripe_sdk.as_ref().and_then(|s| s.stripe_js.clone()))
+            });
+            ChargeOutcome::RequiresAction {
+                next_action: NextAction {
+                    kind: raw.map_or_else(|| "use_stripe_sdk".to_owned(), |n| n.kind.clone()),
+                    url,
+                    client_secret: pi.client_secret.clone(),
+                },
+                payment_id: pi.id,
+            }
+        }
+        // A confirmation that failed leaves the intent waiting for another payment
+        // method; for this order that is a decline.
+        "requires_payment_method" | "canceled" => ChargeOutcome::Declined {
+            code: match &pi.last_payment_error {
+                Some(e) => decline_code(e.code.as_ref(), e.decline_code.as_ref()),
+                None if pi.status == "canceled" => "payment_canceled".to_owned(),
+                None => "card_declined".to_owned(),
+            },
+        },
+        other => {
+            return Err(GatewayError::Rejected(format!(
+                "payment intent {} is {other}, which this client never asks for",
+                pi.id
+            )))
+        }
+    })
 }
 
 impl StripeGateway {
@@ -88,12 +194,67 @@ impl StripeGateway {
             .and_then(|e| e.message.clone())
             .unwrap_or_else(|| status.to_string());
         if status == StatusCode::CONFLICT
+            && err.and_then(|e| e.code.as_deref()) == Some("idempotency_key_in_use")
+        {
+            GatewayError::Busy(what)
+        } else if status == StatusCode::CONFLICT
             || status == StatusCode::TOO_MANY_REQUESTS
             || status.is_server_error()
         {
             GatewayError::Transient(what)
         } else {
             GatewayError::Rejected(what)
+        }
+    }
+
+    /// A PaymentIntent as it stands now.
+    async fn retrieve(&self, id: &str) -> Result<ChargeOutcome, GatewayError> {
+        let res = self
+            .http
+            .get(format!("{}/v1/payment_intents/{id}", self.base))
+            .bearer_auth(&self.secret_key)
+            .send()
+            .await
+            .map_err(transport)?;
+        if !res.status().is_success() {
+            let (status, err) = Self::error_of(res).await;
+            return Err(Self::classify(status, err.as_ref()));
+        }
+        outcome_of(res.json().await.map_err(transport)?)
+    }
+
+    /// The answer to a call that returns a PaymentIntent, or a card error carrying one.
+    async fn intent_answer(&self, res: reqwest::Response) -> Result<ChargeOutcome, GatewayError> {
+        if res.status().is_success() {
+            let replayed = res
+                .headers()
+                .get("idempotent-replayed")
+                .is_some_and(|v| v == "true");
+            let outcome = outcome_of(res.json().await.map_err(transport)?)?;
+            return match outcome {
+                // The first answer, replayed: the payment may have moved on since.
+                ChargeOutcome::RequiresAction { payment_id, .. }
+                | ChargeOutcome::Processing { payment_id }
+                    if replayed =>
+                {
+                    self.retrieve(&payment_id).await
+                }
+                o => Ok(o),
+            };
+        }
+        let (status, err) = Self::error_of(res).await;
+        match err {
+            Some(e) if status == StatusCode::PAYMENT_REQUIRED && e.kind == "card_error" => {
+                Ok(ChargeOutcome::Declined {
+                    code: decline_code(e.code.as_ref(), e.decline_code.as_ref()),
+                })
+            }
+            Some(StripeError {
+                payment_intent: Some(pi),
+                code: Some(code),
+                ..
+            }) if code == "payment_intent_unexpected_state" => outcome_of(pi),
+            e => Err(Self::classify(status, e.as_ref())),
         }
     }
 }
@@ -106,52 +267,83 @@ impl PaymentGateway for StripeGateway {
         let form = [
             ("amount", amount.as_str()),
             ("currency", currency.as_str()),
-            ("source", req.token.as_str()),
+            ("confirm", "true"),
+            ("payment_method_types[]", "card"),
+            ("payment_method_data[type]", "card"),
+            ("payment_method_data[card][token]", req.token.as_str()),
             ("description", req.description.as_str()),
             ("metadata[order_id]", req.order_id.as_str()),
             ("metadata[idempotency_key]", req.idempotency_key.as_str()),
         ];
         let res = self
             .http
-            .post(format!("{}/v1/charges", self.base))
+            .post(format!("{}/v1/payment_intents", self.base))
             .bearer_auth(&self.secret_key)
             .header("Idempotency-Key", &req.idempotency_key)
             .form(&form)
             .send()
             .await
             .map_err(transport)?;
-        if res.status().is_success() {
-            let charge: Charge = res.json().await.map_err(transport)?;
-            return match charge.status.as_str() {
-                "succeeded" => Ok(ChargeOutcome::Succeeded {
-                    charge_id: charge.id,
-                }),
-                other => Err(GatewayError::Transient(format!("charge is {other}"))),
-            };
+        self.intent_answer(res).await
+    }
+
+    async fn payment(&self, payment_id: &str) -> Result<ChargeOutcome, GatewayError> {
+        self.retrieve(payment_id).await
+    }
+
+    async fn cancel(&self, payment_id: &str) -> Result<ChargeOutcome, GatewayError> {
+        let res = self
+            .http
+            .post(format!(
+                "{}/v1/payment_intents/{payment_id}/cancel",
+                self.base
+            ))
+            .bearer_auth(&self.secret_key)
+            .header("Idempotency-Key", format!("cancel-{payment_id}"))
+            .form(&[("cancellation_reason", "abandoned")])
+            .send()
+            .await
+            .map_err(transport)?;
+        self.intent_answer(res).await
+    }
+
+    async fn next_action(&self, order_id: &str) -> Result<Option<NextAction>, GatewayError> {
+        // Search is eventually consistent at Stripe (a second or so): this is for
+        // showing the buyer what to do, never for deciding an order.
+        let query = format!("metadata['order_id']:'{order_id}'");
+        let res = self
+            .http
+            .get(format!("{}/v1/payment_intents/search", self.base))
+            .bearer_auth(&self.secret_key)
+            .query(&[("query", query.as_str())])
+            .send()
+            .await
+            .map_err(transport)?;
+        if !res.status().is_success() {
+            let (status, err) = Self::error_of(res).await;
+            return Err(Self::classify(status, err.as_ref()));
         }
-        let (status, err) = Self::error_of(res).await;
-        match &err {
-            Some(e) if status == StatusCode::PAYMENT_REQUIRED && e.kind == "card_error" => {
-                // Stripe puts the issuer's reason in decline_code; "generic_decline"
-                // says no more than the code does.
-                let code = match (&e.decline_code, &e.code) {
-                    (Some(d), _) if d != "generic_decline" => d.clone(),
-                    (_, Some(c)) => c.clone(),
-                    _ => "card_declined".to_owned(),
-                };
-                Ok(ChargeOutcome::Declined { code })
+        let page: List<PaymentIntent> = res.json().await.map_err(transport)?;
+        for pi in page.data {
+            if let ChargeOutcome::RequiresAction { next_action, .. } = outcome_of(pi)? {
+                return Ok(Some(next_action));
             }
-            _ => Err(Self::classify(status, err.as_ref())),
         }
+        Ok(None)
     }
 
     async fn refund(&self, charge_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
+        let what = if charge_id.starts_with("pi_") {
+            "payment_intent"
+        } else {
+            "charge"
+        };
         let res = self
             .http
             .post(format!("{}/v1/refunds", self.base))
             .bearer_auth(&self.secret_key)
             .header("Idempotency-Key", idempotency_key)
-            .form(&[("charge", charge_id)])
+            .form(&[(what, charge_id)])
             .send()
             .await
             .map_err(transport)?;
@@ -184,7 +376,7 @@ impl PaymentGateway for StripeGateway {
                 let (status, err) = Self::error_of(res).await;
                 return Err(Self::classify(status, err.as_ref()));
             }
-            let page: List = res.json().await.map_err(transport)?;
+            let page: List<Charge> = res.json().await.map_err(transport)?;
             after = page.data.last().map(|c| c.id.clone());
             for c in page.data {
                 let currency = Currency::try_from(c.currency.to_uppercase().as_str())

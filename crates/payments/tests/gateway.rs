@@ -112,10 +112,10 @@ async fn concurrent_requests_under_one_key_charge_once() {
         .map(|_| {
             let gw = gw.clone();
             tokio::spawn(async move {
-                // Retry while another request holds the key, as the workers do.
+                // Retry while another request holds the key (Busy), as the workers do.
                 loop {
                     match gw.charge(&req("same", "tok_visa", 700)).await {
-                        Err(GatewayError::Transient(_)) => tokio::task::yield_now().await,
+                        Err(GatewayError::Busy(_)) => tokio::task::yield_now().await,
                         other => return other,
                     }
                 }

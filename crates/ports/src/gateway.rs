@@ -1,5 +1,5 @@
 //! The payment gateway: a paid third party (Stripe, or the built-in fake that speaks
-//! Stripe's protocol). Every charge carries an idempotency key, so asking twice
+//! Stripe's protocol). Every payment carries an idempotency key, so asking twice
 //! never charges twice; replaying a key is also how a lost answer is recovered.
 
 use async_trait::async_trait;
@@ -16,15 +16,41 @@ pub struct ChargeRequest {
     pub description: String,
 }
 
+/// What the buyer must do before the payment can go on (3-D Secure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextAction {
+    /// Stripe's `next_action.type`: `redirect_to_url`, `use_stripe_sdk`, …
+    pub kind: String,
+    /// The page to send the buyer to (`redirect_to_url.url`, or a 3-D Secure
+    /// redirect's `use_stripe_sdk.stripe_js`), when there is one.
+    pub url: Option<String>,
+    /// For Stripe.js (`handleNextAction`).
+    pub client_secret: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeOutcome {
-    Succeeded {
-        charge_id: String,
-    },
+    /// The money is taken. `charge_id` is what a refund names (a PaymentIntent id).
+    Succeeded { charge_id: String },
     /// The card was declined: final for this order (`card_declined`, `insufficient_funds`, …).
-    Declined {
-        code: String,
+    Declined { code: String },
+    /// The buyer must act first (3-D Secure); the payment waits for them.
+    RequiresAction {
+        payment_id: String,
+        next_action: NextAction,
     },
+    /// Accepted and settling later (delayed payment methods).
+    Processing { payment_id: String },
+}
+
+impl ChargeOutcome {
+    /// Whether the payment is settled (taken or refused for good).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            ChargeOutcome::Succeeded { .. } | ChargeOutcome::Declined { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +58,10 @@ pub enum GatewayError {
     /// Worth retrying with the same key: timeouts, 5xx, rate limits, network.
     #[error("transient gateway error: {0}")]
     Transient(String),
+    /// Another request under the same key is in flight (another node, the
+    /// reconciler): its answer settles the payment. Not a failure of the gateway.
+    #[error("another request under this key is in progress: {0}")]
+    Busy(String),
     /// Retrying will not help: a malformed request, bad credentials, key misuse.
     #[error("gateway refused the request: {0}")]
     Rejected(String),
@@ -51,8 +81,22 @@ pub struct ChargeRecord {
 
 #[async_trait]
 pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates and confirms the payment under `req.idempotency_key`; repeated, it
+    /// answers where that payment stands now (the first request's payment, never a
+    /// second one).
     async fn charge(&self, req: &ChargeRequest) -> Result<ChargeOutcome, GatewayError>;
-    /// Refunds a succeeded charge in full; refunding twice under one key is one refund.
+    /// Where the payment `payment_id` (a `Succeeded` charge id, or the id of one
+    /// that waits) stands now: a read, never a charge.
+    async fn payment(&self, payment_id: &str) -> Result<ChargeOutcome, GatewayError>;
+    /// Gives up on a payment the buyer never completed (`payment_id` from
+    /// `RequiresAction` or `Processing`). Answers where it stands afterwards:
+    /// `Declined` when cancelled, `Succeeded` when it had gone through meanwhile, or
+    /// still `Processing` (a payment in flight cannot be cancelled).
+    async fn cancel(&self, payment_id: &str) -> Result<ChargeOutcome, GatewayError>;
+    /// The next action of a payment waiting for its buyer, looked up by order id
+    /// (`None` when no payment of that order waits for one).
+    async fn next_action(&self, order_id: &str) -> Result<Option<NextAction>, GatewayError>;
+    /// Refunds a succeeded payment in full; refunding twice under one key is one refund.
     async fn refund(&self, charge_id: &str, idempotency_key: &str) -> Result<(), GatewayError>;
     /// Every charge the gateway holds, oldest first.
     async fn charges(&self) -> Result<Vec<ChargeRecord>, GatewayError>;

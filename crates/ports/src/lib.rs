@@ -14,7 +14,9 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap, SnapshotHold};
-pub use gateway::{ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, PaymentGateway};
+pub use gateway::{
+    ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, NextAction, PaymentGateway,
+};
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{

@@ -156,6 +156,17 @@ pub enum Write {
         now: OffsetDateTime,
         ack: Option<Ack>,
     },
+    /// The gateway's answer for this order's charge could not be had by its payment
+    /// deadline: a pending (or already unknown) order becomes `payment_unknown` and,
+    /// with `hold_until`, its converted hold keeps its seats at least until then (the
+    /// engine extended it first), for the reconciler to settle. `Written::Marked(false)` when the order was already final.
+    /// The job's ack is recorded either way: the reconciler owns the order from now on.
+    PaymentUnknown {
+        order: OrderId,
+        hold_until: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
     /// An audit record, once per message.
     Audit {
         message: MessageId,

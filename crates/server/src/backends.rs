@@ -120,6 +120,24 @@ impl Backends {
             gateway,
         })
     }
+
+    /// A node that serves on a shared store must share its payment gateway too.
+    pub fn check_shared_gateway(&self) -> anyhow::Result<()> {
+        if matches!(self.store, StoreBackend::Postgres { .. })
+            && matches!(self.gateway, GatewayBackend::BuiltInTest { .. })
+        {
+            // Each node's built-in gateway would keep its own charge list: a charge
+            // replayed on another node would be a second charge in another ledger.
+            bail!(
+                "BOXOFFICE_DATABASE_URL (a store shared by several nodes) needs a payment gateway \
+             they share, and the built-in test gateway is private to this node: run \
+             `boxoffice test-gateway` once and give every node BOXOFFICE_GATEWAY=stripe \
+             BOXOFFICE_STRIPE_URL=<its URL> BOXOFFICE_STRIPE_SECRET_KEY=sk_test_boxoffice \
+             (or point them at Stripe)"
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +169,23 @@ mod tests {
         let mut c = Config::defaults();
         c.redis_url = Some(SecretString::from("redis://a:1,http://b:2"));
         assert!(Backends::from_config(&c).is_err());
+    }
+
+    #[test]
+    fn a_shared_store_refuses_a_private_test_gateway() {
+        let mut c = Config::defaults();
+        c.database_url = Some(SecretString::from("postgres://u@h/db"));
+        let b = Backends::from_config(&c).expect("migrate and admin commands still work");
+        let e = b.check_shared_gateway().unwrap_err().to_string();
+        assert!(e.contains("boxoffice test-gateway"), "{e}");
+        c.gateway = GatewayKind::Stripe;
+        c.stripe_secret_key = Some(SecretString::from("sk_test_boxoffice"));
+        let b = Backends::from_config(&c).unwrap();
+        assert!(b.check_shared_gateway().is_ok());
+        assert!(Backends::from_config(&Config::defaults())
+            .unwrap()
+            .check_shared_gateway()
+            .is_ok());
     }
 
     #[test]

@@ -286,6 +286,17 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stripe_secret_key: Option<String>,
+    /// The signing secret of Stripe's webhooks (`whsec_…`).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Payments"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_webhook_secret: Option<String>,
     /// Gateway calls per second from this node.
     #[arg(
         long,
@@ -400,6 +411,16 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_lease_ms: Option<u64>,
+    /// How often the payment reconciler settles orders stuck waiting for the gateway.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RECONCILE_INTERVAL_MS",
+        value_name = "MS",
+        help_heading = "Tuning"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile_interval_ms: Option<u64>,
 }
 
 #[cfg(test)]

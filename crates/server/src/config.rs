@@ -107,6 +107,12 @@ pub struct Config {
     pub stripe_url: String,
     #[serde(default, serialize_with = "redacted")]
     pub stripe_secret_key: Option<SecretString>,
+    /// The signing secret of Stripe's webhooks to `POST /v1/payments/stripe/webhook`
+    /// (`whsec_…`). With the built-in test gateway: generated unless set, and the
+    /// gateway is told to send there. Unset with `stripe`: no webhooks (the
+    /// reconciler alone settles payments that wait).
+    #[serde(default, serialize_with = "redacted")]
+    pub stripe_webhook_secret: Option<SecretString>,
     /// Gateway calls per second from this node.
     #[serde(default = "defaults::gateway_rate_limit")]
     pub gateway_rate_limit: u32,
@@ -125,6 +131,10 @@ pub struct Config {
     /// above the gateway timeout.
     #[serde(default = "defaults::job_lease_ms")]
     pub job_lease_ms: u64,
+    /// How often the payment reconciler settles orders stuck waiting for the
+    /// gateway (`payment_unknown`, or `pending_payment` left alone for four passes).
+    #[serde(default = "defaults::reconcile_interval_ms")]
+    pub reconcile_interval_ms: u64,
     /// How long a checked-out hold keeps its seats while its payment runs.
     #[serde(default = "defaults::payment_hold_seconds")]
     pub payment_hold_seconds: u64,
@@ -197,6 +207,9 @@ mod defaults {
     pub fn job_lease_ms() -> u64 {
         30_000
     }
+    pub fn reconcile_interval_ms() -> u64 {
+        30_000
+    }
     pub fn payment_hold_seconds() -> u64 {
         900
     }
@@ -223,6 +236,7 @@ const STRING_KEYS: &[&str] = &[
     "gateway_listen",
     "stripe_url",
     "stripe_secret_key",
+    "stripe_webhook_secret",
     "smtp_url",
     "mail_from",
 ];

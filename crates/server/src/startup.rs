@@ -174,6 +174,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let listener = bind(config.listen).await?;
         let backends = Backends::from_config(&config)?;
+        backends.check_shared_gateway()?;
         let store = open_store(&config, config.auto_migrate).await?;
         let engine: Arc<dyn HoldEngine> = match &backends.engine {
             EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
@@ -202,7 +203,21 @@ impl Application {
                     .context("reading the token key")?
             }
         };
+        // Stripe signs its webhooks with the endpoint's secret. The built-in gateway
+        // is told below to send here, with this secret (generated unless set).
+        let webhook_secret = match (&backends.gateway, &config.stripe_webhook_secret) {
+            (_, Some(s)) => Some(s.expose_secret().to_owned()),
+            (GatewayBackend::BuiltInTest { .. }, None) => Some(format!(
+                "whsec_{}",
+                rand::random::<[u8; 24]>()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )),
+            (GatewayBackend::Stripe { .. }, None) => None,
+        };
         let settings = AppSettings {
+            stripe_webhook_secret: webhook_secret.clone(),
             sweep_interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
             catalog_refresh: Duration::from_millis(config.catalog_refresh_ms),
             hashing_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -212,6 +227,11 @@ impl Application {
             payment_workers: config.payment_workers.max(1),
             breaker_threshold: config.gateway_breaker_threshold.max(1),
             job_lease: Duration::from_millis(config.job_lease_ms.max(1000)),
+            reconcile_interval: Duration::from_millis(config.reconcile_interval_ms.max(10)),
+            // Four passes: a pending order's own job has had its chance by then.
+            reconcile_after: Duration::from_millis(config.reconcile_interval_ms.max(10))
+                .saturating_mul(4)
+                .max(Duration::from_millis(config.job_lease_ms.max(1000))),
             breaker_cooldown: Duration::from_millis(config.gateway_breaker_cooldown_ms),
             mail_from: config.mail_from.clone(),
             ..AppSettings::default()
@@ -233,6 +253,16 @@ impl Application {
                 )
                 .await
                 .context("starting the test payment gateway")?;
+                let mut here = listener.local_addr()?;
+                if here.ip().is_unspecified() {
+                    here.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                fake.set_webhook_endpoint(
+                    &format!("http://{here}/v1/payments/stripe/webhook"),
+                    webhook_secret.as_deref().unwrap_or_default(),
+                )
+                .await
+                .context("registering the webhook endpoint with the test payment gateway")?;
                 let client = StripeGateway::new(&fake.url(), TEST_SECRET_KEY, timeout)?;
                 (Arc::new(client), Some(fake))
             }

@@ -121,7 +121,7 @@ impl PgStore {
 
     pub(crate) async fn pending_orders_impl(&self) -> Result<Vec<OrderId>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE status = 'pending_payment' ORDER BY created_at",
+            "SELECT id FROM orders WHERE status IN ('pending_payment', 'payment_unknown') ORDER BY created_at",
         )
         .fetch_all(&self.pool)
         .await

@@ -108,6 +108,7 @@ enum Kind {
     Checkout,
     Paid,
     Failed,
+    Unknown,
     Relayed,
     /// The deferred kinds: their own tables only, or acks.
     Audit,
@@ -124,6 +125,7 @@ fn kind(w: &Write) -> Kind {
         Write::Checkout { .. } => Kind::Checkout,
         Write::Paid { .. } => Kind::Paid,
         Write::Failed { .. } => Kind::Failed,
+        Write::PaymentUnknown { .. } => Kind::Unknown,
         Write::Relayed { .. } => Kind::Relayed,
         Write::Audit { .. } => Kind::Audit,
         Write::SaleStats { .. } => Kind::Stats,
@@ -153,9 +155,9 @@ fn keys(w: &Write) -> [Option<Key<'_>>; 3] {
                 Some(Key::Idempotency(i.user_id.as_str(), &i.route, &i.key)),
             ]
         }
-        Write::Paid { order, .. } | Write::Failed { order, .. } => {
-            [Some(Key::Order(order.as_str())), None, None]
-        }
+        Write::Paid { order, .. }
+        | Write::Failed { order, .. }
+        | Write::PaymentUnknown { order, .. } => [Some(Key::Order(order.as_str())), None, None],
         _ => [None, None, None],
     }
 }
@@ -277,6 +279,14 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
                     }
                 }
                 failures(conn, &run).await?
+            }
+            Kind::Unknown => {
+                for &i in &r.writes {
+                    if let Write::PaymentUnknown { ack, now, .. } = &batch[i] {
+                        acks.extend(pending(i, ack.as_ref(), *now));
+                    }
+                }
+                unknowns(conn, &run).await?
             }
             Kind::Relayed => {
                 flush_acks(conn, &mut acks, r.writes[0]).await?;
@@ -739,7 +749,7 @@ async fn payments(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written
              WHERE id IN (SELECT order_id FROM r) ORDER BY id FOR UPDATE), \
          p AS ( \
              SELECT r.*, l.hold_id, l.event_id, l.amount, l.currency FROM r JOIN l ON l.id = r.order_id \
-             WHERE l.status = 'pending_payment'), \
+             WHERE l.status IN ('pending_payment', 'payment_unknown')), \
          o AS ( \
              UPDATE orders SET status = 'paid', failure_code = NULL, updated_at = p.now \
              FROM p WHERE orders.id = p.order_id), \
@@ -834,7 +844,7 @@ async fn payments(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written
         .into_iter()
         .map(|(status,)| {
             let status = order_status(&status.ok_or(StoreError::NotFound)?)?;
-            Ok(Written::Paid(if status == OrderStatus::PendingPayment {
+            Ok(Written::Paid(if !status.is_final() {
                 PaidOutcome::Paid
             } else {
                 PaidOutcome::AlreadyFinal(status)
@@ -882,7 +892,8 @@ async fn failures(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written
              SELECT id, status, hold_id FROM orders WHERE id IN (SELECT order_id FROM r) \
              ORDER BY id FOR UPDATE), \
          f AS ( \
-             SELECT r.*, l.hold_id FROM r JOIN l ON l.id = r.order_id WHERE l.status = 'pending_payment'), \
+             SELECT r.*, l.hold_id FROM r JOIN l ON l.id = r.order_id \
+             WHERE l.status IN ('pending_payment', 'payment_unknown')), \
          o AS ( \
              UPDATE orders SET status = 'failed', failure_code = f.code, updated_at = f.now \
              FROM f WHERE orders.id = f.order_id), \
@@ -899,7 +910,7 @@ async fn failures(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written
          {} \
          SELECT l.status, h.status, h.expires_at \
          FROM r LEFT JOIN l ON l.id = r.order_id \
-             LEFT JOIN h ON h.id = l.hold_id AND l.status = 'pending_payment' \
+             LEFT JOIN h ON h.id = l.hold_id AND l.status IN ('pending_payment', 'payment_unknown') \
          ORDER BY r.n",
         enqueue_sql("f", "$7", "$8")
     );
@@ -918,7 +929,7 @@ async fn failures(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written
     rows.into_iter()
         .map(|(status, hold_status, hold_until)| {
             let status = order_status(&status.ok_or(StoreError::NotFound)?)?;
-            Ok(Written::Failed(if status == OrderStatus::PendingPayment {
+            Ok(Written::Failed(if !status.is_final() {
                 FailOutcome::Failed {
                     hold_until: hold_until.filter(|_| hold_status.as_deref() == Some("active")),
                 }
@@ -927,6 +938,53 @@ async fn failures(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written
             }))
         })
         .collect()
+}
+
+/// Orders whose payment nobody can tell yet (rare: one statement each): pending
+/// ones become `payment_unknown`, and their converted holds keep the seats until at
+/// least `hold_until`.
+async fn unknowns(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let mut out = Vec::with_capacity(run.len());
+    for w in run {
+        let Write::PaymentUnknown {
+            order,
+            hold_until,
+            now,
+            ..
+        } = w
+        else {
+            return Err(corrupt("a run of another kind"));
+        };
+        let marked: Option<(String,)> = sqlx::query_as(
+            "WITH o AS ( \
+                 UPDATE orders SET status = 'payment_unknown', updated_at = $1 \
+                 WHERE id = $2 AND status IN ('pending_payment', 'payment_unknown') RETURNING hold_id) \
+             UPDATE holds SET expires_at = GREATEST(holds.expires_at, COALESCE($3, holds.expires_at)), updated_at = $1 \
+             FROM o WHERE holds.id = o.hold_id AND holds.status = 'converted' AND holds.sold_at IS NULL \
+             RETURNING o.hold_id",
+        )
+        .bind(ts(*now))
+        .bind(order.as_str())
+        .bind(hold_until.map(ts))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        // No hold row to keep (sold, or gone): the order may still have been marked.
+        let marked = match marked {
+            Some(_) => true,
+            None => {
+                sqlx::query_scalar::<_, String>("SELECT status FROM orders WHERE id = $1")
+                    .bind(order.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?
+                    .as_deref()
+                    == Some("payment_unknown")
+            }
+        };
+        out.push(Written::Marked(marked));
+    }
+    Ok(out)
 }
 
 async fn relayed(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {

@@ -50,7 +50,7 @@ pub(crate) fn orders_of(
 pub(crate) fn pending(conn: &mut Connection) -> Result<Vec<OrderId>, StoreError> {
     rows::all(
         conn,
-        "SELECT id FROM orders WHERE status = 'pending_payment' ORDER BY created_at",
+        "SELECT id FROM orders WHERE status IN ('pending_payment', 'payment_unknown') ORDER BY created_at",
         [],
         |r| OrderId::parse(&r.get::<_, String>(0).db()?).ok_or_else(|| corrupt("orders.id")),
     )

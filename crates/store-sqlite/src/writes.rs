@@ -138,6 +138,28 @@ fn apply(conn: &Connection, w: &Write) -> Result<Written, StoreError> {
             acknowledge(conn, ack.as_ref(), *now)?;
             Ok(Written::Failed(failed))
         }
+        Write::PaymentUnknown {
+            order,
+            hold_until,
+            now,
+            ack,
+        } => {
+            let marked = exec(
+                conn,
+                "UPDATE orders SET status = 'payment_unknown', updated_at = ? WHERE id = ? AND status IN ('pending_payment', 'payment_unknown')",
+                params![ms(*now), order.as_str()],
+            )? == 1;
+            if let (true, Some(until)) = (marked, hold_until) {
+                exec(
+                    conn,
+                    "UPDATE holds SET expires_at = MAX(expires_at, ?1), updated_at = ?2 \
+                     WHERE id = (SELECT hold_id FROM orders WHERE id = ?3) AND status = 'converted' AND sold_at IS NULL",
+                    params![ms(*until), ms(*now), order.as_str()],
+                )?;
+            }
+            acknowledge(conn, ack.as_ref(), *now)?;
+            Ok(Written::Marked(marked))
+        }
         Write::Audit {
             message,
             action,
@@ -435,7 +457,7 @@ fn complete_payment(
     )?
     .ok_or(StoreError::NotFound)?;
     let status = rows::order_status(&status)?;
-    if status != OrderStatus::PendingPayment {
+    if status.is_final() {
         return Ok(PaidOutcome::AlreadyFinal(status));
     }
     sell_items(conn, &event, &hold, ga_tier.as_deref(), quantity, now)?;
@@ -503,7 +525,7 @@ fn fail_payment(
     )?
     .ok_or(StoreError::NotFound)?;
     let status = rows::order_status(&status)?;
-    if status != OrderStatus::PendingPayment {
+    if status.is_final() {
         return Ok(FailOutcome::AlreadyFinal(status));
     }
     exec(

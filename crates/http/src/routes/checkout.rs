@@ -20,6 +20,7 @@ pub fn router(test_gateway: bool) -> Router<HttpState> {
         .route("/v1/holds/{id}/checkout", post(checkout))
         .route("/v1/orders/{id}", get(order))
         .route("/v1/me/orders", get(my_orders))
+        .route("/v1/payments/stripe/webhook", post(stripe_webhook))
         .route("/v1/admin/events/{id}/sales", get(sales));
     if test_gateway {
         r.route("/v1/admin/test-gateway/charges", get(charges))
@@ -76,7 +77,23 @@ async fn order(
         }
     };
     let o = s.app.order(&who, &id, wait).await?;
-    Ok(axum::Json(views::order(&o)))
+    let next_action = s.app.next_action(&o).await;
+    Ok(axum::Json(views::order_with(&o, next_action.as_ref())))
+}
+
+/// Stripe's webhook: verified, then the payment it names is settled from the
+/// gateway's own answer (see `App::stripe_webhook`). 200 once handled, 400 for a
+/// signature that does not verify, 404 when no webhook secret is configured.
+async fn stripe_webhook(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    s.app.stripe_webhook(signature, &body).await?;
+    Ok(axum::Json(json!({ "received": true })))
 }
 
 async fn my_orders(

@@ -1,4 +1,5 @@
-//! `GET /health` (the process runs), `GET /ready` (its backends answer),
+//! `GET /health` (the process runs), `GET /ready` (its backends answer; `degraded`
+//! while the payment gateway's circuit breaker is open),
 //! `GET /metrics` (Prometheus text), and `GET /` (where to start).
 
 use axum::extract::State;
@@ -33,6 +34,12 @@ async fn health() -> impl IntoResponse {
 
 async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
     match s.app.ready().await {
+        // The gateway's circuit breaker is open: checkouts are still taken (they
+        // wait, seats kept, for the gateway), so the node stays in the pool.
+        Ok(()) if s.app.gateway_circuit_open() => (
+            StatusCode::OK,
+            axum::Json(json!({ "status": "degraded", "gateway": "circuit_open" })),
+        ),
         Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
         Err(e) => {
             tracing::warn!(error = ?e, "not ready");

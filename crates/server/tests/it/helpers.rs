@@ -12,6 +12,8 @@ use tempfile::TempDir;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password";
+/// The signing secret of the test gateway's webhooks to every test app.
+pub const WEBHOOK_SECRET: &str = "whsec_boxoffice_tests";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -52,6 +54,30 @@ pub struct Backend {
     pub redis_prefix: String,
     pub nats_url: Option<String>,
     pub nats_prefix: String,
+    /// With a shared store, the nodes share one test gateway (a node refuses to
+    /// start with a private one): this one, run by the test.
+    pub gateway: Option<Arc<SharedGateway>>,
+}
+
+/// A fake Stripe on its own, for the nodes of a distributed test to share.
+#[derive(Debug)]
+pub struct SharedGateway {
+    pub fake: boxoffice_payments::FakeStripe,
+    _dir: TempDir,
+}
+
+impl SharedGateway {
+    pub async fn start() -> Arc<SharedGateway> {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = boxoffice_payments::FakeStripe::start(
+            dir.path(),
+            "127.0.0.1:0".parse().unwrap(),
+            Default::default(),
+        )
+        .await
+        .expect("the test gateway starts");
+        Arc::new(SharedGateway { fake, _dir: dir })
+    }
 }
 
 fn redis_url() -> String {
@@ -93,7 +119,13 @@ impl Backend {
             redis_prefix: format!("test:{}:", ulid::Ulid::new()),
             nats_url: Some(nats_url()),
             nats_prefix: unique("test"),
+            gateway: Some(SharedGateway::start().await),
         }
+    }
+
+    /// The test gateway the app talks to: the shared one, else the app's built-in.
+    pub fn shared_gateway_url(&self) -> Option<String> {
+        self.gateway.as_ref().map(|g| g.fake.url())
     }
 
     pub fn is_distributed(&self) -> bool {
@@ -110,6 +142,21 @@ impl Backend {
         if !self.nats_prefix.is_empty() {
             c.nats_prefix = self.nats_prefix.clone();
         }
+        if let Some(g) = &self.gateway {
+            c.gateway = boxoffice_server::config::GatewayKind::Stripe;
+            c.stripe_url = g.fake.url();
+            c.stripe_secret_key = Some(boxoffice_payments::TEST_SECRET_KEY.into());
+        }
+    }
+
+    /// What a test asked of the built-in gateway, asked of the shared one instead.
+    fn tune_gateway(&self, latency_ms: u64, failure_rate: f64) {
+        if let Some(g) = &self.gateway {
+            g.fake.set_config(boxoffice_payments::FakeStripeConfig {
+                latency: std::time::Duration::from_millis(latency_ms),
+                failure_rate,
+            });
+        }
     }
 
     /// The same, as environment for a child process.
@@ -125,6 +172,14 @@ impl Backend {
         if let Some(u) = &self.nats_url {
             env.push(("BOXOFFICE_NATS_URL".into(), u.clone()));
             env.push(("BOXOFFICE_NATS_PREFIX".into(), self.nats_prefix.clone()));
+        }
+        if let Some(g) = &self.gateway {
+            env.push(("BOXOFFICE_GATEWAY".into(), "stripe".into()));
+            env.push(("BOXOFFICE_STRIPE_URL".into(), g.fake.url()));
+            env.push((
+                "BOXOFFICE_STRIPE_SECRET_KEY".into(),
+                boxoffice_payments::TEST_SECRET_KEY.into(),
+            ));
         }
         env
     }
@@ -161,7 +216,9 @@ async fn start(
     init_logging();
     let mut c = config(data_dir);
     backend.apply(&mut c);
+    c.stripe_webhook_secret = Some(WEBHOOK_SECRET.into());
     tweak(&mut c);
+    backend.tune_gateway(c.gateway_latency_ms, c.gateway_failure_rate);
     let built = match (clock, engine) {
         (Some(clock), Some(engine)) => {
             let wrap: EngineWrap = Box::new(move |inner| engine.wrap(inner));
@@ -169,8 +226,18 @@ async fn start(
         }
         (Some(clock), None) => Application::build_with_clock(Arc::new(c), clock).await,
         (None, _) => Application::build(Arc::new(c)).await,
-    };
-    built.expect("app builds").start()
+    }
+    .expect("app builds");
+    // A shared test gateway sends this node its webhooks too (the built-in one is
+    // told by the node itself).
+    if let Some(g) = &backend.gateway {
+        let url = format!("http://{}/v1/payments/stripe/webhook", built.address());
+        g.fake
+            .add_webhook_endpoint(&url, WEBHOOK_SECRET)
+            .await
+            .expect("the test gateway takes the endpoint");
+    }
+    built.start()
 }
 
 impl TestApp {
@@ -519,6 +586,38 @@ impl TestApp {
         r.body
     }
 
+    /// The running app (its use cases, for tests that drive a background task
+    /// themselves, such as a pass of the payment reconciler).
+    pub fn app(&self) -> &Arc<boxoffice_app::App> {
+        self.running
+            .as_ref()
+            .expect("the app runs in this process")
+            .app()
+    }
+
+    /// The test gateway's base URL: the shared one, else the app's built-in one.
+    pub fn gateway_url(&self) -> String {
+        self.backend.shared_gateway_url().unwrap_or_else(|| {
+            self.running
+                .as_ref()
+                .and_then(|r| r.test_gateway_url())
+                .expect("a test gateway runs")
+        })
+    }
+
+    /// Tells the test gateway which faults to show (its test-helpers endpoint).
+    pub async fn gateway_faults(&self, faults: &[(&str, &str)]) {
+        let r = self
+            .client
+            .post(format!("{}/v1/test_helpers/faults", self.gateway_url()))
+            .bearer_auth(boxoffice_payments::TEST_SECRET_KEY)
+            .form(faults)
+            .send()
+            .await
+            .expect("the test gateway answers");
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+
     /// Every charge the test gateway recorded.
     pub async fn charges(&self) -> Vec<Value> {
         let r = self
@@ -567,6 +666,11 @@ pub fn server_command(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let setting = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    backend.tune_gateway(
+        setting("BOXOFFICE_GATEWAY_LATENCY_MS").map_or(0, |v| v.parse().unwrap()),
+        setting("BOXOFFICE_GATEWAY_FAILURE_RATE").map_or(0.0, |v| v.parse().unwrap()),
+    );
     cmd
 }
 

@@ -15,6 +15,8 @@ mod identity;
 mod kill_mid_batch;
 mod multinode;
 mod nats_restart;
+mod payment_faults;
 mod payments;
 mod race;
 mod restart;
+mod stripe;

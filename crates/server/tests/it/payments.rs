@@ -143,9 +143,11 @@ async fn a_burst_of_checkouts_drains_through_a_rate_limited_gateway() {
     let app = Arc::new(
         TestApp::spawn_with(|c| {
             c.gateway_rate_limit = 100;
-            // 3.5 s a charge, 400 at once: about 114 a second, so the 100/s limit binds.
-            c.gateway_latency_ms = 3500;
-            c.payment_workers = 400;
+            // 7 s a charge, 800 at once: about 114 a second, so the 100/s limit binds.
+            // The charge is decided halfway (its webhook may finish the order then),
+            // so even that is later than the hold's TTL.
+            c.gateway_latency_ms = 7000;
+            c.payment_workers = 800;
         })
         .await,
     );
