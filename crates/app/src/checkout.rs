@@ -267,8 +267,8 @@ impl App {
 
     /// An order; with `wait`, waits up to that long (at most 30 s) for its payment to
     /// finish. It sleeps until the order is announced final (by this node, or another
-    /// over the queue's bus) and reads the store only then, or at the safety poll:
-    /// slow where announcements reach every node, 250 ms where they do not.
+    /// over the queue's bus, or by the node's one safety-net poll of every waited-for
+    /// order: [`App::poll_waited_orders`]) and reads the store only then.
     pub async fn order(
         &self,
         who: &Principal,
@@ -278,11 +278,6 @@ impl App {
         let id = OrderId::parse(id).ok_or(AppError::NotFound)?;
         let deadline = tokio::time::Instant::now() + wait.unwrap_or_default().min(MAX_WAIT);
         let interest = self.orders.interest(&id);
-        let safety = if self.queue.announces() {
-            self.settings.order_safety_poll
-        } else {
-            Duration::from_millis(250)
-        };
         loop {
             // Listening before the read: an announcement between the two still wakes us.
             let announced = interest.notify.notified();
@@ -303,15 +298,35 @@ impl App {
             {
                 return Ok(order);
             }
-            let wake = if tokio::time::timeout((deadline - now).min(safety), announced)
-                .await
-                .is_ok()
-            {
-                "announced"
-            } else {
-                "polled"
-            };
-            metrics::counter!("boxoffice_order_waits_total", "woken" => wake).increment(1);
+            // Woken by an announcement, or at the deadline for the last read.
+            let _ = tokio::time::timeout(deadline - now, announced).await;
+        }
+    }
+
+    /// The safety net of every long-poll on this node, in one store read: the
+    /// waited-for orders that are no longer pending wake their waiters (an
+    /// announcement from another node may be lost). Returns how many it woke.
+    pub async fn poll_waited_orders(&self) -> Result<usize, AppError> {
+        let waited = self.orders.waited();
+        if waited.is_empty() {
+            return Ok(0);
+        }
+        let mut woken = 0;
+        for chunk in waited.chunks(1000) {
+            for id in self.store.settled_among(chunk).await? {
+                woken += self.orders.wake(&id, "polled");
+            }
+        }
+        Ok(woken)
+    }
+
+    /// How often [`App::poll_waited_orders`] runs: slow where announcements reach
+    /// every node, fast where they do not.
+    pub fn order_safety_poll(&self) -> Duration {
+        if self.queue.announces() {
+            self.settings.order_safety_poll
+        } else {
+            Duration::from_millis(250)
         }
     }
 
@@ -337,7 +352,7 @@ impl App {
 
     /// Wakes the long-polls of `order`, here and (over the queue's bus) elsewhere.
     pub(crate) async fn announce(&self, order: &OrderId) {
-        self.orders.announce(order);
+        self.orders.wake(order, "announced");
         self.queue.announce(order).await;
     }
 }

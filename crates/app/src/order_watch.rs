@@ -38,11 +38,21 @@ impl OrderWatch {
         }
     }
 
-    /// Wakes whoever waits for `order` (nobody: nothing to do).
-    pub(crate) fn announce(&self, order: &OrderId) {
-        if let Some(n) = self.waiting.lock().get(order) {
-            n.notify_waiters();
-        }
+    /// Wakes whoever waits for `order` (nobody: nothing to do); counts it in
+    /// `boxoffice_order_waits_total{woken}` by what woke it. Returns 1 if anyone
+    /// waited.
+    pub(crate) fn wake(&self, order: &OrderId, by: &'static str) -> usize {
+        let Some(n) = self.waiting.lock().get(order).cloned() else {
+            return 0;
+        };
+        n.notify_waiters();
+        metrics::counter!("boxoffice_order_waits_total", "woken" => by).increment(1);
+        1
+    }
+
+    /// Every order someone waits for now.
+    pub(crate) fn waited(&self) -> Vec<OrderId> {
+        self.waiting.lock().keys().cloned().collect()
     }
 
     #[cfg(test)]
@@ -77,7 +87,7 @@ mod tests {
             tokio::pin!(wa, wb);
             wa.as_mut().enable();
             wb.as_mut().enable();
-            watch.announce(&a);
+            assert_eq!(watch.wake(&a, "announced"), 1);
             // An enabled `Notified` is woken by `notify_waiters`; b's is not.
             assert!(futures::poll!(wa.as_mut()).is_ready());
             assert!(futures::poll!(wb.as_mut()).is_pending());

@@ -35,7 +35,9 @@ impl App {
         let (app, stop) = (self.clone(), shutdown.clone());
         handles.push(tokio::spawn(async move {
             let local = app.clone();
-            let on = Box::new(move |order| local.orders.announce(&order));
+            let on = Box::new(move |order| {
+                local.orders.wake(&order, "announced");
+            });
             tokio::select! {
                 r = app.queue.listen(on) => if let Err(e) = r {
                     tracing::warn!(error = ?e, "not listening for orders finished elsewhere; long-polls poll");
@@ -58,6 +60,20 @@ impl App {
         if self.queue.relays() {
             handles.push(tokio::spawn(self.clone().run_relay(shutdown.clone())));
         }
+        // The long-polls' safety net: one read for every order waited for here.
+        let (app, stop) = (self.clone(), shutdown.clone());
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.order_safety_poll());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => if let Err(e) = app.poll_waited_orders().await {
+                        tracing::warn!(error = ?e, "polling waited-for orders failed; next tick");
+                    },
+                }
+            }
+        }));
         // The payment reconciler, on every node (passes may overlap across nodes:
         // see `App::reconcile`). The first pass runs at once: a restart settles what
         // a crash left pending.

@@ -19,6 +19,10 @@ fn now() -> OffsetDateTime {
     boxoffice_domain::time::truncate_to_millis(OffsetDateTime::now_utc())
 }
 
+fn far_future() -> OffsetDateTime {
+    now() + Duration::days(1)
+}
+
 fn user(email: &str, role: Role) -> User {
     User {
         id: UserId::new(),
@@ -346,6 +350,18 @@ pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
                 assert!(o.tickets.is_empty());
             }
         }
+        // What a node's long-polls are told: the paid ones, not the pending ones.
+        let settled = store
+            .settled_among(&[a.clone(), b.clone(), OrderId::new()])
+            .await
+            .unwrap();
+        let paid: Vec<&OrderId> = [(&a, &ra), (&b, &rb)]
+            .into_iter()
+            .filter(|(_, r)| matches!(r, Ok(PaidOutcome::Paid)))
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(settled.iter().collect::<Vec<_>>().len(), paid.len());
+        assert!(paid.iter().all(|o| settled.contains(o)), "{settled:?}");
     }
     let inv = store.inventory(&event.id, now()).await.unwrap();
     let mut sold = inv.sold_seats.clone();
@@ -468,7 +484,13 @@ pub async fn checkout_is_idempotent<S: Store>(store: Arc<S>) {
         store.hold(&h.id).await.unwrap().unwrap().status,
         HoldStatus::Converted
     );
-    assert_eq!(store.pending_orders().await.unwrap().len(), 1);
+    assert_eq!(store.pending_orders(far_future()).await.unwrap().len(), 1);
+    // Fresh pending orders are their payment's business, not a reconciler's.
+    assert!(store
+        .pending_orders(now() - Duration::hours(1))
+        .await
+        .unwrap()
+        .is_empty());
 
     let h2 = hold(&event, &ann.id, ga, Duration::minutes(5));
     store.record_hold(&h2).await.unwrap();
@@ -1306,7 +1328,7 @@ pub async fn checkouts_racing_releases_in_batches<S: Store>(store: Arc<S>) {
         }
     }
     assert_eq!(
-        store.pending_orders().await.unwrap().len(),
+        store.pending_orders(far_future()).await.unwrap().len(),
         sold,
         "one order per hold checked out"
     );

@@ -57,7 +57,8 @@ pub struct FakeStripe {
     faults: Arc<parking_lot::Mutex<Faults>>,
     addr: SocketAddr,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    /// The thread that serves it, on a runtime of its own.
+    thread: Option<std::thread::JoinHandle<()>>,
     pool: SqlitePool,
 }
 
@@ -240,7 +241,12 @@ impl FakeStripe {
         sqlx::query("DELETE FROM idempotency WHERE state = 'processing'")
             .execute(&pool)
             .await?;
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+        // It stands in for a service elsewhere, so it runs on a thread and runtime of
+        // its own: its answers do not wait behind the node's own work (under a sale's
+        // load, a single pooled connection held across a busy runtime's queue made
+        // every charge wait in line).
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let faults = Arc::new(parking_lot::Mutex::new(Faults::default()));
         let config = Arc::new(parking_lot::Mutex::new(config));
@@ -273,13 +279,23 @@ impl FakeStripe {
             .with_state(state.clone());
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let deliverer = tokio::spawn(intents::deliver(state, shutdown.clone()));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-            let _ = deliverer.await;
-        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("test-gateway".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let deliverer = tokio::spawn(intents::deliver(state, token.clone()));
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { token.cancelled().await })
+                        .await;
+                    let _ = deliverer.await;
+                })
+            })?;
         tracing::info!(%addr, "test payment gateway (fake Stripe) listening");
         Ok(Self {
             deliver,
@@ -287,7 +303,7 @@ impl FakeStripe {
             faults,
             addr,
             shutdown,
-            task,
+            thread: Some(thread),
             pool,
         })
     }
@@ -333,10 +349,19 @@ impl FakeStripe {
         self.add_webhook_endpoint(url, secret).await
     }
 
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        let _ = self.task.await;
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         self.pool.close().await;
+    }
+}
+
+impl Drop for FakeStripe {
+    /// Dropped without [`FakeStripe::stop`]: its thread stops serving too.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 

@@ -364,7 +364,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
     /// A customer's orders, newest first.
     async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError>;
-    async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError>;
+    /// Orders a reconciler must look at: every `payment_unknown` one, and those
+    /// `pending_payment` with no change since `idle_since` (fresh ones are in
+    /// their payment's hands), oldest first.
+    async fn pending_orders(&self, idle_since: OffsetDateTime) -> Result<Vec<OrderId>, StoreError>;
+    /// Which of `orders` are no longer `pending_payment` (one read for every
+    /// long-poll of a node: the safety net when an announcement is lost).
+    async fn settled_among(&self, orders: &[OrderId]) -> Result<Vec<OrderId>, StoreError>;
     async fn complete_payment(
         &self,
         order: &OrderId,

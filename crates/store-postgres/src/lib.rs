@@ -250,8 +250,12 @@ impl Store for PgStore {
             .await
     }
 
-    async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError> {
-        self.pending_orders_impl().await
+    async fn pending_orders(&self, idle_since: OffsetDateTime) -> Result<Vec<OrderId>, StoreError> {
+        self.pending_orders_impl(idle_since).await
+    }
+
+    async fn settled_among(&self, ids: &[OrderId]) -> Result<Vec<OrderId>, StoreError> {
+        self.settled_among_impl(ids).await
     }
 
     async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError> {

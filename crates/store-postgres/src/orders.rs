@@ -119,14 +119,38 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn pending_orders_impl(&self) -> Result<Vec<OrderId>, StoreError> {
+    pub(crate) async fn pending_orders_impl(
+        &self,
+        idle_since: OffsetDateTime,
+    ) -> Result<Vec<OrderId>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE status IN ('pending_payment', 'payment_unknown') ORDER BY created_at",
+            "SELECT id FROM orders WHERE status = 'payment_unknown' \
+             OR (status = 'pending_payment' AND updated_at <= $1) ORDER BY created_at",
         )
+        .bind(crate::ts(idle_since))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
         ids.iter()
+            .map(|s| OrderId::parse(s).ok_or_else(|| corrupt("orders.id")))
+            .collect()
+    }
+
+    /// Which of `ids` are no longer pending, in one statement.
+    pub(crate) async fn settled_among_impl(
+        &self,
+        ids: &[OrderId],
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(|o| o.as_str()).collect();
+        let settled: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE id = ANY($1) AND status <> 'pending_payment'",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        settled
+            .iter()
             .map(|s| OrderId::parse(s).ok_or_else(|| corrupt("orders.id")))
             .collect()
     }

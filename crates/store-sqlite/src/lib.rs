@@ -548,8 +548,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn pending_orders(&self) -> Result<Vec<OrderId>, StoreError> {
-        self.db.read(orders::pending).await
+    async fn pending_orders(&self, idle_since: OffsetDateTime) -> Result<Vec<OrderId>, StoreError> {
+        self.db
+            .read(move |conn| orders::pending(conn, idle_since))
+            .await
+    }
+
+    async fn settled_among(&self, ids: &[OrderId]) -> Result<Vec<OrderId>, StoreError> {
+        let ids: Vec<String> = ids.iter().map(|o| o.as_str().to_owned()).collect();
+        self.db
+            .read(move |conn| orders::settled_among(conn, &ids))
+            .await
     }
 
     async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError> {

@@ -4,8 +4,9 @@ use boxoffice_domain::{Job, MessageId, Order, OrderId, UserId};
 use boxoffice_ports::{Idempotent, StoreError};
 use rusqlite::{params, Connection};
 
-use crate::db::{corrupt, OrStore};
+use crate::db::{corrupt, ms, OrStore};
 use crate::rows::{self, IDEMPOTENT_COLUMNS, ORDER_COLUMNS};
+use time::OffsetDateTime;
 
 /// A stored idempotent answer, read on `conn` (inside a write, it sees the write's
 /// own transaction).
@@ -47,12 +48,34 @@ pub(crate) fn orders_of(
     )
 }
 
-pub(crate) fn pending(conn: &mut Connection) -> Result<Vec<OrderId>, StoreError> {
+fn order_id(r: &rusqlite::Row) -> Result<OrderId, StoreError> {
+    OrderId::parse(&r.get::<_, String>(0).db()?).ok_or_else(|| corrupt("orders.id"))
+}
+
+pub(crate) fn pending(
+    conn: &mut Connection,
+    idle_since: OffsetDateTime,
+) -> Result<Vec<OrderId>, StoreError> {
     rows::all(
         conn,
-        "SELECT id FROM orders WHERE status IN ('pending_payment', 'payment_unknown') ORDER BY created_at",
-        [],
-        |r| OrderId::parse(&r.get::<_, String>(0).db()?).ok_or_else(|| corrupt("orders.id")),
+        "SELECT id FROM orders WHERE status = 'payment_unknown' \
+         OR (status = 'pending_payment' AND updated_at <= ?) ORDER BY created_at",
+        [ms(idle_since)],
+        order_id,
+    )
+}
+
+/// Which of `ids` are no longer pending: one statement (the ids as a JSON array).
+pub(crate) fn settled_among(
+    conn: &mut Connection,
+    ids: &[String],
+) -> Result<Vec<OrderId>, StoreError> {
+    let ids = serde_json::to_string(ids).map_err(|e| StoreError::Unavailable(e.into()))?;
+    rows::all(
+        conn,
+        "SELECT id FROM orders WHERE id IN (SELECT value FROM json_each(?)) AND status <> 'pending_payment'",
+        [ids],
+        order_id,
     )
 }
 

@@ -126,7 +126,10 @@ async fn an_old_database_migrates_forward_without_loss() {
     let inv = s.inventory(&event_id, at(t + 600_000)).await.unwrap();
     assert!(inv.live_holds.is_empty());
 
-    assert_eq!(s.pending_orders().await.unwrap(), vec![ord.clone()]);
+    assert_eq!(
+        s.pending_orders(at(t + 600_000)).await.unwrap(),
+        vec![ord.clone()]
+    );
     let order_id = ord;
     let order = s.order(&order_id).await.unwrap().unwrap();
     assert_eq!(
