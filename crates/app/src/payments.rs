@@ -237,13 +237,15 @@ impl App {
         ack: Option<Ack>,
     ) -> Result<Attempt, AppError> {
         let req = charge_request(order);
-        let closed = tokio::time::timeout(self.settings.gateway_timeout, self.gateway.close_key(&req))
-            .await
-            .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
+        let closed =
+            tokio::time::timeout(self.settings.gateway_timeout, self.gateway.close_key(&req))
+                .await
+                .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
         match closed {
             Ok(KeyState::Unused) => {
                 tracing::info!(order = %order.id, "payment deadline passed before any charge: order failed, nothing charged");
-                self.payment_failed(order, "payment_expired", false, ack).await?;
+                self.payment_failed(order, "payment_expired", false, ack)
+                    .await?;
                 Ok(Attempt::Done)
             }
             Ok(KeyState::Used) => {

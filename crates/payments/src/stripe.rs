@@ -297,7 +297,10 @@ impl PaymentGateway for StripeGateway {
             ("currency", currency.as_str()),
             ("confirm", "false"),
             ("payment_method_types[]", "card"),
-            ("description", "payment deadline passed: no charge under this key"),
+            (
+                "description",
+                "payment deadline passed: no charge under this key",
+            ),
             ("metadata[order_id]", req.order_id.as_str()),
             ("metadata[idempotency_key]", req.idempotency_key.as_str()),
             ("metadata[closed]", "true"),

@@ -252,7 +252,9 @@ async fn late_payments_and_fresh_buyers_race_for_the_same_seats() {
                 return None;
             }
             let hold = h.body["hold_id"].as_str().unwrap().to_owned();
-            let c = app2.checkout(&fresh, &hold, &format!("k-{hold}"), "tok_visa").await;
+            let c = app2
+                .checkout(&fresh, &hold, &format!("k-{hold}"), "tok_visa")
+                .await;
             if c.status != 202 {
                 assert_eq!(c.code(), "hold_expired", "{c:?}");
                 return None;
@@ -280,7 +282,11 @@ async fn late_payments_and_fresh_buyers_race_for_the_same_seats() {
     let mut unique = paid_seats.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), paid_seats.len(), "no seat sold twice: {paid_seats:?}");
+    assert_eq!(
+        unique.len(),
+        paid_seats.len(),
+        "no seat sold twice: {paid_seats:?}"
+    );
     assert_eq!(paid_seats.len(), N, "every seat sold once: {paid_seats:?}");
 
     let charges = app.charges().await;
