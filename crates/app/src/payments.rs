@@ -7,10 +7,13 @@
 //! someone else, which a correct engine never allows) the charge is refunded and the
 //! order fails cleanly.
 
-use boxoffice_domain::{MessageId, Millis, Order, OrderId, OrderStatus, Ticket, TicketId};
+use boxoffice_domain::{
+    HoldItems, HoldRejection, HoldSelection, MessageId, Millis, Order, OrderId, OrderStatus,
+    Ticket, TicketId,
+};
 use boxoffice_ports::{
-    Ack, ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, PaidOutcome,
-    StoreError, Write, Written,
+    Ack, ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, HoldRequest,
+    KeyState, PaidOutcome, StoreError, Write, Written,
 };
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -110,6 +113,29 @@ pub fn verify_signature(
     }
 }
 
+/// How long a late payment's re-claimed seats are kept for its sale to be recorded.
+const RECLAIM_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What re-claiming a late payment's seats found.
+enum Reclaim {
+    /// The payment is not late, or its hold is still live: nothing to re-claim.
+    NotNeeded,
+    /// The engine holds the seats for this order again.
+    Reclaimed,
+    /// Some seat is held or sold by someone else.
+    Gone,
+}
+
+fn charge_request(order: &Order) -> ChargeRequest {
+    ChargeRequest {
+        idempotency_key: order.payment_key().to_owned(),
+        amount: order.total,
+        token: order.payment_token.clone(),
+        order_id: order.id.to_string(),
+        description: format!("boxoffice order {}", order.id),
+    }
+}
+
 fn ticket_code() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -162,6 +188,11 @@ impl App {
         }
         let unknown = order.status == OrderStatus::PaymentUnknown;
         let now = self.clock.now();
+        if !unknown && now >= self.payment_deadline(&order) {
+            // Too late to charge (a backlog, a restart): the seats may be someone
+            // else's by now. Only what an earlier attempt started is finished.
+            return self.pay_late(&order, attempt, ack).await;
+        }
         // Leave a margin before the hold's payment deadline to record the outcome.
         let give_up_at = order.created_at + self.settings.payment_hold.mul_f64(0.9);
         let last_chance = unknown || now >= give_up_at;
@@ -175,13 +206,7 @@ impl App {
             // Past the give-up point: ask anyway before deciding anything.
         }
         self.guard.pace().await;
-        let req = ChargeRequest {
-            idempotency_key: order.payment_key().to_owned(),
-            amount: order.total,
-            token: order.payment_token.clone(),
-            order_id: order.id.to_string(),
-            description: format!("boxoffice order {}", order.id),
-        };
+        let req = charge_request(&order);
         let started = Instant::now();
         let result = tokio::time::timeout(self.settings.gateway_timeout, self.gateway.charge(&req))
             .await
@@ -190,6 +215,53 @@ impl App {
             .record(started.elapsed().as_secs_f64());
         self.record_outcome(&order, result, last_chance, attempt, ack)
             .await
+    }
+
+    /// The instant `order`'s seats were held until at checkout: after it the engine
+    /// may have given them to someone else. (`payment_unknown` extends the hold.)
+    fn payment_deadline(&self, order: &Order) -> OffsetDateTime {
+        order.created_at + self.settings.payment_hold
+    }
+
+    /// A pending order's attempt after its payment deadline. Nothing is charged
+    /// anew: the gateway is asked (without charging) whether an earlier attempt used
+    /// the order's key, and the key is closed if not. Unused: the order fails
+    /// (`payment_expired`), nothing charged, and no request still in flight can
+    /// charge later. Used: the earlier request is replayed, which answers what
+    /// became of it (a success is then completed only if its seats can be had
+    /// again). No answer: `payment_unknown`, for the reconciler.
+    async fn pay_late(
+        &self,
+        order: &Order,
+        attempt: u32,
+        ack: Option<Ack>,
+    ) -> Result<Attempt, AppError> {
+        let req = charge_request(order);
+        let closed =
+            tokio::time::timeout(self.settings.gateway_timeout, self.gateway.close_key(&req))
+                .await
+                .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
+        match closed {
+            Ok(KeyState::Unused) => {
+                tracing::info!(order = %order.id, "payment deadline passed before any charge: order failed, nothing charged");
+                self.payment_failed(order, "payment_expired", false, ack)
+                    .await?;
+                Ok(Attempt::Done)
+            }
+            Ok(KeyState::Used) => {
+                let result =
+                    tokio::time::timeout(self.settings.gateway_timeout, self.gateway.charge(&req))
+                        .await
+                        .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
+                self.record_outcome(order, result, true, attempt, ack).await
+            }
+            Err(GatewayError::Busy(_)) => Ok(Attempt::RetryAt(self.clock.now() + backoff(attempt))),
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = %e, "payment deadline passed and the gateway cannot say whether its key was used: payment unknown");
+                self.payment_unknown(order, ack).await?;
+                Ok(Attempt::Unknown)
+            }
+        }
     }
 
     /// Records what the gateway said of `order`'s payment (`last_chance`: no later
@@ -458,6 +530,26 @@ impl App {
             })
             .collect();
         let now = self.clock.now();
+        let reclaimed = match self.reclaim(order, now).await? {
+            Reclaim::NotNeeded => false,
+            Reclaim::Reclaimed => true,
+            Reclaim::Gone => {
+                // Someone else has the seats now: the buyer gets the money back and
+                // is told so. A concurrent completion may have sold them to this
+                // very order (its re-claim won): then there is nothing to undo.
+                if let Some(o) = self.store.order(&order.id).await? {
+                    if o.status == OrderStatus::Paid {
+                        return self.ack(ack).await;
+                    }
+                }
+                tracing::warn!(order = %order.id, "paid after its payment deadline and its seats are gone: refunding");
+                metrics::counter!("boxoffice_late_payments_refunded_total").increment(1);
+                self.refund(order, charge_id).await?;
+                return self
+                    .payment_failed(order, "seats_unavailable", false, ack)
+                    .await;
+            }
+        };
         let paid = Write::Paid {
             order: order.id.clone(),
             charge_id: charge_id.to_owned(),
@@ -481,6 +573,11 @@ impl App {
             Ok(PaidOutcome::AlreadyFinal(_)) => {
                 // The order ended without this charge (it failed meanwhile): the money
                 // goes back, and only then is the job done.
+                if reclaimed {
+                    self.follower
+                        .follow(&order.event_id, &order.hold_id, Follow::Release)
+                        .await;
+                }
                 self.refund(order, charge_id).await?;
                 self.ack(ack).await
             }
@@ -497,6 +594,70 @@ impl App {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Before completing a payment whose deadline passed: the engine may have
+    /// expired the hold and given its seats to someone else, and the store's sale
+    /// guard only refuses seats already *sold*, not seats another buyer holds. So
+    /// the seats are claimed again in the engine, atomically (a hold under the same
+    /// id and items, all or nothing, until a short new deadline), before the store
+    /// records the sale. `Gone` when any of them is taken.
+    async fn reclaim(&self, order: &Order, now: OffsetDateTime) -> Result<Reclaim, AppError> {
+        if now < self.payment_deadline(order) {
+            return Ok(Reclaim::NotNeeded);
+        }
+        let Some(hold) = self.store.hold(&order.hold_id).await? else {
+            return Ok(Reclaim::Gone);
+        };
+        if hold.expires_at > now {
+            // Still held (a `payment_unknown` order's hold was extended, engine first).
+            return Ok(Reclaim::NotNeeded);
+        }
+        let ev = self.cached_event(&order.event_id).await?;
+        let items = match &hold.selection {
+            HoldSelection::Seats(ids) => {
+                let table = self.seat_table(&ev).await?;
+                let Some(ixs) = ids
+                    .iter()
+                    .map(|id| table.index.get(id).copied())
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    return Ok(Reclaim::Gone);
+                };
+                HoldItems::Seats(ixs)
+            }
+            HoldSelection::Ga { tier_id, quantity } => {
+                let Some((tier, _)) = ev.event().ga_tier(tier_id) else {
+                    return Ok(Reclaim::Gone);
+                };
+                HoldItems::Ga {
+                    tier: tier as u16,
+                    quantity: *quantity,
+                }
+            }
+        };
+        let until = now + RECLAIM_FOR;
+        let req = HoldRequest {
+            event: order.event_id.clone(),
+            hold: order.hold_id.clone(),
+            items,
+            expires_at: Millis::from_datetime(until),
+            now: Millis::from_datetime(now),
+        };
+        let engine = self.engine.clone();
+        let granted = self
+            .with_engine(&ev, || {
+                let (engine, req) = (engine.clone(), req.clone());
+                async move { engine.hold(req).await }
+            })
+            .await?;
+        Ok(match granted {
+            Ok(()) => Reclaim::Reclaimed,
+            // The engine still keeps this very hold (its own clock has not passed
+            // the deadline yet): the seats are this order's.
+            Err(HoldRejection::DuplicateHold) => Reclaim::NotNeeded,
+            Err(_) => Reclaim::Gone,
+        })
     }
 
     /// Records that a job is done when its handler had nothing else to write.

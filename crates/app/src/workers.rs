@@ -352,6 +352,20 @@ impl App {
                 let _ = write!(text, "\nTotal paid: {}.{:02} {}\n", order.total.amount / 100, order.total.amount % 100, order.total.currency);
                 (format!("Your tickets for {name}"), text)
             }
+            // Charged, but the seats could not be had (the payment came after its
+            // deadline and they had gone to someone else): the charge was refunded
+            // before this order failed.
+            (Job::OrderFailed { code, .. }, _) if code == "seats_unavailable" => (
+                format!("Your order for {name} could not be completed: payment refunded"),
+                format!(
+                    "Order {} could not be completed ({code}): its seats went to another buyer before your payment arrived.\nYour payment of {}.{:02} {} was refunded in full.\n",
+                    order.id, order.total.amount / 100, order.total.amount % 100, order.total.currency
+                ),
+            ),
+            (Job::OrderFailed { code, .. }, _) if code == "payment_expired" => (
+                format!("Your payment for {name} did not go through"),
+                format!("Order {} could not be paid before its payment deadline ({code}). Nothing was charged.\nYour seats were released.\n", order.id),
+            ),
             (Job::OrderFailed { code, .. }, _) => (
                 format!("Your payment for {name} did not go through"),
                 format!("Order {} could not be paid ({code}). Nothing was charged.\nYour seats stay held until the hold expires; you may try another card.\n", order.id),

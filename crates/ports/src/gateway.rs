@@ -67,6 +67,18 @@ pub enum GatewayError {
     Rejected(String),
 }
 
+/// Whether a payment was ever asked for under an idempotency key (see
+/// [`PaymentGateway::close_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Nothing had used the key: it is closed now, so no charge can ever be made
+    /// under it (a request under it still in flight is refused when it arrives).
+    Unused,
+    /// A request under the key reached the gateway (perhaps still in progress): a
+    /// replay of that request answers what became of it, and never charges again.
+    Used,
+}
+
 /// A charge as the gateway recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeRecord {
@@ -96,6 +108,12 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
     /// The next action of a payment waiting for its buyer, looked up by order id
     /// (`None` when no payment of that order waits for one).
     async fn next_action(&self, order_id: &str) -> Result<Option<NextAction>, GatewayError>;
+    /// Asks, without charging, whether a payment was ever asked for under
+    /// `req.idempotency_key`, and closes the key if not: a request that cannot charge
+    /// (an unconfirmed payment) is made under it with other parameters, which the
+    /// gateway refuses (`idempotency_error`) when the key was used, and otherwise
+    /// stores as the key's only answer. For a payment too late to be taken.
+    async fn close_key(&self, req: &ChargeRequest) -> Result<KeyState, GatewayError>;
     /// Refunds a succeeded payment in full; refunding twice under one key is one refund.
     async fn refund(&self, charge_id: &str, idempotency_key: &str) -> Result<(), GatewayError>;
     /// Every charge the gateway holds, oldest first.

@@ -15,7 +15,7 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap, SnapshotHold};
 pub use gateway::{
-    ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, NextAction, PaymentGateway,
+    ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, KeyState, NextAction, PaymentGateway,
 };
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};

@@ -13,6 +13,7 @@ mod first_start;
 mod holds;
 mod identity;
 mod kill_mid_batch;
+mod late;
 mod multinode;
 mod nats_restart;
 mod payment_faults;
