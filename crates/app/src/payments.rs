@@ -188,9 +188,11 @@ impl App {
         }
         let unknown = order.status == OrderStatus::PaymentUnknown;
         let now = self.clock.now();
-        if !unknown && now >= self.payment_deadline(&order) {
+        if now >= self.payment_deadline(&order) {
             // Too late to charge (a backlog, a restart): the seats may be someone
-            // else's by now. Only what an earlier attempt started is finished.
+            // else's by now. Only what an earlier attempt started is finished — for
+            // an unknown payment too: if its key was never used, no charge exists,
+            // and replaying it now would make the late charge this forbids.
             return self.pay_late(&order, attempt, ack).await;
         }
         // Leave a margin before the hold's payment deadline to record the outcome.
