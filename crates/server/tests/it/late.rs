@@ -17,50 +17,6 @@ fn late(c: &mut Config) {
     c.payment_hold_seconds = 60;
 }
 
-/// A gateway call as the test (the operator, the bank) makes it.
-async fn gateway(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Value {
-    let r = app
-        .client
-        .post(format!("{}{path}", app.gateway_url()))
-        .bearer_auth(boxoffice_payments::TEST_SECRET_KEY)
-        .form(form)
-        .send()
-        .await
-        .expect("the test gateway answers");
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().await.unwrap()
-}
-
-async fn intents_of(app: &TestApp, order: &str) -> Vec<Value> {
-    let r = app
-        .client
-        .get(format!("{}/v1/payment_intents/search", app.gateway_url()))
-        .bearer_auth(boxoffice_payments::TEST_SECRET_KEY)
-        .query(&[("query", format!("metadata['order_id']:'{order}'"))])
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["data"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Polls `what` until it holds (a condition, bounded only to fail rather than hang).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("never: {what}");
-}
-
 async fn hold(app: &TestApp, buyer: &str, event: &str, seats: &[&String]) -> String {
     let h = app.hold_seats(buyer, event, seats).await;
     assert_eq!(h.status, 201, "{h:?}");
@@ -126,6 +82,7 @@ async fn late_payment_after_the_seat_was_resold_is_refunded() {
         .to_owned();
     gateway(
         &app,
+        reqwest::Method::POST,
         &format!("/v1/test_helpers/payment_intents/{pi}/settle"),
         &[("outcome", "succeeded")],
     )
@@ -236,6 +193,7 @@ async fn late_payments_and_fresh_buyers_race_for_the_same_seats() {
                 .to_owned();
             gateway(
                 &app2,
+                reqwest::Method::POST,
                 &format!("/v1/test_helpers/payment_intents/{pi}/settle"),
                 &[("outcome", "succeeded")],
             )

@@ -21,57 +21,6 @@ fn quiet(c: &mut Config) {
     c.payment_hold_seconds = 100;
 }
 
-/// A gateway call as the test (the buyer's browser, or the operator) makes it.
-async fn gateway(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    form: &[(&str, &str)],
-) -> Value {
-    let r = app
-        .client
-        .request(method, format!("{}{path}", app.gateway_url()))
-        .bearer_auth(boxoffice_payments::TEST_SECRET_KEY)
-        .form(form)
-        .send()
-        .await
-        .expect("the test gateway answers");
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().await.unwrap()
-}
-
-/// The payment intents of `order` at the gateway, newest first.
-async fn intents_of(app: &TestApp, order: &str) -> Vec<Value> {
-    let r = app
-        .client
-        .get(format!("{}/v1/payment_intents/search", app.gateway_url()))
-        .bearer_auth(boxoffice_payments::TEST_SECRET_KEY)
-        .query(&[("query", format!("metadata['order_id']:'{order}'"))])
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["data"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Polls `what` until it holds (a condition, not a duration: bounded only to fail
-/// rather than hang).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("never: {what}");
-}
-
 async fn webhooks_queued(app: &TestApp) -> i64 {
     gateway(app, reqwest::Method::GET, "/v1/test_helpers/webhooks", &[]).await["queued"]
         .as_i64()
