@@ -437,14 +437,17 @@ impl App {
     /// Rebuilds the engine's state of one event from the store.
     pub async fn load_into_engine(&self, ev: &CachedEvent) -> Result<(), AppError> {
         let _one_at_a_time = ev.engine_load.lock().await;
-        for _ in 0..3 {
+        for attempt in 0..8u32 {
             match self.load_once(ev).await {
-                // The engine lost state while we read the store: read it again.
+                // The engine lost state, or the store committed a change the engine
+                // could not follow, while we read the store: read it again, backing
+                // off a little (a burst of follow-ups, after a restart, passes).
                 Err(AppError::Unavailable(e))
                     if e.downcast_ref::<EngineError>()
                         .is_some_and(|e| matches!(e, EngineError::StaleSnapshot(_))) =>
                 {
-                    continue
+                    tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
+                    continue;
                 }
                 other => return other,
             }

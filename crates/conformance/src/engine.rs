@@ -157,6 +157,41 @@ fn req(event: &EventId, items: HoldItems, expires_at: i64, now: i64) -> HoldRequ
     }
 }
 
+/// A store commit's follow-up (here a release) that finds the event not loaded while
+/// a loader holds a snapshot from before the commit: the load must not bring the
+/// released hold back. It either refuses the snapshot (`StaleSnapshot`, and a new
+/// load reads the store again) or applies the follow-up after it.
+pub async fn a_follow_up_during_a_load_is_not_lost<E: HoldEngine>(engine: Arc<E>) {
+    let ev = EventId::new();
+    let now = 1_000;
+    let hold = HoldId::new();
+    let mut before = snapshot(&ev, 4, &[]);
+    before.holds = vec![SnapshotHold {
+        id: hold.clone(),
+        items: HoldItems::Seats(vec![1, 2]),
+        expires_at: Millis(now + 60_000),
+    }];
+    before.load_token = engine.prepare_load(&ev).await.unwrap();
+    // The store released the hold after the snapshot was read; the engine follows.
+    assert!(matches!(
+        engine.release(&ev, &hold, Millis(now)).await,
+        Err(EngineError::EventNotLoaded(_))
+    ));
+    match engine.load_event(before, Millis(now)).await {
+        Ok(()) => {}
+        Err(EngineError::StaleSnapshot(_)) => {
+            // The loader reads the store again, which has the release.
+            load(&*engine, snapshot(&ev, 4, &[]), now).await;
+        }
+        Err(e) => panic!("load: {e:?}"),
+    }
+    assert_eq!(
+        engine.seat_map(&ev, Millis(now)).await.unwrap().status,
+        b"AAAA",
+        "the released hold came back with the stale snapshot"
+    );
+}
+
 pub async fn basic_semantics<E: HoldEngine>(engine: Arc<E>) {
     let ev = EventId::new();
     let now = 1_000;

@@ -19,6 +19,21 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct MemoryHoldEngine {
     events: RwLock<HashMap<EventId, Arc<Mutex<EventInventory>>>>,
+    /// Events a loader is reading a snapshot of, with the follow-ups of store
+    /// commits (release, confirm, extend) that found the event not loaded meanwhile:
+    /// the snapshot may predate them, so the load applies them after it. (They are
+    /// harmless if it does not: each finds its hold already in that state.) Changed
+    /// only under `events`' lock, read for a follow-up and write for a load, so the
+    /// two are ordered.
+    loading: Mutex<HashMap<EventId, Vec<FollowUp>>>,
+}
+
+/// A store commit's follow-up that arrived while its event was being loaded.
+#[derive(Debug, Clone)]
+enum FollowUp {
+    Release(HoldId, Millis),
+    Confirm(HoldId, Millis),
+    Extend(HoldId, Millis, Millis),
 }
 
 impl MemoryHoldEngine {
@@ -33,10 +48,36 @@ impl MemoryHoldEngine {
             .cloned()
             .ok_or_else(|| EngineError::EventNotLoaded(id.clone()))
     }
+
+    /// [`Self::event`] for a follow-up of a store commit: if the event is not
+    /// loaded, a load in progress gets the follow-up to apply after its snapshot.
+    fn followed_event(
+        &self,
+        id: &EventId,
+        follow_up: impl FnOnce() -> FollowUp,
+    ) -> Result<Arc<Mutex<EventInventory>>, EngineError> {
+        let events = self.events.read();
+        match events.get(id) {
+            Some(inv) => Ok(inv.clone()),
+            None => {
+                if let Some(pending) = self.loading.lock().get_mut(id) {
+                    pending.push(follow_up());
+                }
+                Err(EngineError::EventNotLoaded(id.clone()))
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl HoldEngine for MemoryHoldEngine {
+    async fn prepare_load(&self, event: &EventId) -> Result<Option<String>, EngineError> {
+        // Under the lock, so no follow-up slips between "not loaded" and this.
+        let _events = self.events.read();
+        self.loading.lock().entry(event.clone()).or_default();
+        Ok(None)
+    }
+
     async fn load_event(
         &self,
         snapshot: InventorySnapshot,
@@ -45,11 +86,30 @@ impl HoldEngine for MemoryHoldEngine {
         if self.events.read().contains_key(&snapshot.event) {
             return Ok(());
         }
-        let inv = snapshot.to_inventory(now);
-        self.events
-            .write()
-            .entry(snapshot.event)
-            .or_insert_with(|| Arc::new(Mutex::new(inv)));
+        let mut inv = snapshot.to_inventory(now);
+        let mut events = self.events.write();
+        if events.contains_key(&snapshot.event) {
+            return Ok(());
+        }
+        for follow_up in self
+            .loading
+            .lock()
+            .remove(&snapshot.event)
+            .unwrap_or_default()
+        {
+            match follow_up {
+                FollowUp::Release(hold, at) => {
+                    let _ = inv.release(&hold, at);
+                }
+                FollowUp::Confirm(hold, at) => {
+                    let _ = inv.confirm(&hold, at);
+                }
+                FollowUp::Extend(hold, until, at) => {
+                    let _ = inv.extend(&hold, until, at);
+                }
+            }
+        }
+        events.insert(snapshot.event, Arc::new(Mutex::new(inv)));
         Ok(())
     }
 
@@ -65,7 +125,10 @@ impl HoldEngine for MemoryHoldEngine {
         hold: &HoldId,
         now: Millis,
     ) -> Result<Option<HoldItems>, EngineError> {
-        Ok(self.event(event)?.lock().release(hold, now))
+        Ok(self
+            .followed_event(event, || FollowUp::Release(hold.clone(), now))?
+            .lock()
+            .release(hold, now))
     }
 
     async fn confirm(
@@ -74,7 +137,10 @@ impl HoldEngine for MemoryHoldEngine {
         hold: &HoldId,
         now: Millis,
     ) -> Result<Option<HoldItems>, EngineError> {
-        Ok(self.event(event)?.lock().confirm(hold, now))
+        Ok(self
+            .followed_event(event, || FollowUp::Confirm(hold.clone(), now))?
+            .lock()
+            .confirm(hold, now))
     }
 
     async fn extend(
@@ -84,7 +150,10 @@ impl HoldEngine for MemoryHoldEngine {
         expires_at: Millis,
         now: Millis,
     ) -> Result<bool, EngineError> {
-        Ok(self.event(event)?.lock().extend(hold, expires_at, now))
+        Ok(self
+            .followed_event(event, || FollowUp::Extend(hold.clone(), expires_at, now))?
+            .lock()
+            .extend(hold, expires_at, now))
     }
 
     async fn seat_map(&self, event: &EventId, now: Millis) -> Result<SeatMap, EngineError> {

@@ -31,3 +31,8 @@ async fn concurrent_ga_holds_respect_capacity() {
 async fn matches_the_reference_model() {
     boxoffice_conformance::engine::matches_reference_model(engine());
 }
+
+#[tokio::test]
+async fn a_follow_up_during_a_load_is_not_lost() {
+    boxoffice_conformance::engine::a_follow_up_during_a_load_is_not_lost(engine()).await;
+}

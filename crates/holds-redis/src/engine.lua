@@ -98,10 +98,19 @@ end
 
 -- Loaded means meta and, for a seated event, its seat map. Half an event (which no
 -- real loss leaves, but a partial delete could) counts as lost: clear and rebuild.
-if redis.call("EXISTS", meta) == 0 then return {"not_loaded"} end
+-- A follow-up (release, confirm, extend) that finds the event not loaded is a
+-- change the store committed while a loader may be reading a snapshot from before
+-- it: the loaders' tokens go, and their loads refuse such a snapshot.
+local function not_loaded()
+  if op == "release" or op == "confirm" or op == "extend" then
+    redis.call("DEL", loading)
+  end
+  return {"not_loaded"}
+end
+if redis.call("EXISTS", meta) == 0 then return not_loaded() end
 if redis.call("HGET", meta, "seats") ~= "0" and redis.call("EXISTS", status) == 0 then
   redis.call("DEL", meta, status, ga, holds, deadlines)
-  return {"not_loaded"}
+  return not_loaded()
 end
 
 if op == "hold" then

@@ -65,6 +65,14 @@ macro_rules! suite {
                     .await;
             }
 
+            #[tokio::test]
+            async fn a_follow_up_during_a_load_is_not_lost() {
+                boxoffice_conformance::engine::a_follow_up_during_a_load_is_not_lost(
+                    suite_engine(&$urls).await,
+                )
+                .await;
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn matches_the_reference_model() {
                 boxoffice_conformance::engine::matches_reference_model(suite_engine(&$urls).await);

@@ -94,6 +94,9 @@ pub trait HoldEngine: Send + Sync + std::fmt::Debug + 'static {
     /// Called before reading a snapshot from the store. A volatile engine leaves a
     /// token with the event; losing state deletes it, and `load_event` with that
     /// token then answers `StaleSnapshot`: the snapshot may predate the loss.
+    /// A follow-up of a store commit (`release`, `confirm`, `extend`) that finds the
+    /// event not loaded after this must not be lost either: the load refuses the
+    /// snapshot (Redis) or applies the follow-up after it (in-process).
     async fn prepare_load(&self, event: &EventId) -> Result<Option<String>, EngineError> {
         let _ = event;
         Ok(None)
