@@ -437,6 +437,17 @@ impl App {
     /// Rebuilds the engine's state of one event from the store.
     pub async fn load_into_engine(&self, ev: &CachedEvent) -> Result<(), AppError> {
         let _one_at_a_time = ev.engine_load.lock().await;
+        // Loaded by the caller we waited for: a crowd that found the event missing
+        // does not read the store once each.
+        let now = Millis::from_datetime(self.clock.now());
+        if self
+            .engine
+            .seat_map_version(&ev.event().id, now)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
         for attempt in 0..8u32 {
             match self.load_once(ev).await {
                 // The engine lost state, or the store committed a change the engine
