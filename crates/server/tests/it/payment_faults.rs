@@ -3,6 +3,7 @@
 
 use crate::helpers::*;
 use boxoffice_ports::ManualClock;
+use futures::StreamExt;
 use std::sync::Arc;
 use time::Duration;
 
@@ -143,7 +144,7 @@ fn a_node_on_a_shared_store_refuses_a_private_test_gateway() {
     );
 }
 
-/// The fault run of issue 8, at test size: during a sale of 200 seats the gateway
+/// The fault run of issue 8: during a sale of 5,000 seats the gateway
 /// commits every charge and loses every answer (webhooks held too) for longer than
 /// the payment deadline, then recovers. Zero orders both failed and charged, zero
 /// double charges, every charged order paid, every seat sold, and engine and store
@@ -151,7 +152,8 @@ fn a_node_on_a_shared_store_refuses_a_private_test_gateway() {
 /// no charge, once the gateway answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_lost_past_the_deadline_then_back_loses_no_sale_and_charges_nothing_twice() {
-    const N: usize = 200;
+    const N: usize = 5_000;
+    const BUYERS: usize = 50;
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
     let app = Arc::new(
         TestApp::spawn_with_clock(
@@ -164,12 +166,17 @@ async fn a_gateway_lost_past_the_deadline_then_back_loses_no_sale_and_charges_no
         )
         .await,
     );
-    let sale = app.sale(10, 20, 10, 600, 4).await;
-    let buyers: Vec<String> = futures::future::join_all((0..10).map(|_| app.customer())).await;
+    let sale = app.sale(50, 100, 10, 600, 4).await;
+    let buyers: Vec<String> = futures::future::join_all((0..BUYERS).map(|_| app.customer())).await;
     app.gateway_faults(&[("lose_answers", "true"), ("webhooks_hold", "true")])
         .await;
-    let orders: Vec<(String, String, &str)> = futures::future::join_all((0..N).map(|i| {
-        let (app, buyer, seat) = (app.clone(), buyers[i % 10].clone(), sale.seats[i].clone());
+    // 64 buyers' requests in flight at a time, each hold then its checkout.
+    let orders: Vec<(String, String, &str)> = futures::stream::iter((0..N).map(|i| {
+        let (app, buyer, seat) = (
+            app.clone(),
+            buyers[i % BUYERS].clone(),
+            sale.seats[i].clone(),
+        );
         let event = sale.id.clone();
         async move {
             let token = if i % 10 == 9 {
@@ -195,6 +202,8 @@ async fn a_gateway_lost_past_the_deadline_then_back_loses_no_sale_and_charges_no
             )
         }
     }))
+    .buffered(64)
+    .collect()
     .await;
 
     // Past the give-up point; nothing is known: every order waits, every seat held.
