@@ -25,10 +25,11 @@ struct Acked {
 /// is still there, every acknowledged checkout ends paid, the gateway charged exactly
 /// the paid orders, no seat is in two tickets, and the engine agrees with the store
 /// seat by seat.
-// Embedded, one run in three left one seat held in the engine and available in the
-// store after the restart (open: see the issue note); the distributed run
-// (`--include-ignored` in scripts/test) passes and keeps running it.
-#[ignore = "intermittent embedded engine/store disagreement after restart, under investigation; run with --include-ignored"]
+// Embedded, one run in three used to leave one seat held in the engine and free in
+// the store after the restart: a payment outcome's engine follow-up that found the
+// event not loaded while the restarted node was reading its snapshot was dropped
+// (closed, and tested on both engines by the conformance suite's
+// `a_follow_up_during_a_load_is_not_lost`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigkill_mid_batch_loses_nothing_acknowledged() {
     let backend = Backend::from_env().await;
@@ -199,6 +200,10 @@ async fn a_sigkill_mid_batch_loses_nothing_acknowledged() {
     // Holds the engine granted but the dead node never recorded (nobody was told of
     // them) may stay in an engine that outlives the node until their TTL: engine H,
     // store A, and never on a seat of an acknowledged hold. Anything else is a fault.
+    // The in-process engine died with the node: no such grant survives it.
+    if !backend.is_distributed() {
+        assert_eq!(audit["agrees"], true, "{audit}");
+    }
     let acked_seats: BTreeSet<&String> = acked.holds.values().flat_map(|(_, s)| s).collect();
     for d in audit["seats"].as_array().into_iter().flatten() {
         let seat = d["seat_id"].as_str().unwrap_or_default().to_owned();
