@@ -6,6 +6,7 @@ pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod secrets;
 pub mod startup;
 pub mod telemetry;
 

@@ -175,6 +175,12 @@ impl Application {
         let listener = bind(config.listen).await?;
         let backends = Backends::from_config(&config)?;
         backends.check_shared_gateway()?;
+        // Before anything is created: a key too short to trust stops the start.
+        let configured_key = config
+            .secret_key
+            .as_ref()
+            .map(|k| crate::secrets::configured(k.expose_secret()))
+            .transpose()?;
         let store = open_store(&config, config.auto_migrate).await?;
         let engine: Arc<dyn HoldEngine> = match &backends.engine {
             EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
@@ -193,9 +199,12 @@ impl Application {
             None => engine,
         };
         let dyn_store: Arc<dyn Store> = store.store();
-        let token_key = match &config.secret_key {
-            Some(k) => k.expose_secret().as_bytes().to_vec(),
-            None => {
+        let token_key = match (configured_key, &backends.store) {
+            (Some(k), _) => k,
+            (None, StoreBackend::Sqlite { dir }) => {
+                crate::secrets::from_file(&dir.join("secret.key"))?
+            }
+            (None, StoreBackend::Postgres { .. }) => {
                 let candidate: [u8; 32] = rand::random();
                 dyn_store
                     .secret_key(&candidate)
