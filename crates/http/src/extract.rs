@@ -58,6 +58,23 @@ fn json_rejection(r: JsonRejection) -> ApiError {
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
 
+/// An authenticated admin, decided from the headers alone: 401 without a valid
+/// token, 403 for another role, before any body is read. A handler that takes a
+/// body from admins only takes this extractor first, so nobody else's body is
+/// ever read or parsed (and the route's larger body limit serves admins alone).
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<HttpState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
+        let Auth(who) = Auth::from_request_parts(parts, state).await?;
+        who.require_admin()?;
+        Ok(Admin(who))
+    }
+}
+
 /// The caller if a valid token was sent; anonymous otherwise (a bad token is 401).
 #[derive(Debug, Clone)]
 pub struct MaybeAuth(pub Option<Principal>);

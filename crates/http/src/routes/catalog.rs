@@ -10,7 +10,7 @@ use boxoffice_domain::{EventStatus, NewEvent, ValidationError, VenueSpec};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::extract::{Auth, Json, MaybeAuth};
+use crate::extract::{Admin, Json, MaybeAuth};
 use crate::seat_maps::{self, Coding};
 use crate::{views, ApiError, HttpLimits, HttpState, PreEncoded};
 use bytes::Bytes;
@@ -32,7 +32,7 @@ pub fn router(limits: &HttpLimits) -> Router<HttpState> {
 
 async fn create_venue(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(who): Admin,
     Json(spec): Json<VenueSpec>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let v = s.app.create_venue(&who, spec).await?;
@@ -41,9 +41,8 @@ async fn create_venue(
 
 async fn list_venues(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(_): Admin,
 ) -> Result<axum::Json<Value>, ApiError> {
-    who.require_admin()?;
     let venues = s.app.venues().await?;
     Ok(axum::Json(
         json!({ "venues": venues.iter().map(views::venue).collect::<Vec<_>>() }),
@@ -60,7 +59,7 @@ async fn get_venue(
 
 async fn create_event(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(who): Admin,
     Json(new): Json<NewEvent>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let r = s.app.create_event(&who, new).await?;
@@ -93,7 +92,7 @@ struct EventPatch {
 
 async fn patch_event(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(who): Admin,
     Path(id): Path<String>,
     Json(patch): Json<EventPatch>,
 ) -> Result<axum::Json<Value>, ApiError> {
