@@ -39,19 +39,6 @@ impl Principal {
             role: Role::Admin,
         }
     }
-
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden)
-        }
-    }
-
-    /// May this caller see something owned by `owner`?
-    pub fn may_see(&self, owner: &UserId) -> bool {
-        self.role == Role::Admin || &self.user_id == owner
-    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -13,6 +13,7 @@ pub mod holds;
 pub mod identity;
 mod order_watch;
 pub mod payments;
+pub mod permissions;
 pub mod resilience;
 pub mod workers;
 

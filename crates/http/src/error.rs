@@ -49,7 +49,12 @@ impl From<AppError> for ApiError {
                 ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg)
             }
             AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthorized", msg),
-            AppError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", msg),
+            AppError::Forbidden | AppError::OwnerOnly => {
+                ApiError::new(S::FORBIDDEN, "forbidden", msg)
+            }
+            AppError::Conflict { constraint } => {
+                ApiError::new(S::CONFLICT, conflict_code(constraint), msg)
+            }
             AppError::NotOnSale => ApiError::new(S::CONFLICT, "not_on_sale", msg),
             AppError::SeatsUnavailable(seats) => {
                 ApiError::new(S::CONFLICT, "seats_unavailable", msg).with(
@@ -94,6 +99,19 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// The code of a store conflict, by the constraint that refused the write. Every
+/// constraint a client can run into by racing another client is named here; any
+/// other is still a 409 `conflict`, never a 500.
+pub fn conflict_code(constraint: &str) -> &'static str {
+    match constraint {
+        "users_email" => "email_taken",
+        "sold_seats" | "held_seats" => "seats_unavailable",
+        "ga_capacity" => "sold_out",
+        "idempotency_keys" => "idempotency_key_reused",
+        _ => "conflict",
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = Map::new();
@@ -108,5 +126,24 @@ impl IntoResponse for ApiError {
             );
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxoffice_ports::StoreError;
+
+    #[test]
+    fn store_conflicts_are_409_by_constraint_name_never_500() {
+        for (constraint, code) in [
+            ("users_email", "email_taken"),
+            ("sold_seats", "seats_unavailable"),
+            ("ga_capacity", "sold_out"),
+            ("something_new", "conflict"),
+        ] {
+            let e = ApiError::from(AppError::from(StoreError::Conflict { constraint }));
+            assert_eq!((e.status, e.code), (StatusCode::CONFLICT, code));
+        }
     }
 }

@@ -188,3 +188,47 @@ async fn admin_routes_check_the_role_before_reading_the_body() {
         .await;
     assert_eq!(r.status, 201, "{r:?}");
 }
+
+// --- 3. Someone else's hold at checkout; conflicts ---
+
+#[tokio::test]
+async fn an_admin_checking_out_a_customers_hold_is_refused_and_the_hold_keeps_its_deadline() {
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let app = TestApp::spawn_with_clock(|_| {}, clock.clone()).await;
+    let sale = app.sale(1, 4, 10, 300, 4).await;
+    let buyer = app.customer().await;
+    let r = app
+        .hold_seats(&buyer, &sale.id, &[&sale.seats[0], &sale.seats[1]])
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let hold = r.body["hold_id"].as_str().unwrap().to_owned();
+
+    let r = app
+        .checkout(&app.admin, &hold, "admin-try", "tok_visa")
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (403, "forbidden"), "{r:?}");
+    // Nothing was extended: at the hold's own deadline its seats are free, in the
+    // engine as in the store.
+    clock.advance(time::Duration::seconds(301));
+    assert_eq!(app.statuses(&sale.id).await[..2], ['A', 'A']);
+    assert_eq!(app.engine_audit(&sale.id).await["agrees"], true);
+    let r = app.get(&format!("/v1/holds/{hold}"), Some(&buyer)).await;
+    assert_eq!(r.body["status"], "expired", "{r:?}");
+}
+
+#[tokio::test]
+async fn the_owner_checks_out_after_an_admin_was_refused() {
+    let app = TestApp::spawn().await;
+    let sale = app.sale(1, 4, 10, 300, 4).await;
+    let buyer = app.customer().await;
+    let r = app.hold_seats(&buyer, &sale.id, &[&sale.seats[0]]).await;
+    let hold = r.body["hold_id"].as_str().unwrap().to_owned();
+    let (admin, mine) = tokio::join!(
+        app.checkout(&app.admin, &hold, "k1", "tok_visa"),
+        app.checkout(&buyer, &hold, "k1", "tok_visa"),
+    );
+    assert_eq!(admin.status, 403, "{admin:?}");
+    assert_eq!(mine.status, 202, "{mine:?}");
+    let order = mine.body["order_id"].as_str().unwrap();
+    assert_eq!(app.final_order(&buyer, order).await["status"], "paid");
+}
