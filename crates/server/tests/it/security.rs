@@ -232,3 +232,35 @@ async fn the_owner_checks_out_after_an_admin_was_refused() {
     let order = mine.body["order_id"].as_str().unwrap();
     assert_eq!(app.final_order(&buyer, order).await["status"], "paid");
 }
+
+// --- 4. Metric labels ---
+
+#[tokio::test]
+async fn metric_labels_come_from_a_closed_set() {
+    let app = TestApp::spawn().await;
+    let made_up = format!("BREW{}", std::process::id());
+    let r = app
+        .call(
+            Method::from_bytes(made_up.as_bytes()).unwrap(),
+            "/v1/events",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 405);
+    let path = format!("/nowhere-{}", std::process::id());
+    assert_eq!(app.get(&path, None).await.status, 404);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains(&made_up), "a client-made method label");
+    assert!(!metrics.contains(&path), "a raw path as a label");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    assert!(metrics.contains("route=\"unmatched\""), "{metrics}");
+}
