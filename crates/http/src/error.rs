@@ -129,6 +129,63 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The last line of the error shape: an error answer that did not come from
+/// `ApiError` (a rejection of axum's own: a body over the limit where raw bytes are
+/// read, a missing route's default) is rewritten into `{"error": {...}}`, keeping
+/// its status and headers (`Allow`, `Retry-After`). Handlers should not rely on it:
+/// every extractor of ours already answers in the shape; this catches the rest.
+pub(crate) async fn error_shape(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status.as_u16() {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_request",
+        431 => "headers_too_large",
+        s if s >= 500 => "internal_error",
+        _ => "bad_request",
+    };
+    let message = if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), body = %text, "an error answer outside ApiError");
+        "internal error".to_owned()
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "request body too large".to_owned()
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut shaped = ApiError::new(status, code, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Venues and events: admin writes, public reads, the static layout (cacheable,
 //! ETag) and the live compact seat map.
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,7 +10,7 @@ use boxoffice_domain::{EventStatus, NewEvent, ValidationError, VenueSpec};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::extract::{Admin, Json, MaybeAuth};
+use crate::extract::{Admin, Json, MaybeAuth, Path};
 use crate::seat_maps::{self, Coding};
 use crate::{views, ApiError, HttpLimits, HttpState, PreEncoded};
 use bytes::Bytes;

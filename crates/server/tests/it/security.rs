@@ -264,3 +264,105 @@ async fn metric_labels_come_from_a_closed_set() {
     assert!(metrics.contains("method=\"other\""), "{metrics}");
     assert!(metrics.contains("route=\"unmatched\""), "{metrics}");
 }
+
+// --- 5. The error shape everywhere ---
+
+#[tokio::test]
+async fn every_rejection_has_the_error_shape() {
+    let app = TestApp::spawn().await;
+    let buyer = app.customer().await;
+    let order = "/v1/orders/ord_01arz3ndektsv4rrffq69g5fav";
+    let cases: Vec<(Method, String, Option<&str>, u16, &str)> = vec![
+        (
+            Method::GET,
+            "/v1/events/%FF".into(),
+            None,
+            400,
+            "invalid_path",
+        ),
+        (
+            Method::GET,
+            "/v1/events/%FF/seats".into(),
+            None,
+            400,
+            "invalid_path",
+        ),
+        (
+            Method::DELETE,
+            "/v1/holds/%C3%28".into(),
+            Some(&buyer),
+            400,
+            "invalid_path",
+        ),
+        (
+            Method::GET,
+            format!("{order}?wait=1&wait=2"),
+            Some(&buyer),
+            400,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            format!("{order}?wait=%FF"),
+            Some(&buyer),
+            422,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{order}?wait=1&wait=1"),
+            Some(&buyer),
+            400,
+            "invalid_query",
+        ),
+        (Method::GET, "/nowhere".into(), None, 404, "not_found"),
+        (
+            Method::GET,
+            "/v1/events/x/y/z".into(),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            "/v1/events".into(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::PUT,
+            "/v1/holds/x".into(),
+            Some(&buyer),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            "/v1/auth/login".into(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, token, status, code) in cases {
+        let r = app.call(method.clone(), &path, token, None).await;
+        assert_eq!(r.status.as_u16(), status, "{method} {path}: {r:?}");
+        assert!(is_error_shape(&r.body, code), "{method} {path}: {r:?}");
+        assert_eq!(
+            r.headers["content-type"], "application/json",
+            "{method} {path}"
+        );
+    }
+    // A body over the limit on a route that reads raw bytes.
+    let r = app
+        .client
+        .post(app.url("/v1/payments/stripe/webhook"))
+        .body(vec![b'x'; 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.expect("a JSON body");
+    assert!(is_error_shape(&body, "payload_too_large"), "{body}");
+}
