@@ -78,9 +78,10 @@ async fn list_events(
 
 async fn get_event(
     State(s): State<HttpState>,
+    MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let ev = s.app.event(&id).await?;
+    let ev = s.app.visible_event(who.as_ref(), &id).await?;
     Ok(axum::Json(json!(views::event(&ev.record))))
 }
 
@@ -128,10 +129,11 @@ fn with_etag(status: StatusCode, etag: &str, cache: &'static str, body: Option<B
 
 async fn layout(
     State(s): State<HttpState>,
+    MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ev = s.app.event(&id).await?;
+    let ev = s.app.visible_event(who.as_ref(), &id).await?;
     let eid = ev.event().id.clone();
     let (body, etag) = match s.layouts.get(&eid) {
         Some(hit) => hit,
@@ -142,11 +144,16 @@ async fn layout(
             rendered
         }
     };
-    const CACHE: &str = "public, max-age=300";
+    // A draft's layout is for the eyes that may see it: no shared cache keeps it.
+    let cache = if ev.event().status == EventStatus::Draft {
+        "private, no-cache"
+    } else {
+        "public, max-age=300"
+    };
     if not_modified(&headers, &etag) {
-        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, CACHE, None));
+        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, cache, None));
     }
-    Ok(with_etag(StatusCode::OK, &etag, CACHE, Some(body)))
+    Ok(with_etag(StatusCode::OK, &etag, cache, Some(body)))
 }
 
 /// The live map, served from memory: the engine is asked only for the version (a
@@ -155,10 +162,11 @@ async fn layout(
 /// told to leave it).
 async fn seats(
     State(s): State<HttpState>,
+    MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (ev, version) = s.app.seat_map_version(&id).await?;
+    let (ev, version) = s.app.seat_map_version(who.as_ref(), &id).await?;
     // The version identifies the state: a client polling with If-None-Match gets a
     // 304 until something changes.
     let etag = seat_maps::etag(version);

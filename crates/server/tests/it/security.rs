@@ -366,3 +366,84 @@ async fn every_rejection_has_the_error_shape() {
     let body: Value = r.json().await.expect("a JSON body");
     assert!(is_error_shape(&body, "payload_too_large"), "{body}");
 }
+
+// --- 6. Drafts ---
+
+#[tokio::test]
+async fn drafts_are_visible_to_admins_only_and_never_loaded_for_a_read() {
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let engine = FaultyEngine::new();
+    let app = TestApp::spawn_with_engine(|_| {}, clock, engine.clone()).await;
+    let venue = app.venue(&[("A", 2, 3)]).await;
+    let ev = app
+        .create_event(json!({
+            "venue_id": venue, "name": "Secret gig", "starts_at": "2031-01-01T20:00:00Z",
+            "tiers": [{"name": "T", "price": {"amount": 100, "currency": "EUR"}, "sections": ["A"]}],
+            "ga_tiers": [{"name": "F", "price": {"amount": 50, "currency": "EUR"}, "capacity": 7}]
+        }))
+        .await;
+    let id = ev["id"].as_str().unwrap().to_owned();
+    let buyer = app.customer().await;
+    for path in [
+        format!("/v1/events/{id}"),
+        format!("/v1/events/{id}/layout"),
+        format!("/v1/events/{id}/seats"),
+        format!("/v1/events/{id}/holds"),
+    ] {
+        for who in [None, Some(buyer.as_str())] {
+            let r = if path.ends_with("/holds") {
+                app.post(
+                    &path,
+                    who,
+                    json!({"tier_id": ev["ga_tiers"][0]["id"], "quantity": 1}),
+                )
+                .await
+            } else {
+                app.get(&path, who).await
+            };
+            if path.ends_with("/holds") && who.is_none() {
+                assert_eq!(r.status, 401, "{path}");
+            } else {
+                assert_eq!(
+                    (r.status.as_u16(), r.code()),
+                    (404, "not_found"),
+                    "{path} {who:?}: {r:?}"
+                );
+            }
+        }
+    }
+    // The admin reads it all, and the seat map of a draft is read without loading
+    // the event into the hold engine.
+    assert_eq!(
+        app.get(&format!("/v1/events/{id}"), Some(&app.admin))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/v1/events/{id}/layout"), Some(&app.admin))
+            .await
+            .status,
+        200
+    );
+    let r = app
+        .get(&format!("/v1/events/{id}/seats"), Some(&app.admin))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["status"], "AAAAAA");
+    assert_eq!(r.body["ga"][0]["remaining"], 7);
+    let eid = boxoffice_domain::EventId::try_from(id.as_str()).unwrap();
+    let now = boxoffice_domain::Millis::from_datetime(OffsetDateTime::now_utc());
+    assert!(
+        matches!(
+            engine.inner().seat_map_version(&eid, now).await,
+            Err(boxoffice_ports::EngineError::EventNotLoaded(_))
+        ),
+        "a read loaded the draft into the hold engine"
+    );
+    // On sale, it is public (and loaded when read).
+    app.set_status(&id, "on_sale").await;
+    let r = app.get(&format!("/v1/events/{id}/seats"), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "AAAAAA");
+}
