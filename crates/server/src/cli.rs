@@ -160,6 +160,28 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout_seconds: Option<u64>,
+    /// Longest a client may take to send a request's headers (then the
+    /// connection is closed): a slow client cannot hold a connection forever.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_HEADER_READ_TIMEOUT_MS",
+        value_name = "MS",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Open connections this node serves at once; one more is answered 503
+    /// `too_many_connections` and closed.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_MAX_CONNECTIONS",
+        value_name = "N",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 
     /// `postgres://…` selects PostgreSQL; unset: SQLite in the data directory.
     #[arg(

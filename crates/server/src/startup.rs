@@ -4,7 +4,7 @@
 //! signal. The order matters to a first start: a busy port must fail before anything
 //! is created, and once the admin (whose generated password is shown once) exists
 //! nothing is left that can fail before `main` prints it.
-//! Shutdown is one cancellation token: the HTTP server drains (axum graceful
+//! Shutdown is one cancellation token: the HTTP server drains (hyper graceful
 //! shutdown), background tasks finish their current step, then the store closes.
 
 use anyhow::Context;
@@ -370,12 +370,16 @@ impl Application {
         let router = boxoffice_http::router(self.app.clone(), limits, test_mode);
         let mut background = self.app.spawn_workers(shutdown.clone());
         background.push(self.app.spawn_sweeper(shutdown.clone()));
-        let token = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-        });
+        let serve_limits = crate::serve::ServeLimits {
+            header_read_timeout: Duration::from_millis(self.config.header_read_timeout_ms.max(100)),
+            max_connections: self.config.max_connections.max(1),
+        };
+        let server = tokio::spawn(crate::serve::serve(
+            self.listener,
+            router,
+            serve_limits,
+            shutdown.clone(),
+        ));
         Running {
             addr,
             app: self.app,

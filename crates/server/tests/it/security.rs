@@ -447,3 +447,48 @@ async fn drafts_are_visible_to_admins_only_and_never_loaded_for_a_read() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], "AAAAAA");
 }
+
+// --- 7. Slow clients ---
+
+#[tokio::test]
+async fn a_client_that_sends_half_a_request_is_disconnected() {
+    let app = TestApp::spawn_with(|c| c.header_read_timeout_ms = 500).await;
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    // The server closes it (perhaps after a 408): the read ends.
+    tokio::time::timeout(BOUND, s.read_to_end(&mut buf))
+        .await
+        .expect("the half request still holds its connection")
+        .ok();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    // Everyone else is served as before.
+    assert_eq!(app.get("/health", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_told_so_and_served_once_one_closes() {
+    let app = TestApp::spawn_with(|c| c.max_connections = 4).await;
+    // Slow clients take every connection (the test client's pooled one may be one).
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let health = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (status, body) = raw(app.addr, health).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(is_error_shape(&body, "too_many_connections"), "{body}");
+    // One slow client goes: a connection is free again.
+    slow.clear();
+    eventually("a connection is free again", || async {
+        raw(app.addr, health).await.0 == 200
+    })
+    .await;
+}
