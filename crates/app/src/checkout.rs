@@ -156,8 +156,11 @@ impl App {
                     .collect()
             }
         };
+        let order_id = OrderId::new();
         let order = Order {
-            id: OrderId::new(),
+            // The store keeps the token sealed, bound to this order.
+            payment_token: self.sealer.seal(token, order_id.as_str()),
+            id: order_id,
             customer_id: who.user_id.clone(),
             event_id: hold.event_id.clone(),
             hold_id: hold.id.clone(),
@@ -167,7 +170,6 @@ impl App {
             items,
             // Frozen when the hold was made.
             total: hold.total,
-            payment_token: token.to_owned(),
             tickets: vec![],
             created_at: now,
             updated_at: now,

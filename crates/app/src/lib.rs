@@ -15,6 +15,7 @@ mod order_watch;
 pub mod payments;
 pub mod permissions;
 pub mod resilience;
+mod sealing;
 pub mod workers;
 
 use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store};
@@ -118,6 +119,8 @@ pub struct App {
     pub(crate) engine: Arc<dyn HoldEngine>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) tokens: Tokens,
+    /// Seals what the store keeps but must not read (payment tokens).
+    pub(crate) sealer: sealing::Sealer,
     pub(crate) catalog: catalog::Catalog,
     pub(crate) settings: AppSettings,
     pub(crate) hashing: tokio::sync::Semaphore,
@@ -147,6 +150,7 @@ impl App {
     pub fn new(ports: Ports, token_key: Vec<u8>, settings: AppSettings) -> Self {
         let jobs_ready = watch::channel(0).0;
         Self {
+            sealer: sealing::Sealer::new(&token_key),
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::default(),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),

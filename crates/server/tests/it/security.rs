@@ -492,3 +492,136 @@ async fn connections_over_the_limit_are_told_so_and_served_once_one_closes() {
     })
     .await;
 }
+
+// --- 8. Secrets in transit and at rest ---
+
+#[tokio::test]
+async fn a_stripe_key_is_never_sent_over_plain_http_except_to_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.gateway = boxoffice_server::config::GatewayKind::Stripe;
+    c.stripe_url = "http://api.stripe.example".into();
+    c.stripe_secret_key = Some("sk_live_abc".into());
+    let Err(err) = Application::build(Arc::new(c)).await else {
+        panic!("a Stripe key would travel over plain HTTP");
+    };
+    let msg = format!("{err:#}");
+    assert!(msg.contains("https://"), "{msg}");
+    // Loopback (a test gateway on this machine) is allowed: the suite's distributed
+    // runs use one.
+    let gateway = SharedGateway::start().await;
+    let mut c = config(dir.path());
+    c.gateway = boxoffice_server::config::GatewayKind::Stripe;
+    c.stripe_url = gateway.fake.url();
+    c.stripe_secret_key = Some(boxoffice_payments::TEST_SECRET_KEY.into());
+    assert!(c.stripe_url.starts_with("http://127.0.0.1"));
+    Application::build(Arc::new(c))
+        .await
+        .expect("loopback is fine");
+}
+
+#[tokio::test]
+async fn smtp_credentials_are_never_sent_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "smtp://user:secret@mail.example:587",
+        "smtp://user@mail.example",
+    ] {
+        let mut c = config(dir.path());
+        c.smtp_url = Some(url.into());
+        let Err(err) = Application::build(Arc::new(c)).await else {
+            panic!("{url}: credentials in clear");
+        };
+        let msg = format!("{err:#}");
+        assert!(msg.contains("TLS"), "{msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+    }
+    for url in [
+        "smtps://user:secret@mail.example",
+        "smtp://user:secret@mail.example:587?tls=required",
+        "smtp://relay.internal:25",
+    ] {
+        let mut c = config(dir.path());
+        c.smtp_url = Some(url.into());
+        Application::build(Arc::new(c))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e:#}"));
+    }
+}
+
+#[tokio::test]
+async fn the_payment_token_is_not_stored_in_plaintext() {
+    let app = TestApp::spawn().await;
+    let sale = app.sale(1, 4, 10, 300, 4).await;
+    let buyer = app.customer().await;
+    let r = app.hold_seats(&buyer, &sale.id, &[&sale.seats[0]]).await;
+    let hold = r.body["hold_id"].as_str().unwrap().to_owned();
+    // A token that is not a test card: the order fails, but it was stored.
+    let token = format!("tok_secret{}", std::process::id());
+    let r = app.checkout(&buyer, &hold, "k", &token).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let order = r.body["order_id"].as_str().unwrap().to_owned();
+    app.final_order(&buyer, &order).await;
+    let r = app.checkout(&buyer, &hold, "k2", "tok_visa").await;
+    let paid = r.body["order_id"].as_str().map(str::to_owned);
+    if let Some(paid) = &paid {
+        app.final_order(&buyer, paid).await;
+    }
+    match &app.backend.database_url {
+        None => {
+            for name in ["boxoffice.db", "boxoffice.db-wal"] {
+                let Ok(db) = std::fs::read(app.data_dir.path().join(name)) else {
+                    continue;
+                };
+                for t in [token.as_str(), "tok_visa"] {
+                    assert!(
+                        !db.windows(t.len()).any(|w| w == t.as_bytes()),
+                        "{t} in plaintext in {name}"
+                    );
+                }
+            }
+        }
+        Some(url) => {
+            use boxoffice_ports::Store;
+            let pg = boxoffice_store_postgres::PgStore::connect(url, 2)
+                .await
+                .unwrap();
+            let o = pg
+                .order(&boxoffice_domain::OrderId::parse(&order).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!o.payment_token.contains(&token), "{}", o.payment_token);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_generated_admin_password_goes_to_the_log_once_not_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::from_env().await;
+    let mut cmd = server_command(&dir.path().join("data"), &backend, &[]);
+    cmd.env_remove("BOXOFFICE_ADMIN_PASSWORD");
+    let p = Process::start(cmd);
+    let banner = p.log_line_with("generated admin password");
+    // What stdout says once the admin exists: where to find the password.
+    let created = p.line_with("admin account created");
+    let password = banner
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned();
+    assert!(password.len() >= 16, "{banner}");
+    assert!(!created.contains(&password), "on stdout: {created}");
+    assert!(created.contains("log"), "{created}");
+    let app = TestApp::attach_as(p.addr, dir, backend, ADMIN_EMAIL, &password).await;
+    let r = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": password}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
