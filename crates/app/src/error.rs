@@ -16,6 +16,10 @@ pub enum AppError {
     InvalidCredentials,
     #[error("authentication required")]
     Unauthenticated,
+    #[error("this refresh token is not valid (expired, revoked or unknown): log in again")]
+    InvalidRefreshToken,
+    #[error("this refresh token was already used: the session is revoked, log in again")]
+    RefreshTokenReused,
     #[error("this action needs the admin role")]
     Forbidden,
     #[error("only its owner may do this")]

@@ -49,6 +49,12 @@ impl From<AppError> for ApiError {
                 ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg)
             }
             AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthorized", msg),
+            AppError::InvalidRefreshToken => {
+                ApiError::new(S::UNAUTHORIZED, "invalid_refresh_token", msg)
+            }
+            AppError::RefreshTokenReused => {
+                ApiError::new(S::UNAUTHORIZED, "refresh_token_reused", msg)
+            }
             AppError::Forbidden | AppError::OwnerOnly => {
                 ApiError::new(S::FORBIDDEN, "forbidden", msg)
             }

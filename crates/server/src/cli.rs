@@ -182,6 +182,17 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Lifetime of an access token (refresh tokens renew it): how long a revoked
+    /// or demoted user may keep what they had.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_ACCESS_TOKEN_TTL_SECONDS",
+        value_name = "S",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl_seconds: Option<u64>,
 
     /// `postgres://…` selects PostgreSQL; unset: SQLite in the data directory.
     #[arg(

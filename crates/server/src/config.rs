@@ -94,6 +94,9 @@ pub struct Config {
     /// Open connections served at once; one more is answered 503 and closed.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Lifetime of an access token; refresh tokens renew it.
+    #[serde(default = "defaults::access_token_ttl_seconds")]
+    pub access_token_ttl_seconds: u64,
     /// How long sale settings (event status) are cached per node.
     #[serde(default = "defaults::catalog_refresh_ms")]
     pub catalog_refresh_ms: u64,
@@ -183,6 +186,9 @@ mod defaults {
     }
     pub fn max_connections() -> usize {
         10_000
+    }
+    pub fn access_token_ttl_seconds() -> u64 {
+        900
     }
     pub fn catalog_refresh_ms() -> u64 {
         1000

@@ -226,6 +226,7 @@ impl Application {
             (GatewayBackend::Stripe { .. }, None) => None,
         };
         let settings = AppSettings {
+            token_ttl: Duration::from_secs(config.access_token_ttl_seconds.max(1)),
             stripe_webhook_secret: webhook_secret.clone(),
             sweep_interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
             catalog_refresh: Duration::from_millis(config.catalog_refresh_ms),

@@ -193,6 +193,9 @@ pub fn config(data_dir: &std::path::Path) -> Config {
     c.admin_password = Some(ADMIN_PASSWORD.into());
     c.demo = false;
     c.sweep_interval_ms = 50;
+    // Tests move manual clocks by hours with tokens taken before: the 15-minute
+    // access tokens are tested in security.rs.
+    c.access_token_ttl_seconds = 7 * 24 * 3600;
     c
 }
 

@@ -625,3 +625,160 @@ async fn a_generated_admin_password_goes_to_the_log_once_not_to_stdout() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+// --- 9. Tokens ---
+
+fn claims_of(token: &str) -> (Value, Value) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let header = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    let claims = serde_json::from_slice(&b64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (header, claims)
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> crate::helpers::Res {
+    app.post(
+        "/v1/auth/refresh",
+        None,
+        json!({ "refresh_token": refresh_token }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn access_tokens_are_short_lived_eddsa_and_refresh_tokens_rotate_with_reuse_detection() {
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let app = TestApp::spawn_with_clock(|c| c.access_token_ttl_seconds = 900, clock.clone()).await;
+    let email = format!("ann-{}@example.com", std::process::id());
+    let r = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": email, "password": "password123"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["token_type"], "Bearer");
+    assert_eq!(r.body["expires_in"], 900);
+    let access = r.body["token"].as_str().unwrap().to_owned();
+    let first_refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let (header, claims) = claims_of(&access);
+    assert_eq!(header["alg"], "EdDSA");
+    assert!(header["kid"].is_string(), "{header}");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    assert_eq!(app.get("/v1/me/orders", Some(&access)).await.status, 200);
+
+    // Fifteen minutes on, the access token is spent; the refresh token gives a new
+    // pair, once.
+    clock.advance(time::Duration::seconds(901));
+    let r = app.get("/v1/me/orders", Some(&access)).await;
+    assert_eq!((r.status.as_u16(), r.code()), (401, "unauthorized"));
+    let r = refresh(&app, &first_refresh).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let access2 = r.body["token"].as_str().unwrap().to_owned();
+    let second_refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first_refresh);
+    assert_eq!(app.get("/v1/me/orders", Some(&access2)).await.status, 200);
+
+    // The retired refresh token again: someone copied it. The session is revoked,
+    // the current refresh token with it.
+    let r = refresh(&app, &first_refresh).await;
+    assert_eq!((r.status.as_u16(), r.code()), (401, "refresh_token_reused"));
+    let r = refresh(&app, &second_refresh).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (401, "invalid_refresh_token")
+    );
+    for junk in ["", "x", "a.1.b", "a.-1.b"] {
+        let r = refresh(&app, junk).await;
+        assert_eq!(r.status, 401, "{junk}");
+    }
+
+    // Logout: the refresh token stops working.
+    let r = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": email, "password": "password123"}),
+        )
+        .await;
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let r = app
+        .post("/v1/auth/logout", None, json!({ "refresh_token": rt }))
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(refresh(&app, &rt).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_revoked_user_loses_access_within_the_access_tokens_lifetime() {
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let app = TestApp::spawn_with_clock(|c| c.access_token_ttl_seconds = 900, clock.clone()).await;
+    let email = format!("bob-{}@example.com", std::process::id());
+    let r = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": email, "password": "password123"}),
+        )
+        .await;
+    let access = r.body["token"].as_str().unwrap().to_owned();
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let user = claims_of(&access).1["sub"].as_str().unwrap().to_owned();
+
+    let buyer = app.customer().await;
+    let path = format!("/v1/admin/users/{user}/revoke");
+    let r = app.post(&path, Some(&buyer), json!({})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (403, "forbidden"));
+    let r = app.post(&path, Some(&app.admin), json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["revoked_sessions"], 1);
+    let r = app
+        .post(
+            "/v1/admin/users/usr_01arz3ndektsv4rrffq69g5fav/revoke",
+            Some(&app.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // No refresh any more; the access token in hand lasts to its expiry, no longer.
+    assert_eq!(refresh(&app, &rt).await.status, 401);
+    assert_eq!(app.get("/v1/me/orders", Some(&access)).await.status, 200);
+    clock.advance(time::Duration::seconds(900));
+    assert_eq!(app.get("/v1/me/orders", Some(&access)).await.status, 401);
+}
+
+#[tokio::test]
+async fn two_refreshes_racing_with_one_token_get_one_pair_and_revoke_the_session() {
+    let app = TestApp::spawn().await;
+    let email = format!("race-{}@example.com", std::process::id());
+    let r = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": email, "password": "password123"}),
+        )
+        .await;
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let (a, b) = tokio::join!(refresh(&app, &rt), refresh(&app, &rt));
+    let mut outcomes = [
+        (a.status.as_u16(), a.code().to_owned()),
+        (b.status.as_u16(), b.code().to_owned()),
+    ];
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [(200, String::new()), (401, "refresh_token_reused".into())],
+        "{a:?} {b:?}"
+    );
+    // The pair the winner got is revoked with the session: a token used twice
+    // cannot be told from a stolen one.
+    let winner = if a.status == 200 { &a } else { &b };
+    let next = winner.body["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&app, next).await.status, 401);
+}
