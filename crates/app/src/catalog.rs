@@ -131,13 +131,27 @@ impl App {
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
-    /// Events, soonest first. Drafts only for admins.
+    /// Events, soonest first. Drafts only for those who may see them.
     pub async fn events(&self, who: Option<&Principal>) -> Result<Vec<EventRecord>, AppError> {
-        let admin = who.is_some_and(|p| p.require_admin().is_ok());
+        let admin = crate::permissions::may_see_drafts(who);
         Ok(self.store.list_events(admin).await?)
     }
 
-    /// One event, through the cache.
+    /// One event as `who` may know it: a draft exists only for those who may see
+    /// drafts (`permissions.rs`); for anyone else it is not found.
+    pub async fn visible_event(
+        &self,
+        who: Option<&Principal>,
+        id: &str,
+    ) -> Result<Arc<CachedEvent>, AppError> {
+        let ev = self.event(id).await?;
+        if ev.event().status == EventStatus::Draft && !crate::permissions::may_see_drafts(who) {
+            return Err(AppError::NotFound);
+        }
+        Ok(ev)
+    }
+
+    /// One event, through the cache (whoever asks: see [`App::visible_event`]).
     pub async fn event(&self, id: &str) -> Result<Arc<CachedEvent>, AppError> {
         let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
         self.cached_event(&id).await

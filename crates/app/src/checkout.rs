@@ -96,6 +96,9 @@ impl App {
             );
         }
         let hold = self.owned_hold_record(who, hold_id).await?;
+        // Before anything else: the engine's deadline is extended only for a
+        // checkout the store will record, and it records only the owner's.
+        who.require_owner(&hold.customer_id)?;
         let fp = fingerprint(hold.id.as_str(), email.as_str(), token);
         let replay = |prev: Idempotent| {
             if prev.fingerprint == fp {
@@ -153,8 +156,11 @@ impl App {
                     .collect()
             }
         };
+        let order_id = OrderId::new();
         let order = Order {
-            id: OrderId::new(),
+            // The store keeps the token sealed, bound to this order.
+            payment_token: self.sealer.seal(token, order_id.as_str()),
+            id: order_id,
             customer_id: who.user_id.clone(),
             event_id: hold.event_id.clone(),
             hold_id: hold.id.clone(),
@@ -164,7 +170,6 @@ impl App {
             items,
             // Frozen when the hold was made.
             total: hold.total,
-            payment_token: token.to_owned(),
             tickets: vec![],
             created_at: now,
             updated_at: now,
@@ -253,9 +258,11 @@ impl App {
             CheckoutOutcome::Replay(prev) => replay(prev),
             CheckoutOutcome::HoldNotActive { status, expired } => match status {
                 HoldStatus::Converted | HoldStatus::Sold => Err(AppError::HoldConverted),
-                HoldStatus::Active if !expired => Err(AppError::Internal(anyhow::anyhow!(
-                    "hold active but not converted"
-                ))),
+                // The store refused to convert a live hold (not this caller's):
+                // a conflict, never a 500.
+                HoldStatus::Active if !expired => Err(AppError::Conflict {
+                    constraint: "holds_checkout",
+                }),
                 _ => Err(AppError::HoldExpired),
             },
         }

@@ -16,8 +16,18 @@ pub enum AppError {
     InvalidCredentials,
     #[error("authentication required")]
     Unauthenticated,
+    #[error("this refresh token is not valid (expired, revoked or unknown): log in again")]
+    InvalidRefreshToken,
+    #[error("this refresh token was already used: the session is revoked, log in again")]
+    RefreshTokenReused,
     #[error("this action needs the admin role")]
     Forbidden,
+    #[error("only its owner may do this")]
+    OwnerOnly,
+    /// A store constraint refused a write (a race another request won): 409 with
+    /// a code named after the constraint, never a 500.
+    #[error("this conflicts with the current state ({constraint})")]
+    Conflict { constraint: &'static str },
     #[error("the event is not on sale")]
     NotOnSale,
     #[error("some seats are already taken")]
@@ -54,7 +64,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::NotFound => AppError::NotFound,
             StoreError::Unavailable(e) => AppError::Unavailable(e),
-            e @ StoreError::Conflict { .. } => AppError::Internal(e.into()),
+            StoreError::Conflict { constraint } => AppError::Conflict { constraint },
         }
     }
 }

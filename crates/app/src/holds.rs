@@ -15,8 +15,8 @@
 //! engine when this node rebuilt the event since the hold was decided.
 
 use boxoffice_domain::{
-    inventory::GaCounts, Hold, HoldId, HoldItems, HoldRejection, HoldSelection, HoldStatus, Millis,
-    Money, SeatId, TierId, ValidationError,
+    inventory::GaCounts, EventStatus, Hold, HoldId, HoldItems, HoldRejection, HoldSelection,
+    HoldStatus, Millis, Money, SeatId, TierId, ValidationError,
 };
 use boxoffice_ports::{
     EngineError, HoldRequest, InventorySnapshot, ReleaseOutcome, SnapshotHold, Write, Written,
@@ -87,7 +87,7 @@ impl App {
         event_id: &str,
         ask: HoldAsk,
     ) -> Result<HoldView, AppError> {
-        let ev = self.event(event_id).await?;
+        let ev = self.visible_event(Some(who), event_id).await?;
         let now = self.clock.now();
         let event = ev.event();
         if !event.sale_open(now) {
@@ -350,6 +350,9 @@ impl App {
 
     /// The live seat map of an event already looked up.
     pub async fn live_seat_map(&self, ev: &CachedEvent) -> Result<LiveSeatMap, AppError> {
+        if ev.event().status == EventStatus::Draft {
+            return self.draft_seat_map(ev).await;
+        }
         let now = Millis::from_datetime(self.clock.now());
         let id = &ev.event().id;
         let map = self
@@ -373,15 +376,46 @@ impl App {
     /// answer a conditional request, or to tell that an encoded copy is still current.
     pub async fn seat_map_version(
         &self,
+        who: Option<&Principal>,
         event_id: &str,
     ) -> Result<(Arc<CachedEvent>, u64), AppError> {
-        let ev = self.event(event_id).await?;
+        let ev = self.visible_event(who, event_id).await?;
+        if ev.event().status == EventStatus::Draft {
+            return Ok((ev, 0));
+        }
         let now = Millis::from_datetime(self.clock.now());
         let id = &ev.event().id;
         let version = self
             .with_engine(&ev, || self.engine.seat_map_version(id, now))
             .await?;
         Ok((ev, version))
+    }
+
+    /// A draft's seat map, from its layout alone: a draft never had a hold (it
+    /// can only go on sale, never come back), so everything is available, and
+    /// reading it must not load the event into the hold engine (drafts would
+    /// otherwise take engine memory for anyone who reads them).
+    async fn draft_seat_map(&self, ev: &CachedEvent) -> Result<LiveSeatMap, AppError> {
+        let table = self.seat_table(ev).await?;
+        Ok(LiveSeatMap {
+            version: 0,
+            status: vec![boxoffice_domain::inventory::AVAILABLE; table.layout.len()],
+            ga: ev
+                .event()
+                .ga_tiers
+                .iter()
+                .map(|t| {
+                    (
+                        t.id.clone(),
+                        GaCounts {
+                            capacity: t.capacity,
+                            held: 0,
+                            sold: 0,
+                        },
+                    )
+                })
+                .collect(),
+        })
     }
 
     /// Runs an engine call; if the engine does not have the event, loads it from the

@@ -1,11 +1,21 @@
-//! Accounts and bearer tokens.
+//! Accounts, access tokens and refresh tokens.
 //!
 //! Passwords are hashed with argon2id (OWASP parameters) on the blocking pool, at
 //! most `hashing_concurrency` at a time, so a login storm cannot starve the runtime.
-//! Tokens are compact JWTs (HS256) signed with a key every node shares; verifying
-//! one needs no database round trip. We sign them with `hmac`/`sha2` directly rather
-//! than through a JWT crate: one fixed algorithm needs no algorithm negotiation, and
-//! the JWT crates pull in RSA/EC backends we would never call.
+//!
+//! Access tokens are short-lived (15 minutes by default) compact JWTs signed with
+//! Ed25519 (`alg: EdDSA`), whose header names the key (`kid`): verifying one needs
+//! no database round trip, and a verifier keeps a map of keys by id, so a key can
+//! be rotated while tokens signed by the previous one are still honoured. The
+//! signing key is derived from the node's token key (every node shares it), so all
+//! nodes sign and verify alike. Exactly one algorithm is accepted (`alg` is checked,
+//! never negotiated); `ring` does the signing, as it does for TLS elsewhere.
+//!
+//! Refresh tokens are opaque (`<session>.<generation>.<random>`) and rotate: each
+//! use returns a new one and retires the old. A retired one coming back means it
+//! was copied: the whole session is revoked (reuse detection). A refresh re-reads
+//! the account, so a revoked or demoted user keeps at most what the current access
+//! token grants, for at most its lifetime.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -14,10 +24,12 @@ use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use boxoffice_domain::{Email, Password, Role, User, UserId};
-use boxoffice_ports::{Clock, Store, StoreError};
+use boxoffice_ports::{Clock, Session, Store, StoreError};
 use hmac::{Hmac, Mac};
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -39,81 +51,120 @@ impl Principal {
             role: Role::Admin,
         }
     }
-
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden)
-        }
-    }
-
-    /// May this caller see something owned by `owner`?
-    pub fn may_see(&self, owner: &UserId) -> bool {
-        self.role == Role::Admin || &self.user_id == owner
-    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct Claims {
     sub: String,
     role: Role,
+    /// The session (refresh-token family) this token was issued under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
     iat: i64,
     exp: i64,
 }
 
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// What a login, a registration or a refresh hands out.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// The access token (`Authorization: Bearer`).
+    pub access: String,
+    pub refresh: String,
+    /// The access token's lifetime.
+    pub expires_in: Duration,
+}
+
 pub struct Tokens {
-    key: Vec<u8>,
+    signing: Ed25519KeyPair,
+    kid: String,
+    /// Every key a token may be signed with, by id: this node's, and (for a
+    /// rotation) earlier ones still honoured.
+    verifying: HashMap<String, Vec<u8>>,
     ttl: Duration,
 }
 
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
-            .field("key", &"***")
+            .field("kid", &self.kid)
             .field("ttl", &self.ttl)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+/// The Ed25519 key pair of a token key: its seed is HMAC-SHA256(key, label), so
+/// the signing key is never the raw secret and every node derives the same.
+fn key_pair(secret: &[u8]) -> Ed25519KeyPair {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"boxoffice access token ed25519 v1");
+    let seed = mac.finalize().into_bytes();
+    Ed25519KeyPair::from_seed_unchecked(&seed).expect("a 32-byte seed")
+}
+
+/// A key's id: the first 8 bytes of the SHA-256 of its public key.
+fn key_id(public: &[u8]) -> String {
+    B64.encode(&Sha256::digest(public)[..8])
+}
 
 impl Tokens {
-    pub fn new(key: Vec<u8>, ttl: Duration) -> Self {
-        Self { key, ttl }
+    pub fn new(secret: Vec<u8>, ttl: Duration) -> Self {
+        let signing = key_pair(&secret);
+        let public = signing.public_key().as_ref().to_vec();
+        let kid = key_id(&public);
+        Self {
+            verifying: HashMap::from([(kid.clone(), public)]),
+            signing,
+            kid,
+            ttl,
+        }
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length")
+    /// Also honours tokens signed under `secret` (the key before a rotation).
+    pub fn accept_previous(&mut self, secret: &[u8]) {
+        let public = key_pair(secret).public_key().as_ref().to_vec();
+        self.verifying.insert(key_id(&public), public);
     }
 
-    pub fn issue(&self, who: &Principal, now: OffsetDateTime) -> String {
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue(&self, who: &Principal, session: Option<&str>, now: OffsetDateTime) -> String {
         let claims = Claims {
             sub: who.user_id.to_string(),
             role: who.role,
+            sid: session.map(str::to_owned),
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + self.ttl.as_secs() as i64,
         };
+        let header = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}"}}"#, self.kid);
         let body = format!(
             "{}.{}",
-            B64.encode(HEADER),
+            B64.encode(header),
             B64.encode(serde_json::to_vec(&claims).expect("claims serialize"))
         );
-        let mut mac = self.mac();
-        mac.update(body.as_bytes());
-        format!("{body}.{}", B64.encode(mac.finalize().into_bytes()))
+        let sig = self.signing.sign(body.as_bytes());
+        format!("{body}.{}", B64.encode(sig.as_ref()))
     }
 
     /// The principal of a valid, unexpired token; `None` for anything else.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Option<Principal> {
         let (body, sig) = token.rsplit_once('.')?;
         let (header, payload) = body.split_once('.')?;
-        if B64.decode(header).ok()? != HEADER.as_bytes() {
+        let header: Header = serde_json::from_slice(&B64.decode(header).ok()?).ok()?;
+        if header.alg != "EdDSA" {
             return None;
         }
-        let mut mac = self.mac();
-        mac.update(body.as_bytes());
-        mac.verify_slice(&B64.decode(sig).ok()?).ok()?;
+        let public = self.verifying.get(header.kid.as_deref()?)?;
+        UnparsedPublicKey::new(&ED25519, public)
+            .verify(body.as_bytes(), &B64.decode(sig).ok()?)
+            .ok()?;
         let claims: Claims = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
         if claims.exp <= now.unix_timestamp() {
             return None;
@@ -123,6 +174,41 @@ impl Tokens {
             role: claims.role,
         })
     }
+}
+
+/// A refresh token's parts: `<session>.<generation>.<random>`.
+fn parse_refresh(token: &str) -> Option<(&str, i64)> {
+    let mut parts = token.splitn(3, '.');
+    let (sid, generation, secret) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !valid(sid) || !valid(secret) {
+        return None;
+    }
+    Some((sid, generation.parse().ok().filter(|g: &i64| *g >= 0)?))
+}
+
+fn refresh_token(sid: &str, generation: i64) -> String {
+    format!(
+        "{sid}.{generation}.{}",
+        B64.encode(rand::random::<[u8; 32]>())
+    )
+}
+
+/// Equal, compared in time that does not depend on where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A valid hash of nothing anyone knows, verified against when the email is unknown
@@ -179,21 +265,139 @@ impl App {
         }
     }
 
-    /// Registers a customer and returns a token for them.
-    pub async fn register(&self, email: &str, password: &str) -> Result<String, AppError> {
+    /// Registers a customer and returns their tokens.
+    pub async fn register(&self, email: &str, password: &str) -> Result<IssuedTokens, AppError> {
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
         let user = self.create_account(email, password, Role::Customer).await?;
-        Ok(self.tokens.issue(
-            &Principal {
-                user_id: user.id,
-                role: user.role,
-            },
-            self.clock.now(),
-        ))
+        self.start_session(&user).await
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<String, AppError> {
+    /// A new session for `user`: an access token and the first refresh token.
+    async fn start_session(&self, user: &User) -> Result<IssuedTokens, AppError> {
+        let now = self.clock.now();
+        let sid = B64.encode(rand::random::<[u8; 16]>());
+        let refresh = refresh_token(&sid, 0);
+        self.store
+            .create_session(&Session {
+                id: sid.clone(),
+                user_id: user.id.clone(),
+                generation: 0,
+                token_hash: hash_token(&refresh),
+                created_at: now,
+                expires_at: now + self.settings.refresh_ttl,
+                revoked_at: None,
+            })
+            .await?;
+        Ok(IssuedTokens {
+            access: self.tokens.issue(
+                &Principal {
+                    user_id: user.id.clone(),
+                    role: user.role,
+                },
+                Some(&sid),
+                now,
+            ),
+            refresh,
+            expires_in: self.tokens.ttl(),
+        })
+    }
+
+    /// A new access token and the next refresh token for `refresh`, which is
+    /// retired. The account is read again: its current role goes in the token, and
+    /// a revoked session or a deleted account gets nothing. A retired token coming
+    /// back (or two refreshes racing with one token) revokes the session.
+    pub async fn refresh(&self, refresh: &str) -> Result<IssuedTokens, AppError> {
+        let now = self.clock.now();
+        let (sid, generation) = parse_refresh(refresh).ok_or(AppError::InvalidRefreshToken)?;
+        let session = self
+            .store
+            .session(sid)
+            .await?
+            .ok_or(AppError::InvalidRefreshToken)?;
+        if session.revoked_at.is_some() || session.expires_at <= now {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        if generation < session.generation {
+            tracing::warn!(session = %session.id, user = %session.user_id, "a retired refresh token was used again: session revoked");
+            self.store.revoke_session(&session.id, now).await?;
+            return Err(AppError::RefreshTokenReused);
+        }
+        let genuine = generation == session.generation
+            && same_bytes(
+                hash_token(refresh).as_bytes(),
+                session.token_hash.as_bytes(),
+            );
+        if !genuine {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        let Some(user) = self.store.user(&session.user_id).await? else {
+            self.store.revoke_session(&session.id, now).await?;
+            return Err(AppError::InvalidRefreshToken);
+        };
+        let next = refresh_token(sid, generation + 1);
+        let rotated = self
+            .store
+            .rotate_session(
+                sid,
+                generation,
+                &hash_token(&next),
+                now + self.settings.refresh_ttl,
+            )
+            .await?;
+        if !rotated {
+            // Another refresh with the same token won (or a revocation landed):
+            // one token, two users of it.
+            self.store.revoke_session(&session.id, now).await?;
+            return Err(AppError::RefreshTokenReused);
+        }
+        Ok(IssuedTokens {
+            access: self.tokens.issue(
+                &Principal {
+                    user_id: user.id,
+                    role: user.role,
+                },
+                Some(sid),
+                now,
+            ),
+            refresh: next,
+            expires_in: self.tokens.ttl(),
+        })
+    }
+
+    /// Logs a session out: its refresh token stops working (its access token runs
+    /// out within its lifetime). Anything that is not a live token is ignored.
+    pub async fn logout(&self, refresh: &str) -> Result<(), AppError> {
+        let Some((sid, generation)) = parse_refresh(refresh) else {
+            return Ok(());
+        };
+        if let Some(s) = self.store.session(sid).await? {
+            if s.generation == generation
+                && same_bytes(hash_token(refresh).as_bytes(), s.token_hash.as_bytes())
+            {
+                self.store.revoke_session(sid, self.clock.now()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes every session of a user (admins): no refresh succeeds any more, and
+    /// access ends when the current access tokens expire.
+    pub async fn revoke_user(&self, who: &Principal, user: &str) -> Result<u64, AppError> {
+        who.require_admin()?;
+        let user = UserId::try_from(user).map_err(|_| AppError::NotFound)?;
+        if self.store.user(&user).await?.is_none() {
+            return Err(AppError::NotFound);
+        }
+        let n = self
+            .store
+            .revoke_user_sessions(&user, self.clock.now())
+            .await?;
+        tracing::info!(%user, sessions = n, "sessions revoked");
+        Ok(n)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<IssuedTokens, AppError> {
         let user = match Email::parse(email) {
             Ok(e) => self.store.user_by_email(&e).await?,
             Err(_) => None,
@@ -203,13 +407,7 @@ impl App {
             .map_or(DECOY_HASH.to_owned(), |u| u.password_hash.clone());
         let ok = self.verify_password(password.to_owned(), hash).await?;
         match user {
-            Some(u) if ok => Ok(self.tokens.issue(
-                &Principal {
-                    user_id: u.id,
-                    role: u.role,
-                },
-                self.clock.now(),
-            )),
+            Some(u) if ok => self.start_session(&u).await,
             _ => Err(AppError::InvalidCredentials),
         }
     }
@@ -320,7 +518,7 @@ mod tests {
         let t = Tokens::new(b"k".to_vec(), Duration::from_secs(60));
         let now = OffsetDateTime::now_utc();
         let who = p();
-        let tok = t.issue(&who, now);
+        let tok = t.issue(&who, Some("s1"), now);
         assert_eq!(t.verify(&tok, now), Some(who));
         assert_eq!(t.verify(&tok, now + time::Duration::seconds(61)), None);
     }
@@ -329,7 +527,7 @@ mod tests {
     fn tampered_or_foreign_tokens_fail() {
         let t = Tokens::new(b"k".to_vec(), Duration::from_secs(60));
         let now = OffsetDateTime::now_utc();
-        let tok = t.issue(&p(), now);
+        let tok = t.issue(&p(), None, now);
         let other = Tokens::new(b"other".to_vec(), Duration::from_secs(60));
         assert_eq!(other.verify(&tok, now), None);
         // Promote yourself to admin: the signature no longer matches.
@@ -342,6 +540,40 @@ mod tests {
         assert_eq!(t.verify(&forged, now), None);
         for junk in ["", "a.b", "a.b.c", "...."] {
             assert_eq!(t.verify(junk, now), None);
+        }
+    }
+
+    #[test]
+    fn tokens_are_eddsa_with_a_kid_and_old_keys_verify_after_a_rotation() {
+        let now = OffsetDateTime::now_utc();
+        let old = Tokens::new(b"old".to_vec(), Duration::from_secs(60));
+        let tok = old.issue(&p(), None, now);
+        let header: serde_json::Value =
+            serde_json::from_slice(&B64.decode(tok.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(header["alg"], "EdDSA");
+        assert_eq!(header["kid"], old.kid.as_str());
+        let mut new = Tokens::new(b"new".to_vec(), Duration::from_secs(60));
+        assert_eq!(new.verify(&tok, now), None);
+        new.accept_previous(b"old");
+        assert!(new.verify(&tok, now).is_some());
+        assert_ne!(new.kid, old.kid);
+        // Another algorithm in the header is refused, whatever the signature.
+        let (_, rest) = tok.split_once('.').unwrap();
+        let hs = B64.encode(format!(
+            r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#,
+            old.kid
+        ));
+        assert_eq!(old.verify(&format!("{hs}.{rest}"), now), None);
+        let none = B64.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, old.kid));
+        assert_eq!(old.verify(&format!("{none}.{rest}"), now), None);
+    }
+
+    #[test]
+    fn refresh_tokens_parse_strictly() {
+        let t = refresh_token("abc_-9", 3);
+        assert_eq!(parse_refresh(&t), Some(("abc_-9", 3)));
+        for junk in ["", "a.b", "a.-1.c", "a.1.", ".1.c", "a b.1.c", "a.x.c"] {
+            assert_eq!(parse_refresh(junk), None, "{junk}");
         }
     }
 

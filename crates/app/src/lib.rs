@@ -13,7 +13,9 @@ pub mod holds;
 pub mod identity;
 mod order_watch;
 pub mod payments;
+pub mod permissions;
 pub mod resilience;
+mod sealing;
 pub mod workers;
 
 use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store};
@@ -25,7 +27,7 @@ pub use catalog::{CachedEvent, SeatTable};
 pub use checkout::{CheckoutAnswer, CheckoutAsk, PaymentAsk};
 pub use error::AppError;
 pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};
-pub use identity::{Principal, Tokens};
+pub use identity::{IssuedTokens, Principal, Tokens};
 pub use payments::{Attempt, Reconciled};
 
 /// The adapters the use cases run on, chosen by the server.
@@ -42,8 +44,11 @@ pub struct Ports {
 /// Tunables of the use cases, from the server's config.
 #[derive(Debug, Clone)]
 pub struct AppSettings {
-    /// How long a bearer token stays valid.
+    /// Lifetime of an access token: how long a revoked or demoted user may keep
+    /// what they had.
     pub token_ttl: Duration,
+    /// How long a refresh token lasts unused (each use renews it).
+    pub refresh_ttl: Duration,
     /// How long an event's sale settings (status, window) are trusted before they are
     /// read again; other nodes' changes become visible within this.
     pub catalog_refresh: Duration,
@@ -88,7 +93,8 @@ pub struct AppSettings {
 impl Default for AppSettings {
     fn default() -> Self {
         Self {
-            token_ttl: Duration::from_secs(24 * 3600),
+            token_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(14 * 24 * 3600),
             catalog_refresh: Duration::from_secs(1),
             sweep_interval: Duration::from_secs(1),
             hashing_concurrency: 2,
@@ -117,6 +123,8 @@ pub struct App {
     pub(crate) engine: Arc<dyn HoldEngine>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) tokens: Tokens,
+    /// Seals what the store keeps but must not read (payment tokens).
+    pub(crate) sealer: sealing::Sealer,
     pub(crate) catalog: catalog::Catalog,
     pub(crate) settings: AppSettings,
     pub(crate) hashing: tokio::sync::Semaphore,
@@ -146,6 +154,7 @@ impl App {
     pub fn new(ports: Ports, token_key: Vec<u8>, settings: AppSettings) -> Self {
         let jobs_ready = watch::channel(0).0;
         Self {
+            sealer: sealing::Sealer::new(&token_key),
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::default(),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),

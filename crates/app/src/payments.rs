@@ -126,16 +126,6 @@ enum Reclaim {
     Gone,
 }
 
-fn charge_request(order: &Order) -> ChargeRequest {
-    ChargeRequest {
-        idempotency_key: order.payment_key().to_owned(),
-        amount: order.total,
-        token: order.payment_token.clone(),
-        order_id: order.id.to_string(),
-        description: format!("boxoffice order {}", order.id),
-    }
-}
-
 fn ticket_code() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -208,7 +198,7 @@ impl App {
             // Past the give-up point: ask anyway before deciding anything.
         }
         self.guard.pace().await;
-        let req = charge_request(&order);
+        let req = self.charge_request(&order)?;
         let started = Instant::now();
         let result = tokio::time::timeout(self.settings.gateway_timeout, self.gateway.charge(&req))
             .await
@@ -217,6 +207,27 @@ impl App {
             .record(started.elapsed().as_secs_f64());
         self.record_outcome(&order, result, last_chance, attempt, ack)
             .await
+    }
+
+    /// The gateway request for `order`, its payment token unsealed (the store
+    /// keeps it sealed: `sealing.rs`).
+    fn charge_request(&self, order: &Order) -> Result<ChargeRequest, AppError> {
+        let token = self
+            .sealer
+            .open(&order.payment_token, order.id.as_str())
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "the payment token of order {} does not open with this node's key (was BOXOFFICE_SECRET_KEY changed?)",
+                    order.id
+                ))
+            })?;
+        Ok(ChargeRequest {
+            idempotency_key: order.payment_key().to_owned(),
+            amount: order.total,
+            token,
+            order_id: order.id.to_string(),
+            description: format!("boxoffice order {}", order.id),
+        })
     }
 
     /// The instant `order`'s seats were held until at checkout: after it the engine
@@ -238,7 +249,7 @@ impl App {
         attempt: u32,
         ack: Option<Ack>,
     ) -> Result<Attempt, AppError> {
-        let req = charge_request(order);
+        let req = self.charge_request(order)?;
         let closed =
             tokio::time::timeout(self.settings.gateway_timeout, self.gateway.close_key(&req))
                 .await

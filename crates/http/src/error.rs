@@ -49,7 +49,18 @@ impl From<AppError> for ApiError {
                 ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg)
             }
             AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthorized", msg),
-            AppError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", msg),
+            AppError::InvalidRefreshToken => {
+                ApiError::new(S::UNAUTHORIZED, "invalid_refresh_token", msg)
+            }
+            AppError::RefreshTokenReused => {
+                ApiError::new(S::UNAUTHORIZED, "refresh_token_reused", msg)
+            }
+            AppError::Forbidden | AppError::OwnerOnly => {
+                ApiError::new(S::FORBIDDEN, "forbidden", msg)
+            }
+            AppError::Conflict { constraint } => {
+                ApiError::new(S::CONFLICT, conflict_code(constraint), msg)
+            }
             AppError::NotOnSale => ApiError::new(S::CONFLICT, "not_on_sale", msg),
             AppError::SeatsUnavailable(seats) => {
                 ApiError::new(S::CONFLICT, "seats_unavailable", msg).with(
@@ -94,6 +105,19 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// The code of a store conflict, by the constraint that refused the write. Every
+/// constraint a client can run into by racing another client is named here; any
+/// other is still a 409 `conflict`, never a 500.
+pub fn conflict_code(constraint: &str) -> &'static str {
+    match constraint {
+        "users_email" => "email_taken",
+        "sold_seats" | "held_seats" => "seats_unavailable",
+        "ga_capacity" => "sold_out",
+        "idempotency_keys" => "idempotency_key_reused",
+        _ => "conflict",
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = Map::new();
@@ -108,5 +132,81 @@ impl IntoResponse for ApiError {
             );
         }
         res
+    }
+}
+
+/// The last line of the error shape: an error answer that did not come from
+/// `ApiError` (a rejection of axum's own: a body over the limit where raw bytes are
+/// read, a missing route's default) is rewritten into `{"error": {...}}`, keeping
+/// its status and headers (`Allow`, `Retry-After`). Handlers should not rely on it:
+/// every extractor of ours already answers in the shape; this catches the rest.
+pub(crate) async fn error_shape(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status.as_u16() {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_request",
+        431 => "headers_too_large",
+        s if s >= 500 => "internal_error",
+        _ => "bad_request",
+    };
+    let message = if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), body = %text, "an error answer outside ApiError");
+        "internal error".to_owned()
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "request body too large".to_owned()
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut shaped = ApiError::new(status, code, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxoffice_ports::StoreError;
+
+    #[test]
+    fn store_conflicts_are_409_by_constraint_name_never_500() {
+        for (constraint, code) in [
+            ("users_email", "email_taken"),
+            ("sold_seats", "seats_unavailable"),
+            ("ga_capacity", "sold_out"),
+            ("something_new", "conflict"),
+        ] {
+            let e = ApiError::from(AppError::from(StoreError::Conflict { constraint }));
+            assert_eq!((e.status, e.code), (StatusCode::CONFLICT, code));
+        }
     }
 }

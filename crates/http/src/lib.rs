@@ -92,6 +92,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(limits.body_limit))
+        .layer(axum::middleware::from_fn(error::error_shape))
         .layer(
             tower_http::compression::CompressionLayer::new().compress_when(
                 tower_http::compression::DefaultPredicate::new().and(not_pre_encoded),

@@ -1,13 +1,15 @@
 //! Mailers behind the `Mailer` port, both lettre transports:
-//! - [`SmtpMailer`]: plain SMTP to a relay (`smtp://[user:pass@]host[:port]`), the
-//!   production shape (STARTTLS relays are a later addition);
+//! - [`SmtpMailer`]: SMTP to a relay: `smtps://user:pass@host[:port]` (TLS),
+//!   `smtp://user:pass@host[:port]?tls=required` (STARTTLS, refused if the server
+//!   does not offer it), or `smtp://host[:port]` without credentials (a relay on a
+//!   trusted network). Credentials never travel in clear: a URL that would send
+//!   them without TLS is refused when the mailer is made, at start;
 //! - [`FileMailer`]: each email as an `.eml` file in a directory, the embedded
 //!   default, so a fresh machine needs no mail server to see its tickets.
 
 use async_trait::async_trait;
 use boxoffice_ports::{MailError, Mailer, OutgoingEmail};
 use lettre::message::header::ContentType;
-use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::fmt;
 use std::path::PathBuf;
@@ -44,29 +46,56 @@ impl fmt::Debug for SmtpMailer {
 }
 
 impl SmtpMailer {
-    /// `url` is `smtp://[user:pass@]host[:port]` (port 25 by default).
+    /// `url` as the module header says; lettre's URL format
+    /// (`AsyncSmtpTransport::from_url`). The error never repeats the URL (it may
+    /// hold a password).
     pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
-        let rest = url
-            .strip_prefix("smtp://")
-            .ok_or_else(|| anyhow::anyhow!("BOXOFFICE_SMTP_URL must start with smtp://"))?;
-        let (creds, hostport) = match rest.rsplit_once('@') {
-            Some((c, h)) => (Some(c), h),
-            None => (None, rest),
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            anyhow::anyhow!("BOXOFFICE_SMTP_URL must start with smtp:// or smtps://")
+        })?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let has_credentials = authority.contains('@');
+        let query = rest.split_once('?').map_or("", |(_, q)| q);
+        let tls_required = query.split('&').any(|kv| kv == "tls=required");
+        let tls = match scheme {
+            "smtps" => true,
+            "smtp" => tls_required,
+            _ => anyhow::bail!("BOXOFFICE_SMTP_URL must start with smtp:// or smtps://"),
         };
-        let hostport = hostport.trim_end_matches('/');
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>()?),
-            None => (hostport, 25),
-        };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port);
-        if let Some(c) = creds {
-            let (user, pass) = c.split_once(':').unwrap_or((c, ""));
-            b = b.credentials(Credentials::new(user.to_owned(), pass.to_owned()));
+        if has_credentials && !tls {
+            anyhow::bail!(
+                "BOXOFFICE_SMTP_URL has credentials but no TLS: they would travel in clear. \
+                 Use smtps://user:pass@host (TLS) or smtp://user:pass@host:587?tls=required \
+                 (STARTTLS), or a relay that needs no credentials"
+            );
         }
+        if !tls {
+            tracing::warn!(
+                "SMTP without TLS: emails (and their tickets) travel in clear to the relay"
+            );
+        }
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| anyhow::anyhow!("BOXOFFICE_SMTP_URL: {}", redacted(&e.to_string(), url)))?
+            .build();
         Ok(Self {
             from: from.to_owned(),
-            transport: b.build(),
+            transport,
         })
+    }
+}
+
+/// `text` without the URL's password, should lettre's error quote it.
+fn redacted(text: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => text.replace(p, "<redacted>"),
+        None => text.to_owned(),
     }
 }
 

@@ -101,6 +101,28 @@ async fn smtp_to_nobody_listening_is_a_transport_error() {
 }
 
 #[tokio::test]
+async fn credentials_only_over_tls() {
+    for url in [
+        "smtp://user:hunter2@mail.example:587",
+        "smtp://user:hunter2@mail.example:587?tls=opportunistic",
+        "smtp://user@mail.example",
+    ] {
+        let e = SmtpMailer::new(url, "t@example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no TLS"), "{url}: {e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+    for url in [
+        "smtps://user:hunter2@mail.example",
+        "smtp://user:hunter2@mail.example:587?tls=required",
+        "smtp://relay.internal:25",
+    ] {
+        SmtpMailer::new(url, "t@example.com").unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
+#[tokio::test]
 async fn files_for_the_embedded_mode() {
     let dir = std::env::temp_dir().join(format!("boxoffice-mail-{}", std::process::id()));
     let mailer = FileMailer::new(dir.clone(), "t@example.com").unwrap();

@@ -21,5 +21,5 @@ pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
     Ack, CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat,
-    PaidOutcome, ReleaseOutcome, Store, StoreError, StoredInventory, Write, Written,
+    PaidOutcome, ReleaseOutcome, Session, Store, StoreError, StoredInventory, Write, Written,
 };

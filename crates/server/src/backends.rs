@@ -108,6 +108,16 @@ impl Backends {
                 if !(c.stripe_url.starts_with("https://") || c.stripe_url.starts_with("http://")) {
                     bail!("BOXOFFICE_STRIPE_URL must be an http(s) URL");
                 }
+                // The secret key goes in every request's Authorization header: over
+                // plain HTTP anyone on the path reads it. Loopback only (a test
+                // gateway on this machine, as the test suite runs one).
+                if c.stripe_url.starts_with("http://") && !is_loopback_url(&c.stripe_url) {
+                    bail!(
+                        "BOXOFFICE_STRIPE_URL must be https:// (the Stripe secret key would \
+                         travel in clear over plain http://); plain http:// is allowed to a \
+                         loopback address only (a test gateway on this machine)"
+                    );
+                }
                 GatewayBackend::Stripe {
                     url: c.stripe_url.clone(),
                 }
@@ -140,6 +150,24 @@ impl Backends {
     }
 }
 
+/// `http://localhost…`, `http://127.x.x.x…`, `http://[::1]…`.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Userinfo would hide the host (`http://127.0.0.1@evil.example`).
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +187,32 @@ mod tests {
         assert!(Backends::from_config(&c).is_err());
         c.stripe_secret_key = Some(SecretString::from("sk_test_x"));
         assert!(Backends::from_config(&c).is_ok());
+    }
+
+    #[test]
+    fn a_stripe_key_goes_over_https_or_to_loopback_only() {
+        let mut c = Config::defaults();
+        c.gateway = GatewayKind::Stripe;
+        c.stripe_secret_key = Some(SecretString::from("sk_live_x"));
+        for url in [
+            "https://api.stripe.com",
+            "http://127.0.0.1:4242",
+            "http://localhost:1/v1",
+            "http://[::1]:9",
+        ] {
+            c.stripe_url = url.into();
+            assert!(Backends::from_config(&c).is_ok(), "{url}");
+        }
+        for url in [
+            "http://api.stripe.com",
+            "http://10.0.0.1:80",
+            "http://127.0.0.1@evil.example",
+            "http://127.0.0.1.evil.example",
+        ] {
+            c.stripe_url = url.into();
+            let e = Backends::from_config(&c).unwrap_err().to_string();
+            assert!(e.contains("https://"), "{url}: {e}");
+        }
     }
 
     #[test]

@@ -160,6 +160,39 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout_seconds: Option<u64>,
+    /// Longest a client may take to send a request's headers (then the
+    /// connection is closed): a slow client cannot hold a connection forever.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_HEADER_READ_TIMEOUT_MS",
+        value_name = "MS",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Open connections this node serves at once; one more is answered 503
+    /// `too_many_connections` and closed.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_MAX_CONNECTIONS",
+        value_name = "N",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Lifetime of an access token (refresh tokens renew it): how long a revoked
+    /// or demoted user may keep what they had.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_ACCESS_TOKEN_TTL_SECONDS",
+        value_name = "S",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl_seconds: Option<u64>,
 
     /// `postgres://…` selects PostgreSQL; unset: SQLite in the data directory.
     #[arg(

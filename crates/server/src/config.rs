@@ -87,6 +87,16 @@ pub struct Config {
     /// How long a request may take before it is answered 503 `timeout`.
     #[serde(default = "defaults::request_timeout_seconds")]
     pub request_timeout_seconds: u64,
+    /// Longest a client may take to send a request's headers; then its
+    /// connection is closed.
+    #[serde(default = "defaults::header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Open connections served at once; one more is answered 503 and closed.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Lifetime of an access token; refresh tokens renew it.
+    #[serde(default = "defaults::access_token_ttl_seconds")]
+    pub access_token_ttl_seconds: u64,
     /// How long sale settings (event status) are cached per node.
     #[serde(default = "defaults::catalog_refresh_ms")]
     pub catalog_refresh_ms: u64,
@@ -170,6 +180,15 @@ mod defaults {
     }
     pub fn request_timeout_seconds() -> u64 {
         40
+    }
+    pub fn header_read_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn max_connections() -> usize {
+        10_000
+    }
+    pub fn access_token_ttl_seconds() -> u64 {
+        900
     }
     pub fn catalog_refresh_ms() -> u64 {
         1000

@@ -6,6 +6,8 @@ pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod secrets;
+pub mod serve;
 pub mod startup;
 pub mod telemetry;
 

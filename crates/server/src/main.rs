@@ -88,8 +88,14 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     println!("boxoffice is serving on http://{addr}");
     match report.admin_created {
         Some((email, Some(password))) => {
-            println!("admin account created: {email} / {password}");
-            println!("  (the password was generated and is shown this once; set BOXOFFICE_ADMIN_PASSWORD to choose it)");
+            // To the log (stderr), once, never to stdout: stdout is what scripts
+            // capture and pass around; the log is the operator's.
+            tracing::warn!(
+                "==== generated admin password for {email}, shown only this once (set \
+                 BOXOFFICE_ADMIN_PASSWORD before the first start to choose it; \
+                 `boxoffice admin reset-password` makes a new one): {password}"
+            );
+            println!("admin account created: {email} (its generated password is in the log, on stderr, shown this once)");
         }
         Some((email, None)) => {
             println!("admin account created: {email} (password from BOXOFFICE_ADMIN_PASSWORD)")

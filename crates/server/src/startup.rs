@@ -4,7 +4,7 @@
 //! signal. The order matters to a first start: a busy port must fail before anything
 //! is created, and once the admin (whose generated password is shown once) exists
 //! nothing is left that can fail before `main` prints it.
-//! Shutdown is one cancellation token: the HTTP server drains (axum graceful
+//! Shutdown is one cancellation token: the HTTP server drains (hyper graceful
 //! shutdown), background tasks finish their current step, then the store closes.
 
 use anyhow::Context;
@@ -175,6 +175,12 @@ impl Application {
         let listener = bind(config.listen).await?;
         let backends = Backends::from_config(&config)?;
         backends.check_shared_gateway()?;
+        // Before anything is created: a key too short to trust stops the start.
+        let configured_key = config
+            .secret_key
+            .as_ref()
+            .map(|k| crate::secrets::configured(k.expose_secret()))
+            .transpose()?;
         let store = open_store(&config, config.auto_migrate).await?;
         let engine: Arc<dyn HoldEngine> = match &backends.engine {
             EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
@@ -193,9 +199,12 @@ impl Application {
             None => engine,
         };
         let dyn_store: Arc<dyn Store> = store.store();
-        let token_key = match &config.secret_key {
-            Some(k) => k.expose_secret().as_bytes().to_vec(),
-            None => {
+        let token_key = match (configured_key, &backends.store) {
+            (Some(k), _) => k,
+            (None, StoreBackend::Sqlite { dir }) => {
+                crate::secrets::from_file(&dir.join("secret.key"))?
+            }
+            (None, StoreBackend::Postgres { .. }) => {
                 let candidate: [u8; 32] = rand::random();
                 dyn_store
                     .secret_key(&candidate)
@@ -217,6 +226,7 @@ impl Application {
             (GatewayBackend::Stripe { .. }, None) => None,
         };
         let settings = AppSettings {
+            token_ttl: Duration::from_secs(config.access_token_ttl_seconds.max(1)),
             stripe_webhook_secret: webhook_secret.clone(),
             sweep_interval: Duration::from_millis(config.sweep_interval_ms.max(10)),
             catalog_refresh: Duration::from_millis(config.catalog_refresh_ms),
@@ -361,12 +371,16 @@ impl Application {
         let router = boxoffice_http::router(self.app.clone(), limits, test_mode);
         let mut background = self.app.spawn_workers(shutdown.clone());
         background.push(self.app.spawn_sweeper(shutdown.clone()));
-        let token = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-        });
+        let serve_limits = crate::serve::ServeLimits {
+            header_read_timeout: Duration::from_millis(self.config.header_read_timeout_ms.max(100)),
+            max_connections: self.config.max_connections.max(1),
+        };
+        let server = tokio::spawn(crate::serve::serve(
+            self.listener,
+            router,
+            serve_limits,
+            shutdown.clone(),
+        ));
         Running {
             addr,
             app: self.app,

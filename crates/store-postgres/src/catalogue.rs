@@ -10,7 +10,9 @@ use boxoffice_domain::{
 use boxoffice_ports::{EventRecord, LayoutSeat, StoreError};
 use time::OffsetDateTime;
 
-use crate::rows::{self, EventRow, GaTierRow, LayoutRow, PriceTierRow, SeatRow, UserRow, VenueRow};
+use crate::rows::{
+    self, EventRow, GaTierRow, LayoutRow, PriceTierRow, SeatRow, SessionRow, UserRow, VenueRow,
+};
 use crate::writes::count_commit;
 use crate::{map_err, ts, unavailable, PgStore};
 
@@ -45,6 +47,99 @@ impl PgStore {
         .map_err(map_err)?
         .map(User::try_from)
         .transpose()
+    }
+
+    pub(crate) async fn user_impl(&self, user: &UserId) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {} FROM users WHERE id = $1",
+            UserRow::COLUMNS
+        ))
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    pub(crate) async fn create_session_impl(
+        &self,
+        s: &boxoffice_ports::Session,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            SessionRow::COLUMNS
+        ))
+        .bind(&s.id)
+        .bind(s.user_id.as_str())
+        .bind(s.generation)
+        .bind(&s.token_hash)
+        .bind(ts(s.created_at))
+        .bind(ts(s.expires_at))
+        .bind(s.revoked_at.map(ts))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        Ok(())
+    }
+
+    pub(crate) async fn session_impl(
+        &self,
+        id: &str,
+    ) -> Result<Option<boxoffice_ports::Session>, StoreError> {
+        sqlx::query_as::<_, SessionRow>(&format!(
+            "SELECT {} FROM sessions WHERE id = $1",
+            SessionRow::COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(boxoffice_ports::Session::try_from)
+        .transpose()
+    }
+
+    pub(crate) async fn rotate_session_impl(
+        &self,
+        id: &str,
+        from_generation: i64,
+        token_hash: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET generation = generation + 1, token_hash = $1, expires_at = $2 \
+             WHERE id = $3 AND generation = $4 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(ts(expires_at))
+        .bind(id)
+        .bind(from_generation)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn revoke_sessions_impl(
+        &self,
+        session: Option<&str>,
+        user: Option<&UserId>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 \
+             WHERE revoked_at IS NULL AND (id = $2 OR user_id = $3)",
+        )
+        .bind(ts(now))
+        .bind(session)
+        .bind(user.map(UserId::as_str))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        Ok(done.rows_affected())
     }
 
     pub(crate) async fn admin_exists_impl(&self) -> Result<bool, StoreError> {

@@ -174,6 +174,43 @@ impl Store for PgStore {
         self.claim_once_impl(what).await
     }
 
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.user_impl(id).await
+    }
+
+    async fn create_session(&self, session: &boxoffice_ports::Session) -> Result<(), StoreError> {
+        self.create_session_impl(session).await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<boxoffice_ports::Session>, StoreError> {
+        self.session_impl(id).await
+    }
+
+    async fn rotate_session(
+        &self,
+        id: &str,
+        from_generation: i64,
+        token_hash: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.rotate_session_impl(id, from_generation, token_hash, expires_at)
+            .await
+    }
+
+    async fn revoke_session(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.revoke_sessions_impl(Some(id), None, now)
+            .await
+            .map(|_| ())
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.revoke_sessions_impl(None, Some(user), now).await
+    }
+
     async fn create_venue(&self, venue: &Venue, seats: &[Seat]) -> Result<(), StoreError> {
         self.create_venue_impl(venue, seats).await
     }

@@ -27,6 +27,37 @@ fn money(amount: i64, currency: String) -> Result<Money, StoreError> {
 }
 
 #[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    id: String,
+    user_id: String,
+    generation: i64,
+    token_hash: String,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl SessionRow {
+    pub(crate) const COLUMNS: &'static str =
+        "id, user_id, generation, token_hash, created_at, expires_at, revoked_at";
+}
+
+impl TryFrom<SessionRow> for boxoffice_ports::Session {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(boxoffice_ports::Session {
+            id: r.id,
+            user_id: id(r.user_id, "sessions.user_id")?,
+            generation: r.generation,
+            token_hash: r.token_hash,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
     id: String,
     email: String,

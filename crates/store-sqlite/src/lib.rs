@@ -21,7 +21,8 @@ use boxoffice_domain::{
     Seat, SeatId, User, UserId, Venue, VenueId,
 };
 use boxoffice_ports::{
-    EventRecord, Idempotent, LayoutSeat, Store, StoreError, StoredInventory, Write, Written,
+    EventRecord, Idempotent, LayoutSeat, Session, Store, StoreError, StoredInventory, Write,
+    Written,
 };
 use rusqlite::params;
 use std::collections::HashMap;
@@ -202,6 +203,113 @@ impl Store for SqliteStore {
             .db()?;
             rows::scalar::<Vec<u8>>(tx, "SELECT value FROM settings WHERE key = 'token_key'", [])?
                 .ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"),
+                    [id],
+                    rows::user,
+                )
+            })
+            .await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        let s = session.clone();
+        self.transaction(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO sessions (id, user_id, generation, token_hash, created_at, expires_at, revoked_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .db()?
+            .execute(params![
+                s.id,
+                s.user_id.as_str(),
+                s.generation,
+                s.token_hash,
+                ms(s.created_at),
+                ms(s.expires_at),
+                s.revoked_at.map(ms)
+            ])
+            .db()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let id = id.to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    "SELECT id, user_id, generation, token_hash, created_at, expires_at, revoked_at \
+                     FROM sessions WHERE id = ?",
+                    [id],
+                    rows::session,
+                )
+            })
+            .await
+    }
+
+    async fn rotate_session(
+        &self,
+        id: &str,
+        from_generation: i64,
+        token_hash: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (id, hash) = (id.to_owned(), token_hash.to_owned());
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE sessions SET generation = generation + 1, token_hash = ?, expires_at = ? \
+                     WHERE id = ? AND generation = ? AND revoked_at IS NULL",
+                )
+                .db()?
+                .execute(params![hash, ms(expires_at), id, from_generation])
+                .db()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.transaction(move |tx| {
+            tx.prepare_cached(
+                "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            )
+            .db()?
+            .execute(params![ms(now), id])
+            .db()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let user = user.as_str().to_owned();
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                )
+                .db()?
+                .execute(params![ms(now), user])
+                .db()?;
+            Ok(n as u64)
         })
         .await
     }

@@ -66,6 +66,18 @@ pub(crate) fn user(r: &Row) -> Result<User, StoreError> {
     })
 }
 
+pub(crate) fn session(r: &Row) -> Result<boxoffice_ports::Session, StoreError> {
+    Ok(boxoffice_ports::Session {
+        id: text(r, "id")?,
+        user_id: id(r, "user_id")?,
+        generation: int(r, "generation")?,
+        token_hash: text(r, "token_hash")?,
+        created_at: time(r, "created_at")?,
+        expires_at: time(r, "expires_at")?,
+        revoked_at: r.get::<_, Option<i64>>("revoked_at").db()?.map(dt),
+    })
+}
+
 pub(crate) fn venue(r: &Row) -> Result<Venue, StoreError> {
     Ok(Venue {
         id: id::<VenueId>(r, "id")?,

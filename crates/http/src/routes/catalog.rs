@@ -1,7 +1,7 @@
 //! Venues and events: admin writes, public reads, the static layout (cacheable,
 //! ETag) and the live compact seat map.
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,7 +10,7 @@ use boxoffice_domain::{EventStatus, NewEvent, ValidationError, VenueSpec};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::extract::{Auth, Json, MaybeAuth};
+use crate::extract::{Admin, Json, MaybeAuth, Path};
 use crate::seat_maps::{self, Coding};
 use crate::{views, ApiError, HttpLimits, HttpState, PreEncoded};
 use bytes::Bytes;
@@ -32,7 +32,7 @@ pub fn router(limits: &HttpLimits) -> Router<HttpState> {
 
 async fn create_venue(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(who): Admin,
     Json(spec): Json<VenueSpec>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let v = s.app.create_venue(&who, spec).await?;
@@ -41,9 +41,8 @@ async fn create_venue(
 
 async fn list_venues(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(_): Admin,
 ) -> Result<axum::Json<Value>, ApiError> {
-    who.require_admin()?;
     let venues = s.app.venues().await?;
     Ok(axum::Json(
         json!({ "venues": venues.iter().map(views::venue).collect::<Vec<_>>() }),
@@ -60,7 +59,7 @@ async fn get_venue(
 
 async fn create_event(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(who): Admin,
     Json(new): Json<NewEvent>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let r = s.app.create_event(&who, new).await?;
@@ -79,9 +78,10 @@ async fn list_events(
 
 async fn get_event(
     State(s): State<HttpState>,
+    MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let ev = s.app.event(&id).await?;
+    let ev = s.app.visible_event(who.as_ref(), &id).await?;
     Ok(axum::Json(json!(views::event(&ev.record))))
 }
 
@@ -93,7 +93,7 @@ struct EventPatch {
 
 async fn patch_event(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(who): Admin,
     Path(id): Path<String>,
     Json(patch): Json<EventPatch>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -129,10 +129,11 @@ fn with_etag(status: StatusCode, etag: &str, cache: &'static str, body: Option<B
 
 async fn layout(
     State(s): State<HttpState>,
+    MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ev = s.app.event(&id).await?;
+    let ev = s.app.visible_event(who.as_ref(), &id).await?;
     let eid = ev.event().id.clone();
     let (body, etag) = match s.layouts.get(&eid) {
         Some(hit) => hit,
@@ -143,11 +144,16 @@ async fn layout(
             rendered
         }
     };
-    const CACHE: &str = "public, max-age=300";
+    // A draft's layout is for the eyes that may see it: no shared cache keeps it.
+    let cache = if ev.event().status == EventStatus::Draft {
+        "private, no-cache"
+    } else {
+        "public, max-age=300"
+    };
     if not_modified(&headers, &etag) {
-        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, CACHE, None));
+        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, cache, None));
     }
-    Ok(with_etag(StatusCode::OK, &etag, CACHE, Some(body)))
+    Ok(with_etag(StatusCode::OK, &etag, cache, Some(body)))
 }
 
 /// The live map, served from memory: the engine is asked only for the version (a
@@ -156,10 +162,11 @@ async fn layout(
 /// told to leave it).
 async fn seats(
     State(s): State<HttpState>,
+    MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (ev, version) = s.app.seat_map_version(&id).await?;
+    let (ev, version) = s.app.seat_map_version(who.as_ref(), &id).await?;
     // The version identifies the state: a client polling with If-None-Match gets a
     // 304 until something changes.
     let etag = seat_maps::etag(version);

@@ -1,7 +1,7 @@
 //! `POST /v1/holds/{id}/checkout`, `GET /v1/orders/{id}[?wait=s]`, `GET /v1/me/orders`,
 //! and `GET /v1/admin/test-gateway/charges` while the test gateway is active.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::extract::{Auth, Json};
+use crate::extract::{Auth, Json, Path, Query};
 use crate::views::{self, OrderJson};
 use crate::{ApiError, HttpState};
 

@@ -2,13 +2,13 @@
 //! for admins `GET /v1/admin/events/{id}/engine-audit`: where the hold engine and
 //! the store disagree about an event (nothing, when all is well).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use boxoffice_app::HoldAsk;
 
-use crate::extract::{Auth, Json};
+use crate::extract::{Admin, Auth, Json, Path};
 use crate::views::{self, HoldJson};
 use crate::{ApiError, HttpState};
 
@@ -21,7 +21,7 @@ pub fn router() -> Router<HttpState> {
 
 async fn engine_audit(
     State(s): State<HttpState>,
-    Auth(who): Auth,
+    Admin(who): Admin,
     Path(event): Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let a = s.app.engine_audit(&who, &event).await?;

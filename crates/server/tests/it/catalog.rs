@@ -45,7 +45,10 @@ async fn venue_event_layout_and_seat_map() {
         .any(|e| e["id"] == id));
 
     // The layout lists the tiered sections' seats in venue order (B has no tier).
-    let layout = app.get(&format!("/v1/events/{id}/layout"), None).await;
+    // A draft is the admin's to see (security.rs: anyone else gets 404).
+    let layout = app
+        .get(&format!("/v1/events/{id}/layout"), Some(&app.admin))
+        .await;
     assert_eq!(layout.status, 200);
     let seats = layout.body["seats"].as_array().unwrap();
     let labels: Vec<String> = seats
@@ -73,6 +76,7 @@ async fn venue_event_layout_and_seat_map() {
     let res = app
         .client
         .get(app.url(&format!("/v1/events/{id}/layout")))
+        .bearer_auth(&app.admin)
         .header("if-none-match", &etag)
         .send()
         .await
@@ -80,16 +84,20 @@ async fn venue_event_layout_and_seat_map() {
     assert_eq!(res.status(), 304);
 
     // The live map: one character per seat, all available, GA remaining.
-    let map = app.seat_map(id).await;
+    let map = app
+        .get(&format!("/v1/events/{id}/seats"), Some(&app.admin))
+        .await
+        .body;
     assert_eq!(map["status"], "AAAAAAAA");
     assert_eq!(map["ga"][0]["tier_id"], ev["ga_tiers"][0]["id"]);
     assert_eq!(map["ga"][0]["remaining"], 40);
 
-    // Holds need the event on sale.
+    // Holds need the event on sale (a draft is not even there for a customer; a
+    // paused event is `not_on_sale`, below).
     let buyer = app.customer().await;
     let seat = seats[0]["id"].as_str().unwrap().to_owned();
     let r = app.hold_seats(&buyer, id, &[&seat]).await;
-    assert_eq!((r.status.as_u16(), r.code()), (409, "not_on_sale"));
+    assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"));
     app.set_status(id, "on_sale").await;
     let r = app.hold_seats(&buyer, id, &[&seat]).await;
     assert_eq!(r.status, 201, "{r:?}");

@@ -77,7 +77,7 @@ async fn a_busy_port_on_first_start_creates_nothing_and_the_next_start_shows_the
         .env("BOXOFFICE_ADMIN_EMAIL", "boss@example.com")
         .env_remove("BOXOFFICE_ADMIN_PASSWORD");
     let mut p = Process::start(second);
-    let password = password_in(&p.line_with("admin account created: boss@example.com /"));
+    let password = password_in(&p.log_line_with("generated admin password for boss@example.com"));
     let app = TestApp::attach_as(p.addr, dir, backend, "boss@example.com", &password).await;
     assert_eq!(login_status(&app, "boss@example.com", &password).await, 200);
 

@@ -193,6 +193,9 @@ pub fn config(data_dir: &std::path::Path) -> Config {
     c.admin_password = Some(ADMIN_PASSWORD.into());
     c.demo = false;
     c.sweep_interval_ms = 50;
+    // Tests move manual clocks by hours with tokens taken before: the 15-minute
+    // access tokens are tested in security.rs.
+    c.access_token_ttl_seconds = 7 * 24 * 3600;
     c
 }
 
@@ -634,6 +637,8 @@ pub struct Process {
     pub addr: SocketAddr,
     /// Its stdout, line by line, as it prints them (read on a thread).
     pub lines: std::sync::mpsc::Receiver<String>,
+    /// Its stderr (the log), line by line.
+    pub log: std::sync::mpsc::Receiver<String>,
 }
 
 /// The binary with no `BOXOFFICE_*` from the test's environment (no colour either).
@@ -686,9 +691,16 @@ impl Process {
         use std::io::{BufRead, BufReader};
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("binary starts");
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let (log_tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in err.lines().map_while(Result::ok) {
+                let _ = log_tx.send(l);
+            }
+        });
         // The first line says where it serves, once it is bound.
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -706,15 +718,29 @@ impl Process {
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Process { child, addr, lines }
+        Process {
+            child,
+            addr,
+            lines,
+            log,
+        }
     }
 
     /// The first line it printed (after the first) that contains `what`.
     pub fn line_with(&self, what: &str) -> String {
+        Self::first_with(&self.lines, what)
+    }
+
+    /// The first line it logged (on stderr) that contains `what`.
+    pub fn log_line_with(&self, what: &str) -> String {
+        Self::first_with(&self.log, what)
+    }
+
+    fn first_with(lines: &std::sync::mpsc::Receiver<String>, what: &str) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
+            match lines.recv_timeout(left) {
                 Ok(l) if l.contains(what) => return l,
                 Ok(_) => {}
                 Err(e) => panic!("no line with {what:?}: {e}"),

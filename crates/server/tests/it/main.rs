@@ -20,4 +20,5 @@ mod payment_faults;
 mod payments;
 mod race;
 mod restart;
+mod security;
 mod stripe;
