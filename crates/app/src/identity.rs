@@ -14,7 +14,7 @@ use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use boxoffice_domain::{Email, Password, Role, User, UserId};
-use boxoffice_ports::{Clock, Store, StoreError};
+use boxoffice_ports::{Clock, IdentityStore, StoreError};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -268,7 +268,7 @@ async fn hash_off_runtime(password: Password) -> Result<String, AppError> {
 /// works on a stopped server's database as on a running one's (logins read the
 /// store). With no such account and no admin at all, it creates that admin.
 pub async fn reset_password(
-    store: &dyn Store,
+    store: &dyn IdentityStore,
     clock: &dyn Clock,
     email: &str,
 ) -> Result<String, AppError> {

@@ -674,7 +674,7 @@ async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Writte
         out.push(Written::Checkout(match (fresh, converted) {
             (true, true) => CheckoutOutcome::Created,
             (false, _) => CheckoutOutcome::Replay(
-                crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)
+                crate::sales::idempotent_in(conn, &i.user_id, &i.route, &i.key)
                     .await?
                     .ok_or_else(|| corrupt("idempotency key vanished"))?,
             ),

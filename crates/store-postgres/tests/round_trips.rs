@@ -9,7 +9,8 @@ use boxoffice_domain::{
     Order, OrderId, OrderItem, OrderStatus, Ticket, TicketId, UserId, VenueSpec,
 };
 use boxoffice_ports::{
-    Ack, CheckoutOutcome, CheckoutRecord, Idempotent, JobQueue, PaidOutcome, Store, Write, Written,
+    Ack, CatalogueStore, CheckoutOutcome, CheckoutRecord, Idempotent, IdentityStore, JobQueue,
+    OutboxStore, PaidOutcome, SalesStore, Write, Written,
 };
 use boxoffice_store_postgres::{testing, PgStore};
 use std::sync::atomic::{AtomicU64, Ordering};

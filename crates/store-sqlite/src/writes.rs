@@ -323,7 +323,7 @@ fn checkout(
         params![i.user_id.as_str(), i.route, i.key, i.fingerprint, i.status, i.body, ms(now)],
     )?;
     if fresh == 0 {
-        let existing = crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)?
+        let existing = crate::sales::idempotent_in(conn, &i.user_id, &i.route, &i.key)?
             .ok_or_else(|| corrupt("idempotency key vanished"))?;
         return Ok(CheckoutOutcome::Replay(existing));
     }

@@ -5,7 +5,7 @@ use boxoffice_domain::{
     Consumer, Email, EventId, HoldId, HoldSelection, HoldStatus, Job, MessageId, OrderId, SeatId,
     TierId, UserId, VenueId,
 };
-use boxoffice_ports::{JobQueue, Store};
+use boxoffice_ports::{CatalogueStore, IdentityStore, JobQueue, SalesStore};
 use boxoffice_store_postgres::{testing, PgStore};
 use time::OffsetDateTime;
 
