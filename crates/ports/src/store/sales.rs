@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order, OrderId, OrderStatus, SeatId,
-    Ticket, UserId,
+    CheckoutAnswer, EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order, OrderId,
+    OrderStatus, SeatId, Ticket, UserId,
 };
 use time::OffsetDateTime;
 
@@ -37,8 +37,8 @@ pub struct Idempotent {
     pub key: String,
     /// A digest of what was asked; the same key with another request is refused.
     pub fingerprint: String,
-    pub status: u16,
-    pub body: String,
+    /// What was answered, replayed as it was.
+    pub answer: CheckoutAnswer,
 }
 
 /// Everything a checkout writes, in one transaction.
