@@ -10,8 +10,8 @@
 //! refused; two identical requests at once produce one order.
 
 use boxoffice_domain::{
-    HoldSelection, HoldStatus, MessageId, Millis, Order, OrderId, OrderItem, OrderStatus,
-    ValidationError,
+    CheckoutAnswer, HoldSelection, HoldStatus, MessageId, Millis, Order, OrderId, OrderItem,
+    OrderStatus, ValidationError,
 };
 use boxoffice_ports::{CheckoutOutcome, CheckoutRecord, Idempotent};
 use serde::Deserialize;
@@ -37,26 +37,6 @@ pub struct CheckoutAsk {
 #[serde(deny_unknown_fields)]
 pub struct PaymentAsk {
     pub token: String,
-}
-
-/// The answer to a checkout, exactly as first given (replays repeat it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckoutAnswer {
-    pub status: u16,
-    pub body: String,
-    pub order_id: String,
-}
-
-impl CheckoutAnswer {
-    fn from_stored(i: &Idempotent) -> Result<Self, AppError> {
-        let v: serde_json::Value =
-            serde_json::from_str(&i.body).map_err(|e| AppError::Internal(e.into()))?;
-        Ok(Self {
-            status: i.status,
-            order_id: v["order_id"].as_str().unwrap_or_default().to_owned(),
-            body: i.body.clone(),
-        })
-    }
 }
 
 fn fingerprint(hold: &str, email: &str, token: &str) -> String {
@@ -102,7 +82,7 @@ impl App {
         let fp = fingerprint(hold.id.as_str(), email.as_str(), token);
         let replay = |prev: Idempotent| {
             if prev.fingerprint == fp {
-                CheckoutAnswer::from_stored(&prev)
+                Ok(prev.answer)
             } else {
                 Err(AppError::IdempotencyKeyReused)
             }
@@ -174,8 +154,6 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        let body = serde_json::json!({"order_id": order.id.as_str(), "status": "pending_payment"})
-            .to_string();
         let payment_deadline = now + self.settings.payment_hold;
 
         let rec = CheckoutRecord {
@@ -184,14 +162,14 @@ impl App {
                 route: CHECKOUT.into(),
                 key: key.to_owned(),
                 fingerprint: fp.clone(),
-                status: 202,
-                body: body.clone(),
+                answer: CheckoutAnswer::Accepted {
+                    order_id: order.id.clone(),
+                },
             },
             order,
             payment_deadline,
             message: MessageId::new(),
         };
-        let order_id = rec.order.id.to_string();
         // The engine's extension to the payment deadline, the store's checkout, and
         // undoing the extension if the store did not convert the hold, run on their
         // own task: a dropped request (even one whose engine answer was lost on the
@@ -249,11 +227,7 @@ impl App {
             CheckoutOutcome::Created => {
                 metrics::counter!("boxoffice_orders_total", "status" => "pending_payment")
                     .increment(1);
-                Ok(CheckoutAnswer {
-                    status: 202,
-                    body,
-                    order_id,
-                })
+                Ok(rec.idempotency.answer)
             }
             CheckoutOutcome::Replay(prev) => replay(prev),
             CheckoutOutcome::HoldNotActive { status, expired } => match status {

@@ -14,7 +14,7 @@
 //! This module must never write to the store: it only reads it and moves the engine.
 
 use boxoffice_domain::{EventId, HoldId, HoldStatus, Millis};
-use boxoffice_ports::{Clock, EngineError, HoldEngine, Store};
+use boxoffice_ports::{Clock, EngineError, HoldEngine, SalesStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub(crate) enum Follow {
 #[derive(Debug, Clone)]
 pub(crate) struct Follower {
     pub(crate) engine: Arc<dyn HoldEngine>,
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn SalesStore>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Repairs in progress; [`crate::App::settle`] waits for them.
     pub(crate) repairs: tokio_util::task::TaskTracker,

@@ -1,5 +1,5 @@
 //! The one error type of the use cases. Each variant is a distinct answer a client
-//! can act on; the HTTP crate maps each to a status and a stable code.
+//! can act on; the HTTP crate says how each is sent, with a stable code.
 
 use boxoffice_domain::{EventStatus, SeatId, ValidationError};
 use boxoffice_ports::{EngineError, GatewayError, QueueError, StoreError};

@@ -16,8 +16,8 @@
 
 use boxoffice_domain::{Job, MessageId};
 use boxoffice_ports::{
-    CheckoutOutcome, Clock, FailOutcome, JobQueue, PaidOutcome, ReleaseOutcome, Store, StoreError,
-    Write, Written,
+    CheckoutOutcome, Clock, FailOutcome, JobQueue, PaidOutcome, ReleaseOutcome, SalesStore,
+    StoreError, Write, Written,
 };
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -39,7 +39,7 @@ impl Writer {
     /// Starts the writer task; it ends when the writer is dropped. `jobs` counts
     /// commits that queued jobs (workers wait for it to move).
     pub(crate) fn spawn(
-        store: Arc<dyn Store>,
+        store: Arc<dyn SalesStore>,
         queue: Arc<dyn JobQueue>,
         clock: Arc<dyn Clock>,
         jobs: watch::Sender<u64>,

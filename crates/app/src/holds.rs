@@ -420,7 +420,7 @@ impl App {
 
     /// Runs an engine call; if the engine does not have the event, loads it from the
     /// store and runs the call again. An engine that keeps losing the event (Redis
-    /// being flushed over and over) gets three tries, then the answer is 503.
+    /// being flushed over and over) gets three tries, then the call fails as unavailable.
     pub(crate) async fn with_engine<T, F, Fut>(
         &self,
         ev: &CachedEvent,

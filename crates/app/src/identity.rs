@@ -24,7 +24,7 @@ use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use boxoffice_domain::{Email, Password, Role, User, UserId};
-use boxoffice_ports::{Clock, Session, Store, StoreError};
+use boxoffice_ports::{Clock, IdentityStore, Session, StoreError};
 use hmac::{Hmac, Mac};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
@@ -466,7 +466,7 @@ async fn hash_off_runtime(password: Password) -> Result<String, AppError> {
 /// works on a stopped server's database as on a running one's (logins read the
 /// store). With no such account and no admin at all, it creates that admin.
 pub async fn reset_password(
-    store: &dyn Store,
+    store: &dyn IdentityStore,
     clock: &dyn Clock,
     email: &str,
 ) -> Result<String, AppError> {

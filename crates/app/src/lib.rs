@@ -2,7 +2,8 @@
 //!
 //! This layer owns the order of side effects (engine first, then store; compensate
 //! on failure) and authorisation. It must never know HTTP: errors are [`AppError`]
-//! and the HTTP crate maps them, in one place, to status codes.
+//! and answers are business outcomes (a checkout's is a `CheckoutAnswer`, kept as
+//! such for its replays); the HTTP crate says, in one place, how each is sent.
 
 pub mod catalog;
 pub mod checkout;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use catalog::{CachedEvent, SeatTable};
-pub use checkout::{CheckoutAnswer, CheckoutAsk, PaymentAsk};
+pub use checkout::{CheckoutAsk, PaymentAsk};
 pub use error::AppError;
 pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};
 pub use identity::{IssuedTokens, Principal, Tokens};
@@ -82,8 +83,8 @@ pub struct AppSettings {
     pub max_job_attempts: u32,
     /// The From of ticket emails.
     pub mail_from: String,
-    /// The signing secret of Stripe webhooks (`whsec_…`); none: the webhook route
-    /// answers 404 and the reconciler alone settles waiting payments.
+    /// The signing secret of Stripe webhooks (`whsec_…`); none: webhooks are not
+    /// taken (not found) and the reconciler alone settles waiting payments.
     pub stripe_webhook_secret: Option<String>,
     /// How often a long-poll re-reads its order when announcements reach every node
     /// (a safety net: an announcement is what normally wakes it).

@@ -2,7 +2,8 @@
 //! sale on its own, whatever a hold engine decided.
 
 use boxoffice_domain::{
-    Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus, Ticket, TicketId,
+    CheckoutAnswer, Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus, Ticket,
+    TicketId,
 };
 use boxoffice_domain::{
     Currency, Email, Event, EventId, EventStatus, Hold, HoldId, HoldSelection, HoldStatus, Money,
@@ -447,8 +448,9 @@ fn checkout_record(event: &Event, customer: &UserId, h: &Hold, key: &str) -> Che
             route: "checkout".into(),
             key: key.into(),
             fingerprint: format!("fp-{}", h.id),
-            status: 202,
-            body: format!(r#"{{"order_id":"{}"}}"#, order.id),
+            answer: CheckoutAnswer::Accepted {
+                order_id: order.id.clone(),
+            },
         },
         order,
         payment_deadline: now() + Duration::minutes(15),
@@ -480,6 +482,25 @@ pub async fn checkout_is_idempotent<S: Store>(store: Arc<S>) {
     assert!(outs
         .iter()
         .all(|o| matches!(o, Ok(CheckoutOutcome::Created | CheckoutOutcome::Replay(_)))));
+    // Every replay is the winner's answer (its order), as stored, and so is a read.
+    let winner = outs
+        .iter()
+        .position(|o| matches!(o, Ok(CheckoutOutcome::Created)))
+        .unwrap();
+    let answer = &recs[winner].idempotency;
+    for o in &outs {
+        if let Ok(CheckoutOutcome::Replay(prev)) = o {
+            assert_eq!(prev, answer);
+        }
+    }
+    assert_eq!(
+        store
+            .idempotent(&ann.id, "checkout", "same")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(answer)
+    );
     assert_eq!(
         store.hold(&h.id).await.unwrap().unwrap().status,
         HoldStatus::Converted

@@ -142,6 +142,43 @@ impl Order {
     }
 }
 
+/// What a checkout answered, kept under its idempotency key and given again, as it
+/// was first given, to a repeat of the same request. A business outcome: how it is
+/// sent (status, body) is the HTTP layer's to say. Refusals (the hold expired or
+/// already checked out) are not kept: a repeat after one is decided afresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutAnswer {
+    /// The order was created; its payment was pending when this was answered.
+    Accepted { order_id: OrderId },
+}
+
+impl CheckoutAnswer {
+    /// The name a store keeps the outcome under (beside [`Self::order_id`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckoutAnswer::Accepted { .. } => "accepted",
+        }
+    }
+
+    /// The order the answer names.
+    pub fn order_id(&self) -> Option<&OrderId> {
+        match self {
+            CheckoutAnswer::Accepted { order_id } => Some(order_id),
+        }
+    }
+
+    /// Back from what a store kept ([`Self::kind`], [`Self::order_id`]); `None`
+    /// when the two do not make an answer.
+    pub fn from_stored(kind: &str, order_id: Option<&str>) -> Option<Self> {
+        match (kind, order_id) {
+            ("accepted", Some(id)) => Some(CheckoutAnswer::Accepted {
+                order_id: OrderId::parse(id)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Work that follows a committed state change, written to the outbox in the same
 /// transaction. Versioned by tag: a worker refuses a version it does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +286,21 @@ mod tests {
         assert!(!OrderStatus::PaymentUnknown.is_final());
         assert!(!OrderStatus::PendingPayment.is_final());
         assert!(OrderStatus::Failed.is_final() && OrderStatus::Paid.is_final());
+    }
+
+    #[test]
+    fn checkout_answers_round_trip_through_a_store() {
+        let a = CheckoutAnswer::Accepted {
+            order_id: OrderId::new(),
+        };
+        let id = a.order_id().map(|o| o.as_str());
+        assert_eq!(CheckoutAnswer::from_stored(a.kind(), id), Some(a));
+        assert_eq!(CheckoutAnswer::from_stored("accepted", None), None);
+        assert_eq!(CheckoutAnswer::from_stored("accepted", Some("x")), None);
+        assert_eq!(
+            CheckoutAnswer::from_stored("refused", Some(OrderId::new().as_str())),
+            None
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub use gateway::{
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
-    Ack, CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent, LayoutSeat,
-    PaidOutcome, ReleaseOutcome, Session, Store, StoreError, StoredInventory, Write, Written,
+    Ack, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent,
+    IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, ReleaseOutcome, SalesStore, Session,
+    Store, StoreError, StoredInventory, Write, Written,
 };

@@ -1,202 +1,22 @@
-//! Accounts, settings and the catalogue (venues, seats, events, tiers) on
-//! PostgreSQL. A venue with its seats, or an event with its tiers and seat map, is
-//! one statement: the parent and its children in data-modifying CTEs, the children
-//! as array parameters however many there are.
+//! The catalogue (venues, seats, events, tiers) on PostgreSQL. A venue with its
+//! seats, or an event with its tiers and seat map, is one statement: the parent and
+//! its children in data-modifying CTEs, the children as array parameters however
+//! many there are.
 
+use async_trait::async_trait;
 use boxoffice_domain::{
-    event::EventSeat, Email, Event, EventId, EventStatus, GaTier, PriceTier, Seat, User, UserId,
-    Venue, VenueId,
+    event::EventSeat, Event, EventId, EventStatus, GaTier, PriceTier, Seat, Venue, VenueId,
 };
-use boxoffice_ports::{EventRecord, LayoutSeat, StoreError};
+use boxoffice_ports::{CatalogueStore, EventRecord, LayoutSeat, StoreError};
 use time::OffsetDateTime;
 
-use crate::rows::{
-    self, EventRow, GaTierRow, LayoutRow, PriceTierRow, SeatRow, SessionRow, UserRow, VenueRow,
-};
+use crate::rows::{self, EventRow, GaTierRow, LayoutRow, PriceTierRow, SeatRow, VenueRow};
 use crate::writes::count_commit;
 use crate::{map_err, ts, unavailable, PgStore};
 
-impl PgStore {
-    pub(crate) async fn create_user_impl(&self, user: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(user.id.as_str())
-        .bind(user.email.as_str())
-        .bind(&user.password_hash)
-        .bind(user.role.as_str())
-        .bind(ts(user.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        count_commit();
-        Ok(())
-    }
-
-    pub(crate) async fn user_by_email_impl(
-        &self,
-        email: &Email,
-    ) -> Result<Option<User>, StoreError> {
-        sqlx::query_as::<_, UserRow>(&format!(
-            "SELECT {} FROM users WHERE email = $1",
-            UserRow::COLUMNS
-        ))
-        .bind(email.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .map(User::try_from)
-        .transpose()
-    }
-
-    pub(crate) async fn user_impl(&self, user: &UserId) -> Result<Option<User>, StoreError> {
-        sqlx::query_as::<_, UserRow>(&format!(
-            "SELECT {} FROM users WHERE id = $1",
-            UserRow::COLUMNS
-        ))
-        .bind(user.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .map(User::try_from)
-        .transpose()
-    }
-
-    pub(crate) async fn create_session_impl(
-        &self,
-        s: &boxoffice_ports::Session,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO sessions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            SessionRow::COLUMNS
-        ))
-        .bind(&s.id)
-        .bind(s.user_id.as_str())
-        .bind(s.generation)
-        .bind(&s.token_hash)
-        .bind(ts(s.created_at))
-        .bind(ts(s.expires_at))
-        .bind(s.revoked_at.map(ts))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        count_commit();
-        Ok(())
-    }
-
-    pub(crate) async fn session_impl(
-        &self,
-        id: &str,
-    ) -> Result<Option<boxoffice_ports::Session>, StoreError> {
-        sqlx::query_as::<_, SessionRow>(&format!(
-            "SELECT {} FROM sessions WHERE id = $1",
-            SessionRow::COLUMNS
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .map(boxoffice_ports::Session::try_from)
-        .transpose()
-    }
-
-    pub(crate) async fn rotate_session_impl(
-        &self,
-        id: &str,
-        from_generation: i64,
-        token_hash: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET generation = generation + 1, token_hash = $1, expires_at = $2 \
-             WHERE id = $3 AND generation = $4 AND revoked_at IS NULL",
-        )
-        .bind(token_hash)
-        .bind(ts(expires_at))
-        .bind(id)
-        .bind(from_generation)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        count_commit();
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub(crate) async fn revoke_sessions_impl(
-        &self,
-        session: Option<&str>,
-        user: Option<&UserId>,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 \
-             WHERE revoked_at IS NULL AND (id = $2 OR user_id = $3)",
-        )
-        .bind(ts(now))
-        .bind(session)
-        .bind(user.map(UserId::as_str))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        count_commit();
-        Ok(done.rows_affected())
-    }
-
-    pub(crate) async fn admin_exists_impl(&self) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)
-    }
-
-    pub(crate) async fn set_password_hash_impl(
-        &self,
-        user: &UserId,
-        hash: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        count_commit();
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// One statement: the candidate is stored unless a key is, and the stored one
-    /// comes back either way. `DO UPDATE` (to the same value) rather than `DO
-    /// NOTHING`: it waits for a racing node's insert and returns that row, where a
-    /// second SELECT in the same statement would not see it.
-    pub(crate) async fn secret_key_impl(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let key = sqlx::query_scalar(
-            "INSERT INTO settings (key, value) VALUES ('token_key', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = settings.value RETURNING value",
-        )
-        .bind(candidate)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        count_commit();
-        Ok(key)
-    }
-
-    pub(crate) async fn claim_once_impl(&self, what: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, '') ON CONFLICT DO NOTHING")
-                .bind(format!("once:{what}"))
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
-        count_commit();
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub(crate) async fn create_venue_impl(
-        &self,
-        venue: &Venue,
-        seats: &[Seat],
-    ) -> Result<(), StoreError> {
+#[async_trait]
+impl CatalogueStore for PgStore {
+    async fn create_venue(&self, venue: &Venue, seats: &[Seat]) -> Result<(), StoreError> {
         let col = |f: fn(&Seat) -> &str| seats.iter().map(f).collect::<Vec<_>>();
         let num = |f: fn(&Seat) -> i32| seats.iter().map(f).collect::<Vec<_>>();
         sqlx::query(
@@ -226,30 +46,18 @@ impl PgStore {
         Ok(())
     }
 
-    async fn venues_where(&self, filter: &str, id: Option<&str>) -> Result<Vec<Venue>, StoreError> {
-        let rows = sqlx::query_as::<_, VenueRow>(&format!(
-            "SELECT {} FROM venues {filter} ORDER BY id",
-            VenueRow::COLUMNS
-        ))
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows::all(rows)
-    }
-
-    pub(crate) async fn venue_impl(&self, id: &VenueId) -> Result<Option<Venue>, StoreError> {
+    async fn venue(&self, id: &VenueId) -> Result<Option<Venue>, StoreError> {
         Ok(self
             .venues_where("WHERE id = $1", Some(id.as_str()))
             .await?
             .pop())
     }
 
-    pub(crate) async fn list_venues_impl(&self) -> Result<Vec<Venue>, StoreError> {
+    async fn list_venues(&self) -> Result<Vec<Venue>, StoreError> {
         self.venues_where("WHERE $1::text IS NULL", None).await
     }
 
-    pub(crate) async fn venue_seats_impl(&self, id: &VenueId) -> Result<Vec<Seat>, StoreError> {
+    async fn venue_seats(&self, id: &VenueId) -> Result<Vec<Seat>, StoreError> {
         let rows = sqlx::query_as::<_, SeatRow>(&format!(
             "SELECT {} FROM seats WHERE venue_id = $1 ORDER BY position",
             SeatRow::COLUMNS
@@ -262,11 +70,7 @@ impl PgStore {
     }
 
     /// The event, its tiers, its GA tiers and its seat map in one statement.
-    pub(crate) async fn create_event_impl(
-        &self,
-        event: &Event,
-        seats: &[EventSeat],
-    ) -> Result<(), StoreError> {
+    async fn create_event(&self, event: &Event, seats: &[EventSeat]) -> Result<(), StoreError> {
         let tiers = &event.tiers;
         let ga = &event.ga_tiers;
         let sections = tiers
@@ -325,6 +129,61 @@ impl PgStore {
         Ok(())
     }
 
+    async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
+        Ok(self.events_where(Some(id), true).await?.pop())
+    }
+
+    async fn list_events(&self, include_drafts: bool) -> Result<Vec<EventRecord>, StoreError> {
+        self.events_where(None, include_drafts).await
+    }
+
+    async fn set_event_status(
+        &self,
+        id: &EventId,
+        status: EventStatus,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE events SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(ts(now))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        count_commit();
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError> {
+        let rows = sqlx::query_as::<_, LayoutRow>(
+            "SELECT s.id, s.position, s.section, s.row_label, s.label, s.x, s.y, es.tier_id \
+             FROM event_seats es JOIN seats s ON s.id = es.seat_id \
+             WHERE es.event_id = $1 ORDER BY es.seat_index",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows::all(rows)
+    }
+}
+
+impl PgStore {
+    async fn venues_where(&self, filter: &str, id: Option<&str>) -> Result<Vec<Venue>, StoreError> {
+        let rows = sqlx::query_as::<_, VenueRow>(&format!(
+            "SELECT {} FROM venues {filter} ORDER BY id",
+            VenueRow::COLUMNS
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows::all(rows)
+    }
+
     /// One event (`id`), or every event (drafts when asked), oldest first, with
     /// their tiers: three statements however many events.
     pub(crate) async fn events_where(
@@ -348,41 +207,5 @@ impl PgStore {
             |e, tiers, ga| e.into_record(tiers, ga),
         )
         .await
-    }
-
-    pub(crate) async fn set_event_status_impl(
-        &self,
-        id: &EventId,
-        status: EventStatus,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE events SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status.as_str())
-            .bind(ts(now))
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        count_commit();
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn event_layout_impl(
-        &self,
-        id: &EventId,
-    ) -> Result<Vec<LayoutSeat>, StoreError> {
-        let rows = sqlx::query_as::<_, LayoutRow>(
-            "SELECT s.id, s.position, s.section, s.row_label, s.label, s.x, s.y, es.tier_id \
-             FROM event_seats es JOIN seats s ON s.id = es.seat_id \
-             WHERE es.event_id = $1 ORDER BY es.seat_index",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows::all(rows)
     }
 }

@@ -7,7 +7,7 @@
 //! statement over array parameters (`unnest`), with the steps of a write (lock,
 //! check, update, insert, enqueue) chained in one statement by data-modifying CTEs
 //! (`writes.rs`); the inventory an engine is rebuilt from is read in one
-//! REPEATABLE READ snapshot (`orders.rs`).
+//! REPEATABLE READ snapshot (`sales.rs`).
 //! Where SQLite's single writer serialised writers for free, this store takes row
 //! locks (`FOR UPDATE`) on the orders it changes, GA counters move only by
 //! conditional updates, and the job queue is claimed with `FOR UPDATE SKIP LOCKED`,
@@ -17,20 +17,16 @@
 //! its constraints refuse what must never happen (a seat sold twice, GA past capacity).
 
 mod catalogue;
-mod orders;
+mod identity;
+mod outbox;
 mod queue;
 mod rows;
+mod sales;
 mod writes;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use boxoffice_domain::{
-    event::EventSeat, Email, Event, EventId, EventStatus, Hold, HoldId, Job, MessageId, Order,
-    OrderId, Seat, User, UserId, Venue, VenueId,
-};
-use boxoffice_ports::{
-    EventRecord, Idempotent, LayoutSeat, Store, StoreError, StoredInventory, Write, Written,
-};
+use boxoffice_ports::{Store, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -140,6 +136,8 @@ impl PgStore {
     }
 }
 
+/// The capabilities live one a module: `identity.rs`, `catalogue.rs`, `sales.rs`
+/// (whose writes are `writes.rs`) and `outbox.rs`.
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -148,163 +146,6 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         Ok(())
-    }
-
-    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        self.create_user_impl(user).await
-    }
-
-    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        self.user_by_email_impl(email).await
-    }
-
-    async fn admin_exists(&self) -> Result<bool, StoreError> {
-        self.admin_exists_impl().await
-    }
-
-    async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<bool, StoreError> {
-        self.set_password_hash_impl(user, hash).await
-    }
-
-    async fn secret_key(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.secret_key_impl(candidate).await
-    }
-
-    async fn claim_once(&self, what: &str) -> Result<bool, StoreError> {
-        self.claim_once_impl(what).await
-    }
-
-    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        self.user_impl(id).await
-    }
-
-    async fn create_session(&self, session: &boxoffice_ports::Session) -> Result<(), StoreError> {
-        self.create_session_impl(session).await
-    }
-
-    async fn session(&self, id: &str) -> Result<Option<boxoffice_ports::Session>, StoreError> {
-        self.session_impl(id).await
-    }
-
-    async fn rotate_session(
-        &self,
-        id: &str,
-        from_generation: i64,
-        token_hash: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.rotate_session_impl(id, from_generation, token_hash, expires_at)
-            .await
-    }
-
-    async fn revoke_session(&self, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.revoke_sessions_impl(Some(id), None, now)
-            .await
-            .map(|_| ())
-    }
-
-    async fn revoke_user_sessions(
-        &self,
-        user: &UserId,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.revoke_sessions_impl(None, Some(user), now).await
-    }
-
-    async fn create_venue(&self, venue: &Venue, seats: &[Seat]) -> Result<(), StoreError> {
-        self.create_venue_impl(venue, seats).await
-    }
-
-    async fn venue(&self, id: &VenueId) -> Result<Option<Venue>, StoreError> {
-        self.venue_impl(id).await
-    }
-
-    async fn venue_seats(&self, id: &VenueId) -> Result<Vec<Seat>, StoreError> {
-        self.venue_seats_impl(id).await
-    }
-
-    async fn list_venues(&self) -> Result<Vec<Venue>, StoreError> {
-        self.list_venues_impl().await
-    }
-
-    async fn create_event(&self, event: &Event, seats: &[EventSeat]) -> Result<(), StoreError> {
-        self.create_event_impl(event, seats).await
-    }
-
-    async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self.events_where(Some(id), true).await?.pop())
-    }
-
-    async fn list_events(&self, include_drafts: bool) -> Result<Vec<EventRecord>, StoreError> {
-        self.events_where(None, include_drafts).await
-    }
-
-    async fn set_event_status(
-        &self,
-        id: &EventId,
-        status: EventStatus,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.set_event_status_impl(id, status, now).await
-    }
-
-    async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError> {
-        self.event_layout_impl(id).await
-    }
-
-    async fn write(&self, batch: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        self.write_impl(batch).await
-    }
-
-    async fn hold(&self, id: &HoldId) -> Result<Option<Hold>, StoreError> {
-        self.hold_impl(id).await
-    }
-
-    async fn inventory(
-        &self,
-        event: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<StoredInventory, StoreError> {
-        self.inventory_impl(event, now).await
-    }
-
-    async fn idempotent(
-        &self,
-        user: &UserId,
-        route: &str,
-        key: &str,
-    ) -> Result<Option<Idempotent>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        orders::idempotent_in(&mut conn, user, route, key).await
-    }
-
-    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        Ok(self.orders_where("id = $1", id.as_str()).await?.pop())
-    }
-
-    async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError> {
-        self.orders_where("customer_id = $1", customer.as_str())
-            .await
-    }
-
-    async fn pending_orders(&self, idle_since: OffsetDateTime) -> Result<Vec<OrderId>, StoreError> {
-        self.pending_orders_impl(idle_since).await
-    }
-
-    async fn settled_among(&self, ids: &[OrderId]) -> Result<Vec<OrderId>, StoreError> {
-        self.settled_among_impl(ids).await
-    }
-
-    async fn sale_stats(&self, event: &EventId) -> Result<(u64, i64), StoreError> {
-        self.sale_stats_impl(event).await
-    }
-
-    async fn unrelayed(&self, limit: usize) -> Result<Vec<(MessageId, Job)>, StoreError> {
-        self.unrelayed_impl(limit).await
-    }
-
-    async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
-        self.email_was_sent_impl(message).await
     }
 }
 

@@ -5,9 +5,9 @@
 //! added to the other.
 
 use boxoffice_domain::{
-    Currency, Email, EventId, EventStatus, GaTier, Hold, HoldId, HoldSelection, HoldStatus, Money,
-    Order, OrderId, OrderItem, OrderStatus, PriceTier, Role, Seat, SeatId, Ticket, TicketId,
-    TierId, User, UserId, Venue, VenueId,
+    CheckoutAnswer, Currency, Email, EventId, EventStatus, GaTier, Hold, HoldId, HoldSelection,
+    HoldStatus, Money, Order, OrderId, OrderItem, OrderStatus, PriceTier, Role, Seat, SeatId,
+    Ticket, TicketId, TierId, User, UserId, Venue, VenueId,
 };
 use boxoffice_ports::{Idempotent, LayoutSeat, StoreError};
 use time::OffsetDateTime;
@@ -423,12 +423,12 @@ pub(crate) struct IdempotentRow {
     route: String,
     key: String,
     fingerprint: String,
-    status: i32,
-    body: String,
+    answer: String,
+    order_id: Option<String>,
 }
 
 impl IdempotentRow {
-    pub(crate) const COLUMNS: &'static str = "user_id, route, key, fingerprint, status, body";
+    pub(crate) const COLUMNS: &'static str = "user_id, route, key, fingerprint, answer, order_id";
 }
 
 impl TryFrom<IdempotentRow> for Idempotent {
@@ -439,8 +439,8 @@ impl TryFrom<IdempotentRow> for Idempotent {
             route: r.route,
             key: r.key,
             fingerprint: r.fingerprint,
-            status: u16::try_from(r.status).map_err(|_| corrupt("idempotency_keys.status"))?,
-            body: r.body,
+            answer: CheckoutAnswer::from_stored(&r.answer, r.order_id.as_deref())
+                .ok_or_else(|| corrupt("idempotency_keys.answer"))?,
         })
     }
 }

@@ -571,17 +571,17 @@ async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Writte
     };
     let sql = format!(
         "WITH r AS ( \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
                  $14::bigint[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], \
                  $19::timestamptz[], $20::timestamptz[], $21::text[], $22::text[]) \
-             WITH ORDINALITY AS r(user_id, route, key, fingerprint, status, body, \
+             WITH ORDINALITY AS r(user_id, route, key, fingerprint, answer, answer_order, \
                  order_id, customer_id, event_id, hold_id, email, order_status, failure_code, \
                  amount, currency, payment_token, created_at, updated_at, \
                  deadline, now, message_id, payload, n)), \
          k AS ( \
-             INSERT INTO idempotency_keys (user_id, route, key, fingerprint, status, body, created_at) \
-             SELECT user_id, route, key, fingerprint, status, body, now FROM r \
+             INSERT INTO idempotency_keys (user_id, route, key, fingerprint, answer, order_id, created_at) \
+             SELECT user_id, route, key, fingerprint, answer, answer_order, now FROM r \
              ON CONFLICT DO NOTHING RETURNING user_id, route, key), \
          c AS ( \
              UPDATE holds h SET status = 'converted', expires_at = r.deadline, updated_at = r.now \
@@ -611,12 +611,12 @@ async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Writte
         .bind(i(|i| &i.route))
         .bind(i(|i| &i.key))
         .bind(i(|i| &i.fingerprint))
+        .bind(i(|i| i.answer.kind()))
         .bind(
             recs.iter()
-                .map(|(r, _)| i32::from(r.idempotency.status))
+                .map(|(r, _)| r.idempotency.answer.order_id().map(|o| o.as_str()))
                 .collect::<Vec<_>>(),
         )
-        .bind(i(|i| &i.body))
         .bind(o(|o| o.id.as_str()))
         .bind(o(|o| o.customer_id.as_str()))
         .bind(o(|o| o.event_id.as_str()))
@@ -674,7 +674,7 @@ async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Writte
         out.push(Written::Checkout(match (fresh, converted) {
             (true, true) => CheckoutOutcome::Created,
             (false, _) => CheckoutOutcome::Replay(
-                crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)
+                crate::sales::idempotent_in(conn, &i.user_id, &i.route, &i.key)
                     .await?
                     .ok_or_else(|| corrupt("idempotency key vanished"))?,
             ),

@@ -5,11 +5,12 @@
 //! registered first).
 
 use boxoffice_domain::{
-    Consumer, Currency, Email, HoldId, HoldSelection, HoldStatus, MessageId, Money, NewEvent,
-    Order, OrderId, OrderItem, OrderStatus, Ticket, TicketId, UserId, VenueSpec,
+    CheckoutAnswer, Consumer, Currency, Email, HoldId, HoldSelection, HoldStatus, MessageId, Money,
+    NewEvent, Order, OrderId, OrderItem, OrderStatus, Ticket, TicketId, UserId, VenueSpec,
 };
 use boxoffice_ports::{
-    Ack, CheckoutOutcome, CheckoutRecord, Idempotent, JobQueue, PaidOutcome, Store, Write, Written,
+    Ack, CatalogueStore, CheckoutOutcome, CheckoutRecord, Idempotent, IdentityStore, JobQueue,
+    OutboxStore, PaidOutcome, SalesStore, Write, Written,
 };
 use boxoffice_store_postgres::{testing, PgStore};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,8 +140,9 @@ async fn a_thousand_orders_cost_a_few_statements_a_batch() {
                 route: "checkout".into(),
                 key: h.id.to_string(),
                 fingerprint: "fp".into(),
-                status: 202,
-                body: format!(r#"{{"order_id":"{}"}}"#, order.id),
+                answer: CheckoutAnswer::Accepted {
+                    order_id: order.id.clone(),
+                },
             },
             order,
             payment_deadline: t0 + Duration::minutes(15),

@@ -1,9 +1,9 @@
 //! Rows to domain values: every table's reading lives here once.
 
 use boxoffice_domain::{
-    Currency, Email, Event, EventId, EventStatus, GaTier, Hold, HoldId, HoldSelection, HoldStatus,
-    Money, Order, OrderId, OrderItem, OrderStatus, PriceTier, Role, Seat, SeatId, Ticket, TicketId,
-    TierId, User, Venue, VenueId,
+    CheckoutAnswer, Currency, Email, Event, EventId, EventStatus, GaTier, Hold, HoldId,
+    HoldSelection, HoldStatus, Money, Order, OrderId, OrderItem, OrderStatus, PriceTier, Role,
+    Seat, SeatId, Ticket, TicketId, TierId, User, Venue, VenueId,
 };
 use boxoffice_ports::{EventRecord, Idempotent, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -20,7 +20,7 @@ pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
 pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at";
-pub(crate) const IDEMPOTENT_COLUMNS: &str = "user_id, route, key, fingerprint, status, body";
+pub(crate) const IDEMPOTENT_COLUMNS: &str = "user_id, route, key, fingerprint, answer, order_id";
 
 fn text(r: &Row, col: &str) -> Result<String, StoreError> {
     r.get(col).db()
@@ -242,8 +242,11 @@ pub(crate) fn idempotent(r: &Row) -> Result<Idempotent, StoreError> {
         route: text(r, "route")?,
         key: text(r, "key")?,
         fingerprint: text(r, "fingerprint")?,
-        status: int(r, "status")? as u16,
-        body: text(r, "body")?,
+        answer: CheckoutAnswer::from_stored(
+            &text(r, "answer")?,
+            r.get::<_, Option<String>>("order_id").db()?.as_deref(),
+        )
+        .ok_or_else(|| corrupt("idempotency_keys.answer"))?,
     })
 }
 

@@ -318,12 +318,20 @@ fn checkout(
     let i = &rec.idempotency;
     let fresh = exec(
         conn,
-        "INSERT INTO idempotency_keys (user_id, route, key, fingerprint, status, body, created_at) \
+        "INSERT INTO idempotency_keys (user_id, route, key, fingerprint, answer, order_id, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        params![i.user_id.as_str(), i.route, i.key, i.fingerprint, i.status, i.body, ms(now)],
+        params![
+            i.user_id.as_str(),
+            i.route,
+            i.key,
+            i.fingerprint,
+            i.answer.kind(),
+            i.answer.order_id().map(|o| o.as_str()),
+            ms(now)
+        ],
     )?;
     if fresh == 0 {
-        let existing = crate::orders::idempotent_in(conn, &i.user_id, &i.route, &i.key)?
+        let existing = crate::sales::idempotent_in(conn, &i.user_id, &i.route, &i.key)?
             .ok_or_else(|| corrupt("idempotency key vanished"))?;
         return Ok(CheckoutOutcome::Replay(existing));
     }

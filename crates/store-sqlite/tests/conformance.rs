@@ -91,3 +91,55 @@ async fn checkouts_racing_releases_in_batches() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::checkouts_racing_releases_in_batches(s).await;
 }
+
+/// A checkout answer stored before 0011 (HTTP status 202 and its JSON body) still
+/// replays after the migration, as the outcome it was: the same order.
+#[tokio::test]
+async fn an_answer_stored_as_a_status_and_body_replays_after_migrating() {
+    use boxoffice_domain::{CheckoutAnswer, OrderId, UserId};
+    use boxoffice_ports::SalesStore;
+    use sqlx::{sqlite::SqliteConnectOptions, ConnectOptions, Connection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let before = tempfile::tempdir().unwrap();
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for m in std::fs::read_dir(&here).unwrap() {
+        let m = m.unwrap();
+        if m.file_name().to_string_lossy().as_ref() < "0011" {
+            std::fs::copy(m.path(), before.path().join(m.file_name())).unwrap();
+        }
+    }
+    let mut conn = SqliteConnectOptions::new()
+        .filename(dir.path().join("boxoffice.db"))
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    let (user, order) = (UserId::new(), OrderId::new());
+    sqlx::query("INSERT INTO idempotency_keys VALUES (?, 'checkout', 'k1', 'fp', 202, ?, 1)")
+        .bind(user.as_str())
+        .bind(format!(
+            r#"{{"order_id":"{order}","status":"pending_payment"}}"#
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let s = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(s.pending_migrations().await.unwrap().len(), 1);
+    s.migrate().await.unwrap();
+    let kept = s
+        .idempotent(&user, "checkout", "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.fingerprint, "fp");
+    assert_eq!(kept.answer, CheckoutAnswer::Accepted { order_id: order });
+}

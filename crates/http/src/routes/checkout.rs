@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use boxoffice_app::CheckoutAsk;
+use boxoffice_domain::CheckoutAnswer;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
@@ -37,15 +38,17 @@ async fn checkout(
     Json(ask): Json<CheckoutAsk>,
 ) -> Result<Response, ApiError> {
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let answer = s.app.checkout(&who, &hold, key, ask).await?;
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::ACCEPTED);
-    let mut res = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        answer.body,
-    )
-        .into_response();
-    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/orders/{}", answer.order_id)) {
+    // The app answers with an outcome (a first answer or a replay, the same); how
+    // it is sent is said here.
+    let (status, body, order_id) = match s.app.checkout(&who, &hold, key, ask).await? {
+        CheckoutAnswer::Accepted { order_id } => (
+            StatusCode::ACCEPTED,
+            json!({"order_id": order_id.as_str(), "status": "pending_payment"}),
+            order_id,
+        ),
+    };
+    let mut res = (status, axum::Json(body)).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/orders/{order_id}")) {
         res.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(res)

@@ -582,7 +582,7 @@ async fn the_payment_token_is_not_stored_in_plaintext() {
             }
         }
         Some(url) => {
-            use boxoffice_ports::Store;
+            use boxoffice_ports::SalesStore;
             let pg = boxoffice_store_postgres::PgStore::connect(url, 2)
                 .await
                 .unwrap();

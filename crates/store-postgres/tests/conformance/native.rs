@@ -2,10 +2,10 @@
 //! as BIGINT milliseconds) migrates forward without losing a value.
 
 use boxoffice_domain::{
-    Consumer, Email, EventId, HoldId, HoldSelection, HoldStatus, Job, MessageId, OrderId, SeatId,
-    TierId, UserId, VenueId,
+    CheckoutAnswer, Consumer, Email, EventId, HoldId, HoldSelection, HoldStatus, Job, MessageId,
+    OrderId, SeatId, TierId, UserId, VenueId,
 };
-use boxoffice_ports::{JobQueue, Store};
+use boxoffice_ports::{CatalogueStore, IdentityStore, JobQueue, SalesStore};
 use boxoffice_store_postgres::{testing, PgStore};
 use time::OffsetDateTime;
 
@@ -142,7 +142,13 @@ async fn an_old_database_migrates_forward_without_loss() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(key.status, 202);
+    // A checkout answer kept as status 202 and a body replays as the outcome it was.
+    assert_eq!(
+        key.answer,
+        CheckoutAnswer::Accepted {
+            order_id: order_id.clone()
+        }
+    );
     // The old job is claimable, with its enqueue time, and its restored deadline
     // comes back when its payment fails.
     let d = s

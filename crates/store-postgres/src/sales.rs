@@ -1,12 +1,12 @@
-//! What the store reads back: holds (with their seats, in one statement), the
-//! inventory an engine is rebuilt from (one REPEATABLE READ snapshot), orders with
-//! their items and tickets (three statements however many orders), stored
-//! idempotent answers, and what the workers and the relay read.
+//! Holds, checkout, orders and payments on PostgreSQL. The writes are the
+//! group-committed batches of `writes.rs`; what is read back here: holds (with their
+//! seats, in one statement), the inventory an engine is rebuilt from (one REPEATABLE
+//! READ snapshot), orders with their items and tickets (three statements however
+//! many orders), and stored idempotent answers.
 
-use boxoffice_domain::{
-    EventId, Hold, HoldId, Job, MessageId, Order, OrderId, OrderItem, Ticket, UserId,
-};
-use boxoffice_ports::{Idempotent, StoreError, StoredInventory};
+use async_trait::async_trait;
+use boxoffice_domain::{EventId, Hold, HoldId, Order, OrderId, OrderItem, Ticket, UserId};
+use boxoffice_ports::{Idempotent, SalesStore, StoreError, StoredInventory, Write, Written};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
@@ -35,8 +35,13 @@ pub(crate) async fn idempotent_in(
     .transpose()
 }
 
-impl PgStore {
-    pub(crate) async fn hold_impl(&self, id: &HoldId) -> Result<Option<Hold>, StoreError> {
+#[async_trait]
+impl SalesStore for PgStore {
+    async fn write(&self, batch: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        self.write_impl(batch).await
+    }
+
+    async fn hold(&self, id: &HoldId) -> Result<Option<Hold>, StoreError> {
         sqlx::query_as::<_, HoldRow>(&format!(
             "SELECT {} FROM holds h WHERE h.id = $1",
             HoldRow::COLUMNS
@@ -54,7 +59,7 @@ impl PgStore {
     /// wholly (a sale, its hold gone) or not at all (a live hold), never both — at
     /// READ COMMITTED each statement had its own snapshot and a GA sale between them
     /// was counted twice (issue 8, fault 5).
-    pub(crate) async fn inventory_impl(
+    async fn inventory(
         &self,
         event: &EventId,
         now: OffsetDateTime,
@@ -96,6 +101,57 @@ impl PgStore {
         })
     }
 
+    async fn idempotent(
+        &self,
+        user: &UserId,
+        route: &str,
+        key: &str,
+    ) -> Result<Option<Idempotent>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        idempotent_in(&mut conn, user, route, key).await
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        Ok(self.orders_where("id = $1", id.as_str()).await?.pop())
+    }
+
+    async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError> {
+        self.orders_where("customer_id = $1", customer.as_str())
+            .await
+    }
+
+    async fn pending_orders(&self, idle_since: OffsetDateTime) -> Result<Vec<OrderId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'payment_unknown' \
+             OR (status = 'pending_payment' AND updated_at <= $1) ORDER BY created_at",
+        )
+        .bind(crate::ts(idle_since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        ids.iter()
+            .map(|s| OrderId::parse(s).ok_or_else(|| corrupt("orders.id")))
+            .collect()
+    }
+
+    /// Which of `ids` are no longer pending, in one statement.
+    async fn settled_among(&self, ids: &[OrderId]) -> Result<Vec<OrderId>, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(|o| o.as_str()).collect();
+        let settled: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE id = ANY($1) AND status <> 'pending_payment'",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        settled
+            .iter()
+            .map(|s| OrderId::parse(s).ok_or_else(|| corrupt("orders.id")))
+            .collect()
+    }
+}
+
+impl PgStore {
     /// Orders matching `filter` (over `$1`), newest first, at most 500, each with
     /// its items and tickets.
     pub(crate) async fn orders_where(
@@ -117,83 +173,5 @@ impl PgStore {
             |o, items, tickets| o.into_order(items, tickets),
         )
         .await
-    }
-
-    pub(crate) async fn pending_orders_impl(
-        &self,
-        idle_since: OffsetDateTime,
-    ) -> Result<Vec<OrderId>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE status = 'payment_unknown' \
-             OR (status = 'pending_payment' AND updated_at <= $1) ORDER BY created_at",
-        )
-        .bind(crate::ts(idle_since))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        ids.iter()
-            .map(|s| OrderId::parse(s).ok_or_else(|| corrupt("orders.id")))
-            .collect()
-    }
-
-    /// Which of `ids` are no longer pending, in one statement.
-    pub(crate) async fn settled_among_impl(
-        &self,
-        ids: &[OrderId],
-    ) -> Result<Vec<OrderId>, StoreError> {
-        let ids: Vec<&str> = ids.iter().map(|o| o.as_str()).collect();
-        let settled: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE id = ANY($1) AND status <> 'pending_payment'",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        settled
-            .iter()
-            .map(|s| OrderId::parse(s).ok_or_else(|| corrupt("orders.id")))
-            .collect()
-    }
-
-    pub(crate) async fn sale_stats_impl(&self, event: &EventId) -> Result<(u64, i64), StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT tickets, revenue FROM event_sales WHERE event_id = $1")
-                .bind(event.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
-        Ok(row.map_or((0, 0), |(t, r)| (t as u64, r)))
-    }
-
-    pub(crate) async fn unrelayed_impl(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<(MessageId, Job)>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, payload::text FROM outbox WHERE relayed_at IS NULL ORDER BY created_at, id LIMIT $1",
-        )
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.into_iter()
-            .map(|(id, payload)| {
-                Ok((
-                    MessageId::parse(&id).ok_or_else(|| corrupt("outbox.id"))?,
-                    serde_json::from_str(&payload).map_err(|_| corrupt("outbox.payload"))?,
-                ))
-            })
-            .collect()
-    }
-
-    pub(crate) async fn email_was_sent_impl(
-        &self,
-        message: &MessageId,
-    ) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM emails_sent WHERE message_id = $1)")
-            .bind(message.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)
     }
 }

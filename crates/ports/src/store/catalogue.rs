@@ -1,0 +1,43 @@
+//! Venues, events and their layouts.
+
+use async_trait::async_trait;
+use boxoffice_domain::{
+    event::EventSeat, Event, EventId, EventStatus, Seat, TierId, Venue, VenueId,
+};
+use time::OffsetDateTime;
+
+use super::StoreError;
+
+/// An event as stored, with its seat count.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub event: Event,
+    pub seat_count: u32,
+}
+
+/// A seat as an event's layout lists it (layout order is the vector's order).
+#[derive(Debug, Clone)]
+pub struct LayoutSeat {
+    pub seat: Seat,
+    pub tier_id: TierId,
+}
+
+#[async_trait]
+pub trait CatalogueStore: Send + Sync + std::fmt::Debug + 'static {
+    async fn create_venue(&self, venue: &Venue, seats: &[Seat]) -> Result<(), StoreError>;
+    async fn venue(&self, id: &VenueId) -> Result<Option<Venue>, StoreError>;
+    async fn venue_seats(&self, id: &VenueId) -> Result<Vec<Seat>, StoreError>;
+    async fn list_venues(&self) -> Result<Vec<Venue>, StoreError>;
+    async fn create_event(&self, event: &Event, seats: &[EventSeat]) -> Result<(), StoreError>;
+    async fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError>;
+    /// Oldest first; drafts only when asked.
+    async fn list_events(&self, include_drafts: bool) -> Result<Vec<EventRecord>, StoreError>;
+    async fn set_event_status(
+        &self,
+        id: &EventId,
+        status: EventStatus,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// The event's seats in layout order.
+    async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError>;
+}

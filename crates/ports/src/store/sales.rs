@@ -1,0 +1,341 @@
+//! Holds, checkout, orders and payments: the state transitions, written in
+//! group-committed batches ([`SalesStore::write`]), and what is read back of them.
+
+use async_trait::async_trait;
+use boxoffice_domain::{
+    CheckoutAnswer, EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order, OrderId,
+    OrderStatus, SeatId, Ticket, UserId,
+};
+use time::OffsetDateTime;
+
+use super::{Ack, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    Released,
+    AlreadyReleased,
+    Expired,
+    Converted,
+    NotFound,
+}
+
+/// What an engine rebuild needs: the live holds, the sold seats, GA sold counts.
+#[derive(Debug, Clone)]
+pub struct StoredInventory {
+    pub live_holds: Vec<Hold>,
+    pub sold_seats: Vec<SeatId>,
+    /// Per GA tier, in the event's tier order.
+    pub ga_sold: Vec<u32>,
+}
+
+/// The stored answer to an idempotent request, replayed for the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotent {
+    pub user_id: UserId,
+    /// The action the key is scoped to (`checkout`): one key, one action.
+    pub route: String,
+    pub key: String,
+    /// A digest of what was asked; the same key with another request is refused.
+    pub fingerprint: String,
+    /// What was answered, replayed as it was.
+    pub answer: CheckoutAnswer,
+}
+
+/// Everything a checkout writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct CheckoutRecord {
+    /// `pending_payment`, with its items; no tickets yet.
+    pub order: Order,
+    pub idempotency: Idempotent,
+    /// The hold's deadline while its payment runs (it no longer expires at its TTL).
+    pub payment_deadline: OffsetDateTime,
+    /// The outbox message that asks for the payment.
+    pub message: MessageId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutOutcome {
+    Created,
+    /// The key was used before (perhaps a moment ago, concurrently): its answer.
+    Replay(Idempotent),
+    /// The hold is not active any more: as recorded, and whether its deadline passed.
+    HoldNotActive {
+        status: HoldStatus,
+        expired: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaidOutcome {
+    Paid,
+    AlreadyFinal(OrderStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// The order failed; its hold is active again until this deadline (if it has
+    /// not passed; else the hold is expired).
+    Failed {
+        hold_until: Option<OffsetDateTime>,
+    },
+    AlreadyFinal(OrderStatus),
+}
+
+/// One state transition, as the group-commit writer hands it to [`SalesStore::write`]
+/// together with whatever else arrived meanwhile. Each carries its own `now`.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Records a hold the engine granted.
+    Hold(Hold),
+    /// Marks an active, unexpired hold released (one winner if asked twice).
+    Release { hold: HoldId, now: OffsetDateTime },
+    /// Records as expired every active hold past its deadline.
+    ExpireHolds { now: OffsetDateTime },
+    /// Creates the order, converts the hold (if still active and unexpired), stores
+    /// the idempotent answer and queues the payment job, all or nothing.
+    Checkout {
+        rec: Box<CheckoutRecord>,
+        now: OffsetDateTime,
+    },
+    /// Payment succeeded: the order is paid, its tickets issued, the charge recorded
+    /// and `order.paid` queued, and its items sold under the store's own guards: one
+    /// `sold_seats` row per seat (`Conflict { constraint: "sold_seats" }` on a second
+    /// sale), GA under its capacity check (`"ga_capacity"`). A conflict leaves
+    /// everything as it was, so a wrong engine can never sell a seat twice.
+    Paid {
+        order: OrderId,
+        charge_id: String,
+        tickets: Vec<Ticket>,
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// Payment failed with `code`: the order fails and `order.failed` is queued.
+    /// With `restore_hold`, the hold is active again until its original deadline.
+    Failed {
+        order: OrderId,
+        code: String,
+        restore_hold: bool,
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// The gateway's answer for this order's charge could not be had by its payment
+    /// deadline: a pending (or already unknown) order becomes `payment_unknown` and,
+    /// with `hold_until`, its converted hold keeps its seats at least until then (the
+    /// engine extended it first), for the reconciler to settle. `Written::Marked(false)` when the order was already final.
+    /// The job's ack is recorded either way: the reconciler owns the order from now on.
+    PaymentUnknown {
+        order: OrderId,
+        hold_until: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// An audit record, once per message.
+    Audit {
+        message: MessageId,
+        action: String,
+        subject: String,
+        detail: String,
+        at: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// Counts a sale into the analytics figures, once per message.
+    SaleStats {
+        message: MessageId,
+        event: EventId,
+        tickets: u32,
+        revenue: Money,
+        ack: Option<Ack>,
+    },
+    /// Marks an email as sent ([`Written::Marked`] is false if it was already).
+    EmailSent {
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
+    /// A job whose handler had nothing to record.
+    Ack(Ack),
+    /// These messages are in the external queue (their store-queue rows are then
+    /// done: the broker delivers them).
+    Relayed {
+        ids: Vec<MessageId>,
+        now: OffsetDateTime,
+    },
+}
+
+/// What one [`Write`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    Released(ReleaseOutcome),
+    Expired(u64),
+    Checkout(CheckoutOutcome),
+    Paid(PaidOutcome),
+    Failed(FailOutcome),
+    /// Whether a once-only mark was new.
+    Marked(bool),
+}
+
+impl Write {
+    /// The outbox message this write queues, if it succeeded with `written`.
+    pub fn queued(&self, written: &Written) -> Option<(MessageId, Job)> {
+        match (self, written) {
+            (Write::Checkout { rec, .. }, Written::Checkout(CheckoutOutcome::Created)) => Some((
+                rec.message.clone(),
+                Job::PaymentRequested {
+                    order_id: rec.order.id.clone(),
+                },
+            )),
+            (Write::Paid { order, message, .. }, Written::Paid(PaidOutcome::Paid)) => Some((
+                message.clone(),
+                Job::OrderPaid {
+                    order_id: order.clone(),
+                },
+            )),
+            (
+                Write::Failed {
+                    order,
+                    code,
+                    message,
+                    ..
+                },
+                Written::Failed(FailOutcome::Failed { .. }),
+            ) => Some((
+                message.clone(),
+                Job::OrderFailed {
+                    order_id: order.clone(),
+                    code: code.clone(),
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn unexpected(w: Written) -> StoreError {
+    StoreError::Unavailable(anyhow::anyhow!(
+        "the store answered {w:?} to a single write"
+    ))
+}
+
+#[async_trait]
+pub trait SalesStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Commits every write of `batch` in one transaction, in order, and answers each:
+    /// one that fails (a constraint refusing a seat) fails alone and leaves nothing
+    /// of itself behind, while the others commit. `Err` means nothing committed.
+    async fn write(&self, batch: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError>;
+
+    /// One write in a transaction of its own (tests, and paths too rare to batch).
+    async fn write_one(&self, w: Write) -> Result<Written, StoreError> {
+        self.write(std::slice::from_ref(&w))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(unexpected(Written::Done)))
+    }
+
+    async fn record_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.write_one(Write::Hold(hold.clone())).await.map(|_| ())
+    }
+
+    async fn hold(&self, id: &HoldId) -> Result<Option<Hold>, StoreError>;
+    /// Marks an active, unexpired hold released (one winner if called at once).
+    async fn release_hold(
+        &self,
+        id: &HoldId,
+        now: OffsetDateTime,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        match self
+            .write_one(Write::Release {
+                hold: id.clone(),
+                now,
+            })
+            .await?
+        {
+            Written::Released(r) => Ok(r),
+            w => Err(unexpected(w)),
+        }
+    }
+    /// Records as expired every active hold past its deadline; returns how many.
+    async fn expire_holds(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        match self.write_one(Write::ExpireHolds { now }).await? {
+            Written::Expired(n) => Ok(n),
+            w => Err(unexpected(w)),
+        }
+    }
+    async fn inventory(
+        &self,
+        event: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<StoredInventory, StoreError>;
+
+    async fn idempotent(
+        &self,
+        user: &UserId,
+        route: &str,
+        key: &str,
+    ) -> Result<Option<Idempotent>, StoreError>;
+    async fn checkout(
+        &self,
+        rec: &CheckoutRecord,
+        now: OffsetDateTime,
+    ) -> Result<CheckoutOutcome, StoreError> {
+        let rec = Box::new(rec.clone());
+        match self.write_one(Write::Checkout { rec, now }).await? {
+            Written::Checkout(c) => Ok(c),
+            w => Err(unexpected(w)),
+        }
+    }
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    /// A customer's orders, newest first.
+    async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError>;
+    /// Orders a reconciler must look at: every `payment_unknown` one, and those
+    /// `pending_payment` with no change since `idle_since` (fresh ones are in
+    /// their payment's hands), oldest first.
+    async fn pending_orders(&self, idle_since: OffsetDateTime) -> Result<Vec<OrderId>, StoreError>;
+    /// Which of `orders` are no longer `pending_payment` (one read for every
+    /// long-poll of a node: the safety net when an announcement is lost).
+    async fn settled_among(&self, orders: &[OrderId]) -> Result<Vec<OrderId>, StoreError>;
+    async fn complete_payment(
+        &self,
+        order: &OrderId,
+        charge_id: &str,
+        tickets: &[Ticket],
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<PaidOutcome, StoreError> {
+        let w = Write::Paid {
+            order: order.clone(),
+            charge_id: charge_id.to_owned(),
+            tickets: tickets.to_vec(),
+            message: message.clone(),
+            now,
+            ack: None,
+        };
+        match self.write_one(w).await? {
+            Written::Paid(p) => Ok(p),
+            w => Err(unexpected(w)),
+        }
+    }
+    async fn fail_payment(
+        &self,
+        order: &OrderId,
+        code: &str,
+        restore_hold: bool,
+        message: &MessageId,
+        now: OffsetDateTime,
+    ) -> Result<FailOutcome, StoreError> {
+        let w = Write::Failed {
+            order: order.clone(),
+            code: code.to_owned(),
+            restore_hold,
+            message: message.clone(),
+            now,
+            ack: None,
+        };
+        match self.write_one(w).await? {
+            Written::Failed(f) => Ok(f),
+            w => Err(unexpected(w)),
+        }
+    }
+}
