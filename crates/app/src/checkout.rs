@@ -151,6 +151,7 @@ impl App {
             // Frozen when the hold was made.
             total: hold.total,
             tickets: vec![],
+            refunded: boxoffice_domain::Money::zero(hold.total.currency),
             created_at: now,
             updated_at: now,
         };

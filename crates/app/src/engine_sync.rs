@@ -83,6 +83,24 @@ impl Follower {
         }
     }
 
+    /// Makes the engine forget `event`, so that its next use rebuilds it from the
+    /// store (after a change the engine has no operation for: a sale undone by a
+    /// refund). Retried on a task of its own until the engine answers.
+    pub(crate) async fn forget(&self, event: &EventId) {
+        metrics::counter!("boxoffice_engine_evictions_total", "reason" => "refund").increment(1);
+        if let Err(e) = self.engine.evict(event).await {
+            tracing::warn!(%event, error = ?e, "the hold engine could not forget an event; retrying");
+            let (this, event) = (self.clone(), event.clone());
+            self.repairs.spawn(async move {
+                let mut wait = Duration::from_millis(20);
+                while this.engine.evict(&event).await.is_err() {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            });
+        }
+    }
+
     /// What the store says about `hold` now, done in the engine.
     async fn sync_from_store(&self, event: &EventId, hold: &HoldId) -> anyhow::Result<()> {
         let now = self.clock.now();

@@ -1,7 +1,7 @@
 //! The one error type of the use cases. Each variant is a distinct answer a client
 //! can act on; the HTTP crate says how each is sent, with a stable code.
 
-use boxoffice_domain::{EventStatus, SeatId, ValidationError};
+use boxoffice_domain::{EventStatus, Money, OrderStatus, SeatId, ValidationError};
 use boxoffice_ports::{EngineError, GatewayError, QueueError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,12 @@ pub enum AppError {
         code: &'static str,
         why: &'static str,
     },
+    /// A refund of an order that is not paid (nothing was taken, or not yet).
+    #[error("only a paid order can be refunded; this one is {}", status.as_str())]
+    OrderNotPaid { status: OrderStatus },
+    /// A refund of more than what is left to refund.
+    #[error("the refund is more than what is left to refund ({} minor units)", remaining.amount)]
+    RefundTooLarge { remaining: Money },
     #[error("the payment gateway is unavailable")]
     GatewayUnavailable(#[source] anyhow::Error),
     #[error("an event cannot go from {} to {}", from.as_str(), to.as_str())]

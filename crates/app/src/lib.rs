@@ -15,6 +15,7 @@ pub mod identity;
 mod order_watch;
 pub mod payments;
 pub mod permissions;
+pub mod refunds;
 pub mod resilience;
 mod sealing;
 pub mod workers;
@@ -30,6 +31,7 @@ pub use error::AppError;
 pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};
 pub use identity::{IssuedTokens, Principal, Tokens};
 pub use payments::{Attempt, Reconciled};
+pub use refunds::{RefundAsk, RefundAttempt};
 
 /// The adapters the use cases run on, chosen by the server.
 #[derive(Debug, Clone)]

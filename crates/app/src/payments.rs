@@ -685,7 +685,7 @@ impl App {
         let key = format!("refund-{}", order.id);
         match tokio::time::timeout(
             self.settings.gateway_timeout,
-            self.gateway.refund(charge_id, &key),
+            self.gateway.refund(charge_id, None, &key),
         )
         .await
         {

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::payments::Attempt;
+use crate::refunds::RefundAttempt;
 use crate::resilience::backoff;
 use crate::{App, AppError};
 
@@ -262,6 +263,14 @@ impl App {
                     Attempt::RetryAt(at) => Outcome::RetryAt(at, "gateway unavailable".into()),
                 })
             }
+            (Job::OrderRefunded { refund_id, .. }, Consumer::Payment) => {
+                Ok(match self.move_refund(refund_id, d.attempt, ack).await? {
+                    RefundAttempt::Done => Outcome::Done,
+                    RefundAttempt::RetryAt(at) => {
+                        Outcome::RetryAt(at, "refund not confirmed by the gateway".into())
+                    }
+                })
+            }
             (job, Consumer::Audit) => {
                 let (subject, detail) = match job {
                     Job::PaymentRequested { order_id } | Job::OrderPaid { order_id } => {
@@ -269,6 +278,20 @@ impl App {
                     }
                     Job::OrderFailed { order_id, code } => {
                         (order_id.to_string(), serde_json::json!({ "code": code }))
+                    }
+                    Job::OrderRefunded {
+                        order_id,
+                        refund_id,
+                    } => {
+                        let r = self.refund_of(job).await?;
+                        (
+                            order_id.to_string(),
+                            serde_json::json!({
+                                "refund_id": refund_id,
+                                "amount": r.as_ref().map(|r| r.amount),
+                                "whole": r.as_ref().map(|r| r.whole),
+                            }),
+                        )
                     }
                 };
                 self.writer
@@ -290,7 +313,7 @@ impl App {
                             .write(Write::SaleStats {
                                 message: d.message.clone(),
                                 event: o.event_id.clone(),
-                                tickets: o.tickets.len() as u32,
+                                tickets: o.tickets.len() as i64,
                                 revenue: o.total,
                                 ack,
                             })
@@ -300,8 +323,38 @@ impl App {
                 }
                 Ok(Outcome::Done)
             }
+            (Job::OrderRefunded { order_id, .. }, Consumer::Analytics) => {
+                // Counted back: the amount refunded, and the tickets once void.
+                match (
+                    self.store.order(order_id).await?,
+                    self.refund_of(&d.job).await?,
+                ) {
+                    (Some(o), Some(r)) => {
+                        self.writer
+                            .write(Write::SaleStats {
+                                message: d.message.clone(),
+                                event: o.event_id.clone(),
+                                tickets: if r.whole {
+                                    -(o.tickets.len() as i64)
+                                } else {
+                                    0
+                                },
+                                revenue: boxoffice_domain::Money::new(
+                                    -r.amount.amount,
+                                    r.amount.currency,
+                                ),
+                                ack,
+                            })
+                            .await?;
+                    }
+                    _ => self.ack(ack).await?,
+                }
+                Ok(Outcome::Done)
+            }
             (
-                job @ (Job::OrderPaid { order_id } | Job::OrderFailed { order_id, .. }),
+                job @ (Job::OrderPaid { order_id }
+                | Job::OrderFailed { order_id, .. }
+                | Job::OrderRefunded { order_id, .. }),
                 Consumer::Email,
             ) => {
                 match self.store.order(order_id).await? {
@@ -362,6 +415,23 @@ impl App {
                     order.id, order.total.amount / 100, order.total.amount % 100, order.total.currency
                 ),
             ),
+            (Job::OrderRefunded { .. }, _) => {
+                let Some(r) = self.refund_of(job).await? else {
+                    return self.ack(ack).await;
+                };
+                let tickets = if order.tickets_void() {
+                    "Your tickets for this order are void: they will not be accepted at the door.\n"
+                } else {
+                    "Your tickets stay valid.\n"
+                };
+                (
+                    format!("Refund for your order for {name}"),
+                    format!(
+                        "A refund of {}.{:02} {} for order {} has been issued to the card you paid with.\n{tickets}",
+                        r.amount.amount / 100, r.amount.amount % 100, r.amount.currency, order.id
+                    ),
+                )
+            }
             (Job::OrderFailed { code, .. }, _) if code == "payment_expired" => (
                 format!("Your payment for {name} did not go through"),
                 format!("Order {} could not be paid before its payment deadline ({code}). Nothing was charged.\nYour seats were released.\n", order.id),

@@ -439,6 +439,7 @@ fn checkout_record(event: &Event, customer: &UserId, h: &Hold, key: &str) -> Che
         total: Money::new(1000, Currency::EUR),
         payment_token: "tok_visa".into(),
         tickets: vec![],
+        refunded: Money::zero(Currency::EUR),
         created_at: now(),
         updated_at: now(),
     };
@@ -959,7 +960,7 @@ pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(stor
         at: t0,
         ack: a,
     };
-    let stats = |m: &MessageId, tickets: u32, revenue: i64| Write::SaleStats {
+    let stats = |m: &MessageId, tickets: i64, revenue: i64| Write::SaleStats {
         message: m.clone(),
         event: event.id.clone(),
         tickets,
@@ -1353,4 +1354,188 @@ pub async fn checkouts_racing_releases_in_batches<S: Store>(store: Arc<S>) {
         sold,
         "one order per hold checked out"
     );
+}
+
+/// Refunds race and repeat safely, and a whole one sells its seats no more: eight
+/// whole refunds of one order at once decide one refund (the rest find nothing
+/// left); four partial refunds of 300 out of 1000 at once decide three and refuse
+/// the fourth (100 left); an order that is not paid is refused; the refunded seat
+/// can be sold again (the void ticket does not block the new one); a refund's
+/// settlement is marked once.
+pub async fn refunds_race_and_free_what_they_sold<S: Store>(store: Arc<S>) {
+    use boxoffice_domain::RefundId;
+    use boxoffice_ports::RefundOutcome;
+    let (_, _, event) = event(&*store).await;
+    let ann = user("refunds@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let seat = |i: usize| layout[i].seat.id.clone();
+    let refund = |order: &OrderId, amount: Option<i64>, id: RefundId| {
+        let store = store.clone();
+        let order = order.clone();
+        async move {
+            store
+                .write_one(Write::Refund {
+                    refund: id,
+                    order,
+                    amount,
+                    message: MessageId::new(),
+                    now: now(),
+                })
+                .await
+        }
+    };
+
+    // Whole, eight at once.
+    let whole = checked_out(
+        &*store,
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(0)]),
+    )
+    .await;
+    assert_eq!(
+        pay(&*store, &whole, &tickets_for(&event, &[seat(0)]))
+            .await
+            .unwrap(),
+        PaidOutcome::Paid
+    );
+    let ids: Vec<RefundId> = (0..8).map(|_| RefundId::new()).collect();
+    let answers = futures::future::join_all(ids.iter().map(|id| {
+        let f = refund(&whole, None, id.clone());
+        tokio::spawn(f)
+    }))
+    .await;
+    let mut decided = vec![];
+    for (id, a) in ids.iter().zip(answers) {
+        match a.unwrap().unwrap() {
+            Written::Refund(RefundOutcome::Refunded { amount, whole }) => {
+                assert_eq!((amount, whole), (Money::new(1000, Currency::EUR), true));
+                decided.push(id.clone());
+            }
+            Written::Refund(RefundOutcome::NothingLeft) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(decided.len(), 1, "one whole refund decided");
+    let o = store.order(&whole).await.unwrap().unwrap();
+    assert_eq!(o.status, OrderStatus::Refunded);
+    assert_eq!(o.refunded, Money::new(1000, Currency::EUR));
+    let inv = store.inventory(&event.id, now()).await.unwrap();
+    assert!(
+        !inv.sold_seats.contains(&seat(0)),
+        "the seat is sold no more"
+    );
+    let r = store.refund(&decided[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            r.order_id.clone(),
+            r.charge_id.as_str(),
+            r.amount,
+            r.whole,
+            r.settled
+        ),
+        (
+            whole.clone(),
+            format!("ch_{whole}").as_str(),
+            Money::new(1000, Currency::EUR),
+            true,
+            false
+        )
+    );
+    // A refund that lost the race left nothing behind.
+    assert!(store
+        .refund(&ids.iter().find(|i| **i != decided[0]).unwrap().clone())
+        .await
+        .unwrap()
+        .is_none());
+    let settle = |id: &RefundId| Write::RefundSettled {
+        refund: id.clone(),
+        now: now(),
+        ack: None,
+    };
+    assert_eq!(
+        store.write_one(settle(&decided[0])).await.unwrap(),
+        Written::Marked(true)
+    );
+    assert_eq!(
+        store.write_one(settle(&decided[0])).await.unwrap(),
+        Written::Marked(false)
+    );
+    assert!(store.refund(&decided[0]).await.unwrap().unwrap().settled);
+
+    // The seat sells again, with a valid ticket beside the void one.
+    let again = checked_out(
+        &*store,
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(0)]),
+    )
+    .await;
+    assert_eq!(
+        pay(&*store, &again, &tickets_for(&event, &[seat(0)]))
+            .await
+            .unwrap(),
+        PaidOutcome::Paid
+    );
+
+    // Partial, four at once: 3 × 300 fit in 1000, the fourth does not.
+    let part = checked_out(
+        &*store,
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(1)]),
+    )
+    .await;
+    pay(&*store, &part, &tickets_for(&event, &[seat(1)]))
+        .await
+        .unwrap();
+    let answers = futures::future::join_all(
+        (0..4).map(|_| tokio::spawn(refund(&part, Some(300), RefundId::new()))),
+    )
+    .await;
+    let (mut ok, mut too_much) = (0, 0);
+    for a in answers {
+        match a.unwrap().unwrap() {
+            Written::Refund(RefundOutcome::Refunded { whole: false, .. }) => ok += 1,
+            Written::Refund(RefundOutcome::TooMuch { remaining }) => {
+                assert_eq!(remaining, Money::new(100, Currency::EUR));
+                too_much += 1
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((ok, too_much), (3, 1));
+    let o = store.order(&part).await.unwrap().unwrap();
+    assert_eq!((o.status, o.refunded.amount), (OrderStatus::Paid, 900));
+    let inv = store.inventory(&event.id, now()).await.unwrap();
+    assert!(
+        inv.sold_seats.contains(&seat(1)),
+        "a partial refund keeps the sale"
+    );
+    // The rest makes it whole.
+    assert_eq!(
+        refund(&part, None, RefundId::new()).await.unwrap(),
+        Written::Refund(RefundOutcome::Refunded {
+            amount: Money::new(100, Currency::EUR),
+            whole: true
+        })
+    );
+
+    // Not paid: refused, nothing written.
+    let pending = checked_out(
+        &*store,
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(2)]),
+    )
+    .await;
+    assert_eq!(
+        refund(&pending, None, RefundId::new()).await.unwrap(),
+        Written::Refund(RefundOutcome::NotPaid(OrderStatus::PendingPayment))
+    );
+    assert!(matches!(
+        refund(&OrderId::new(), None, RefundId::new()).await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -20,8 +20,8 @@ pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId};
 pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};
 pub use money::{Currency, Money};
 pub use order::{
-    CheckoutAnswer, Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus, Ticket,
-    TicketId,
+    CheckoutAnswer, Consumer, Job, MessageId, Order, OrderId, OrderItem, OrderStatus, RefundId,
+    Ticket, TicketId,
 };
 pub use time::Millis;
 pub use user::{Email, Password, Role, User};

@@ -49,6 +49,8 @@ plain_id!(/// An e-ticket.
     TicketId, "tkt");
 plain_id!(/// An outbox message; also the de-duplication id of what it triggers.
     MessageId, "msg");
+plain_id!(/// A refund of (part of) a paid order; also its idempotency key at the gateway.
+    RefundId, "rfd");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -131,6 +133,9 @@ pub struct Order {
     /// The gateway's token for the buyer's card (never a card number).
     pub payment_token: String,
     pub tickets: Vec<Ticket>,
+    /// How much of `total` has been refunded so far (decided: the gateway's refunds
+    /// follow through the outbox). `total` refunded makes the order `refunded`.
+    pub refunded: Money,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -139,6 +144,20 @@ impl Order {
     /// The idempotency key of this order's charge: one order, at most one charge.
     pub fn payment_key(&self) -> &str {
         self.id.as_str()
+    }
+
+    /// What may still be refunded: the total less what was refunded already.
+    pub fn refundable(&self) -> Money {
+        Money::new(
+            (self.total.amount - self.refunded.amount).max(0),
+            self.total.currency,
+        )
+    }
+
+    /// Whether its tickets are void: a refunded order's are (a partial refund keeps
+    /// them valid).
+    pub fn tickets_void(&self) -> bool {
+        self.status == OrderStatus::Refunded
     }
 }
 
@@ -190,6 +209,13 @@ pub enum Job {
     OrderPaid { order_id: OrderId },
     #[serde(rename = "order.failed.v1")]
     OrderFailed { order_id: OrderId, code: String },
+    /// A refund was decided: the payment worker moves the money at the gateway
+    /// (retried until it confirms), the buyer is told, audit and analytics record it.
+    #[serde(rename = "order.refunded.v1")]
+    OrderRefunded {
+        order_id: OrderId,
+        refund_id: RefundId,
+    },
 }
 
 impl Job {
@@ -198,6 +224,7 @@ impl Job {
             Job::PaymentRequested { .. } => "payment.requested",
             Job::OrderPaid { .. } => "order.paid",
             Job::OrderFailed { .. } => "order.failed",
+            Job::OrderRefunded { .. } => "order.refunded",
         }
     }
 
@@ -207,6 +234,12 @@ impl Job {
             Job::PaymentRequested { .. } => &[Consumer::Payment],
             Job::OrderPaid { .. } => &[Consumer::Email, Consumer::Audit, Consumer::Analytics],
             Job::OrderFailed { .. } => &[Consumer::Email, Consumer::Audit],
+            Job::OrderRefunded { .. } => &[
+                Consumer::Payment,
+                Consumer::Email,
+                Consumer::Audit,
+                Consumer::Analytics,
+            ],
         }
     }
 }

@@ -84,6 +84,15 @@ impl From<AppError> for ApiError {
             AppError::IdempotencyKeyReused => {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
             }
+            AppError::OrderNotPaid { status } => {
+                ApiError::new(S::CONFLICT, "order_not_paid", msg).with("status", status.as_str())
+            }
+            AppError::RefundTooLarge { remaining } => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "refund_exceeds_remaining", msg).with(
+                    "remaining",
+                    serde_json::to_value(remaining).unwrap_or_default(),
+                )
+            }
             AppError::WebhookRejected { code, .. } => ApiError::new(S::BAD_REQUEST, code, msg),
             AppError::GatewayUnavailable(cause) => {
                 tracing::warn!(error = ?cause, "payment gateway unavailable");

@@ -254,6 +254,8 @@ pub struct TicketJson {
     pub tier_id: String,
     pub price: Money,
     pub code: String,
+    /// `valid`, or `voided` once its order is refunded in full.
+    pub status: &'static str,
 }
 
 #[derive(Serialize)]
@@ -267,6 +269,8 @@ pub struct OrderJson {
     pub email: String,
     pub items: Vec<OrderItemJson>,
     pub total: Money,
+    /// How much of `total` was refunded so far (zero until a refund).
+    pub refunded: Money,
     pub tickets: Vec<TicketJson>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -333,8 +337,10 @@ pub fn order(o: &boxoffice_domain::Order) -> OrderJson {
                 tier_id: t.tier_id.to_string(),
                 price: t.price,
                 code: t.code.clone(),
+                status: if o.tickets_void() { "voided" } else { "valid" },
             })
             .collect(),
+        refunded: o.refunded,
         created_at: o.created_at,
         updated_at: o.updated_at,
     }

@@ -105,7 +105,17 @@ struct Charge {
     #[serde(default)]
     refunded: bool,
     #[serde(default)]
+    amount_refunded: i64,
+    #[serde(default)]
+    refunds: Option<RefundList>,
+    #[serde(default)]
     metadata: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct RefundList {
+    #[serde(default)]
+    total_count: u64,
 }
 
 #[derive(Deserialize)]
@@ -375,18 +385,27 @@ impl PaymentGateway for StripeGateway {
         Ok(None)
     }
 
-    async fn refund(&self, charge_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
+    async fn refund(
+        &self,
+        charge_id: &str,
+        amount: Option<i64>,
+        idempotency_key: &str,
+    ) -> Result<(), GatewayError> {
         let what = if charge_id.starts_with("pi_") {
             "payment_intent"
         } else {
             "charge"
         };
+        let mut form = vec![(what, charge_id.to_owned())];
+        if let Some(a) = amount {
+            form.push(("amount", a.to_string()));
+        }
         let res = self
             .http
             .post(format!("{}/v1/refunds", self.base))
             .bearer_auth(&self.secret_key)
             .header("Idempotency-Key", idempotency_key)
-            .form(&[(what, charge_id)])
+            .form(&form)
             .send()
             .await
             .map_err(transport)?;
@@ -439,6 +458,8 @@ impl PaymentGateway for StripeGateway {
                     }
                     .to_owned(),
                     refunded: c.refunded,
+                    amount_refunded: c.amount_refunded,
+                    refunds: c.refunds.map_or(0, |r| r.total_count),
                     charge_id: c.id,
                 });
             }

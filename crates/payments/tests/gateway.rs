@@ -75,8 +75,8 @@ async fn charges_declines_and_idempotency() {
         Err(GatewayError::Rejected(_))
     ));
 
-    gw.refund(&charge_id, "r1").await.unwrap();
-    gw.refund(&charge_id, "r2").await.unwrap(); // already refunded: still fine
+    gw.refund(&charge_id, None, "r1").await.unwrap();
+    gw.refund(&charge_id, None, "r2").await.unwrap(); // already refunded: still fine
 
     let charges = gw.charges().await.unwrap();
     let keys: Vec<(&str, &str)> = charges
@@ -143,5 +143,37 @@ async fn wrong_key_is_refused() {
         bad.charge(&req("x", "tok_visa", 1)).await,
         Err(GatewayError::Rejected(_))
     ));
+    f.stop().await;
+}
+
+async fn refunded(gw: &StripeGateway) -> (i64, bool) {
+    let c = gw.charges().await.unwrap().pop().unwrap();
+    (c.amount_refunded, c.refunded)
+}
+
+/// Partial refunds add up to at most the charge, and a refund repeated under its
+/// key is one refund: what the refund worker relies on when it retries.
+#[tokio::test]
+async fn partial_refunds_add_up_and_keys_make_repeats_one_refund() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, gw) = fake(dir.path()).await;
+    let ChargeOutcome::Succeeded { charge_id } =
+        gw.charge(&req("p1", "tok_visa", 1000)).await.unwrap()
+    else {
+        panic!("not charged")
+    };
+    gw.refund(&charge_id, Some(300), "rfd-a").await.unwrap();
+    // The same key again (a retry whose answer was lost): no second refund.
+    gw.refund(&charge_id, Some(300), "rfd-a").await.unwrap();
+    assert_eq!(refunded(&gw).await, (300, false));
+    // More than is left: refused, nothing moves.
+    assert!(matches!(
+        gw.refund(&charge_id, Some(701), "rfd-b").await,
+        Err(GatewayError::Rejected(_))
+    ));
+    assert_eq!(refunded(&gw).await, (300, false));
+    // The rest: refunded in full.
+    gw.refund(&charge_id, None, "rfd-c").await.unwrap();
+    assert_eq!(refunded(&gw).await, (1000, true));
     f.stop().await;
 }

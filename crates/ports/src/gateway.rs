@@ -88,7 +88,12 @@ pub struct ChargeRecord {
     pub amount: Money,
     /// `succeeded` or `declined`.
     pub outcome: String,
+    /// Refunded in full.
     pub refunded: bool,
+    /// How much of it was refunded (several partial refunds add up).
+    pub amount_refunded: i64,
+    /// How many refunds were made of it.
+    pub refunds: u64,
 }
 
 #[async_trait]
@@ -114,8 +119,15 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
     /// gateway refuses (`idempotency_error`) when the key was used, and otherwise
     /// stores as the key's only answer. For a payment too late to be taken.
     async fn close_key(&self, req: &ChargeRequest) -> Result<KeyState, GatewayError>;
-    /// Refunds a succeeded payment in full; refunding twice under one key is one refund.
-    async fn refund(&self, charge_id: &str, idempotency_key: &str) -> Result<(), GatewayError>;
+    /// Refunds `amount` of a succeeded payment (`None`: all of it that is left);
+    /// asking twice under one key is one refund. A full refund of a payment
+    /// refunded in full already answers `Ok` (nothing is left to give back).
+    async fn refund(
+        &self,
+        charge_id: &str,
+        amount: Option<i64>,
+        idempotency_key: &str,
+    ) -> Result<(), GatewayError>;
     /// Every charge the gateway holds, oldest first.
     async fn charges(&self) -> Result<Vec<ChargeRecord>, GatewayError>;
 }

@@ -21,6 +21,6 @@ pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
     Ack, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent,
-    IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, ReleaseOutcome, SalesStore, Session,
-    Store, StoreError, StoredInventory, Write, Written,
+    IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome, RefundRecord,
+    ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory, Write, Written,
 };

@@ -331,11 +331,12 @@ pub(crate) struct OrderRow {
     payment_token: String,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    refunded_amount: i64,
 }
 
 impl OrderRow {
     pub(crate) const COLUMNS: &'static str = "id, customer_id, event_id, hold_id, email, status, \
-        failure_code, amount, currency, payment_token, created_at, updated_at";
+        failure_code, amount, currency, payment_token, created_at, updated_at, refunded_amount";
 
     pub(crate) fn into_order(
         self,
@@ -351,6 +352,7 @@ impl OrderRow {
             status: order_status(&self.status)?,
             failure_code: self.failure_code,
             items,
+            refunded: money(self.refunded_amount, self.currency.clone())?,
             total: money(self.amount, self.currency)?,
             payment_token: self.payment_token,
             tickets,

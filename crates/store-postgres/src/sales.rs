@@ -5,8 +5,12 @@
 //! many orders), and stored idempotent answers.
 
 use async_trait::async_trait;
-use boxoffice_domain::{EventId, Hold, HoldId, Order, OrderId, OrderItem, Ticket, UserId};
-use boxoffice_ports::{Idempotent, SalesStore, StoreError, StoredInventory, Write, Written};
+use boxoffice_domain::{
+    Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderItem, RefundId, Ticket, UserId,
+};
+use boxoffice_ports::{
+    Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
+};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
@@ -148,6 +152,31 @@ impl SalesStore for PgStore {
             .iter()
             .map(|s| OrderId::parse(s).ok_or_else(|| corrupt("orders.id")))
             .collect()
+    }
+
+    async fn refund(&self, id: &RefundId) -> Result<Option<RefundRecord>, StoreError> {
+        let row: Option<(String, String, i64, String, bool, bool)> = sqlx::query_as(
+            "SELECT order_id, charge_id, amount, currency, settled_at IS NOT NULL, whole FROM refunds WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.map(|(order, charge_id, amount, currency, settled, whole)| {
+            Ok(RefundRecord {
+                id: id.clone(),
+                order_id: OrderId::parse(&order).ok_or_else(|| corrupt("refunds.order_id"))?,
+                charge_id,
+                amount: Money::new(
+                    amount,
+                    Currency::try_from(currency.as_str())
+                        .map_err(|_| corrupt("refunds.currency"))?,
+                ),
+                settled,
+                whole,
+            })
+        })
+        .transpose()
     }
 }
 

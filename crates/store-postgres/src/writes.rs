@@ -28,9 +28,10 @@
 //!
 //! [`Store::write`]: boxoffice_ports::Store::write
 
-use boxoffice_domain::{HoldSelection, HoldStatus, Job, OrderStatus};
+use boxoffice_domain::{Currency, HoldSelection, HoldStatus, Job, Money, OrderStatus};
 use boxoffice_ports::{
-    Ack, CheckoutOutcome, FailOutcome, PaidOutcome, ReleaseOutcome, StoreError, Write, Written,
+    Ack, CheckoutOutcome, FailOutcome, PaidOutcome, RefundOutcome, ReleaseOutcome, StoreError,
+    Write, Written,
 };
 use sqlx::{Connection, PgConnection};
 use std::collections::HashSet;
@@ -109,6 +110,8 @@ enum Kind {
     Paid,
     Failed,
     Unknown,
+    /// Refunds and their settlements: rare, one by one.
+    Refund,
     Relayed,
     /// The deferred kinds: their own tables only, or acks.
     Audit,
@@ -126,6 +129,7 @@ fn kind(w: &Write) -> Kind {
         Write::Paid { .. } => Kind::Paid,
         Write::Failed { .. } => Kind::Failed,
         Write::PaymentUnknown { .. } => Kind::Unknown,
+        Write::Refund { .. } | Write::RefundSettled { .. } => Kind::Refund,
         Write::Relayed { .. } => Kind::Relayed,
         Write::Audit { .. } => Kind::Audit,
         Write::SaleStats { .. } => Kind::Stats,
@@ -157,7 +161,8 @@ fn keys(w: &Write) -> [Option<Key<'_>>; 3] {
         }
         Write::Paid { order, .. }
         | Write::Failed { order, .. }
-        | Write::PaymentUnknown { order, .. } => [Some(Key::Order(order.as_str())), None, None],
+        | Write::PaymentUnknown { order, .. }
+        | Write::Refund { order, .. } => [Some(Key::Order(order.as_str())), None, None],
         _ => [None, None, None],
     }
 }
@@ -177,8 +182,8 @@ struct Run<'a> {
 fn must_follow(run: &Run<'_>, w: &Write) -> bool {
     use Kind::*;
     let k = kind(w);
-    matches!(run.kind, Expire | Relayed)
-        || matches!(k, Expire | Relayed)
+    matches!(run.kind, Expire | Relayed | Refund)
+        || matches!(k, Expire | Relayed | Refund)
         || matches!(
             (run.kind, k),
             (Failed, Release | Checkout) | (Release | Checkout, Failed)
@@ -287,6 +292,14 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
                     }
                 }
                 unknowns(conn, &run).await?
+            }
+            Kind::Refund => {
+                for &i in &r.writes {
+                    if let Write::RefundSettled { ack, now, .. } = &batch[i] {
+                        acks.extend(pending(i, ack.as_ref(), *now));
+                    }
+                }
+                refunds(conn, &run).await?
             }
             Kind::Relayed => {
                 flush_acks(conn, &mut acks, r.writes[0]).await?;
@@ -1061,6 +1074,129 @@ async fn audits(
     .await
     .map_err(map_err)?;
     Ok(())
+}
+
+/// Refunds one by one (they are rare): see [`Write::Refund`]. The order row is
+/// locked first, so two refunds of one order, on any nodes, decide one after the
+/// other and never both take what is left.
+async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {
+    let mut out = Vec::with_capacity(run.len());
+    for w in run {
+        out.push(match w {
+            Write::Refund {
+                refund,
+                order,
+                amount,
+                message,
+                now,
+            } => {
+                let row: Option<(String, i64, i64, String, String, String, Option<String>, i32, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT o.status, o.amount, o.refunded_amount, o.currency, o.hold_id, o.event_id, \
+                                h.ga_tier_id, h.quantity, p.charge_id \
+                         FROM orders o JOIN holds h ON h.id = o.hold_id \
+                         LEFT JOIN payments p ON p.order_id = o.id \
+                         WHERE o.id = $1 FOR UPDATE OF o",
+                    )
+                    .bind(order.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                let (status, total, refunded, currency, hold, event, ga_tier, quantity, charge) =
+                    row.ok_or(StoreError::NotFound)?;
+                let currency = Currency::try_from(currency.as_str())
+                    .map_err(|_| corrupt("orders.currency"))?;
+                let remaining = total - refunded;
+                let asked = amount.unwrap_or(remaining);
+                Written::Refund(match order_status(&status)? {
+                    OrderStatus::Refunded => RefundOutcome::NothingLeft,
+                    OrderStatus::Paid if asked > remaining => RefundOutcome::TooMuch {
+                        remaining: Money::new(remaining, currency),
+                    },
+                    OrderStatus::Paid if asked <= 0 => RefundOutcome::NothingLeft,
+                    OrderStatus::Paid => {
+                        let charge =
+                            charge.ok_or_else(|| corrupt("a paid order without its payment"))?;
+                        let whole = asked == remaining;
+                        let job = Job::OrderRefunded {
+                            order_id: order.clone(),
+                            refund_id: refund.clone(),
+                        };
+                        sqlx::query(&format!(
+                            "WITH o AS (UPDATE orders SET refunded_amount = refunded_amount + $3, \
+                                 status = CASE WHEN $4 THEN 'refunded' ELSE status END, updated_at = $5 \
+                                 WHERE id = $2 RETURNING id), \
+                             r AS (INSERT INTO refunds (id, order_id, charge_id, amount, whole, currency, created_at) \
+                                 SELECT $1, id, $6, $3, $4, $7, $5 FROM o RETURNING id), \
+                             src AS (SELECT $8::text AS message_id, $9::text AS payload, $5::timestamptz AS now FROM r), \
+                             {} \
+                             SELECT 1",
+                            enqueue_sql("src", "$10", "$11")
+                        ))
+                        .bind(refund.as_str())
+                        .bind(order.as_str())
+                        .bind(asked)
+                        .bind(whole)
+                        .bind(ts(*now))
+                        .bind(&charge)
+                        .bind(currency.as_str())
+                        .bind(message.as_str())
+                        .bind(payload(&job)?)
+                        .bind(job.topic())
+                        .bind(consumers(&job))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_err)?;
+                        if whole {
+                            // Sold no more: on sale again, the tickets void.
+                            match &ga_tier {
+                                Some(tier) => sqlx::query(
+                                    "UPDATE ga_tiers SET sold = sold - $1 WHERE id = $2",
+                                )
+                                .bind(quantity)
+                                .bind(tier),
+                                None => sqlx::query(
+                                    "DELETE FROM sold_seats WHERE event_id = $2 AND hold_id = $1",
+                                )
+                                .bind(&hold)
+                                .bind(&event),
+                            }
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(map_err)?;
+                            sqlx::query(
+                                "UPDATE tickets SET voided_at = $1 WHERE order_id = $2 AND voided_at IS NULL",
+                            )
+                            .bind(ts(*now))
+                            .bind(order.as_str())
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                        RefundOutcome::Refunded {
+                            amount: Money::new(asked, currency),
+                            whole,
+                        }
+                    }
+                    other => RefundOutcome::NotPaid(other),
+                })
+            }
+            Write::RefundSettled { refund, now, .. } => {
+                let n = sqlx::query(
+                    "UPDATE refunds SET settled_at = $1 WHERE id = $2 AND settled_at IS NULL",
+                )
+                .bind(ts(*now))
+                .bind(refund.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                Written::Marked(n == 1)
+            }
+            _ => return Err(corrupt("a refund run with another write")),
+        });
+    }
+    Ok(out)
 }
 
 /// Sales figures, each message counted once ever (`stats_messages`), summed per

@@ -93,3 +93,8 @@ async fn a_batch_keeps_the_order_of_writes_on_one_hold() {
 async fn checkouts_racing_releases_in_batches() {
     boxoffice_conformance::store::checkouts_racing_releases_in_batches(store().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refunds_race_and_free_what_they_sold() {
+    boxoffice_conformance::store::refunds_race_and_free_what_they_sold(store().await).await;
+}

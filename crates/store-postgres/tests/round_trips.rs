@@ -131,6 +131,7 @@ async fn a_thousand_orders_cost_a_few_statements_a_batch() {
             total: price,
             payment_token: "tok_visa".into(),
             tickets: vec![],
+            refunded: boxoffice_domain::Money::zero(price.currency),
             created_at: t0,
             updated_at: t0,
         };

@@ -20,6 +20,8 @@ pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
 pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at";
+/// What an order read selects: [`ORDER_COLUMNS`] and what a refund changed.
+pub(crate) const ORDER_READ_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at, refunded_amount";
 pub(crate) const IDEMPOTENT_COLUMNS: &str = "user_id, route, key, fingerprint, answer, order_id";
 
 fn text(r: &Row, col: &str) -> Result<String, StoreError> {
@@ -254,7 +256,7 @@ pub(crate) fn order_status(s: &str) -> Result<OrderStatus, StoreError> {
     OrderStatus::parse(s).ok_or_else(|| corrupt("orders.status"))
 }
 
-/// An order row (`ORDER_COLUMNS`) with its items and tickets.
+/// An order row (`ORDER_READ_COLUMNS`) with its items and tickets.
 pub(crate) fn order(conn: &Connection, r: &Row) -> Result<Order, StoreError> {
     let order_id = text(r, "id")?;
     let items = all(
@@ -295,6 +297,7 @@ pub(crate) fn order(conn: &Connection, r: &Row) -> Result<Order, StoreError> {
         total: money(r)?,
         payment_token: text(r, "payment_token")?,
         tickets,
+        refunded: Money::new(int(r, "refunded_amount")?, money(r)?.currency),
         created_at: time(r, "created_at")?,
         updated_at: time(r, "updated_at")?,
     })

@@ -2,14 +2,18 @@
 //! group-committed batches of `writes.rs`; what is read back is here.
 
 use async_trait::async_trait;
-use boxoffice_domain::{EventId, Hold, HoldId, Order, OrderId, SeatId, UserId};
-use boxoffice_ports::{Idempotent, SalesStore, StoreError, StoredInventory, Write, Written};
+use boxoffice_domain::{
+    Currency, EventId, Hold, HoldId, Money, Order, OrderId, RefundId, SeatId, UserId,
+};
+use boxoffice_ports::{
+    Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
+};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
 use crate::db::{corrupt, ms, parse, OrStore};
-use crate::rows::{self, HOLD_COLUMNS, IDEMPOTENT_COLUMNS, ORDER_COLUMNS};
+use crate::rows::{self, HOLD_COLUMNS, IDEMPOTENT_COLUMNS, ORDER_READ_COLUMNS};
 use crate::SqliteStore;
 
 #[async_trait]
@@ -115,6 +119,11 @@ impl SalesStore for SqliteStore {
         let ids: Vec<String> = ids.iter().map(|o| o.as_str().to_owned()).collect();
         self.db.read(move |conn| settled_among(conn, &ids)).await
     }
+
+    async fn refund(&self, id: &RefundId) -> Result<Option<RefundRecord>, StoreError> {
+        let id = id.clone();
+        self.db.read(move |conn| refund(conn, &id)).await
+    }
 }
 
 /// A stored idempotent answer, read on `conn` (inside a write, it sees the write's
@@ -138,7 +147,7 @@ pub(crate) fn order(conn: &mut Connection, id: &OrderId) -> Result<Option<Order>
     let tx = conn.transaction().db()?;
     rows::first(
         &tx,
-        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"),
+        &format!("SELECT {ORDER_READ_COLUMNS} FROM orders WHERE id = ?"),
         [id.as_str()],
         |r| rows::order(&tx, r),
     )
@@ -151,7 +160,7 @@ pub(crate) fn orders_of(
     let tx = conn.transaction().db()?;
     rows::all(
         &tx,
-        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ? ORDER BY created_at DESC, id DESC LIMIT 500"),
+        &format!("SELECT {ORDER_READ_COLUMNS} FROM orders WHERE customer_id = ? ORDER BY created_at DESC, id DESC LIMIT 500"),
         [customer.as_str()],
         |r| rows::order(&tx, r),
     )
@@ -185,5 +194,33 @@ pub(crate) fn settled_among(
         "SELECT id FROM orders WHERE id IN (SELECT value FROM json_each(?)) AND status <> 'pending_payment'",
         [ids],
         order_id,
+    )
+}
+
+/// A refund, for the payment worker.
+pub(crate) fn refund(
+    conn: &mut Connection,
+    id: &RefundId,
+) -> Result<Option<RefundRecord>, StoreError> {
+    rows::first(
+        conn,
+        "SELECT id, order_id, charge_id, amount, currency, settled_at IS NOT NULL, whole FROM refunds WHERE id = ?",
+        [id.as_str()],
+        |r| {
+            let currency: String = r.get(4).db()?;
+            Ok(RefundRecord {
+                id: RefundId::parse(&r.get::<_, String>(0).db()?)
+                    .ok_or_else(|| corrupt("refunds.id"))?,
+                order_id: OrderId::parse(&r.get::<_, String>(1).db()?)
+                    .ok_or_else(|| corrupt("refunds.order_id"))?,
+                charge_id: r.get(2).db()?,
+                amount: Money::new(
+                    r.get(3).db()?,
+                    Currency::try_from(currency.as_str()).map_err(|_| corrupt("refunds.currency"))?,
+                ),
+                settled: r.get(5).db()?,
+                whole: r.get(6).db()?,
+            })
+        },
     )
 }

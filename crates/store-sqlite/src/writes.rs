@@ -11,12 +11,12 @@
 //! [`Store::write`]: boxoffice_ports::Store::write
 
 use boxoffice_domain::{
-    Consumer, EventId, Hold, HoldSelection, HoldStatus, Job, MessageId, Money, OrderId,
-    OrderStatus, Ticket,
+    Consumer, Currency, EventId, Hold, HoldSelection, HoldStatus, Job, MessageId, Money, OrderId,
+    OrderStatus, RefundId, Ticket,
 };
 use boxoffice_ports::{
-    Ack, CheckoutOutcome, CheckoutRecord, FailOutcome, PaidOutcome, ReleaseOutcome, StoreError,
-    Write, Written,
+    Ack, CheckoutOutcome, CheckoutRecord, FailOutcome, PaidOutcome, RefundOutcome, ReleaseOutcome,
+    StoreError, Write, Written,
 };
 use rusqlite::{params, Connection, TransactionBehavior};
 use time::OffsetDateTime;
@@ -159,6 +159,22 @@ fn apply(conn: &Connection, w: &Write) -> Result<Written, StoreError> {
             }
             acknowledge(conn, ack.as_ref(), *now)?;
             Ok(Written::Marked(marked))
+        }
+        Write::Refund {
+            refund,
+            order,
+            amount,
+            message,
+            now,
+        } => refund_order(conn, refund, order, *amount, message, *now).map(Written::Refund),
+        Write::RefundSettled { refund, now, ack } => {
+            let fresh = exec(
+                conn,
+                "UPDATE refunds SET settled_at = ? WHERE id = ? AND settled_at IS NULL",
+                params![ms(*now), refund.as_str()],
+            )?;
+            acknowledge(conn, ack.as_ref(), *now)?;
+            Ok(Written::Marked(fresh == 1))
         }
         Write::Audit {
             message,
@@ -573,11 +589,108 @@ fn fail_payment(
     Ok(FailOutcome::Failed { hold_until })
 }
 
+/// See [`Write::Refund`]. The single writer makes the read and the update one
+/// decision: two refunds of one order never both take what is left.
+fn refund_order(
+    conn: &Connection,
+    refund: &RefundId,
+    order: &OrderId,
+    amount: Option<i64>,
+    message: &MessageId,
+    now: OffsetDateTime,
+) -> Result<RefundOutcome, StoreError> {
+    let (status, total, refunded, currency, hold, event, ga_tier, quantity, charge) = rows::first(
+        conn,
+        "SELECT o.status, o.amount, o.refunded_amount, o.currency, o.hold_id, o.event_id, \
+                h.ga_tier_id, h.quantity, p.charge_id \
+         FROM orders o JOIN holds h ON h.id = o.hold_id LEFT JOIN payments p ON p.order_id = o.id \
+         WHERE o.id = ?",
+        [order.as_str()],
+        |r| {
+            Ok((
+                r.get::<_, String>(0).db()?,
+                r.get::<_, i64>(1).db()?,
+                r.get::<_, i64>(2).db()?,
+                r.get::<_, String>(3).db()?,
+                r.get::<_, String>(4).db()?,
+                r.get::<_, String>(5).db()?,
+                r.get::<_, Option<String>>(6).db()?,
+                r.get::<_, i64>(7).db()?,
+                r.get::<_, Option<String>>(8).db()?,
+            ))
+        },
+    )?
+    .ok_or(StoreError::NotFound)?;
+    let currency = Currency::try_from(currency.as_str()).map_err(|_| corrupt("orders.currency"))?;
+    match rows::order_status(&status)? {
+        OrderStatus::Paid => {}
+        OrderStatus::Refunded => return Ok(RefundOutcome::NothingLeft),
+        other => return Ok(RefundOutcome::NotPaid(other)),
+    }
+    let remaining = total - refunded;
+    let amount = amount.unwrap_or(remaining);
+    if amount > remaining {
+        return Ok(RefundOutcome::TooMuch {
+            remaining: Money::new(remaining, currency),
+        });
+    }
+    if amount <= 0 {
+        // A free order (or nothing left): nothing moves at the gateway.
+        return Ok(RefundOutcome::NothingLeft);
+    }
+    let charge = charge.ok_or_else(|| corrupt("a paid order without its payment"))?;
+    let whole = amount == remaining;
+    exec(
+        conn,
+        "UPDATE orders SET refunded_amount = refunded_amount + ?1, \
+             status = CASE WHEN ?2 THEN 'refunded' ELSE status END, updated_at = ?3 WHERE id = ?4",
+        params![amount, whole, ms(now), order.as_str()],
+    )?;
+    exec(
+        conn,
+        "INSERT INTO refunds (id, order_id, charge_id, amount, whole, currency, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![refund.as_str(), order.as_str(), charge, amount, whole, currency.as_str(), ms(now)],
+    )?;
+    if whole {
+        // Sold no more: the seats (or GA places) are on sale again, the tickets void.
+        match ga_tier {
+            Some(tier) => exec(
+                conn,
+                "UPDATE ga_tiers SET sold = sold - ? WHERE id = ?",
+                params![quantity, tier],
+            )?,
+            None => exec(
+                conn,
+                "DELETE FROM sold_seats WHERE event_id = ? AND hold_id = ?",
+                params![event, hold],
+            )?,
+        };
+        exec(
+            conn,
+            "UPDATE tickets SET voided_at = ? WHERE order_id = ? AND voided_at IS NULL",
+            params![ms(now), order.as_str()],
+        )?;
+    }
+    enqueue(
+        conn,
+        message,
+        &Job::OrderRefunded {
+            order_id: order.clone(),
+            refund_id: refund.clone(),
+        },
+        now,
+    )?;
+    Ok(RefundOutcome::Refunded {
+        amount: Money::new(amount, currency),
+        whole,
+    })
+}
+
 fn sale_stats(
     conn: &Connection,
     message: &MessageId,
     event: &EventId,
-    tickets: u32,
+    tickets: i64,
     revenue: Money,
 ) -> Result<(), StoreError> {
     let first = exec(

@@ -143,3 +143,9 @@ async fn an_answer_stored_as_a_status_and_body_replays_after_migrating() {
     assert_eq!(kept.fingerprint, "fp");
     assert_eq!(kept.answer, CheckoutAnswer::Accepted { order_id: order });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_race_and_free_what_they_sold() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::refunds_race_and_free_what_they_sold(s).await;
+}

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use boxoffice_app::CheckoutAsk;
+use boxoffice_app::{CheckoutAsk, RefundAsk};
 use boxoffice_domain::CheckoutAnswer;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,6 +20,7 @@ pub fn router(test_gateway: bool) -> Router<HttpState> {
     let r = Router::new()
         .route("/v1/holds/{id}/checkout", post(checkout))
         .route("/v1/orders/{id}", get(order))
+        .route("/v1/orders/{id}/refund", post(refund))
         .route("/v1/me/orders", get(my_orders))
         .route("/v1/payments/stripe/webhook", post(stripe_webhook))
         .route("/v1/admin/events/{id}/sales", get(sales));
@@ -84,6 +85,31 @@ async fn order(
     Ok(axum::Json(views::order_with(&o, next_action.as_ref())))
 }
 
+/// Refunds a paid order, whole (no body, or no `amount`) or in part; answers the
+/// order as it stands after (see `App::refund_order`).
+async fn refund(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<OrderJson>, ApiError> {
+    // An empty body is a whole refund, as `{}` is.
+    let ask: RefundAsk = if body.iter().all(u8::is_ascii_whitespace) {
+        RefundAsk::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("the body is not a refund request: {e}"),
+            )
+            .with("field", "amount")
+        })?
+    };
+    let o = s.app.refund_order(&who, &id, ask).await?;
+    Ok(axum::Json(views::order(&o)))
+}
+
 /// Stripe's webhook: verified, then the payment it names is settled from the
 /// gateway's own answer (see `App::stripe_webhook`). 200 once handled, 400 for a
 /// signature that does not verify, 404 when no webhook secret is configured.
@@ -121,6 +147,8 @@ async fn charges(
             "amount": c.amount,
             "outcome": c.outcome,
             "refunded": c.refunded,
+            "amount_refunded": {"amount": c.amount_refunded, "currency": c.amount.currency},
+            "refunds": c.refunds,
             "charge_id": c.charge_id,
         })).collect::<Vec<_>>()
     })))

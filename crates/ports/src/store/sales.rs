@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use boxoffice_domain::{
     CheckoutAnswer, EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order, OrderId,
-    OrderStatus, SeatId, Ticket, UserId,
+    OrderStatus, RefundId, SeatId, Ticket, UserId,
 };
 use time::OffsetDateTime;
 
@@ -81,6 +81,35 @@ pub enum FailOutcome {
     AlreadyFinal(OrderStatus),
 }
 
+/// What the store decided of a refund request ([`Write::Refund`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// Recorded: `amount` is refunded (the gateway's refund follows through the
+    /// outbox); `whole` when the order is now refunded in full (its seats are sold no
+    /// more, its tickets void).
+    Refunded { amount: Money, whole: bool },
+    /// The whole order was refunded already (a repeat): nothing new.
+    NothingLeft,
+    /// The order is not paid (pending, unknown, failed…): nothing to refund.
+    NotPaid(OrderStatus),
+    /// More than what is left to refund was asked for.
+    TooMuch { remaining: Money },
+}
+
+/// A refund as the store keeps it: what the payment worker needs to move the money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
+    pub id: RefundId,
+    pub order_id: OrderId,
+    /// The payment it refunds (the gateway's charge or PaymentIntent id).
+    pub charge_id: String,
+    pub amount: Money,
+    /// Whether it refunded all that was left (the order is `refunded` since).
+    pub whole: bool,
+    /// Whether the gateway confirmed it.
+    pub settled: bool,
+}
+
 /// One state transition, as the group-commit writer hands it to [`SalesStore::write`]
 /// together with whatever else arrived meanwhile. Each carries its own `now`.
 #[derive(Debug, Clone)]
@@ -131,6 +160,25 @@ pub enum Write {
         now: OffsetDateTime,
         ack: Option<Ack>,
     },
+    /// Refunds `amount` of a paid order (`None`: all that is left), atomically: the
+    /// order's refunded amount grows (one winner when two refunds race: the order
+    /// row is locked), a refund row is kept for the gateway's refund, and
+    /// `order.refunded` is queued. Refunded in full, the order becomes `refunded`,
+    /// its seats are sold no more (`sold_seats` rows deleted, GA `sold` given back)
+    /// and its tickets void. See [`RefundOutcome`] for what is refused.
+    Refund {
+        refund: RefundId,
+        order: OrderId,
+        amount: Option<i64>,
+        message: MessageId,
+        now: OffsetDateTime,
+    },
+    /// The gateway confirmed a refund ([`Written::Marked`] false if it was already).
+    RefundSettled {
+        refund: RefundId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
     /// An audit record, once per message.
     Audit {
         message: MessageId,
@@ -140,11 +188,12 @@ pub enum Write {
         at: OffsetDateTime,
         ack: Option<Ack>,
     },
-    /// Counts a sale into the analytics figures, once per message.
+    /// Counts a sale into the analytics figures, once per message (a refund counts
+    /// negative: its tickets void, its amount back).
     SaleStats {
         message: MessageId,
         event: EventId,
-        tickets: u32,
+        tickets: i64,
         revenue: Money,
         ack: Option<Ack>,
     },
@@ -173,6 +222,7 @@ pub enum Written {
     Checkout(CheckoutOutcome),
     Paid(PaidOutcome),
     Failed(FailOutcome),
+    Refund(RefundOutcome),
     /// Whether a once-only mark was new.
     Marked(bool),
 }
@@ -206,6 +256,21 @@ impl Write {
                 Job::OrderFailed {
                     order_id: order.clone(),
                     code: code.clone(),
+                },
+            )),
+            (
+                Write::Refund {
+                    refund,
+                    order,
+                    message,
+                    ..
+                },
+                Written::Refund(RefundOutcome::Refunded { .. }),
+            ) => Some((
+                message.clone(),
+                Job::OrderRefunded {
+                    order_id: order.clone(),
+                    refund_id: refund.clone(),
                 },
             )),
             _ => None,
@@ -338,4 +403,7 @@ pub trait SalesStore: Send + Sync + std::fmt::Debug + 'static {
             w => Err(unexpected(w)),
         }
     }
+
+    /// A refund, for the payment worker that moves its money at the gateway.
+    async fn refund(&self, id: &RefundId) -> Result<Option<RefundRecord>, StoreError>;
 }

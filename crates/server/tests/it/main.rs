@@ -19,6 +19,7 @@ mod nats_restart;
 mod payment_faults;
 mod payments;
 mod race;
+mod refunds;
 mod restart;
 mod security;
 mod stripe;

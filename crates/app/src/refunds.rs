@@ -1,0 +1,176 @@
+//! Refunds of paid orders, whole or in part (issue 8).
+//!
+//! The decision is the store's, in one transaction ([`Write::Refund`]): the order
+//! row is read and changed together (one writer on SQLite, a row lock on
+//! PostgreSQL), so two refunds of one order never both take what is left, and a
+//! repeat of a whole refund finds nothing left and changes nothing. The money moves
+//! afterwards: the same transaction queues `order.refunded`, whose payment worker
+//! asks the gateway for the refund under the refund's own id as idempotency key,
+//! retried until the gateway confirms (at least once, never twice). A whole refund
+//! sells the seats no more in the store, and the hold engine forgets the event so
+//! that it is rebuilt from the store at its next use: the seats show available at
+//! once. This module must never move money before the store has decided.
+
+use boxoffice_domain::{Job, MessageId, Money, Order, OrderId, RefundId, ValidationError};
+use boxoffice_ports::{Ack, GatewayError, RefundOutcome, Write, Written};
+use serde::Deserialize;
+
+use crate::resilience::backoff;
+use crate::{App, AppError, Principal};
+
+/// `POST /v1/orders/{id}/refund`: how much to refund (all that is left if absent).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundAsk {
+    #[serde(default)]
+    pub amount: Option<Money>,
+}
+
+/// What a refund job's attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundAttempt {
+    /// The gateway confirmed it (now or before).
+    Done,
+    /// Try again then: the gateway did not confirm.
+    RetryAt(time::OffsetDateTime),
+}
+
+impl App {
+    /// Who may refund `order`: the one place that decides it. Admins today; the
+    /// event's organizer once organizations and roles exist.
+    pub fn can_refund(who: &Principal, order: &Order) -> bool {
+        let _ = order;
+        who.require_admin().is_ok()
+    }
+
+    /// Refunds `ask.amount` of a paid order (all that is left without one) and
+    /// answers the order as it stands after. Whole: the order is `refunded`, its
+    /// tickets void, its seats on sale again at once. Repeating a whole refund is
+    /// harmless: nothing is left, nothing more moves, the same order is answered.
+    pub async fn refund_order(
+        &self,
+        who: &Principal,
+        id: &str,
+        ask: RefundAsk,
+    ) -> Result<Order, AppError> {
+        let id = OrderId::parse(id).ok_or(AppError::NotFound)?;
+        let order = self.store.order(&id).await?.ok_or(AppError::NotFound)?;
+        if !Self::can_refund(who, &order) {
+            return Err(AppError::Forbidden);
+        }
+        let amount = match ask.amount {
+            None => None,
+            Some(m) if m.currency != order.total.currency => {
+                return Err(ValidationError::new("amount.currency", "the order's currency").into())
+            }
+            Some(m) if m.amount <= 0 => {
+                return Err(ValidationError::new("amount.amount", "a positive amount").into())
+            }
+            Some(m) => Some(m.amount),
+        };
+        let written = self
+            .writer
+            .write(Write::Refund {
+                refund: RefundId::new(),
+                order: id.clone(),
+                amount,
+                message: MessageId::new(),
+                now: self.clock.now(),
+            })
+            .await?;
+        match written {
+            Written::Refund(RefundOutcome::Refunded { amount, whole }) => {
+                tracing::info!(order = %id, amount = amount.amount, whole, "order refunded");
+                metrics::counter!("boxoffice_refunds_decided_total", "whole" => whole.to_string())
+                    .increment(1);
+                if whole {
+                    self.put_back_on_sale(&order).await;
+                    metrics::counter!("boxoffice_orders_total", "status" => "refunded")
+                        .increment(1);
+                }
+            }
+            Written::Refund(RefundOutcome::NothingLeft) => {}
+            Written::Refund(RefundOutcome::NotPaid(status)) => {
+                return Err(AppError::OrderNotPaid { status })
+            }
+            Written::Refund(RefundOutcome::TooMuch { remaining }) => {
+                return Err(AppError::RefundTooLarge { remaining })
+            }
+            other => {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "the store answered {other:?} to a refund"
+                )))
+            }
+        }
+        self.store.order(&id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// A whole refund's seats are sold no more in the store: the engine, which
+    /// still has them sold, forgets the event and is rebuilt from the store at its
+    /// next use (rebuilds never forget a hold in flight: see `holds.rs`). If the
+    /// engine does not answer, the forgetting is retried until it does; meanwhile
+    /// the seats only stay unsellable, never sold twice (`sold_seats` decides).
+    async fn put_back_on_sale(&self, order: &Order) {
+        self.follower.forget(&order.event_id).await;
+    }
+
+    /// One attempt of a refund job (the payment worker, `order.refunded`): asks the
+    /// gateway for the refund under its id, and records its confirmation with the
+    /// job's ack. Until the gateway confirms it is retried, whatever the number of
+    /// attempts: the buyer's money must come back.
+    pub async fn move_refund(
+        &self,
+        refund: &RefundId,
+        attempt: u32,
+        ack: Option<Ack>,
+    ) -> Result<RefundAttempt, AppError> {
+        let Some(r) = self.store.refund(refund).await? else {
+            self.ack(ack).await?;
+            return Ok(RefundAttempt::Done);
+        };
+        if r.settled {
+            self.ack(ack).await?;
+            return Ok(RefundAttempt::Done);
+        }
+        let asked = tokio::time::timeout(
+            self.settings.gateway_timeout,
+            self.gateway
+                .refund(&r.charge_id, Some(r.amount.amount), r.id.as_str()),
+        )
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::Transient("refund timed out".into())));
+        match asked {
+            Ok(()) => {
+                self.writer
+                    .write(Write::RefundSettled {
+                        refund: r.id.clone(),
+                        now: self.clock.now(),
+                        ack,
+                    })
+                    .await?;
+                metrics::counter!("boxoffice_refunds_total").increment(1);
+                Ok(RefundAttempt::Done)
+            }
+            Err(e) => {
+                if matches!(e, GatewayError::Rejected(_)) {
+                    tracing::error!(refund = %r.id, order = %r.order_id, error = %e, "the gateway refused a refund; retrying (an operator should look)");
+                } else {
+                    tracing::warn!(refund = %r.id, order = %r.order_id, error = %e, attempt, "refund not confirmed yet; retrying");
+                }
+                metrics::counter!("boxoffice_refund_retries_total").increment(1);
+                Ok(RefundAttempt::RetryAt(self.clock.now() + backoff(attempt)))
+            }
+        }
+    }
+
+    /// What an `order.refunded` email, audit row and analytics record say.
+    pub(crate) async fn refund_of(
+        &self,
+        job: &Job,
+    ) -> Result<Option<boxoffice_ports::RefundRecord>, AppError> {
+        match job {
+            Job::OrderRefunded { refund_id, .. } => Ok(self.store.refund(refund_id).await?),
+            _ => Ok(None),
+        }
+    }
+}
