@@ -97,13 +97,18 @@ async fn refund(
     let ask: RefundAsk = if body.iter().all(u8::is_ascii_whitespace) {
         RefundAsk::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",
                 format!("the body is not a refund request: {e}"),
             )
-            .with("field", "amount")
+            .with("field", "amount"),
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not JSON: {e}"),
+            ),
         })?
     };
     let o = s.app.refund_order(&who, &id, ask).await?;

@@ -104,6 +104,11 @@ async fn a_whole_refund_frees_the_seats_at_once_and_the_money_goes_back() {
     // At once: the very next read of the seat map, no waiting.
     assert_eq!(&app.statuses(&sale.id).await[..2], &['A', 'A']);
     assert_eq!(app.engine_audit(&sale.id).await["agrees"], true);
+    // Analytics counts the sale back (`order.refunded` reached it).
+    eventually("analytics counted the refund", || async {
+        sales(&app, &sale.id).await == (0, 0)
+    })
+    .await;
 
     // Another buyer gets the seats, and is sold them (a new ticket for a seat whose
     // old ticket is void).
@@ -130,7 +135,7 @@ async fn a_whole_refund_frees_the_seats_at_once_and_the_money_goes_back() {
         .unwrap();
     assert!(told.contains("void"), "{told}");
     // Analytics: the first sale counted back, the second counted.
-    eventually("analytics counted the refund", || async {
+    eventually("analytics counted the second sale", || async {
         sales(&app, &sale.id).await == (2, 5000)
     })
     .await;
