@@ -192,6 +192,29 @@ pub async fn a_follow_up_during_a_load_is_not_lost<E: HoldEngine>(engine: Arc<E>
     );
 }
 
+/// An evict (a refund made the store sell seats no more, which the engine cannot
+/// undo but by forgetting the event) while a loader holds a snapshot from before
+/// it: the load must not bring the sold seats back. It refuses the snapshot
+/// (`StaleSnapshot`, and a new load reads the store again).
+pub async fn an_evict_during_a_load_voids_the_snapshot<E: HoldEngine>(engine: Arc<E>) {
+    let ev = EventId::new();
+    let now = 1_000;
+    let mut before = snapshot(&ev, 4, &[]);
+    before.sold_seats = vec![1, 2];
+    before.load_token = engine.prepare_load(&ev).await.unwrap();
+    // The store unsold seats 1 and 2 after the snapshot was read; the engine forgets.
+    engine.evict(&ev).await.unwrap();
+    match engine.load_event(before, Millis(now)).await {
+        Err(EngineError::StaleSnapshot(_)) => load(&*engine, snapshot(&ev, 4, &[]), now).await,
+        other => panic!("the stale snapshot was loaded: {other:?}"),
+    }
+    assert_eq!(
+        engine.seat_map(&ev, Millis(now)).await.unwrap().status,
+        b"AAAA",
+        "the unsold seats came back sold with the stale snapshot"
+    );
+}
+
 pub async fn basic_semantics<E: HoldEngine>(engine: Arc<E>) {
     let ev = EventId::new();
     let now = 1_000;

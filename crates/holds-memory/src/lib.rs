@@ -34,6 +34,9 @@ enum FollowUp {
     Release(HoldId, Millis),
     Confirm(HoldId, Millis),
     Extend(HoldId, Millis, Millis),
+    /// The event was evicted (the store changed in a way the engine cannot follow:
+    /// a refund unsold seats): the snapshot is stale, and the load refuses it.
+    Evicted,
 }
 
 impl MemoryHoldEngine {
@@ -91,12 +94,15 @@ impl HoldEngine for MemoryHoldEngine {
         if events.contains_key(&snapshot.event) {
             return Ok(());
         }
-        for follow_up in self
+        let follow_ups = self
             .loading
             .lock()
             .remove(&snapshot.event)
-            .unwrap_or_default()
-        {
+            .unwrap_or_default();
+        if follow_ups.iter().any(|f| matches!(f, FollowUp::Evicted)) {
+            return Err(EngineError::StaleSnapshot(snapshot.event));
+        }
+        for follow_up in follow_ups {
             match follow_up {
                 FollowUp::Release(hold, at) => {
                     let _ = inv.release(&hold, at);
@@ -107,6 +113,7 @@ impl HoldEngine for MemoryHoldEngine {
                 FollowUp::Extend(hold, until, at) => {
                     let _ = inv.extend(&hold, until, at);
                 }
+                FollowUp::Evicted => {}
             }
         }
         events.insert(snapshot.event, Arc::new(Mutex::new(inv)));
@@ -176,7 +183,13 @@ impl HoldEngine for MemoryHoldEngine {
     }
 
     async fn evict(&self, event: &EventId) -> Result<(), EngineError> {
-        self.events.write().remove(event);
+        let mut events = self.events.write();
+        events.remove(event);
+        // A load reading its snapshot meanwhile may have read it before the change
+        // that made us forget the event: it must read again.
+        if let Some(pending) = self.loading.lock().get_mut(event) {
+            pending.push(FollowUp::Evicted);
+        }
         Ok(())
     }
 

@@ -36,3 +36,8 @@ async fn matches_the_reference_model() {
 async fn a_follow_up_during_a_load_is_not_lost() {
     boxoffice_conformance::engine::a_follow_up_during_a_load_is_not_lost(engine()).await;
 }
+
+#[tokio::test]
+async fn an_evict_during_a_load_voids_the_snapshot() {
+    boxoffice_conformance::engine::an_evict_during_a_load_voids_the_snapshot(engine()).await;
+}

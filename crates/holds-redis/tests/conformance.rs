@@ -66,6 +66,14 @@ macro_rules! suite {
             }
 
             #[tokio::test]
+            async fn an_evict_during_a_load_voids_the_snapshot() {
+                boxoffice_conformance::engine::an_evict_during_a_load_voids_the_snapshot(
+                    suite_engine(&$urls).await,
+                )
+                .await;
+            }
+
+            #[tokio::test]
             async fn a_follow_up_during_a_load_is_not_lost() {
                 boxoffice_conformance::engine::a_follow_up_during_a_load_is_not_lost(
                     suite_engine(&$urls).await,
