@@ -1076,6 +1076,20 @@ async fn audits(
     Ok(())
 }
 
+/// What a refund reads of its order (locked): status, amount, refunded amount,
+/// currency, hold, event, GA tier, quantity, and the charge to refund.
+type RefundRow = (
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    i32,
+    Option<String>,
+);
+
 /// Refunds one by one (they are rare): see [`Write::Refund`]. The order row is
 /// locked first, so two refunds of one order, on any nodes, decide one after the
 /// other and never both take what is left.
@@ -1090,7 +1104,7 @@ async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>
                 message,
                 now,
             } => {
-                let row: Option<(String, i64, i64, String, String, String, Option<String>, i32, Option<String>)> =
+                let row: Option<RefundRow> =
                     sqlx::query_as(
                         "SELECT o.status, o.amount, o.refunded_amount, o.currency, o.hold_id, o.event_id, \
                                 h.ga_tier_id, h.quantity, p.charge_id \
@@ -1232,7 +1246,7 @@ async fn sale_stats(
     )
     .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.2 .0).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| i64::from(r.2 .1)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2 .1).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.2 .2).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
