@@ -5,7 +5,7 @@
 //! Two answers: what a caller may not know exists is `NotFound` (someone else's
 //! hold or order, a draft event), what it may see but not do is `Forbidden`.
 
-use boxoffice_domain::{Role, UserId};
+use boxoffice_domain::{Order, Role, UserId};
 
 use crate::{AppError, Principal};
 
@@ -33,6 +33,13 @@ impl Principal {
         } else {
             Err(AppError::OwnerOnly)
         }
+    }
+
+    /// Refunding `order` (whole or in part). Admins now; the event's organizer once
+    /// organizations and roles exist.
+    pub fn may_refund(&self, order: &Order) -> bool {
+        let _ = order;
+        self.role == Role::Admin
     }
 
     /// Events not yet published (drafts): readable by id, listed, shown with their

@@ -126,6 +126,12 @@ async fn admin_routes_check_the_role_before_reading_the_body() {
     for (path, who, status, code) in [
         ("/v1/venues", Some(&buyer), 403, "forbidden"),
         ("/v1/events", Some(&buyer), 403, "forbidden"),
+        (
+            "/v1/orders/ord_01arz3ndektsv4rrffq69g5fav/refund",
+            Some(&buyer),
+            403,
+            "forbidden",
+        ),
         ("/v1/venues", None, 401, "unauthorized"),
     ] {
         let auth = who.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
