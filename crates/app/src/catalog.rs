@@ -131,6 +131,25 @@ impl App {
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
+    /// Sets or (with `None`) lifts the event's per-buyer cap. It binds holds recorded
+    /// from now on; tickets a customer already has are kept even above a lower cap.
+    pub async fn set_event_customer_limit(
+        &self,
+        who: &Principal,
+        id: &str,
+        cap: Option<u32>,
+    ) -> Result<EventRecord, AppError> {
+        who.require_admin()?;
+        boxoffice_domain::check_max_tickets_per_customer(cap)?;
+        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
+        self.store
+            .set_event_customer_limit(&id, cap, self.clock.now())
+            .await?;
+        self.catalog.events.write().remove(&id);
+        tracing::info!(event = %id, ?cap, "event's per-customer cap changed");
+        self.store.event(&id).await?.ok_or(AppError::NotFound)
+    }
+
     /// Events, soonest first. Drafts only for those who may see them.
     pub async fn events(&self, who: Option<&Principal>) -> Result<Vec<EventRecord>, AppError> {
         let admin = crate::permissions::may_see_drafts(who);

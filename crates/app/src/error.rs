@@ -34,6 +34,9 @@ pub enum AppError {
     SeatsUnavailable(Vec<SeatId>),
     #[error("not enough tickets left in this tier")]
     SoldOut { remaining: u32 },
+    /// The event's per-buyer cap (`max_tickets_per_customer`) would be exceeded.
+    #[error("this would take you over the event's limit of {limit} tickets per customer")]
+    CustomerLimitReached { limit: u32 },
     #[error("the hold has expired")]
     HoldExpired,
     #[error("the hold has been taken to checkout")]

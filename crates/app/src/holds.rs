@@ -19,7 +19,8 @@ use boxoffice_domain::{
     HoldStatus, Millis, Money, SeatId, TierId, ValidationError,
 };
 use boxoffice_ports::{
-    EngineError, HoldRequest, InventorySnapshot, ReleaseOutcome, SnapshotHold, Write, Written,
+    EngineError, HoldRequest, InventorySnapshot, ReleaseOutcome, SnapshotHold, StoreError, Write,
+    Written,
 };
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -168,6 +169,14 @@ impl App {
             }
         };
 
+        let cap = event.max_tickets_per_customer;
+        if let Some(limit) = cap {
+            // Over the cap on its own: no need to ask the engine. (Whether it fits
+            // with what the customer has is decided by the store, atomically.)
+            if selection.ticket_count() > limit {
+                return Err(AppError::CustomerLimitReached { limit });
+            }
+        }
         let hold = Hold {
             id: HoldId::new(),
             event_id: event.id.clone(),
@@ -212,6 +221,23 @@ impl App {
             })
             .await?;
         match decided {
+            Ok(Err(StoreError::Conflict {
+                constraint: "customer_limit",
+            })) => {
+                metrics::counter!("boxoffice_holds_conflicted_total", "reason" => "customer_limit_reached").increment(1);
+                // The cached cap may be older than the store's: say the one that refused
+                // if this node knows it, else the store's current one.
+                let limit = match cap {
+                    Some(l) => l,
+                    None => self
+                        .store
+                        .event(&event.id)
+                        .await?
+                        .and_then(|r| r.event.max_tickets_per_customer)
+                        .unwrap_or(0),
+                };
+                return Err(AppError::CustomerLimitReached { limit });
+            }
             Ok(recorded) => {
                 recorded?;
             }

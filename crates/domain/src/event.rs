@@ -14,6 +14,19 @@ pub const MAX_HOLD_TTL_SECONDS: u32 = 3600;
 pub const DEFAULT_MAX_TICKETS_PER_ORDER: u32 = 10;
 pub const MAX_TICKETS_PER_ORDER: u32 = 100;
 pub const MAX_GA_CAPACITY: u32 = 1_000_000;
+/// Highest per-buyer cap an organizer may set (`max_tickets_per_customer`).
+pub const MAX_TICKETS_PER_CUSTOMER: u32 = 10_000;
+
+/// Checks an organizer's per-buyer cap: unset, or between 1 and the maximum.
+pub fn check_max_tickets_per_customer(cap: Option<u32>) -> Result<(), ValidationError> {
+    match cap {
+        Some(c) if !(1..=MAX_TICKETS_PER_CUSTOMER).contains(&c) => Err(ValidationError::new(
+            "max_tickets_per_customer",
+            format!("must be between 1 and {MAX_TICKETS_PER_CUSTOMER}, or null"),
+        )),
+        _ => Ok(()),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +100,9 @@ pub struct Event {
     pub hold_ttl_seconds: u32,
     /// Most seats or GA units one hold (and so one order) may carry.
     pub max_tickets_per_order: u32,
+    /// Most seats and GA units one customer may have at once across the event's
+    /// live holds and pending or paid orders (none: no cap). The store enforces it.
+    pub max_tickets_per_customer: Option<u32>,
     pub currency: Currency,
     pub tiers: Vec<PriceTier>,
     pub ga_tiers: Vec<GaTier>,
@@ -126,6 +142,8 @@ pub struct NewEvent {
     pub hold_ttl_seconds: Option<u32>,
     #[serde(default)]
     pub max_tickets_per_order: Option<u32>,
+    #[serde(default)]
+    pub max_tickets_per_customer: Option<u32>,
     #[serde(default)]
     pub tiers: Vec<NewTier>,
     #[serde(default)]
@@ -195,6 +213,7 @@ impl NewEvent {
                 format!("must be between 1 and {MAX_TICKETS_PER_ORDER}"),
             ));
         }
+        check_max_tickets_per_customer(self.max_tickets_per_customer)?;
         if let (Some(a), Some(b)) = (self.sale_starts_at, self.sale_ends_at) {
             if a >= b {
                 return Err(ValidationError::new(
@@ -300,6 +319,7 @@ impl NewEvent {
             status: EventStatus::Draft,
             hold_ttl_seconds: ttl,
             max_tickets_per_order: max,
+            max_tickets_per_customer: self.max_tickets_per_customer,
             currency: currency.unwrap_or(Currency::EUR),
             tiers,
             ga_tiers,

@@ -14,7 +14,7 @@ pub mod time;
 pub mod user;
 pub mod venue;
 
-pub use event::{Event, EventStatus, GaTier, NewEvent, PriceTier};
+pub use event::{check_max_tickets_per_customer, Event, EventStatus, GaTier, NewEvent, PriceTier};
 pub use hold::{Hold, HoldSelection, HoldStatus};
 pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId};
 pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};

@@ -9,6 +9,9 @@
 //! It must never decide anything the domain's `EventInventory` would decide
 //! differently: it is the reference engine the conformance suite checks others with.
 
+pub mod limits;
+pub use limits::GovernorLimiter;
+
 use async_trait::async_trait;
 use boxoffice_domain::{EventId, EventInventory, HoldId, HoldItems, HoldRejection, Millis};
 use boxoffice_ports::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap};

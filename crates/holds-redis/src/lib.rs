@@ -433,3 +433,76 @@ impl HoldEngine for RedisHoldEngine {
         true
     }
 }
+
+/// The distributed rate limiter: GCRA in a Redis script (`limit.lua`), one key per
+/// (class, client), so every node counts against the same allowance. Shares the
+/// engine's connection, prefix and (in tests) clock.
+pub struct RedisRateLimiter {
+    engine: RedisHoldEngine,
+    script: Script,
+    quotas: std::collections::HashMap<boxoffice_ports::LimitClass, boxoffice_ports::Quota>,
+}
+
+impl fmt::Debug for RedisRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("prefix", &self.engine.prefix)
+            .field("quotas", &self.quotas)
+            .finish()
+    }
+}
+
+impl RedisHoldEngine {
+    /// A rate limiter on this engine's Redis (a class left out, or with a rate of
+    /// zero, is not limited).
+    pub fn rate_limiter(
+        &self,
+        quotas: &[(boxoffice_ports::LimitClass, boxoffice_ports::Quota)],
+    ) -> RedisRateLimiter {
+        RedisRateLimiter {
+            engine: RedisHoldEngine {
+                conn: self.conn.clone(),
+                prefix: self.prefix.clone(),
+                script: self.script.clone(),
+                test_clock: self.test_clock.clone(),
+            },
+            script: Script::new(include_str!("limit.lua")),
+            quotas: quotas
+                .iter()
+                .filter(|(_, q)| q.per_minute > 0)
+                .copied()
+                .collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl boxoffice_ports::RateLimiter for RedisRateLimiter {
+    async fn check(
+        &self,
+        class: boxoffice_ports::LimitClass,
+        key: &str,
+    ) -> Result<Option<std::time::Duration>, EngineError> {
+        let Some(q) = self.quotas.get(&class) else {
+            return Ok(None);
+        };
+        let interval = q.emission_interval().as_micros() as u64;
+        let tolerance = interval * u64::from(q.burst.max(1) - 1);
+        let mut inv = self.script.prepare_invoke();
+        inv.key(format!(
+            "{}rl:{}:{}",
+            self.engine.prefix,
+            class.as_str(),
+            key
+        ))
+        .arg(self.engine.clock_arg())
+        .arg(interval)
+        .arg(tolerance);
+        let wait: i64 = match self.engine.conn.clone() {
+            Conn::Single(mut c) => inv.invoke_async(&mut c).await,
+            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await,
+        }
+        .map_err(down)?;
+        Ok((wait >= 0).then(|| std::time::Duration::from_micros(wait as u64)))
+    }
+}

@@ -71,6 +71,9 @@ impl From<AppError> for ApiError {
             AppError::SoldOut { remaining } => {
                 ApiError::new(S::CONFLICT, "sold_out", msg).with("remaining", remaining)
             }
+            AppError::CustomerLimitReached { limit } => {
+                ApiError::new(S::CONFLICT, "customer_limit_reached", msg).with("limit", limit)
+            }
             AppError::HoldExpired => ApiError::new(S::GONE, "hold_expired", msg),
             AppError::HoldConverted => ApiError::new(S::CONFLICT, "hold_converted", msg),
             AppError::InvalidTransition { from, to } => {
@@ -122,6 +125,7 @@ pub fn conflict_code(constraint: &str) -> &'static str {
         "users_email" => "email_taken",
         "sold_seats" | "held_seats" => "seats_unavailable",
         "ga_capacity" => "sold_out",
+        "customer_limit" => "customer_limit_reached",
         "idempotency_keys" => "idempotency_key_reused",
         _ => "conflict",
     }
@@ -132,8 +136,16 @@ impl IntoResponse for ApiError {
         let mut body = Map::new();
         body.insert("code".into(), self.code.into());
         body.insert("message".into(), self.message.into());
+        let retry_after = self
+            .extra
+            .get("retry_after_seconds")
+            .and_then(Value::as_u64);
         body.extend(self.extra);
         let mut res = (self.status, axum::Json(json!({ "error": body }))).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -212,6 +224,7 @@ mod tests {
             ("users_email", "email_taken"),
             ("sold_seats", "seats_unavailable"),
             ("ga_capacity", "sold_out"),
+            ("customer_limit", "customer_limit_reached"),
             ("something_new", "conflict"),
         ] {
             let e = ApiError::from(AppError::from(StoreError::Conflict { constraint }));

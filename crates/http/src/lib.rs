@@ -7,6 +7,7 @@
 pub mod error;
 pub mod extract;
 mod metrics_layer;
+mod rate_limits;
 mod routes;
 mod seat_maps;
 mod views;
@@ -32,6 +33,8 @@ pub struct HttpLimits {
     pub venue_body_limit: usize,
     /// Longest a request may take before it is answered 503 `timeout`.
     pub request_timeout: Duration,
+    /// Per-client rate limits of logins, holds and checkouts (none: unlimited).
+    pub rate_limiter: Option<Arc<dyn boxoffice_ports::RateLimiter>>,
 }
 
 impl Default for HttpLimits {
@@ -40,6 +43,7 @@ impl Default for HttpLimits {
             body_limit: 64 * 1024,
             venue_body_limit: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(40),
+            rate_limiter: None,
         }
     }
 }
@@ -50,6 +54,7 @@ pub struct HttpState {
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub(crate) layouts: Arc<views::LayoutCache>,
     pub(crate) seat_maps: Arc<seat_maps::SeatMapCache>,
+    pub(crate) limiter: Option<Arc<dyn boxoffice_ports::RateLimiter>>,
 }
 
 /// Marks a response whose body is already encoded for the client (the seat map
@@ -75,6 +80,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         metrics: install_recorder(),
         layouts: Default::default(),
         seat_maps: Default::default(),
+        limiter: limits.rate_limiter.clone(),
     };
     let timeout = limits.request_timeout;
     Router::new()

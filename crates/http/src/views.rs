@@ -72,6 +72,8 @@ pub struct EventView<'a> {
     pub status: &'static str,
     pub hold_ttl_seconds: u32,
     pub max_tickets_per_order: u32,
+    /// `null`: no per-buyer cap.
+    pub max_tickets_per_customer: Option<u32>,
     pub currency: String,
     pub seat_count: u32,
     pub tiers: Vec<TierView<'a>>,
@@ -92,6 +94,7 @@ pub fn event(r: &EventRecord) -> EventView<'_> {
         status: e.status.as_str(),
         hold_ttl_seconds: e.hold_ttl_seconds,
         max_tickets_per_order: e.max_tickets_per_order,
+        max_tickets_per_customer: e.max_tickets_per_customer,
         currency: e.currency.to_string(),
         seat_count: r.seat_count,
         tiers: e.tiers.iter().map(tier).collect(),

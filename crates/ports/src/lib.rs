@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod engine;
 pub mod gateway;
+pub mod limits;
 pub mod mail;
 pub mod queue;
 pub mod store;
@@ -17,6 +18,7 @@ pub use engine::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMa
 pub use gateway::{
     ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, KeyState, NextAction, PaymentGateway,
 };
+pub use limits::{LimitClass, Quota, RateLimiter};
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{

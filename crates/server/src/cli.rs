@@ -330,6 +330,46 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stripe_webhook_secret: Option<String>,
+    /// Holds and checkouts one client (customer, else IP) may make a minute, sustained (0: no limit).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_SHOP_PER_MINUTE",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_shop_per_minute: Option<u32>,
+    /// Holds and checkouts one client may make at once on top of the rate, from rest.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_SHOP_BURST",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_shop_burst: Option<u32>,
+    /// Logins one IP may make a minute, sustained (0: no limit).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_LOGIN_PER_MINUTE",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_login_per_minute: Option<u32>,
+    /// Logins one IP may make at once on top of the rate, from rest.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_LOGIN_BURST",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_login_burst: Option<u32>,
     /// Gateway calls per second from this node.
     #[arg(
         long,

@@ -123,6 +123,18 @@ pub struct Config {
     /// reconciler alone settles payments that wait).
     #[serde(default, serialize_with = "redacted")]
     pub stripe_webhook_secret: Option<SecretString>,
+    /// Holds and checkouts one client (customer, else IP) may make a minute, sustained (0: no limit).
+    #[serde(default = "defaults::rate_limit_shop_per_minute")]
+    pub rate_limit_shop_per_minute: u32,
+    /// Holds and checkouts one client may make at once on top of the rate, from rest.
+    #[serde(default = "defaults::rate_limit_shop_burst")]
+    pub rate_limit_shop_burst: u32,
+    /// Logins one IP may make a minute, sustained (0: no limit).
+    #[serde(default = "defaults::rate_limit_login_per_minute")]
+    pub rate_limit_login_per_minute: u32,
+    /// Logins one IP may make at once on top of the rate, from rest.
+    #[serde(default = "defaults::rate_limit_login_burst")]
+    pub rate_limit_login_burst: u32,
     /// Gateway calls per second from this node.
     #[serde(default = "defaults::gateway_rate_limit")]
     pub gateway_rate_limit: u32,
@@ -207,6 +219,18 @@ mod defaults {
     }
     pub fn stripe_url() -> String {
         "https://api.stripe.com".into()
+    }
+    pub fn rate_limit_shop_per_minute() -> u32 {
+        30_000
+    }
+    pub fn rate_limit_shop_burst() -> u32 {
+        1_000
+    }
+    pub fn rate_limit_login_per_minute() -> u32 {
+        600
+    }
+    pub fn rate_limit_login_burst() -> u32 {
+        100
     }
     pub fn gateway_rate_limit() -> u32 {
         100

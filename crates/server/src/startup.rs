@@ -15,8 +15,8 @@ use boxoffice_holds_redis::RedisHoldEngine;
 use boxoffice_http::HttpLimits;
 use boxoffice_mail::{FileMailer, SmtpMailer};
 use boxoffice_payments::{FakeStripe, FakeStripeConfig, StripeGateway, TEST_SECRET_KEY};
-use boxoffice_ports::JobQueue;
 use boxoffice_ports::{Clock, HoldEngine, Mailer, PaymentGateway, Store, SystemClock};
+use boxoffice_ports::{JobQueue, LimitClass, Quota, RateLimiter};
 use boxoffice_store_postgres::PgStore;
 use boxoffice_store_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
@@ -50,6 +50,7 @@ pub struct Application {
     store: StoreHandle,
     report: StartupReport,
     test_gateway: Option<FakeStripe>,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 /// A started application.
@@ -182,16 +183,43 @@ impl Application {
             .map(|k| crate::secrets::configured(k.expose_secret()))
             .transpose()?;
         let store = open_store(&config, config.auto_migrate).await?;
-        let engine: Arc<dyn HoldEngine> = match &backends.engine {
-            EngineBackend::InProcess => Arc::new(MemoryHoldEngine::new()),
+        let quotas = [
+            (
+                LimitClass::Shop,
+                Quota {
+                    per_minute: config.rate_limit_shop_per_minute,
+                    burst: config.rate_limit_shop_burst,
+                },
+            ),
+            (
+                LimitClass::Login,
+                Quota {
+                    per_minute: config.rate_limit_login_per_minute,
+                    burst: config.rate_limit_login_burst,
+                },
+            ),
+        ];
+        // The rate limiter lives where the engine does: in process, or in Redis
+        // (shared by every node, on the engine's clock).
+        let (engine, limiter): (Arc<dyn HoldEngine>, Arc<dyn RateLimiter>) = match &backends.engine
+        {
+            EngineBackend::InProcess => (
+                Arc::new(MemoryHoldEngine::new()),
+                Arc::new(boxoffice_holds_memory::GovernorLimiter::new(
+                    &quotas,
+                    clock.clone(),
+                )),
+            ),
             EngineBackend::Redis { urls, prefix } => {
                 let redis = RedisHoldEngine::connect(urls, prefix)
                     .await
                     .context("connecting to Redis")?;
-                Arc::new(match test_clock {
+                let redis = match test_clock {
                     Some(c) => redis.with_test_clock(c),
                     None => redis,
-                })
+                };
+                let limiter = Arc::new(redis.rate_limiter(&quotas));
+                (Arc::new(redis), limiter)
             }
         };
         let engine = match wrap {
@@ -335,6 +363,7 @@ impl Application {
             store,
             report,
             test_gateway,
+            limiter,
         })
     }
 
@@ -358,6 +387,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let limits = HttpLimits {
             request_timeout: Duration::from_secs(self.config.request_timeout_seconds.max(1)),
+            rate_limiter: Some(self.limiter.clone()),
             ..HttpLimits::default()
         };
         // The charges listing is for test gateways only: the built-in one, or a shared
@@ -369,6 +399,23 @@ impl Application {
                 .as_ref()
                 .is_some_and(|k| k.expose_secret().starts_with("sk_test_"));
         let router = boxoffice_http::router(self.app.clone(), limits, test_mode);
+        // The configured rate limits, visible in /metrics (once its recorder is in).
+        for (class, per_minute, burst) in [
+            (
+                "shop",
+                self.config.rate_limit_shop_per_minute,
+                self.config.rate_limit_shop_burst,
+            ),
+            (
+                "login",
+                self.config.rate_limit_login_per_minute,
+                self.config.rate_limit_login_burst,
+            ),
+        ] {
+            metrics::gauge!("boxoffice_rate_limit_per_minute", "class" => class)
+                .set(f64::from(per_minute));
+            metrics::gauge!("boxoffice_rate_limit_burst", "class" => class).set(f64::from(burst));
+        }
         let mut background = self.app.spawn_workers(shutdown.clone());
         background.push(self.app.spawn_sweeper(shutdown.clone()));
         let serve_limits = crate::serve::ServeLimits {

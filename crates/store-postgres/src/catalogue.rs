@@ -81,8 +81,9 @@ impl CatalogueStore for PgStore {
         sqlx::query(
             "WITH e AS ( \
                  INSERT INTO events (id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
-                     hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)), \
+                     hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, updated_at, \
+                     max_tickets_per_customer) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25)), \
              t AS ( \
                  INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) \
                  SELECT t.id, $1, t.n - 1, t.name, t.amount, t.currency, \
@@ -122,6 +123,7 @@ impl CatalogueStore for PgStore {
         .bind(ga.iter().map(|t| t.capacity as i32).collect::<Vec<_>>())
         .bind(seats.iter().map(|s| s.seat_id.as_str()).collect::<Vec<_>>())
         .bind(seats.iter().map(|s| s.tier_id.as_str()).collect::<Vec<_>>())
+        .bind(event.max_tickets_per_customer.map(|c| c as i32))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -150,6 +152,28 @@ impl CatalogueStore for PgStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
+        count_commit();
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_event_customer_limit(
+        &self,
+        id: &EventId,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE events SET max_tickets_per_customer = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(cap.map(|c| c as i32))
+        .bind(ts(now))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         count_commit();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);

@@ -168,6 +168,7 @@ pub(crate) struct EventRow {
     status: String,
     hold_ttl_seconds: i32,
     max_tickets_per_order: i32,
+    max_tickets_per_customer: Option<i32>,
     currency: String,
     seat_count: i32,
     created_at: OffsetDateTime,
@@ -175,7 +176,8 @@ pub(crate) struct EventRow {
 
 impl EventRow {
     pub(crate) const COLUMNS: &'static str = "id, venue_id, name, starts_at, sale_starts_at, \
-        sale_ends_at, status, hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at";
+        sale_ends_at, status, hold_ttl_seconds, max_tickets_per_order, max_tickets_per_customer, \
+        currency, seat_count, created_at";
 
     pub(crate) fn into_record(
         self,
@@ -196,6 +198,10 @@ impl EventRow {
                     self.max_tickets_per_order,
                     "events.max_tickets_per_order",
                 )?,
+                max_tickets_per_customer: self
+                    .max_tickets_per_customer
+                    .map(|c| count(c, "events.max_tickets_per_customer"))
+                    .transpose()?,
                 currency: id(self.currency, "events.currency")?,
                 tiers,
                 ga_tiers,

@@ -466,7 +466,74 @@ async fn holds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, 
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
+    customer_limits(conn, &holds).await?;
     Ok(vec![Written::Done; holds.len()])
+}
+
+/// The per-buyer cap (`events.max_tickets_per_customer`) after a run of holds is
+/// inserted: one transaction-scoped advisory lock per (event, customer) of a capped
+/// event, taken in key order (so two batches cannot wait on each other), then, in a
+/// statement whose snapshot follows the locks (READ COMMITTED), the customer's
+/// tickets kept by live and converted (not refunded) holds, these included, against the cap. A
+/// batch of another node that recorded holds of the same customer holds the lock
+/// until it commits, so this count sees them. Refused: the constraint
+/// `customer_limit` (the batch replays write by write; the one over the cap fails).
+async fn customer_limits(
+    conn: &mut PgConnection,
+    holds: &[&boxoffice_domain::Hold],
+) -> Result<(), StoreError> {
+    let events: Vec<&str> = holds.iter().map(|h| h.event_id.as_str()).collect();
+    let customers: Vec<&str> = holds.iter().map(|h| h.customer_id.as_str()).collect();
+    let keys: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT hashtextextended(t.event_id || ' ' || t.customer_id, 0) AS k \
+         FROM unnest($1::text[], $2::text[]) AS t(event_id, customer_id) \
+         JOIN events e ON e.id = t.event_id \
+         WHERE e.max_tickets_per_customer IS NOT NULL ORDER BY k",
+    )
+    .bind(&events)
+    .bind(&customers)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS t(k)")
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let now = holds
+        .iter()
+        .map(|h| h.created_at)
+        .min()
+        .ok_or_else(|| corrupt("no holds"))?;
+    let over: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM (SELECT DISTINCT event_id, customer_id \
+                        FROM unnest($1::text[], $2::text[]) AS t(event_id, customer_id)) p \
+         JOIN events e ON e.id = p.event_id \
+         WHERE e.max_tickets_per_customer IS NOT NULL \
+           AND (SELECT COALESCE(SUM(h.quantity), 0) FROM holds h \
+                WHERE h.event_id = p.event_id AND h.customer_id = p.customer_id \
+                  AND ((h.status = 'converted' AND NOT EXISTS (SELECT 1 FROM orders o \
+                        WHERE o.customer_id = h.customer_id AND o.hold_id = h.id \
+                          AND o.status = 'refunded')) \
+                       OR (h.status = 'active' AND h.expires_at > $3))) \
+               > e.max_tickets_per_customer \
+         LIMIT 1",
+    )
+    .bind(&events)
+    .bind(&customers)
+    .bind(ts(now))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if over.is_some() {
+        return Err(StoreError::Conflict {
+            constraint: "customer_limit",
+        });
+    }
+    Ok(())
 }
 
 async fn releases(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>, StoreError> {

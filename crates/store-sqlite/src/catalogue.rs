@@ -106,7 +106,7 @@ impl CatalogueStore for SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .db()?
             .execute(params![
@@ -122,6 +122,7 @@ impl CatalogueStore for SqliteStore {
                 event.currency.as_str(),
                 seats.len(),
                 ms(event.created_at),
+                event.max_tickets_per_customer,
                 ms(event.created_at)
             ])
             .db()?;
@@ -211,6 +212,29 @@ impl CatalogueStore for SqliteStore {
                 .prepare_cached("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
                 .db()?
                 .execute(params![status.as_str(), ms(now), id])
+                .db()?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_event_customer_limit(
+        &self,
+        id: &EventId,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let id = id.as_str().to_owned();
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE events SET max_tickets_per_customer = ?, updated_at = ? WHERE id = ?",
+                )
+                .db()?
+                .execute(params![cap, ms(now), id])
                 .db()?;
             if n == 0 {
                 return Err(StoreError::NotFound);

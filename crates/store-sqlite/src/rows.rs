@@ -15,7 +15,8 @@ pub(crate) const VENUE_COLUMNS: &str = "id, name, sections, seat_count, created_
 pub(crate) const SEAT_COLUMNS: &str = "id, position, section, row_label, label, x, y";
 pub(crate) const EVENT_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
-     hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at";
+     hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
+     max_tickets_per_customer";
 pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
@@ -181,6 +182,10 @@ pub(crate) fn event(conn: &Connection, r: &Row) -> Result<EventRecord, StoreErro
         status: EventStatus::parse(&text(r, "status")?).ok_or_else(|| corrupt("events.status"))?,
         hold_ttl_seconds: int(r, "hold_ttl_seconds")? as u32,
         max_tickets_per_order: int(r, "max_tickets_per_order")? as u32,
+        max_tickets_per_customer: r
+            .get::<_, Option<i64>>("max_tickets_per_customer")
+            .db()?
+            .map(|c| c as u32),
         currency: parse(Currency::try_from(text(r, "currency")?), "currency")?,
         tiers,
         ga_tiers,

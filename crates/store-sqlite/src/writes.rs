@@ -304,6 +304,42 @@ fn insert_hold(conn: &Connection, hold: &Hold) -> Result<(), StoreError> {
         seat.execute(params![hold.id.as_str(), i, s.as_str()])
             .db()?;
     }
+    check_customer_limit(conn, hold)
+}
+
+/// The per-buyer cap (`events.max_tickets_per_customer`), checked after the hold's
+/// insert inside the writer's transaction, which runs alone: the customer's tickets
+/// kept by live holds and by converted ones (an order pending or paid, not refunded
+/// whole), this hold's included, must not exceed it. Refused: the constraint `customer_limit`.
+fn check_customer_limit(conn: &Connection, hold: &Hold) -> Result<(), StoreError> {
+    let cap = rows::scalar::<Option<i64>>(
+        conn,
+        "SELECT max_tickets_per_customer FROM events WHERE id = ?",
+        [hold.event_id.as_str()],
+    )?
+    .flatten();
+    let Some(cap) = cap else {
+        return Ok(());
+    };
+    let kept = rows::scalar::<i64>(
+        conn,
+        "SELECT COALESCE(SUM(quantity), 0) FROM holds \
+         WHERE event_id = ?1 AND customer_id = ?2 \
+           AND ((status = 'converted' AND NOT EXISTS (SELECT 1 FROM orders o \
+                 WHERE o.customer_id = ?2 AND o.hold_id = holds.id AND o.status = 'refunded')) \
+                OR (status = 'active' AND expires_at > ?3))",
+        params![
+            hold.event_id.as_str(),
+            hold.customer_id.as_str(),
+            ms(hold.created_at)
+        ],
+    )?
+    .unwrap_or(0);
+    if kept > cap {
+        return Err(StoreError::Conflict {
+            constraint: "customer_limit",
+        });
+    }
     Ok(())
 }
 

@@ -88,7 +88,20 @@ async fn get_event(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventPatch {
-    status: String,
+    #[serde(default)]
+    status: Option<String>,
+    /// Absent: unchanged; `null`: no cap; a number: the cap.
+    #[serde(default, deserialize_with = "present")]
+    max_tickets_per_customer: Option<Option<u32>>,
+}
+
+/// A field that is present (even as `null`) is `Some`; an absent one stays `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 async fn patch_event(
@@ -97,13 +110,36 @@ async fn patch_event(
     Path(id): Path<String>,
     Json(patch): Json<EventPatch>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let to = EventStatus::parse(&patch.status).ok_or_else(|| {
-        boxoffice_app::AppError::Invalid(ValidationError::new(
+    let to = patch
+        .status
+        .map(|st| {
+            EventStatus::parse(&st).ok_or_else(|| {
+                boxoffice_app::AppError::Invalid(ValidationError::new(
+                    "status",
+                    "one of draft, on_sale, paused, ended",
+                ))
+            })
+        })
+        .transpose()?;
+    if to.is_none() && patch.max_tickets_per_customer.is_none() {
+        return Err(boxoffice_app::AppError::Invalid(ValidationError::new(
             "status",
-            "one of draft, on_sale, paused, ended",
+            "send status and/or max_tickets_per_customer",
         ))
-    })?;
-    let r = s.app.set_event_status(&who, &id, to).await?;
+        .into());
+    }
+    if let Some(cap) = patch.max_tickets_per_customer {
+        boxoffice_domain::check_max_tickets_per_customer(cap)
+            .map_err(boxoffice_app::AppError::Invalid)?;
+    }
+    let mut r = None;
+    if let Some(cap) = patch.max_tickets_per_customer {
+        r = Some(s.app.set_event_customer_limit(&who, &id, cap).await?);
+    }
+    if let Some(to) = to {
+        r = Some(s.app.set_event_status(&who, &id, to).await?);
+    }
+    let r = r.ok_or_else(ApiError::not_found)?;
     Ok(axum::Json(json!(views::event(&r))))
 }
 

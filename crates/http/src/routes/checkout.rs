@@ -38,6 +38,8 @@ async fn checkout(
     headers: HeaderMap,
     Json(ask): Json<CheckoutAsk>,
 ) -> Result<Response, ApiError> {
+    let client = format!("c:{}", who.user_id);
+    crate::rate_limits::limit(&s, boxoffice_ports::LimitClass::Shop, &client).await?;
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
     // The app answers with an outcome (a first answer or a replay, the same); how
     // it is sent is said here.

@@ -42,6 +42,8 @@ async fn create(
     Path(event): Path<String>,
     Json(ask): Json<HoldAsk>,
 ) -> Result<(StatusCode, axum::Json<HoldJson>), ApiError> {
+    let client = format!("c:{}", who.user_id);
+    crate::rate_limits::limit(&s, boxoffice_ports::LimitClass::Shop, &client).await?;
     let v = s.app.create_hold(&who, &event, ask).await?;
     Ok((StatusCode::CREATED, axum::Json(views::hold(&v))))
 }

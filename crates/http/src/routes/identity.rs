@@ -52,8 +52,10 @@ async fn register(
 
 async fn login(
     State(s): State<HttpState>,
+    peer: crate::rate_limits::Peer,
     Json(c): Json<Credentials>,
 ) -> Result<axum::Json<Value>, ApiError> {
+    crate::rate_limits::limit(&s, boxoffice_ports::LimitClass::Login, &peer.key()).await?;
     Ok(tokens(s.app.login(&c.email, &c.password).await?))
 }
 

@@ -38,6 +38,13 @@ pub trait CatalogueStore: Send + Sync + std::fmt::Debug + 'static {
         status: EventStatus,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Sets (or, with `None`, lifts) the per-buyer cap that recording a hold enforces.
+    async fn set_event_customer_limit(
+        &self,
+        id: &EventId,
+        cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// The event's seats in layout order.
     async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError>;
 }

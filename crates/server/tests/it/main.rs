@@ -14,6 +14,7 @@ mod holds;
 mod identity;
 mod kill_mid_batch;
 mod late;
+mod limits;
 mod multinode;
 mod nats_restart;
 mod payment_faults;
