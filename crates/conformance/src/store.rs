@@ -261,6 +261,22 @@ async fn checked_out<S: Store>(
     rec.order.id
 }
 
+/// `n` paid orders of one seat each on a fresh event, for a store's own tests.
+pub async fn paid_orders<S: Store>(store: &S, n: u32) -> Vec<OrderId> {
+    let (_, seats, event) = event_sized(store, 1, n, 1).await;
+    let buyer = user("paid@example.com", Role::Customer);
+    store.create_user(&buyer).await.unwrap();
+    let mut orders = vec![];
+    for seat in seats.iter().filter(|s| s.section == "A") {
+        let sel = HoldSelection::Seats(vec![seat.id.clone()]);
+        let order = checked_out(store, &event, &buyer.id, sel).await;
+        let tickets = tickets_for(&event, std::slice::from_ref(&seat.id));
+        pay(store, &order, &tickets).await.unwrap();
+        orders.push(order);
+    }
+    orders
+}
+
 /// The tickets a paid order gets: one per seat (or one GA unit).
 fn tickets_for(event: &Event, seats: &[SeatId]) -> Vec<Ticket> {
     seats

@@ -131,6 +131,17 @@ impl PgStore {
             .collect())
     }
 
+    /// The statements prepared on one of the pool's connections that PostgreSQL
+    /// now runs with a generic plan (for tests and diagnosis: run it on a pool of
+    /// one connection to see that connection's cache).
+    pub async fn generic_plans(&self) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT statement FROM pg_prepared_statements WHERE generic_plans > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -491,7 +491,11 @@ child_row!(TicketRow, "tickets", order_id);
 
 impl crate::PgStore {
     /// The children of `parents` as domain values, by parent id, in their order:
-    /// one statement however many parents.
+    /// one statement however many parents. Planned anew each time (not a cached,
+    /// generic plan): a generic plan made while a sale's tables were nearly empty
+    /// scans the whole table by sequence, and stays in the connection's cache as the
+    /// tables grow — 55,000 full scans of `tickets` and `order_items` in one
+    /// 50,000-seat sale, where the index finds the few rows (docs/benchmarks.md).
     pub(crate) async fn children<R: ChildRow, T: TryFrom<R, Error = StoreError>>(
         &self,
         parents: &[&str],
@@ -503,6 +507,7 @@ impl crate::PgStore {
             p = R::PARENT
         ))
         .bind(parents)
+        .persistent(false)
         .fetch_all(&self.pool)
         .await
         .map_err(crate::map_err)?;

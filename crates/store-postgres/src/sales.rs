@@ -145,6 +145,7 @@ impl SalesStore for PgStore {
             "SELECT id FROM orders WHERE id = ANY($1) AND status <> 'pending_payment'",
         )
         .bind(ids)
+        .persistent(false) // see `children`
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
