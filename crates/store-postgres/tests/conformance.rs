@@ -98,3 +98,8 @@ async fn checkouts_racing_releases_in_batches() {
 async fn refunds_race_and_free_what_they_sold() {
     boxoffice_conformance::store::refunds_race_and_free_what_they_sold(store().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_event_sells_nothing_more() {
+    boxoffice_conformance::store::a_cancelled_event_sells_nothing_more(store().await).await;
+}
