@@ -251,7 +251,9 @@ async fn cancelling_an_event_refunds_every_paid_order_once_and_frees_every_seat(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancellation_racing_buyers_leaves_no_charge_kept_and_none_refunded_twice() {
     const BUYERS: usize = 60;
-    let app = Arc::new(TestApp::spawn().await);
+    // Charges take a while at the gateway: some are in flight when the event is
+    // cancelled, and land after it (the store refuses their sale: refunded).
+    let app = Arc::new(TestApp::spawn_with(|c| c.gateway_latency_ms = 150).await);
     let sale = app.sale(6, 10, 10, 300, 4).await;
     let granted = Arc::new(AtomicUsize::new(0));
     let cancel_now = Arc::new(tokio::sync::Notify::new());
@@ -326,8 +328,14 @@ async fn a_cancellation_racing_buyers_leaves_no_charge_kept_and_none_refunded_tw
     })
     .await;
     let charges = app.charges().await;
-    let mut refunded = 0;
+    let (mut refunded, mut landed_late, mut never_charged) = (0, 0, 0);
     for (_, o) in &orders {
+        let charged = !succeeded(&charges, o).is_empty();
+        match (outcome[o]["status"].as_str(), charged) {
+            (Some("failed"), true) => landed_late += 1,
+            (Some("failed"), false) => never_charged += 1,
+            _ => {}
+        }
         let mine = succeeded(&charges, o);
         assert!(mine.len() <= 1, "one charge per order: {mine:?}");
         for c in mine {
@@ -342,7 +350,8 @@ async fn a_cancellation_racing_buyers_leaves_no_charge_kept_and_none_refunded_tw
         }
     }
     eprintln!(
-        "{} orders, {refunded} charges refunded, {} holds granted",
+        "{} orders ({landed_late} charged after the cancellation, {never_charged} never charged), \
+         {refunded} charges refunded, {} holds granted",
         orders.len(),
         granted.load(Ordering::SeqCst)
     );
@@ -354,4 +363,118 @@ async fn a_cancellation_racing_buyers_leaves_no_charge_kept_and_none_refunded_tw
     .await;
     let audit = app.engine_audit(&sale.id).await;
     assert_eq!(audit["agrees"], true, "{audit}");
+}
+
+/// A cancellation bigger than one batch of the job (600 paid orders, batches of
+/// 500), whose node is SIGKILLed while the job runs and started again on the same
+/// data: the job resumes (the outbox replays it embedded, the lease returns it
+/// distributed) and every order is refunded in full exactly once — one gateway
+/// refund per charge — every seat is free and the engine agrees with the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_mid_cancellation_resumes_and_refunds_each_order_once() {
+    use boxoffice_payments::{FakeStripe, FakeStripeConfig, TEST_SECRET_KEY};
+    const ORDERS: usize = 600;
+    let backend = Backend::from_env().await;
+    let gateway_dir = tempfile::tempdir().unwrap();
+    let gateway = FakeStripe::start(
+        gateway_dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        FakeStripeConfig::default(),
+    )
+    .await
+    .unwrap();
+    let url = gateway.url();
+    let env = [
+        ("BOXOFFICE_GATEWAY", "stripe"),
+        ("BOXOFFICE_STRIPE_URL", url.as_str()),
+        ("BOXOFFICE_STRIPE_SECRET_KEY", TEST_SECRET_KEY),
+        ("BOXOFFICE_DEMO", "true"),
+        ("BOXOFFICE_JOB_LEASE_MS", "4000"),
+        ("BOXOFFICE_GATEWAY_RATE_LIMIT", "1000"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Process::boot(dir.path(), &backend, &env);
+    let app = TestApp::attach(node.addr, dir, backend.clone()).await;
+    let events = app.get("/v1/events", None).await.body["events"].clone();
+    let event = events[0]["id"].as_str().unwrap().to_owned();
+    let seats: Vec<String> = app
+        .get(&format!("/v1/events/{event}/layout"), None)
+        .await
+        .body["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let tokens: Vec<String> = futures::future::join_all((0..30).map(|_| app.customer())).await;
+
+    // 600 paid orders of one seat each.
+    let app = Arc::new(app);
+    let mut buying = vec![];
+    for (i, seat) in seats.iter().take(ORDERS).enumerate() {
+        let (app, token, seat, event) = (
+            app.clone(),
+            tokens[i % tokens.len()].clone(),
+            seat.clone(),
+            event.clone(),
+        );
+        buying.push(tokio::spawn(async move {
+            let h = hold(&app, &token, &event, &[&seat]).await;
+            let o = check_out(&app, &token, &h, "tok_visa").await;
+            (token, o)
+        }));
+    }
+    let mut orders = vec![];
+    for b in buying {
+        orders.push(b.await.unwrap());
+    }
+    for (token, o) in &orders {
+        assert_eq!(app.final_order(token, o).await["status"], "paid");
+    }
+
+    let r = patch_status(&app, &app.admin, &event, "cancelled").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Killed once the job has refunded something.
+    eventually("the job is under way", || async {
+        let mut refunded = 0;
+        for (token, o) in orders.iter().take(5) {
+            if order(&app, token, o).await["status"] == "refunded" {
+                refunded += 1;
+            }
+        }
+        refunded > 0
+    })
+    .await;
+    node.kill();
+    let mut app = Arc::into_inner(app).expect("no other handle");
+    let node = Process::boot(app.data_dir.path(), &backend, &env);
+    app.addr = node.addr;
+
+    for (token, o) in &orders {
+        eventually("the order is refunded", || async {
+            order(&app, token, o).await["status"] == "refunded"
+        })
+        .await;
+    }
+    eventually("the gateway refunded every charge", || async {
+        let charges = app.charges().await;
+        orders
+            .iter()
+            .all(|(_, o)| succeeded(&charges, o).iter().all(|c| c["refunded"] == true))
+    })
+    .await;
+    let charges = app.charges().await;
+    for (_, o) in &orders {
+        let mine = succeeded(&charges, o);
+        assert_eq!(mine.len(), 1, "one charge per order: {mine:?}");
+        assert_eq!(mine[0]["refunds"], 1, "refunded exactly once: {mine:?}");
+        assert_eq!(mine[0]["amount_refunded"], mine[0]["amount"], "{mine:?}");
+    }
+    eventually("every seat is free", || async {
+        app.statuses(&event).await.iter().all(|&c| c == 'A')
+    })
+    .await;
+    let audit = app.engine_audit(&event).await;
+    assert_eq!(audit["agrees"], true, "{audit}");
+    drop(node);
 }
