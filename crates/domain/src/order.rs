@@ -345,6 +345,12 @@ mod tests {
         };
         let id = a.order_id().map(|o| o.as_str());
         assert_eq!(CheckoutAnswer::from_stored(a.kind(), id), Some(a));
+        let r = CheckoutAnswer::Refunded {
+            order_id: OrderId::new(),
+        };
+        let id = r.order_id().map(|o| o.as_str());
+        assert_eq!(CheckoutAnswer::from_stored(r.kind(), id), Some(r));
+        assert_eq!(CheckoutAnswer::from_stored("refunded", None), None);
         assert_eq!(CheckoutAnswer::from_stored("accepted", None), None);
         assert_eq!(CheckoutAnswer::from_stored("accepted", Some("x")), None);
         assert_eq!(
