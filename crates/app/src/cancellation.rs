@@ -41,11 +41,7 @@ pub enum CancelAttempt {
 impl App {
     /// Cancels the event: final, answered at once; the job does the rest.
     /// Cancelling a cancelled event again is the same answer and changes nothing.
-    pub async fn cancel_event(
-        &self,
-        who: &Principal,
-        id: &str,
-    ) -> Result<EventRecord, AppError> {
+    pub async fn cancel_event(&self, who: &Principal, id: &str) -> Result<EventRecord, AppError> {
         who.require_admin()?;
         let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
         let written = self
@@ -125,9 +121,7 @@ impl App {
                 let written = done.map_err(|e| AppError::Internal(e.into()))??;
                 match written {
                     Written::Released(ReleaseOutcome::Released) => n_released += 1,
-                    Written::Refund(RefundOutcome::Refunded { whole: true, .. }) => {
-                        n_refunded += 1
-                    }
+                    Written::Refund(RefundOutcome::Refunded { whole: true, .. }) => n_refunded += 1,
                     _ => {}
                 }
             }

@@ -273,7 +273,10 @@ impl App {
                 })
             }
             (Job::EventCancelled { event_id }, Consumer::Payment) => Ok(
-                match self.carry_out_cancellation(event_id, d.attempt, ack).await? {
+                match self
+                    .carry_out_cancellation(event_id, d.attempt, ack)
+                    .await?
+                {
                     CancelAttempt::Done => Outcome::Done,
                     CancelAttempt::RetryAt(at) => {
                         Outcome::RetryAt(at, "the event's payments are not all settled".into())
@@ -282,7 +285,9 @@ impl App {
             ),
             (job, Consumer::Audit) => {
                 let (subject, detail) = match job {
-                    Job::EventCancelled { event_id } => (event_id.to_string(), serde_json::json!({})),
+                    Job::EventCancelled { event_id } => {
+                        (event_id.to_string(), serde_json::json!({}))
+                    }
                     Job::PaymentRequested { order_id } | Job::OrderPaid { order_id } => {
                         (order_id.to_string(), serde_json::json!({}))
                     }

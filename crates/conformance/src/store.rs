@@ -1686,7 +1686,11 @@ pub async fn a_cancelled_event_sells_nothing_more<S: Store>(store: Arc<S>) {
     let o = store.order(&pending).await.unwrap().unwrap();
     assert_eq!(o.status, OrderStatus::PendingPayment, "left as it was");
     let inv = store.inventory(&event.id, now()).await.unwrap();
-    assert_eq!(inv.sold_seats, vec![seat(0)], "the refused payment sold nothing");
+    assert_eq!(
+        inv.sold_seats,
+        vec![seat(0)],
+        "the refused payment sold nothing"
+    );
 
     // The job's work: every live hold recorded before the cancellation, the paid
     // order, and the pending one still to settle.

@@ -189,7 +189,8 @@ impl SalesStore for PgStore {
             "SELECT \
                ARRAY(SELECT id FROM holds WHERE event_id = $1 AND status = 'active' AND expires_at > $2 \
                      ORDER BY id LIMIT $3), \
-               ARRAY(SELECT id FROM orders WHERE event_id = $1 AND status = 'paid' ORDER BY id LIMIT $3), \
+               ARRAY(SELECT id FROM orders WHERE event_id = $1 AND status = 'paid' \
+                     AND amount > refunded_amount ORDER BY id LIMIT $3), \
                (SELECT COUNT(*) FROM orders WHERE event_id = $1 \
                   AND status IN ('pending_payment', 'payment_unknown'))",
         )

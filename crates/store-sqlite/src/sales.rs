@@ -144,7 +144,8 @@ impl SalesStore for SqliteStore {
                 )?;
                 let paid_orders = rows::all(
                     &tx,
-                    "SELECT id FROM orders WHERE event_id = ? AND status = 'paid' ORDER BY id LIMIT ?",
+                    "SELECT id FROM orders WHERE event_id = ? AND status = 'paid' \
+                     AND amount > refunded_amount ORDER BY id LIMIT ?",
                     params![event, limit as i64],
                     |r| {
                         OrderId::parse(&r.get::<_, String>(0).db()?)

@@ -674,7 +674,11 @@ fn cancel_event(
         params![ms(now), event.as_str()],
     )?;
     if n == 0 {
-        return match rows::scalar::<i64>(conn, "SELECT 1 FROM events WHERE id = ?", [event.as_str()])? {
+        return match rows::scalar::<i64>(
+            conn,
+            "SELECT 1 FROM events WHERE id = ?",
+            [event.as_str()],
+        )? {
             Some(_) => Ok(false),
             None => Err(StoreError::NotFound),
         };

@@ -118,7 +118,8 @@ pub struct RefundRecord {
 pub struct CancelWork {
     /// Live holds (active, deadline not passed), up to the limit asked.
     pub active_holds: Vec<HoldId>,
-    /// Orders paid and not refunded in full, up to the limit asked.
+    /// Orders paid and not refunded in full, up to the limit asked (a free order,
+    /// with nothing to refund, is not listed: it stays paid).
     pub paid_orders: Vec<OrderId>,
     /// How many orders still wait for their payment's outcome (`pending_payment`,
     /// `payment_unknown`): each ends failed, or paid and then refunded.

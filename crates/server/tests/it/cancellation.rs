@@ -239,7 +239,10 @@ async fn cancelling_an_event_refunds_every_paid_order_once_and_frees_every_seat(
     .await;
     eventually("the buyers are emailed", || async {
         let mail = emails(&app);
-        mail.iter().filter(|m| m.contains("has been cancelled")).count() >= paid.len() + 1
+        mail.iter()
+            .filter(|m| m.contains("has been cancelled"))
+            .count()
+            > paid.len()
     })
     .await;
 }
@@ -320,11 +323,9 @@ async fn a_cancellation_racing_buyers_leaves_no_charge_kept_and_none_refunded_tw
     }
     eventually("the gateway refunded every charge", || async {
         let charges = app.charges().await;
-        orders.iter().all(|(_, o)| {
-            succeeded(&charges, o)
-                .iter()
-                .all(|c| c["refunded"] == true)
-        })
+        orders
+            .iter()
+            .all(|(_, o)| succeeded(&charges, o).iter().all(|c| c["refunded"] == true))
     })
     .await;
     let charges = app.charges().await;

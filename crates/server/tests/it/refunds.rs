@@ -429,7 +429,13 @@ async fn a_partial_refund_retried_under_its_idempotency_key_is_one_refund() {
 
     // Without a key, two identical requests are two refunds (as documented).
     for _ in 0..2 {
-        let r = refund(&app, &app.admin, &order, json!({"amount": {"amount": 500, "currency": "EUR"}})).await;
+        let r = refund(
+            &app,
+            &app.admin,
+            &order,
+            json!({"amount": {"amount": 500, "currency": "EUR"}}),
+        )
+        .await;
         assert_eq!(r.status, 200, "{r:?}");
     }
     // Another key: another refund, whose repeat is the same one.
