@@ -117,9 +117,18 @@ impl App {
         to: EventStatus,
     ) -> Result<EventRecord, AppError> {
         who.require_admin()?;
+        if to == EventStatus::Cancelled {
+            return self.cancel_event(who, id).await;
+        }
         let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
         let current = self.store.event(&id).await?.ok_or(AppError::NotFound)?;
         let from = current.event.status;
+        if from == EventStatus::Cancelled {
+            // Final; the store refuses it too (a cancellation racing this PATCH).
+            return Err(AppError::Conflict {
+                constraint: "event_cancelled",
+            });
+        }
         if !from.can_become(to) {
             return Err(AppError::InvalidTransition { from, to });
         }
@@ -129,6 +138,11 @@ impl App {
         self.catalog.events.write().remove(&id);
         tracing::info!(event = %id, from = from.as_str(), to = to.as_str(), "event status changed");
         self.store.event(&id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Drops this node's copy of the event: the next use reads the store.
+    pub(crate) fn forget_cached_event(&self, id: &EventId) {
+        self.catalog.events.write().remove(id);
     }
 
     /// Sets or (with `None`) lifts the event's per-buyer cap. It binds holds recorded

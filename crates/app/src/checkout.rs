@@ -39,7 +39,7 @@ pub struct PaymentAsk {
     pub token: String,
 }
 
-fn fingerprint(hold: &str, email: &str, token: &str) -> String {
+pub(crate) fn fingerprint(hold: &str, email: &str, token: &str) -> String {
     let mut h = Sha256::new();
     for part in [hold, email, token] {
         h.update(part.as_bytes());
@@ -48,7 +48,7 @@ fn fingerprint(hold: &str, email: &str, token: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn valid_key(key: &str) -> bool {
+pub(crate) fn valid_key(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
@@ -90,6 +90,14 @@ impl App {
         if let Some(prev) = self.store.idempotent(&who.user_id, CHECKOUT, key).await? {
             return replay(prev);
         }
+        let ev = self.cached_event(&hold.event_id).await?;
+        if ev.event().status == boxoffice_domain::EventStatus::Cancelled {
+            // Said first: its holds are being released. The store refuses the
+            // order too (a cancellation this node has not seen yet).
+            return Err(AppError::Conflict {
+                constraint: "event_cancelled",
+            });
+        }
         let now = self.clock.now();
         match hold.status_at(now) {
             HoldStatus::Active => {}
@@ -97,7 +105,6 @@ impl App {
             HoldStatus::Converted | HoldStatus::Sold => return Err(AppError::HoldConverted),
         }
 
-        let ev = self.cached_event(&hold.event_id).await?;
         let items: Vec<OrderItem> = match &hold.selection {
             HoldSelection::Seats(seats) => {
                 let table = self.seat_table(&ev).await?;

@@ -238,6 +238,14 @@ impl App {
                 };
                 return Err(AppError::CustomerLimitReached { limit });
             }
+            Ok(Err(StoreError::Conflict {
+                constraint: "event_cancelled",
+            })) => {
+                // Cancelled on another node since this node read the event: the
+                // store refused it (and the engine hold was given back).
+                self.forget_cached_event(&event.id);
+                return Err(AppError::NotOnSale);
+            }
             Ok(recorded) => {
                 recorded?;
             }

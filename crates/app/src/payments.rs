@@ -178,12 +178,18 @@ impl App {
         }
         let unknown = order.status == OrderStatus::PaymentUnknown;
         let now = self.clock.now();
+        if self.event_cancelled(&order).await {
+            // The event is cancelled: charge nothing anew; only what an earlier
+            // attempt started is finished (and a charge that landed is refunded,
+            // since the store refuses the sale: see `payment_succeeded`).
+            return self.pay_late(&order, attempt, ack, "event_cancelled").await;
+        }
         if now >= self.payment_deadline(&order) {
             // Too late to charge (a backlog, a restart): the seats may be someone
             // else's by now. Only what an earlier attempt started is finished — for
             // an unknown payment too: if its key was never used, no charge exists,
             // and replaying it now would make the late charge this forbids.
-            return self.pay_late(&order, attempt, ack).await;
+            return self.pay_late(&order, attempt, ack, "payment_expired").await;
         }
         // Leave a margin before the hold's payment deadline to record the outcome.
         let give_up_at = order.created_at + self.settings.payment_hold.mul_f64(0.9);
@@ -248,6 +254,7 @@ impl App {
         order: &Order,
         attempt: u32,
         ack: Option<Ack>,
+        code: &str,
     ) -> Result<Attempt, AppError> {
         let req = self.charge_request(order)?;
         let closed =
@@ -256,9 +263,8 @@ impl App {
                 .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
         match closed {
             Ok(KeyState::Unused) => {
-                tracing::info!(order = %order.id, "payment deadline passed before any charge: order failed, nothing charged");
-                self.payment_failed(order, "payment_expired", false, ack)
-                    .await?;
+                tracing::info!(order = %order.id, code, "no charge may be made any more and none was: order failed, nothing charged");
+                self.payment_failed(order, code, false, ack).await?;
                 Ok(Attempt::Done)
             }
             Ok(KeyState::Used) => {
@@ -594,6 +600,22 @@ impl App {
                 self.refund(order, charge_id).await?;
                 self.ack(ack).await
             }
+            Err(StoreError::Conflict {
+                constraint: "event_cancelled",
+            }) => {
+                // The event was cancelled while this payment ran: the store sells
+                // nothing of it any more, so the charge goes back and the order fails.
+                tracing::warn!(order = %order.id, "charged for a cancelled event: refunding");
+                metrics::counter!("boxoffice_cancelled_event_charges_refunded_total").increment(1);
+                if reclaimed {
+                    self.follower
+                        .follow(&order.event_id, &order.hold_id, Follow::Release)
+                        .await;
+                }
+                self.refund(order, charge_id).await?;
+                self.payment_failed(order, "event_cancelled", false, ack)
+                    .await
+            }
             Err(StoreError::Conflict { constraint }) => {
                 tracing::error!(order = %order.id, constraint, "the store refused a sale the engine allowed; refunding");
                 metrics::counter!("boxoffice_sales_refused_total", "constraint" => constraint)
@@ -671,6 +693,15 @@ impl App {
             Err(HoldRejection::DuplicateHold) => Reclaim::NotNeeded,
             Err(_) => Reclaim::Gone,
         })
+    }
+
+    /// Whether `order`'s event is cancelled, as this node knows it (the store
+    /// refuses the sale in any case: this only spares a charge).
+    async fn event_cancelled(&self, order: &Order) -> bool {
+        matches!(
+            self.cached_event(&order.event_id).await,
+            Ok(ev) if ev.event().status == boxoffice_domain::EventStatus::Cancelled
+        )
     }
 
     /// Records that a job is done when its handler had nothing else to write.

@@ -11,12 +11,17 @@
 //! that it is rebuilt from the store at its next use: the seats show available at
 //! once. This module must never move money before the store has decided.
 
-use boxoffice_domain::{Job, MessageId, Money, Order, OrderId, RefundId, ValidationError};
-use boxoffice_ports::{Ack, GatewayError, RefundOutcome, Write, Written};
+use boxoffice_domain::{
+    CheckoutAnswer, Job, MessageId, Money, Order, OrderId, RefundId, ValidationError,
+};
+use boxoffice_ports::{Ack, GatewayError, Idempotent, RefundOutcome, Write, Written};
 use serde::Deserialize;
 
 use crate::resilience::backoff;
 use crate::{App, AppError, Principal};
+
+/// The action refund idempotency keys are scoped to.
+const REFUND: &str = "refund";
 
 /// `POST /v1/orders/{id}/refund`: how much to refund (all that is left if absent).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -40,12 +45,25 @@ impl App {
     /// answers the order as it stands after. Whole: the order is `refunded`, its
     /// tickets void, its seats on sale again at once. Repeating a whole refund is
     /// harmless: nothing is left, nothing more moves, the same order is answered.
+    ///
+    /// With an `Idempotency-Key` (`key`), the refund is decided once per key: a
+    /// repeat (or a request sent twice at once) answers the order as it stands and
+    /// refunds nothing more; the same key with another request is refused. Without
+    /// one, each partial refund request is a refund of its own.
     pub async fn refund_order(
         &self,
         who: &Principal,
         id: &str,
         ask: RefundAsk,
+        key: Option<&str>,
     ) -> Result<Order, AppError> {
+        if key.is_some_and(|k| !crate::checkout::valid_key(k)) {
+            return Err(ValidationError::new(
+                "Idempotency-Key",
+                "1 to 255 visible ASCII characters",
+            )
+            .into());
+        }
         let id = OrderId::parse(id).ok_or(AppError::NotFound)?;
         let order = self.store.order(&id).await?.ok_or(AppError::NotFound)?;
         if !who.may_refund(&order) {
@@ -61,12 +79,30 @@ impl App {
             }
             Some(m) => Some(m.amount),
         };
+        let idempotency = key.map(|key| {
+            let amount = amount.map_or_else(|| "rest".to_owned(), |a| a.to_string());
+            Box::new(Idempotent {
+                user_id: who.user_id.clone(),
+                route: REFUND.into(),
+                key: key.to_owned(),
+                fingerprint: crate::checkout::fingerprint(id.as_str(), &amount, ""),
+                answer: CheckoutAnswer::Refunded {
+                    order_id: id.clone(),
+                },
+            })
+        });
+        if let Some(i) = &idempotency {
+            if let Some(prev) = self.store.idempotent(&who.user_id, REFUND, &i.key).await? {
+                return self.refund_replay(&i.fingerprint, prev).await;
+            }
+        }
         let written = self
             .writer
             .write(Write::Refund {
                 refund: RefundId::new(),
                 order: id.clone(),
                 amount,
+                idempotency: idempotency.clone(),
                 message: MessageId::new(),
                 now: self.clock.now(),
             })
@@ -83,6 +119,10 @@ impl App {
                 }
             }
             Written::Refund(RefundOutcome::NothingLeft) => {}
+            Written::Refund(RefundOutcome::Replay(prev)) => {
+                let fp = idempotency.map(|i| i.fingerprint).unwrap_or_default();
+                return self.refund_replay(&fp, prev).await;
+            }
             Written::Refund(RefundOutcome::NotPaid(status)) => {
                 return Err(AppError::OrderNotPaid { status })
             }
@@ -96,6 +136,17 @@ impl App {
             }
         }
         self.store.order(&id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// A refund request whose key was used before: the same request is answered
+    /// the order as it stands now (nothing more refunded); another is refused.
+    async fn refund_replay(&self, fingerprint: &str, prev: Idempotent) -> Result<Order, AppError> {
+        match prev.answer {
+            CheckoutAnswer::Refunded { order_id } if prev.fingerprint == fingerprint => {
+                self.store.order(&order_id).await?.ok_or(AppError::NotFound)
+            }
+            _ => Err(AppError::IdempotencyKeyReused),
+        }
     }
 
     /// A whole refund's seats are sold no more in the store: the engine, which

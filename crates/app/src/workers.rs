@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cancellation::CancelAttempt;
 use crate::payments::Attempt;
 use crate::refunds::RefundAttempt;
 use crate::resilience::backoff;
@@ -271,8 +272,22 @@ impl App {
                     }
                 })
             }
+            (Job::EventCancelled { event_id }, Consumer::Payment) => Ok(
+                match self
+                    .carry_out_cancellation(event_id, d.attempt, ack)
+                    .await?
+                {
+                    CancelAttempt::Done => Outcome::Done,
+                    CancelAttempt::RetryAt(at) => {
+                        Outcome::RetryAt(at, "the event's payments are not all settled".into())
+                    }
+                },
+            ),
             (job, Consumer::Audit) => {
                 let (subject, detail) = match job {
+                    Job::EventCancelled { event_id } => {
+                        (event_id.to_string(), serde_json::json!({}))
+                    }
                     Job::PaymentRequested { order_id } | Job::OrderPaid { order_id } => {
                         (order_id.to_string(), serde_json::json!({}))
                     }
@@ -424,14 +439,28 @@ impl App {
                 } else {
                     "Your tickets stay valid.\n"
                 };
+                let why = if event.event().status == boxoffice_domain::EventStatus::Cancelled {
+                    format!("{name} has been cancelled.\n")
+                } else {
+                    String::new()
+                };
                 (
                     format!("Refund for your order for {name}"),
                     format!(
-                        "A refund of {}.{:02} {} for order {} has been issued to the card you paid with.\n{tickets}",
+                        "{why}A refund of {}.{:02} {} for order {} has been issued to the card you paid with.\n{tickets}",
                         r.amount.amount / 100, r.amount.amount % 100, r.amount.currency, order.id
                     ),
                 )
             }
+            // The event was cancelled before this order's payment could complete:
+            // nothing was kept (a charge that landed anyway was refunded first).
+            (Job::OrderFailed { code, .. }, _) if code == "event_cancelled" => (
+                format!("{name} is cancelled: your order could not be completed"),
+                format!(
+                    "{name} has been cancelled, so order {} could not be completed ({code}).\nIf your card was charged, the payment of {}.{:02} {} has been refunded in full.\n",
+                    order.id, order.total.amount / 100, order.total.amount % 100, order.total.currency
+                ),
+            ),
             (Job::OrderFailed { code, .. }, _) if code == "payment_expired" => (
                 format!("Your payment for {name} did not go through"),
                 format!("Order {} could not be paid before its payment deadline ({code}). Nothing was charged.\nYour seats were released.\n", order.id),

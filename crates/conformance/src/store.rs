@@ -1395,6 +1395,7 @@ pub async fn refunds_race_and_free_what_they_sold<S: Store>(store: Arc<S>) {
                     refund: id,
                     order,
                     amount,
+                    idempotency: None,
                     message: MessageId::new(),
                     now: now(),
                 })
@@ -1554,4 +1555,205 @@ pub async fn refunds_race_and_free_what_they_sold<S: Store>(store: Arc<S>) {
         refund(&OrderId::new(), None, RefundId::new()).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// Cancelling an event (issue 8): final and once (a repeat queues nothing), and from
+/// its commit on the store refuses a new hold, a checkout's order and a payment of
+/// the event, while everything committed before it is what the cancellation job
+/// finds (`cancel_work`). Holds recorded while the cancellation commits are either
+/// found by it or refused: never both, never neither.
+pub async fn a_cancelled_event_sells_nothing_more<S: Store>(store: Arc<S>) {
+    let (_, _, other) = event(&*store).await;
+    let (_, _, event) = event_sized(&*store, 6, 10, 5).await;
+    let ann = user("cancel@example.com", Role::Customer);
+    store.create_user(&ann).await.unwrap();
+    let layout = store.event_layout(&event.id).await.unwrap();
+    let seat = |i: usize| layout[i].seat.id.clone();
+
+    // Before: a paid order, a pending one, a live hold.
+    let paid = checked_out(
+        &*store,
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(0)]),
+    )
+    .await;
+    pay(&*store, &paid, &tickets_for(&event, &[seat(0)]))
+        .await
+        .unwrap();
+    let pending = checked_out(
+        &*store,
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(1)]),
+    )
+    .await;
+    let live = hold(
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(2)]),
+        Duration::minutes(5),
+    );
+    store.record_hold(&live).await.unwrap();
+    // A hold with no checkout yet, to be checked out after the cancellation.
+    let late = hold(
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(3)]),
+        Duration::minutes(5),
+    );
+    store.record_hold(&late).await.unwrap();
+
+    // Holds race the cancellation: each is recorded before it or refused.
+    let racing: Vec<Hold> = (10..50)
+        .map(|i| {
+            hold(
+                &event,
+                &ann.id,
+                HoldSelection::Seats(vec![seat(i)]),
+                Duration::minutes(5),
+            )
+        })
+        .collect();
+    let recorders: Vec<_> = racing
+        .iter()
+        .map(|h| {
+            let (store, h) = (store.clone(), h.clone());
+            tokio::spawn(async move { store.record_hold(&h).await })
+        })
+        .collect();
+    let cancel = |store: Arc<S>, id: EventId| async move {
+        store
+            .write_one(Write::CancelEvent {
+                event: id,
+                message: MessageId::new(),
+                now: now(),
+            })
+            .await
+    };
+    let first = tokio::spawn(cancel(store.clone(), event.id.clone()));
+    let mut recorded = std::collections::HashSet::new();
+    for (h, r) in racing.iter().zip(recorders) {
+        match r.await.unwrap() {
+            Ok(()) => {
+                recorded.insert(h.id.clone());
+            }
+            Err(StoreError::Conflict {
+                constraint: "event_cancelled",
+            }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(first.await.unwrap().unwrap(), Written::Marked(true));
+    // Once: a repeat is harmless and queues nothing.
+    let repeat = Write::CancelEvent {
+        event: event.id.clone(),
+        message: MessageId::new(),
+        now: now(),
+    };
+    let again = store.write_one(repeat.clone()).await.unwrap();
+    assert_eq!(again, Written::Marked(false));
+    assert_eq!(repeat.queued(&again), None);
+    assert!(matches!(
+        cancel(store.clone(), EventId::new()).await,
+        Err(StoreError::NotFound)
+    ));
+    let e = store.event(&event.id).await.unwrap().unwrap();
+    assert_eq!(e.event.status, EventStatus::Cancelled);
+    assert!(matches!(
+        store
+            .set_event_status(&event.id, EventStatus::OnSale, now())
+            .await,
+        Err(StoreError::Conflict {
+            constraint: "event_cancelled"
+        })
+    ));
+    assert_eq!(
+        store.event(&event.id).await.unwrap().unwrap().event.status,
+        EventStatus::Cancelled
+    );
+
+    // After: nothing new sells.
+    let refused = hold(
+        &event,
+        &ann.id,
+        HoldSelection::Seats(vec![seat(4)]),
+        Duration::minutes(5),
+    );
+    assert!(matches!(
+        store.record_hold(&refused).await,
+        Err(StoreError::Conflict {
+            constraint: "event_cancelled"
+        })
+    ));
+    let rec = checkout_record(&event, &ann.id, &late, late.id.as_str());
+    assert!(matches!(
+        store.checkout(&rec, now()).await,
+        Err(StoreError::Conflict {
+            constraint: "event_cancelled"
+        })
+    ));
+    assert!(matches!(
+        pay(&*store, &pending, &tickets_for(&event, &[seat(1)])).await,
+        Err(StoreError::Conflict {
+            constraint: "event_cancelled"
+        })
+    ));
+    let o = store.order(&pending).await.unwrap().unwrap();
+    assert_eq!(o.status, OrderStatus::PendingPayment, "left as it was");
+    let inv = store.inventory(&event.id, now()).await.unwrap();
+    assert_eq!(
+        inv.sold_seats,
+        vec![seat(0)],
+        "the refused payment sold nothing"
+    );
+
+    // The job's work: every live hold recorded before the cancellation, the paid
+    // order, and the pending one still to settle.
+    let work = store.cancel_work(&event.id, 1000, now()).await.unwrap();
+    let mut expected: std::collections::HashSet<HoldId> = recorded;
+    expected.insert(live.id.clone());
+    expected.insert(late.id.clone());
+    let found: std::collections::HashSet<HoldId> = work.active_holds.iter().cloned().collect();
+    assert_eq!(found, expected);
+    assert_eq!(work.paid_orders, vec![paid.clone()]);
+    assert_eq!(work.unsettled_orders, 1);
+    // Pages.
+    let page = store.cancel_work(&event.id, 2, now()).await.unwrap();
+    assert_eq!(page.active_holds.len(), 2);
+    // Refunded and released, the work is gone; a failed payment settles the last.
+    store
+        .write_one(Write::Refund {
+            refund: boxoffice_domain::RefundId::new(),
+            order: paid.clone(),
+            amount: None,
+            idempotency: None,
+            message: MessageId::new(),
+            now: now(),
+        })
+        .await
+        .unwrap();
+    for h in &work.active_holds {
+        store.release_hold(h, now()).await.unwrap();
+    }
+    store
+        .fail_payment(&pending, "event_cancelled", false, &MessageId::new(), now())
+        .await
+        .unwrap();
+    let work = store.cancel_work(&event.id, 1000, now()).await.unwrap();
+    assert_eq!(work, boxoffice_ports::CancelWork::default());
+    let inv = store.inventory(&event.id, now()).await.unwrap();
+    assert!(inv.sold_seats.is_empty() && inv.live_holds.is_empty());
+
+    // Another event is untouched.
+    let h = hold(
+        &other,
+        &ann.id,
+        HoldSelection::Seats(vec![store.event_layout(&other.id).await.unwrap()[0]
+            .seat
+            .id
+            .clone()]),
+        Duration::minutes(5),
+    );
+    store.record_hold(&h).await.unwrap();
 }

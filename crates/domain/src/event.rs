@@ -35,6 +35,9 @@ pub enum EventStatus {
     OnSale,
     Paused,
     Ended,
+    /// Called off for good (issue 8): nothing sells, every paid order is refunded
+    /// (by the `event.cancelled` job), and no other status follows.
+    Cancelled,
 }
 
 impl EventStatus {
@@ -44,6 +47,7 @@ impl EventStatus {
             EventStatus::OnSale => "on_sale",
             EventStatus::Paused => "paused",
             EventStatus::Ended => "ended",
+            EventStatus::Cancelled => "cancelled",
         }
     }
 
@@ -53,20 +57,23 @@ impl EventStatus {
             "on_sale" => EventStatus::OnSale,
             "paused" => EventStatus::Paused,
             "ended" => EventStatus::Ended,
+            "cancelled" => EventStatus::Cancelled,
             _ => return None,
         })
     }
 
     /// The allowed moves: a draft goes on sale; a sale pauses and resumes; anything
-    /// but a draft's first step may end; an ended event stays ended. Setting the
+    /// but a draft's first step may end; an ended event stays ended. Any event not
+    /// cancelled may be cancelled, and a cancelled one stays cancelled. Setting the
     /// current status again is allowed (idempotent PATCH).
     pub fn can_become(self, to: EventStatus) -> bool {
         use EventStatus::*;
         self == to
+            || self != Cancelled && to == Cancelled
             || matches!(
                 (self, to),
                 (Draft, OnSale) | (OnSale, Paused) | (Paused, OnSale) | (_, Ended)
-            ) && self != Ended
+            ) && !matches!(self, Ended | Cancelled)
     }
 }
 
@@ -415,6 +422,14 @@ mod tests {
         assert!(!Ended.can_become(OnSale));
         assert!(!OnSale.can_become(Draft));
         assert!(Ended.can_become(Ended));
+        // Anything may be cancelled (an ended sale's show too); a cancelled event
+        // is final, and cancelling it again is the same answer.
+        for from in [Draft, OnSale, Paused, Ended] {
+            assert!(from.can_become(Cancelled), "{from:?}");
+            assert!(!Cancelled.can_become(from), "{from:?}");
+        }
+        assert!(Cancelled.can_become(Cancelled));
+        assert_eq!(EventStatus::parse("cancelled"), Some(Cancelled));
     }
 
     #[test]

@@ -169,6 +169,10 @@ impl Order {
 pub enum CheckoutAnswer {
     /// The order was created; its payment was pending when this was answered.
     Accepted { order_id: OrderId },
+    /// A refund of the order was decided (`POST /v1/orders/{id}/refund` with an
+    /// `Idempotency-Key`): a repeat answers the order as it stands, refunding
+    /// nothing more.
+    Refunded { order_id: OrderId },
 }
 
 impl CheckoutAnswer {
@@ -176,13 +180,16 @@ impl CheckoutAnswer {
     pub fn kind(&self) -> &'static str {
         match self {
             CheckoutAnswer::Accepted { .. } => "accepted",
+            CheckoutAnswer::Refunded { .. } => "refunded",
         }
     }
 
     /// The order the answer names.
     pub fn order_id(&self) -> Option<&OrderId> {
         match self {
-            CheckoutAnswer::Accepted { order_id } => Some(order_id),
+            CheckoutAnswer::Accepted { order_id } | CheckoutAnswer::Refunded { order_id } => {
+                Some(order_id)
+            }
         }
     }
 
@@ -191,6 +198,9 @@ impl CheckoutAnswer {
     pub fn from_stored(kind: &str, order_id: Option<&str>) -> Option<Self> {
         match (kind, order_id) {
             ("accepted", Some(id)) => Some(CheckoutAnswer::Accepted {
+                order_id: OrderId::parse(id)?,
+            }),
+            ("refunded", Some(id)) => Some(CheckoutAnswer::Refunded {
                 order_id: OrderId::parse(id)?,
             }),
             _ => None,
@@ -216,6 +226,11 @@ pub enum Job {
         order_id: OrderId,
         refund_id: RefundId,
     },
+    /// An event was cancelled: the payment worker releases its live holds and
+    /// refunds its paid orders in batches, until none is left (resumable: each
+    /// batch is durable, a redelivery carries on where the last one stopped).
+    #[serde(rename = "event.cancelled.v1")]
+    EventCancelled { event_id: crate::EventId },
 }
 
 impl Job {
@@ -225,6 +240,7 @@ impl Job {
             Job::OrderPaid { .. } => "order.paid",
             Job::OrderFailed { .. } => "order.failed",
             Job::OrderRefunded { .. } => "order.refunded",
+            Job::EventCancelled { .. } => "event.cancelled",
         }
     }
 
@@ -240,6 +256,7 @@ impl Job {
                 Consumer::Audit,
                 Consumer::Analytics,
             ],
+            Job::EventCancelled { .. } => &[Consumer::Payment, Consumer::Audit],
         }
     }
 }
@@ -328,6 +345,12 @@ mod tests {
         };
         let id = a.order_id().map(|o| o.as_str());
         assert_eq!(CheckoutAnswer::from_stored(a.kind(), id), Some(a));
+        let r = CheckoutAnswer::Refunded {
+            order_id: OrderId::new(),
+        };
+        let id = r.order_id().map(|o| o.as_str());
+        assert_eq!(CheckoutAnswer::from_stored(r.kind(), id), Some(r));
+        assert_eq!(CheckoutAnswer::from_stored("refunded", None), None);
         assert_eq!(CheckoutAnswer::from_stored("accepted", None), None);
         assert_eq!(CheckoutAnswer::from_stored("accepted", Some("x")), None);
         assert_eq!(

@@ -126,6 +126,7 @@ pub fn conflict_code(constraint: &str) -> &'static str {
         "sold_seats" | "held_seats" => "seats_unavailable",
         "ga_capacity" => "sold_out",
         "customer_limit" => "customer_limit_reached",
+        "event_cancelled" => "event_cancelled",
         "idempotency_keys" => "idempotency_key_reused",
         _ => "conflict",
     }
@@ -225,6 +226,7 @@ mod tests {
             ("sold_seats", "seats_unavailable"),
             ("ga_capacity", "sold_out"),
             ("customer_limit", "customer_limit_reached"),
+            ("event_cancelled", "event_cancelled"),
             ("something_new", "conflict"),
         ] {
             let e = ApiError::from(AppError::from(StoreError::Conflict { constraint }));

@@ -21,8 +21,8 @@ pub use catalogue::{CatalogueStore, EventRecord, LayoutSeat};
 pub use identity::{IdentityStore, Session};
 pub use outbox::{Ack, OutboxStore};
 pub use sales::{
-    CheckoutOutcome, CheckoutRecord, FailOutcome, Idempotent, PaidOutcome, RefundOutcome,
-    RefundRecord, ReleaseOutcome, SalesStore, StoredInventory, Write, Written,
+    CancelWork, CheckoutOutcome, CheckoutRecord, FailOutcome, Idempotent, PaidOutcome,
+    RefundOutcome, RefundRecord, ReleaseOutcome, SalesStore, StoredInventory, Write, Written,
 };
 
 #[derive(Debug, thiserror::Error)]

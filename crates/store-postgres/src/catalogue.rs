@@ -145,16 +145,29 @@ impl CatalogueStore for PgStore {
         status: EventStatus,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE events SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status.as_str())
-            .bind(ts(now))
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        // A cancelled event's status is final (cancelling is `Write::CancelEvent`).
+        let done = sqlx::query(
+            "UPDATE events SET status = $1, updated_at = $2 WHERE id = $3 AND status <> 'cancelled'",
+        )
+        .bind(status.as_str())
+        .bind(ts(now))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         count_commit();
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM events WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict {
+                    constraint: "event_cancelled",
+                },
+                None => StoreError::NotFound,
+            });
         }
         Ok(())
     }

@@ -65,6 +65,10 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 "holds_pkey" | "hold_seats_pkey" => "holds_pkey",
                 "tickets_seat" => "tickets_seat",
                 "orders_live_hold" => "orders_live_hold",
+                // The triggers of migration 0040.
+                "event_cancelled" => "event_cancelled",
+                // One key, two requests at once for different orders.
+                "idempotency_keys_pkey" => "idempotency_keys",
                 _ => "unknown",
             };
             return StoreError::Conflict { constraint };

@@ -9,7 +9,7 @@ use boxoffice_domain::{
     Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderItem, RefundId, Ticket, UserId,
 };
 use boxoffice_ports::{
-    Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
+    CancelWork, Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -178,6 +178,40 @@ impl SalesStore for PgStore {
             })
         })
         .transpose()
+    }
+
+    async fn cancel_work(
+        &self,
+        event: &EventId,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<CancelWork, StoreError> {
+        let (holds, orders, unsettled): (Vec<String>, Vec<String>, i64) = sqlx::query_as(
+            "SELECT \
+               ARRAY(SELECT id FROM holds WHERE event_id = $1 AND status = 'active' AND expires_at > $2 \
+                     ORDER BY id LIMIT $3), \
+               ARRAY(SELECT id FROM orders WHERE event_id = $1 AND status = 'paid' \
+                     AND amount > refunded_amount ORDER BY id LIMIT $3), \
+               (SELECT COUNT(*) FROM orders WHERE event_id = $1 \
+                  AND status IN ('pending_payment', 'payment_unknown'))",
+        )
+        .bind(event.as_str())
+        .bind(ts(now))
+        .bind(limit as i64)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(CancelWork {
+            active_holds: holds
+                .into_iter()
+                .map(|h| HoldId::try_from(h.as_str()).map_err(|_| corrupt("holds.id")))
+                .collect::<Result<_, _>>()?,
+            paid_orders: orders
+                .into_iter()
+                .map(|o| OrderId::parse(&o).ok_or_else(|| corrupt("orders.id")))
+                .collect::<Result<_, _>>()?,
+            unsettled_orders: unsettled as u64,
+        })
     }
 }
 

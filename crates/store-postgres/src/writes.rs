@@ -129,7 +129,9 @@ fn kind(w: &Write) -> Kind {
         Write::Paid { .. } => Kind::Paid,
         Write::Failed { .. } => Kind::Failed,
         Write::PaymentUnknown { .. } => Kind::Unknown,
-        Write::Refund { .. } | Write::RefundSettled { .. } => Kind::Refund,
+        Write::Refund { .. } | Write::RefundSettled { .. } | Write::CancelEvent { .. } => {
+            Kind::Refund
+        }
         Write::Relayed { .. } => Kind::Relayed,
         Write::Audit { .. } => Kind::Audit,
         Write::SaleStats { .. } => Kind::Stats,
@@ -1168,6 +1170,7 @@ async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>
                 refund,
                 order,
                 amount,
+                idempotency,
                 message,
                 now,
             } => {
@@ -1185,6 +1188,17 @@ async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>
                     .map_err(map_err)?;
                 let (status, total, refunded, currency, hold, event, ga_tier, quantity, charge) =
                     row.ok_or(StoreError::NotFound)?;
+                // Under the order's lock: a request with the same key on any node
+                // waits here, then finds the first one's answer.
+                if let Some(i) = idempotency {
+                    if let Some(prev) =
+                        crate::sales::idempotent_in(&mut *conn, &i.user_id, &i.route, &i.key)
+                            .await?
+                    {
+                        out.push(Written::Refund(RefundOutcome::Replay(prev)));
+                        continue;
+                    }
+                }
                 let currency = Currency::try_from(currency.as_str())
                     .map_err(|_| corrupt("orders.currency"))?;
                 let remaining = total - refunded;
@@ -1254,6 +1268,24 @@ async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>
                             .await
                             .map_err(map_err)?;
                         }
+                        if let Some(i) = idempotency {
+                            // Another order's refund under the same key at once: the
+                            // primary key refuses it (422 idempotency_key_reused).
+                            sqlx::query(
+                                "INSERT INTO idempotency_keys (user_id, route, key, fingerprint, answer, order_id, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            )
+                            .bind(i.user_id.as_str())
+                            .bind(&i.route)
+                            .bind(&i.key)
+                            .bind(&i.fingerprint)
+                            .bind(i.answer.kind())
+                            .bind(i.answer.order_id().map(|o| o.as_str()))
+                            .bind(ts(*now))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(map_err)?;
+                        }
                         RefundOutcome::Refunded {
                             amount: Money::new(asked, currency),
                             whole,
@@ -1273,6 +1305,38 @@ async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>
                 .map_err(map_err)?
                 .rows_affected();
                 Written::Marked(n == 1)
+            }
+            Write::CancelEvent {
+                event,
+                message,
+                now,
+            } => {
+                // The UPDATE waits for every transaction that read the event row
+                // FOR SHARE to record a hold, order or payment (migration 0040).
+                let job = Job::EventCancelled {
+                    event_id: event.clone(),
+                };
+                let (exists, cancelled): (bool, bool) = sqlx::query_as(&format!(
+                    "WITH e AS (UPDATE events SET status = 'cancelled', updated_at = $2 \
+                         WHERE id = $1 AND status <> 'cancelled' RETURNING id), \
+                     src AS (SELECT $3::text AS message_id, $4::text AS payload, $2::timestamptz AS now FROM e), \
+                     {} \
+                     SELECT EXISTS (SELECT 1 FROM events WHERE id = $1), EXISTS (SELECT 1 FROM e)",
+                    enqueue_sql("src", "$5", "$6")
+                ))
+                .bind(event.as_str())
+                .bind(ts(*now))
+                .bind(message.as_str())
+                .bind(payload(&job)?)
+                .bind(job.topic())
+                .bind(consumers(&job))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if !exists {
+                    return Err(StoreError::NotFound);
+                }
+                Written::Marked(cancelled)
             }
             _ => return Err(corrupt("a refund run with another write")),
         });

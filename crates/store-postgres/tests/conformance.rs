@@ -155,3 +155,8 @@ async fn order_reads_are_not_held_to_a_generic_plan() {
         "reads by a list of ids on a generic plan: {held:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_event_sells_nothing_more() {
+    boxoffice_conformance::store::a_cancelled_event_sells_nothing_more(store().await).await;
+}

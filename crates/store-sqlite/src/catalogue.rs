@@ -7,7 +7,7 @@ use rusqlite::params;
 use time::OffsetDateTime;
 
 use crate::db::{ms, parse, OrStore};
-use crate::rows::{self, EVENT_COLUMNS, SEAT_COLUMNS, VENUE_COLUMNS};
+use crate::rows::{self, EVENT_COLUMNS, EVENT_READ_COLUMNS, SEAT_COLUMNS, VENUE_COLUMNS};
 use crate::SqliteStore;
 
 #[async_trait]
@@ -179,7 +179,7 @@ impl CatalogueStore for SqliteStore {
             .read(move |conn| {
                 rows::first(
                     conn,
-                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"),
+                    &format!("SELECT {EVENT_READ_COLUMNS} FROM events WHERE id = ?"),
                     [id],
                     |r| rows::event(conn, r),
                 )
@@ -192,7 +192,7 @@ impl CatalogueStore for SqliteStore {
             .read(move |conn| {
                 rows::all(
                     conn,
-                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE ? OR status <> 'draft' ORDER BY starts_at, id"),
+                    &format!("SELECT {EVENT_READ_COLUMNS} FROM events WHERE ? OR status <> 'draft' ORDER BY starts_at, id"),
                     [include_drafts],
                     |r| rows::event(conn, r),
                 )
@@ -208,13 +208,22 @@ impl CatalogueStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let id = id.as_str().to_owned();
         self.transaction(move |tx| {
+            // A cancelled event's status is final (cancelling is `Write::CancelEvent`).
             let n = tx
-                .prepare_cached("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
+                .prepare_cached(
+                    "UPDATE events SET status = ?, updated_at = ? WHERE id = ? AND cancelled_at IS NULL",
+                )
                 .db()?
                 .execute(params![status.as_str(), ms(now), id])
                 .db()?;
             if n == 0 {
-                return Err(StoreError::NotFound);
+                let exists = rows::scalar::<i64>(tx, "SELECT 1 FROM events WHERE id = ?", [&id])?;
+                return Err(match exists {
+                    Some(_) => StoreError::Conflict {
+                        constraint: "event_cancelled",
+                    },
+                    None => StoreError::NotFound,
+                });
             }
             Ok(())
         })

@@ -152,12 +152,16 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
             ("holds.id", "holds_pkey"),
             ("tickets.event_id", "tickets_seat"),
             ("orders.hold_id", "orders_live_hold"),
+            // The triggers of migration 0040 (RAISE: a trigger constraint).
+            ("event_cancelled", "event_cancelled"),
+            ("idempotency_keys.", "idempotency_keys"),
         ];
         let refused = matches!(
             f.extended_code,
             rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
                 | rusqlite::ffi::SQLITE_CONSTRAINT_CHECK
+                | rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
         );
         if f.code == ErrorCode::ConstraintViolation && refused {
             let constraint = named

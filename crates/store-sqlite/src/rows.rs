@@ -17,6 +17,13 @@ pub(crate) const EVENT_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
      max_tickets_per_customer";
+/// An event as read: a cancelled one (`cancelled_at`, migration 0040: the table's
+/// CHECK on `status` predates it) reads as `cancelled`.
+pub(crate) const EVENT_READ_COLUMNS: &str =
+    "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, \
+     CASE WHEN cancelled_at IS NULL THEN status ELSE 'cancelled' END AS status, \
+     hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
+     max_tickets_per_customer";
 pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";

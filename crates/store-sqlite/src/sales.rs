@@ -6,7 +6,7 @@ use boxoffice_domain::{
     Currency, EventId, Hold, HoldId, Money, Order, OrderId, RefundId, SeatId, UserId,
 };
 use boxoffice_ports::{
-    Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
+    CancelWork, Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
 };
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -123,6 +123,49 @@ impl SalesStore for SqliteStore {
     async fn refund(&self, id: &RefundId) -> Result<Option<RefundRecord>, StoreError> {
         let id = id.clone();
         self.db.read(move |conn| refund(conn, &id)).await
+    }
+
+    async fn cancel_work(
+        &self,
+        event: &EventId,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<CancelWork, StoreError> {
+        let event = event.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                let tx = conn.transaction().db()?;
+                let active_holds = rows::all(
+                    &tx,
+                    "SELECT id FROM holds WHERE event_id = ? AND status = 'active' AND expires_at > ? \
+                     ORDER BY id LIMIT ?",
+                    params![event, ms(now), limit as i64],
+                    |r| parse(HoldId::try_from(r.get::<_, String>(0).db()?), "holds.id"),
+                )?;
+                let paid_orders = rows::all(
+                    &tx,
+                    "SELECT id FROM orders WHERE event_id = ? AND status = 'paid' \
+                     AND amount > refunded_amount ORDER BY id LIMIT ?",
+                    params![event, limit as i64],
+                    |r| {
+                        OrderId::parse(&r.get::<_, String>(0).db()?)
+                            .ok_or_else(|| corrupt("orders.id"))
+                    },
+                )?;
+                let unsettled = rows::scalar::<i64>(
+                    &tx,
+                    "SELECT COUNT(*) FROM orders WHERE event_id = ? \
+                     AND status IN ('pending_payment', 'payment_unknown')",
+                    [&event],
+                )?
+                .unwrap_or(0);
+                Ok(CancelWork {
+                    active_holds,
+                    paid_orders,
+                    unsettled_orders: unsettled as u64,
+                })
+            })
+            .await
     }
 }
 

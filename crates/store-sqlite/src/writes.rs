@@ -164,9 +164,43 @@ fn apply(conn: &Connection, w: &Write) -> Result<Written, StoreError> {
             refund,
             order,
             amount,
+            idempotency,
             message,
             now,
-        } => refund_order(conn, refund, order, *amount, message, *now).map(Written::Refund),
+        } => {
+            // A key used before answers what it answered (the single writer makes
+            // the look-up and the refund one decision).
+            if let Some(i) = idempotency {
+                if let Some(prev) =
+                    crate::sales::idempotent_in(conn, &i.user_id, &i.route, &i.key)?
+                {
+                    return Ok(Written::Refund(RefundOutcome::Replay(prev)));
+                }
+            }
+            let out = refund_order(conn, refund, order, *amount, message, *now)?;
+            if let (Some(i), RefundOutcome::Refunded { .. }) = (idempotency, &out) {
+                exec(
+                    conn,
+                    "INSERT INTO idempotency_keys (user_id, route, key, fingerprint, answer, order_id, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    params![
+                        i.user_id.as_str(),
+                        i.route,
+                        i.key,
+                        i.fingerprint,
+                        i.answer.kind(),
+                        i.answer.order_id().map(|o| o.as_str()),
+                        ms(*now)
+                    ],
+                )?;
+            }
+            Ok(Written::Refund(out))
+        }
+        Write::CancelEvent {
+            event,
+            message,
+            now,
+        } => cancel_event(conn, event, message, *now).map(Written::Marked),
         Write::RefundSettled { refund, now, ack } => {
             let fresh = exec(
                 conn,
@@ -623,6 +657,41 @@ fn fail_payment(
         now,
     )?;
     Ok(FailOutcome::Failed { hold_until })
+}
+
+/// See [`Write::CancelEvent`]. The triggers of migration 0040 refuse, from this
+/// commit on, new holds, orders and payments of the event; the single writer puts
+/// every write either before the cancellation or after it.
+fn cancel_event(
+    conn: &Connection,
+    event: &EventId,
+    message: &MessageId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let n = exec(
+        conn,
+        "UPDATE events SET cancelled_at = ?1, updated_at = ?1 WHERE id = ?2 AND cancelled_at IS NULL",
+        params![ms(now), event.as_str()],
+    )?;
+    if n == 0 {
+        return match rows::scalar::<i64>(
+            conn,
+            "SELECT 1 FROM events WHERE id = ?",
+            [event.as_str()],
+        )? {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound),
+        };
+    }
+    enqueue(
+        conn,
+        message,
+        &Job::EventCancelled {
+            event_id: event.clone(),
+        },
+        now,
+    )?;
+    Ok(true)
 }
 
 /// See [`Write::Refund`]. The single writer makes the read and the update one

@@ -149,3 +149,9 @@ async fn refunds_race_and_free_what_they_sold() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::refunds_race_and_free_what_they_sold(s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_event_sells_nothing_more() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::a_cancelled_event_sells_nothing_more(s).await;
+}

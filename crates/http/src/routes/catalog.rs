@@ -116,7 +116,7 @@ async fn patch_event(
             EventStatus::parse(&st).ok_or_else(|| {
                 boxoffice_app::AppError::Invalid(ValidationError::new(
                     "status",
-                    "one of draft, on_sale, paused, ended",
+                    "one of draft, on_sale, paused, ended, cancelled",
                 ))
             })
         })

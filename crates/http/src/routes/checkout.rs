@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use boxoffice_app::{CheckoutAsk, RefundAsk};
-use boxoffice_domain::CheckoutAnswer;
+use boxoffice_domain::{CheckoutAnswer, ValidationError};
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
@@ -49,6 +49,15 @@ async fn checkout(
             json!({"order_id": order_id.as_str(), "status": "pending_payment"}),
             order_id,
         ),
+        // Kept under the refund route only: never a checkout's answer.
+        CheckoutAnswer::Refunded { .. } => {
+            tracing::error!("a refund's answer under a checkout key");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            ));
+        }
     };
     let mut res = (status, axum::Json(body)).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("/v1/orders/{order_id}")) {
@@ -95,6 +104,7 @@ async fn refund(
     State(s): State<HttpState>,
     Admin(who): Admin,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<axum::Json<OrderJson>, ApiError> {
     // An empty body is a whole refund, as `{}` is.
@@ -115,7 +125,17 @@ async fn refund(
             ),
         })?
     };
-    let o = s.app.refund_order(&who, &id, ask).await?;
+    // Optional: with it, a retried request is the same refund, not another one.
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            boxoffice_app::AppError::Invalid(ValidationError::new(
+                "Idempotency-Key",
+                "1 to 255 visible ASCII characters",
+            ))
+        })?),
+    };
+    let o = s.app.refund_order(&who, &id, ask, key).await?;
     Ok(axum::Json(views::order(&o)))
 }
 

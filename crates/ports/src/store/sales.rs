@@ -82,8 +82,11 @@ pub enum FailOutcome {
 }
 
 /// What the store decided of a refund request ([`Write::Refund`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundOutcome {
+    /// The request's idempotency key was used before: its stored answer, and
+    /// nothing refunded now.
+    Replay(Idempotent),
     /// Recorded: `amount` is refunded (the gateway's refund follows through the
     /// outbox); `whole` when the order is now refunded in full (its seats are sold no
     /// more, its tickets void).
@@ -108,6 +111,19 @@ pub struct RefundRecord {
     pub whole: bool,
     /// Whether the gateway confirmed it.
     pub settled: bool,
+}
+
+/// What is left to do for a cancelled event's job ([`SalesStore::cancel_work`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelWork {
+    /// Live holds (active, deadline not passed), up to the limit asked.
+    pub active_holds: Vec<HoldId>,
+    /// Orders paid and not refunded in full, up to the limit asked (a free order,
+    /// with nothing to refund, is not listed: it stays paid).
+    pub paid_orders: Vec<OrderId>,
+    /// How many orders still wait for their payment's outcome (`pending_payment`,
+    /// `payment_unknown`): each ends failed, or paid and then refunded.
+    pub unsettled_orders: u64,
 }
 
 /// One state transition, as the group-commit writer hands it to [`SalesStore::write`]
@@ -166,10 +182,28 @@ pub enum Write {
     /// `order.refunded` is queued. Refunded in full, the order becomes `refunded`,
     /// its seats are sold no more (`sold_seats` rows deleted, GA `sold` given back)
     /// and its tickets void. See [`RefundOutcome`] for what is refused.
+    ///
+    /// With `idempotency`, a key already stored for (user, route, key) answers
+    /// [`RefundOutcome::Replay`] and refunds nothing (decided under the order's lock,
+    /// so two requests with one key at once refund once); a refund decided keeps
+    /// the key and its answer in the same transaction (refusals are not kept).
     Refund {
         refund: RefundId,
         order: OrderId,
         amount: Option<i64>,
+        idempotency: Option<Box<Idempotent>>,
+        message: MessageId,
+        now: OffsetDateTime,
+    },
+    /// Cancels an event (issue 8): its status becomes `cancelled` for good and
+    /// `event.cancelled` is queued, in one transaction; [`Written::Marked`] is false
+    /// (and nothing is queued) if it was cancelled already, `NotFound` for no such
+    /// event. From this commit on the store refuses, on any node, a new hold
+    /// (`Conflict { constraint: "event_cancelled" }`), a checkout's order and an
+    /// order's payment on the event: a write racing the cancellation either
+    /// committed before it (and the cancellation job sees it) or is refused.
+    CancelEvent {
+        event: EventId,
         message: MessageId,
         now: OffsetDateTime,
     },
@@ -271,6 +305,12 @@ impl Write {
                 Job::OrderRefunded {
                     order_id: order.clone(),
                     refund_id: refund.clone(),
+                },
+            )),
+            (Write::CancelEvent { event, message, .. }, Written::Marked(true)) => Some((
+                message.clone(),
+                Job::EventCancelled {
+                    event_id: event.clone(),
                 },
             )),
             _ => None,
@@ -406,4 +446,13 @@ pub trait SalesStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// A refund, for the payment worker that moves its money at the gateway.
     async fn refund(&self, id: &RefundId) -> Result<Option<RefundRecord>, StoreError>;
+
+    /// The next batch of a cancelled event's work: up to `limit` live holds and
+    /// `limit` paid orders, oldest first, and the count of unsettled orders.
+    async fn cancel_work(
+        &self,
+        event: &EventId,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<CancelWork, StoreError>;
 }

@@ -5,6 +5,7 @@
 mod faulty_engine;
 mod helpers;
 
+mod cancellation;
 mod catalog;
 mod checkout;
 mod cli;

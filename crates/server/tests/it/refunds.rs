@@ -380,3 +380,70 @@ async fn a_refund_racing_new_holds_never_double_sells() {
         "three sales kept, three refunded: {charges:?}"
     );
 }
+
+/// A partial refund sent twice is two refunds (each request is a refund of its
+/// own), so a client that retries one sends an `Idempotency-Key`: the same key
+/// refunds once, however many times and however at once it comes, and answers the
+/// order as it stands; the same key with another amount is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partial_refund_retried_under_its_idempotency_key_is_one_refund() {
+    let app = TestApp::spawn().await;
+    let sale = app.sale(1, 6, 10, 300, 4).await;
+    let (_, o) = paid_order(&app, &sale.id, &[&sale.seats[0], &sale.seats[1]]).await;
+    let order = o["id"].as_str().unwrap().to_owned();
+    let keyed = |key: &'static str, amount: i64| {
+        let (app, order) = (&app, order.clone());
+        async move {
+            let res = app
+                .client
+                .post(app.url(&format!("/v1/orders/{order}/refund")))
+                .bearer_auth(&app.admin)
+                .header("Idempotency-Key", key)
+                .json(&json!({"amount": {"amount": amount, "currency": "EUR"}}))
+                .send()
+                .await
+                .expect("request sent");
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // Eight identical requests at once: one refund of 500.
+    let answers = futures::future::join_all((0..8).map(|_| keyed("refund-1", 500))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["refunded"]["amount"], 500, "{body}");
+        assert_eq!(body["status"], "paid", "{body}");
+    }
+    // Later, the same again: the same refund, the order as it stands.
+    let (status, body) = keyed("refund-1", 500).await;
+    assert_eq!((status, &body["refunded"]["amount"]), (200, &json!(500)));
+    // The same key for another request: refused, nothing refunded.
+    let (status, body) = keyed("refund-1", 700).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "idempotency_key_reused", "{body}");
+    // A bad key is a 422, not a refund.
+    let (status, body) = keyed("has space", 100).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "Idempotency-Key", "{body}");
+
+    // Without a key, two identical requests are two refunds (as documented).
+    for _ in 0..2 {
+        let r = refund(
+            &app,
+            &app.admin,
+            &order,
+            json!({"amount": {"amount": 500, "currency": "EUR"}}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    // Another key: another refund, whose repeat is the same one.
+    let (status, body) = keyed("refund-2", 1000).await;
+    assert_eq!((status, &body["refunded"]["amount"]), (200, &json!(2500)));
+    let (status, body) = keyed("refund-2", 1000).await;
+    assert_eq!((status, &body["refunded"]["amount"]), (200, &json!(2500)));
+
+    // The gateway made exactly four refunds: 500 (keyed), 500, 500, 1000.
+    assert_eq!(gateway_refunded(&app, &order, 2500).await, 4);
+}
