@@ -294,3 +294,49 @@ async fn loaders_at_once_do_not_refuse_each_other() {
         ));
     }
 }
+
+/// The waiting room on Redis (single and cluster), on the suite's manual clock.
+mod room {
+    use super::*;
+    use boxoffice_ports::{ManualClock, WaitingRoom};
+
+    async fn room(urls: &str) -> (Arc<dyn WaitingRoom>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        let engine = connect(urls).await.with_test_clock(clock.clone());
+        (Arc::new(engine.waiting_room()), clock)
+    }
+
+    macro_rules! room_suite {
+        ($modname:ident, $urls:expr) => {
+            mod $modname {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn joins_are_numbered_once_and_densely() {
+                    boxoffice_conformance::room::joins_are_numbered_once_and_densely(
+                        room(&$urls).await.0,
+                    )
+                    .await;
+                }
+
+                #[tokio::test]
+                async fn the_pre_queue_is_drawn_once() {
+                    boxoffice_conformance::room::the_pre_queue_is_drawn_once(room(&$urls).await.0)
+                        .await;
+                }
+
+                #[tokio::test]
+                async fn admits_at_the_rate_within_the_capacity() {
+                    let (room, clock) = room(&$urls).await;
+                    boxoffice_conformance::room::admits_at_the_rate_within_the_capacity(
+                        room, clock,
+                    )
+                    .await;
+                }
+            }
+        };
+    }
+
+    room_suite!(single, single_url());
+    room_suite!(cluster, cluster_urls());
+}
