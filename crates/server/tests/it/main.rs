@@ -24,3 +24,4 @@ mod refunds;
 mod restart;
 mod security;
 mod stripe;
+mod waiting_room;
