@@ -6,6 +6,8 @@
 --   KEYS[2] joins    hash: customer (16 bytes of ulid) -> join number; the only
 --                    per-joiner memory
 --   KEYS[3] sessions sorted set: admitted rank scored by its session's end (ms)
+-- The three keys expire a week (real time) after the room was last asked anything
+-- but a session check: a finished sale's queue does not stay in Redis for ever.
 -- ARGV[1] op; ARGV[2] the clock as engine.lua's ("+<ms>": Redis's TIME shifted,
 -- "=<ms>": a test's clock). join/state: ARGV[3] interval ms, ARGV[4] max active
 -- (0: no cap), ARGV[5] session ms, ARGV[6] "1" when the sale runs, ARGV[7] seed,
@@ -65,6 +67,12 @@ local function advance()
   redis.call("HSET", room, "served", int(served), "next", int(next_ms))
 end
 
+local function keep()
+  for _, k in ipairs({room, joins, sessions}) do
+    redis.call("PEXPIRE", k, 604800000)
+  end
+end
+
 local function state()
   local r = redis.call("HMGET", room, "joined", "drawn", "plen", "seed", "served", "next")
   return {r[1] or "0", r[2] or "0", r[3] or "0", r[4] or "0", r[5] or "0", r[6] or int(now), int(now)}
@@ -80,12 +88,14 @@ if op == "join" then
     new = "1"
     advance()
   end
+  keep()
   local out = state()
   out[#out + 1] = number
   out[#out + 1] = new
   return out
 elseif op == "state" then
   advance()
+  keep()
   return state()
 elseif op == "session" then
   local s = redis.call("ZSCORE", sessions, ARGV[3])

@@ -340,3 +340,39 @@ mod room {
     room_suite!(single, single_url());
     room_suite!(cluster, cluster_urls());
 }
+
+/// A room's keys expire a week after its last use, so a finished sale's queue does
+/// not stay in Redis for ever.
+#[tokio::test]
+async fn a_rooms_keys_expire_a_week_after_its_last_use() {
+    use boxoffice_domain::{EventId, UserId};
+    use boxoffice_ports::{RoomParams, WaitingRoom};
+    let prefix = format!("test:{}:", ulid::Ulid::new());
+    let engine = RedisHoldEngine::connect(&single_url(), &prefix)
+        .await
+        .unwrap();
+    let room = engine.waiting_room();
+    let event = EventId::new();
+    let params = RoomParams {
+        admission_interval_ms: 1000,
+        max_active: None,
+        session_ms: 60_000,
+        started: true,
+        seed: 1,
+    };
+    room.join(&event, &UserId::new(), &params).await.unwrap();
+    let mut c = redis::Client::open(single_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let week = 7 * 24 * 3600 * 1000;
+    for k in ["room", "room:joins", "room:sessions"] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("{prefix}{{{event}}}:{k}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(ttl > week - 60_000 && ttl <= week, "{k}: {ttl}");
+    }
+}
