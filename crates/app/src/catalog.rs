@@ -164,6 +164,34 @@ impl App {
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
+    /// Sets or (with `None`) removes the event's waiting room. Turning it on takes
+    /// effect for holds at once (every node within `catalog_refresh`); the queue
+    /// itself (joins, counters) is kept when the settings change.
+    pub async fn set_event_waiting_room(
+        &self,
+        who: &Principal,
+        id: &str,
+        room: Option<boxoffice_domain::WaitingRoomSettings>,
+    ) -> Result<EventRecord, AppError> {
+        who.require_admin()?;
+        if let Some(r) = &room {
+            r.validate()?;
+        }
+        let room = room.map(|mut r| {
+            r.pre_queue_opens_at = r
+                .pre_queue_opens_at
+                .map(boxoffice_domain::time::truncate_to_millis);
+            r
+        });
+        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
+        self.store
+            .set_event_waiting_room(&id, room.as_ref(), self.clock.now())
+            .await?;
+        self.catalog.events.write().remove(&id);
+        tracing::info!(event = %id, ?room, "event's waiting room changed");
+        self.store.event(&id).await?.ok_or(AppError::NotFound)
+    }
+
     /// Events, soonest first. Drafts only for those who may see them.
     pub async fn events(&self, who: Option<&Principal>) -> Result<Vec<EventRecord>, AppError> {
         let admin = crate::permissions::may_see_drafts(who);

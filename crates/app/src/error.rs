@@ -37,6 +37,20 @@ pub enum AppError {
     /// The event's per-buyer cap (`max_tickets_per_customer`) would be exceeded.
     #[error("this would take you over the event's limit of {limit} tickets per customer")]
     CustomerLimitReached { limit: u32 },
+    /// The event's waiting room is on and this hold has no valid admission.
+    #[error("admission required: {why}")]
+    AdmissionRequired { why: &'static str },
+    #[error("this event has no waiting room")]
+    NoWaitingRoom,
+    #[error("the queue of this event is not open (before its pre-queue, or after the sale)")]
+    QueueNotOpen,
+    /// Joining needs a proof of work: fetch a challenge and solve it.
+    #[error("joining this queue needs a solved challenge (difficulty {difficulty})")]
+    ChallengeRequired { difficulty: u8 },
+    #[error("the challenge's solution was refused: {why}")]
+    ChallengeFailed { why: &'static str },
+    #[error("the challenge has expired: fetch a new one")]
+    ChallengeExpired,
     #[error("the hold has expired")]
     HoldExpired,
     #[error("the hold has been taken to checkout")]

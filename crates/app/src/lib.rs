@@ -19,9 +19,10 @@ pub mod permissions;
 pub mod refunds;
 pub mod resilience;
 mod sealing;
+pub mod waiting_room;
 pub mod workers;
 
-use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store};
+use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store, WaitingRoom};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -33,6 +34,7 @@ pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};
 pub use identity::{IssuedTokens, Principal, Tokens};
 pub use payments::{Attempt, Reconciled};
 pub use refunds::{RefundAsk, RefundAttempt};
+pub use waiting_room::{Challenge, JoinAsk, QueueState, QueueView};
 
 /// The adapters the use cases run on, chosen by the server.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct Ports {
     pub queue: Arc<dyn JobQueue>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub mailer: Arc<dyn Mailer>,
+    /// The virtual waiting room's queue (in process, or Redis).
+    pub room: Arc<dyn WaitingRoom>,
 }
 
 /// Tunables of the use cases, from the server's config.
@@ -152,6 +156,9 @@ pub struct App {
     /// Brings the engine to what the store committed (and repairs it when it fails
     /// right after a commit).
     pub(crate) follower: engine_sync::Follower,
+    pub(crate) room: Arc<dyn WaitingRoom>,
+    /// Signs queue ids, challenges and admission tokens.
+    pub(crate) room_keys: waiting_room::RoomKeys,
 }
 
 impl App {
@@ -159,6 +166,8 @@ impl App {
         let jobs_ready = watch::channel(0).0;
         Self {
             sealer: sealing::Sealer::new(&token_key),
+            room_keys: waiting_room::RoomKeys::new(&token_key),
+            room: ports.room,
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::default(),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),

@@ -3,4 +3,5 @@
 //! same suite, so "embedded" and "distributed" cannot drift apart.
 
 pub mod engine;
+pub mod room;
 pub mod store;

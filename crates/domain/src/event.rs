@@ -110,6 +110,8 @@ pub struct Event {
     /// Most seats and GA units one customer may have at once across the event's
     /// live holds and pending or paid orders (none: no cap). The store enforces it.
     pub max_tickets_per_customer: Option<u32>,
+    /// The virtual waiting room in front of the hold endpoint (none: never set).
+    pub waiting_room: Option<crate::WaitingRoomSettings>,
     pub currency: Currency,
     pub tiers: Vec<PriceTier>,
     pub ga_tiers: Vec<GaTier>,
@@ -122,6 +124,11 @@ impl Event {
         self.status == EventStatus::OnSale
             && self.sale_starts_at.is_none_or(|t| now >= t)
             && self.sale_ends_at.is_none_or(|t| now < t)
+    }
+
+    /// The waiting room, when it is on.
+    pub fn room(&self) -> Option<&crate::WaitingRoomSettings> {
+        self.waiting_room.as_ref().filter(|r| r.enabled)
     }
 
     pub fn ga_tier(&self, id: &TierId) -> Option<(usize, &GaTier)> {
@@ -151,6 +158,8 @@ pub struct NewEvent {
     pub max_tickets_per_order: Option<u32>,
     #[serde(default)]
     pub max_tickets_per_customer: Option<u32>,
+    #[serde(default)]
+    pub waiting_room: Option<crate::WaitingRoomSettings>,
     #[serde(default)]
     pub tiers: Vec<NewTier>,
     #[serde(default)]
@@ -221,6 +230,9 @@ impl NewEvent {
             ));
         }
         check_max_tickets_per_customer(self.max_tickets_per_customer)?;
+        if let Some(room) = &self.waiting_room {
+            room.validate()?;
+        }
         if let (Some(a), Some(b)) = (self.sale_starts_at, self.sale_ends_at) {
             if a >= b {
                 return Err(ValidationError::new(
@@ -327,6 +339,10 @@ impl NewEvent {
             hold_ttl_seconds: ttl,
             max_tickets_per_order: max,
             max_tickets_per_customer: self.max_tickets_per_customer,
+            waiting_room: self.waiting_room.clone().map(|mut r| {
+                r.pre_queue_opens_at = r.pre_queue_opens_at.map(crate::time::truncate_to_millis);
+                r
+            }),
             currency: currency.unwrap_or(Currency::EUR),
             tiers,
             ga_tiers,

@@ -13,6 +13,7 @@ pub mod order;
 pub mod time;
 pub mod user;
 pub mod venue;
+pub mod waiting_room;
 
 pub use event::{check_max_tickets_per_customer, Event, EventStatus, GaTier, NewEvent, PriceTier};
 pub use hold::{Hold, HoldSelection, HoldStatus};
@@ -26,6 +27,7 @@ pub use order::{
 pub use time::Millis;
 pub use user::{Email, Password, Role, User};
 pub use venue::{Seat, Venue, VenueSpec};
+pub use waiting_room::{lottery_rank, WaitingRoomSettings};
 
 /// A rule broken by input: which field, and why. Maps to 422 `invalid_request`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,7 +10,9 @@
 //! differently: it is the reference engine the conformance suite checks others with.
 
 pub mod limits;
+pub mod room;
 pub use limits::GovernorLimiter;
+pub use room::MemoryWaitingRoom;
 
 use async_trait::async_trait;
 use boxoffice_domain::{EventId, EventInventory, HoldId, HoldItems, HoldRejection, Millis};

@@ -506,3 +506,147 @@ impl boxoffice_ports::RateLimiter for RedisRateLimiter {
         Ok((wait >= 0).then(|| std::time::Duration::from_micros(wait as u64)))
     }
 }
+
+/// The distributed waiting room (`room.lua`): one event's counters, joins and
+/// sessions under the event's hash tag (one cluster slot), decided in one script per
+/// call, on Redis's clock (a test's, when the engine has one). Shares the engine's
+/// connection, prefix and clock.
+pub struct RedisWaitingRoom {
+    engine: RedisHoldEngine,
+    script: Script,
+}
+
+impl fmt::Debug for RedisWaitingRoom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisWaitingRoom")
+            .field("prefix", &self.engine.prefix)
+            .finish()
+    }
+}
+
+impl RedisHoldEngine {
+    /// The waiting room on this engine's Redis.
+    pub fn waiting_room(&self) -> RedisWaitingRoom {
+        RedisWaitingRoom {
+            engine: RedisHoldEngine {
+                conn: self.conn.clone(),
+                prefix: self.prefix.clone(),
+                script: self.script.clone(),
+                test_clock: self.test_clock.clone(),
+            },
+            script: Script::new(include_str!("room.lua")),
+        }
+    }
+}
+
+/// A customer as the joins hash keys them: their id's 16 ulid bytes.
+fn customer_field(c: &boxoffice_domain::UserId) -> Vec<u8> {
+    let s = c.as_str();
+    let ulid = s.rsplit('_').next().unwrap_or(s);
+    match ulid::Ulid::from_string(&ulid.to_uppercase()) {
+        Ok(u) => u.to_bytes().to_vec(),
+        Err(_) => s.as_bytes().to_vec(),
+    }
+}
+
+fn room_args(p: &boxoffice_ports::RoomParams) -> Vec<Vec<u8>> {
+    [
+        p.admission_interval_ms.to_string(),
+        p.max_active.unwrap_or(0).to_string(),
+        p.session_ms.to_string(),
+        if p.started { "1" } else { "0" }.to_owned(),
+        p.seed.to_string(),
+    ]
+    .map(String::into_bytes)
+    .into()
+}
+
+fn room_state(out: &[String]) -> Result<boxoffice_ports::RoomState, EngineError> {
+    let [joined, drawn, plen, seed, served, next, now, ..] = out else {
+        return Err(down(anyhow::anyhow!("unexpected room reply {out:?}")));
+    };
+    Ok(boxoffice_ports::RoomState {
+        joined: num(joined)?,
+        draw: (drawn == "1")
+            .then(|| -> Result<_, EngineError> {
+                Ok(boxoffice_ports::Draw {
+                    pre_queue_len: num(plen)?,
+                    seed: num(seed)?,
+                })
+            })
+            .transpose()?,
+        served: num(served)?,
+        next_admission_ms: num(next)?,
+        now_ms: num(now)?,
+    })
+}
+
+impl RedisWaitingRoom {
+    async fn run(
+        &self,
+        ev: &EventId,
+        op: &str,
+        args: Vec<Vec<u8>>,
+    ) -> Result<Vec<String>, EngineError> {
+        let tag = format!("{}{{{}}}", self.engine.prefix, ev);
+        let mut inv = self.script.prepare_invoke();
+        for k in ["room", "room:joins", "room:sessions"] {
+            inv.key(format!("{tag}:{k}"));
+        }
+        inv.arg(op).arg(self.engine.clock_arg());
+        for a in args {
+            inv.arg(a);
+        }
+        let v: Value = match self.engine.conn.clone() {
+            Conn::Single(mut c) => inv.invoke_async(&mut c).await,
+            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await,
+        }
+        .map_err(down)?;
+        texts(v)
+    }
+}
+
+#[async_trait]
+impl boxoffice_ports::WaitingRoom for RedisWaitingRoom {
+    async fn join(
+        &self,
+        event: &EventId,
+        customer: &boxoffice_domain::UserId,
+        params: &boxoffice_ports::RoomParams,
+    ) -> Result<boxoffice_ports::Joined, EngineError> {
+        let mut args = room_args(params);
+        args.push(customer_field(customer));
+        let out = self.run(event, "join", args).await?;
+        let (number, new) = match out.as_slice() {
+            [.., number, new] if out.len() == 9 => (num(number)?, new == "1"),
+            _ => return Err(down(anyhow::anyhow!("unexpected join reply {out:?}"))),
+        };
+        Ok(boxoffice_ports::Joined {
+            number,
+            new,
+            state: room_state(&out)?,
+        })
+    }
+
+    async fn state(
+        &self,
+        event: &EventId,
+        params: &boxoffice_ports::RoomParams,
+    ) -> Result<boxoffice_ports::RoomState, EngineError> {
+        room_state(&self.run(event, "state", room_args(params)).await?)
+    }
+
+    async fn session(&self, event: &EventId, rank: u64) -> Result<Option<i64>, EngineError> {
+        let out = self
+            .run(event, "session", vec![rank.to_string().into_bytes()])
+            .await?;
+        out.first().map(|s| num(s)).transpose()
+    }
+
+    async fn leave(&self, event: &EventId, rank: u64) -> Result<bool, EngineError> {
+        let out = self
+            .run(event, "leave", vec![rank.to_string().into_bytes()])
+            .await?;
+        Ok(out.first().is_some_and(|s| s == "1"))
+    }
+}

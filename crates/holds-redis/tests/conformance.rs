@@ -294,3 +294,85 @@ async fn loaders_at_once_do_not_refuse_each_other() {
         ));
     }
 }
+
+/// The waiting room on Redis (single and cluster), on the suite's manual clock.
+mod room {
+    use super::*;
+    use boxoffice_ports::{ManualClock, WaitingRoom};
+
+    async fn room(urls: &str) -> (Arc<dyn WaitingRoom>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        let engine = connect(urls).await.with_test_clock(clock.clone());
+        (Arc::new(engine.waiting_room()), clock)
+    }
+
+    macro_rules! room_suite {
+        ($modname:ident, $urls:expr) => {
+            mod $modname {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn joins_are_numbered_once_and_densely() {
+                    boxoffice_conformance::room::joins_are_numbered_once_and_densely(
+                        room(&$urls).await.0,
+                    )
+                    .await;
+                }
+
+                #[tokio::test]
+                async fn the_pre_queue_is_drawn_once() {
+                    boxoffice_conformance::room::the_pre_queue_is_drawn_once(room(&$urls).await.0)
+                        .await;
+                }
+
+                #[tokio::test]
+                async fn admits_at_the_rate_within_the_capacity() {
+                    let (room, clock) = room(&$urls).await;
+                    boxoffice_conformance::room::admits_at_the_rate_within_the_capacity(
+                        room, clock,
+                    )
+                    .await;
+                }
+            }
+        };
+    }
+
+    room_suite!(single, single_url());
+    room_suite!(cluster, cluster_urls());
+}
+
+/// A room's keys expire a week after its last use, so a finished sale's queue does
+/// not stay in Redis for ever.
+#[tokio::test]
+async fn a_rooms_keys_expire_a_week_after_its_last_use() {
+    use boxoffice_domain::{EventId, UserId};
+    use boxoffice_ports::{RoomParams, WaitingRoom};
+    let prefix = format!("test:{}:", ulid::Ulid::new());
+    let engine = RedisHoldEngine::connect(&single_url(), &prefix)
+        .await
+        .unwrap();
+    let room = engine.waiting_room();
+    let event = EventId::new();
+    let params = RoomParams {
+        admission_interval_ms: 1000,
+        max_active: None,
+        session_ms: 60_000,
+        started: true,
+        seed: 1,
+    };
+    room.join(&event, &UserId::new(), &params).await.unwrap();
+    let mut c = redis::Client::open(single_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let week = 7 * 24 * 3600 * 1000;
+    for k in ["room", "room:joins", "room:sessions"] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("{prefix}{{{event}}}:{k}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(ttl > week - 60_000 && ttl <= week, "{k}: {ttl}");
+    }
+}

@@ -74,6 +74,19 @@ impl From<AppError> for ApiError {
             AppError::CustomerLimitReached { limit } => {
                 ApiError::new(S::CONFLICT, "customer_limit_reached", msg).with("limit", limit)
             }
+            AppError::AdmissionRequired { .. } => {
+                ApiError::new(S::FORBIDDEN, "admission_required", msg)
+            }
+            AppError::NoWaitingRoom => ApiError::new(S::CONFLICT, "no_waiting_room", msg),
+            AppError::QueueNotOpen => ApiError::new(S::CONFLICT, "queue_not_open", msg),
+            AppError::ChallengeRequired { difficulty } => {
+                ApiError::new(S::FORBIDDEN, "challenge_required", msg)
+                    .with("difficulty", difficulty)
+            }
+            AppError::ChallengeFailed { .. } => {
+                ApiError::new(S::FORBIDDEN, "challenge_failed", msg)
+            }
+            AppError::ChallengeExpired => ApiError::new(S::FORBIDDEN, "challenge_expired", msg),
             AppError::HoldExpired => ApiError::new(S::GONE, "hold_expired", msg),
             AppError::HoldConverted => ApiError::new(S::CONFLICT, "hold_converted", msg),
             AppError::InvalidTransition { from, to } => {

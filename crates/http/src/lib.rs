@@ -87,6 +87,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::identity::router())
         .merge(routes::catalog::router(&limits))
         .merge(routes::holds::router())
+        .merge(routes::queue::router())
         .merge(routes::checkout::router(test_gateway))
         .merge(routes::ops::router())
         .fallback(|| async { ApiError::not_found() })

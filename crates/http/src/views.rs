@@ -74,6 +74,8 @@ pub struct EventView<'a> {
     pub max_tickets_per_order: u32,
     /// `null`: no per-buyer cap.
     pub max_tickets_per_customer: Option<u32>,
+    /// `null`: no waiting room was ever set.
+    pub waiting_room: Option<&'a boxoffice_domain::WaitingRoomSettings>,
     pub currency: String,
     pub seat_count: u32,
     pub tiers: Vec<TierView<'a>>,
@@ -95,6 +97,7 @@ pub fn event(r: &EventRecord) -> EventView<'_> {
         hold_ttl_seconds: e.hold_ttl_seconds,
         max_tickets_per_order: e.max_tickets_per_order,
         max_tickets_per_customer: e.max_tickets_per_customer,
+        waiting_room: e.waiting_room.as_ref(),
         currency: e.currency.to_string(),
         seat_count: r.seat_count,
         tiers: e.tiers.iter().map(tier).collect(),

@@ -14,11 +14,13 @@
 //! binary exit non-zero.
 
 mod prom;
+pub mod queue;
 mod schedule;
 mod server;
 mod stats;
 
 pub use prom::{sum_series, STORE_COMMITS};
+pub use queue::{run_queue, QueueConfig, QueueReport};
 pub use schedule::OpenLoop;
 pub use server::{listener_pids, ServerProcess, ServerResources};
 pub use stats::Step;
@@ -43,6 +45,8 @@ pub enum Mode {
     Holds,
     /// Seat-map reads.
     Seatmap,
+    /// Joins to an event's waiting room, then its admissions (`queue.rs`).
+    Queue,
 }
 
 #[derive(Debug, Clone)]
@@ -773,6 +777,8 @@ async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
             }
             Mode::Holds => hold_and_release(&s, w, &mut rng, from, &mut out.stats).await,
             Mode::Seatmap => read_seat_map(&s, w, from, &mut out.stats).await,
+            // Run by `queue::run_queue`, never by these workers.
+            Mode::Queue => break,
         }
     }
     for wait in waits {
@@ -846,6 +852,9 @@ pub(crate) fn sale_clocks(
 
 /// Runs the configured mode and returns its report (the audit included for sales).
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
+    if cfg.mode == Mode::Queue {
+        bail!("the queue mode runs with run_queue");
+    }
     let t = Arc::new(
         Target::connect(
             &cfg.targets,

@@ -1,8 +1,8 @@
-//! `boxoffice-loadgen <sale|holds|seatmap> --target URL[,URL...] …`: drives running
+//! `boxoffice-loadgen <sale|holds|seatmap|queue> --target URL[,URL...] …`: drives running
 //! servers through a flash sale; writes a JSON report (and a markdown table beside
 //! it); exits non-zero if the final audit finds anything wrong.
 
-use boxoffice_loadgen::{run, Config, Mode};
+use boxoffice_loadgen::{run, run_queue, Config, Mode, QueueConfig};
 use clap::Parser;
 use std::io::Write;
 use std::time::Duration;
@@ -60,6 +60,32 @@ struct Cli {
     /// port of a target on this machine.
     #[arg(long, value_name = "PID", value_delimiter = ',')]
     server_pid: Vec<u32>,
+    /// `queue`: customers joining the waiting room.
+    #[arg(long, default_value_t = 10_000)]
+    joins: usize,
+    /// `queue`: the room's admissions a minute.
+    #[arg(long, default_value_t = 6_000)]
+    admission_per_minute: u32,
+    /// `queue`: most shoppers inside at once (default: no cap).
+    #[arg(long)]
+    max_active_shoppers: Option<u32>,
+    /// `queue`: a shopper's session, seconds.
+    #[arg(long, default_value_t = 600)]
+    session_seconds: u32,
+    /// `queue`: proof-of-work bits per join (0: none).
+    #[arg(long, default_value_t = 0)]
+    challenge_difficulty: u8,
+    /// `queue`: the server's BOXOFFICE_SECRET_KEY, to sign the simulated customers'
+    /// tokens here instead of registering each (argon2 makes a million
+    /// registrations take hours).
+    #[arg(long, env = "BOXOFFICE_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// `queue`: the room's Redis (`redis://host:port`), to measure its memory.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// `queue`: how many queued users to check for fairness.
+    #[arg(long, default_value_t = 2_000)]
+    fairness_sample: usize,
     /// Where to write the JSON report (a markdown table goes beside it, `.md`).
     #[arg(long)]
     report: Option<std::path::PathBuf>,
@@ -77,6 +103,38 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let c = Cli::parse();
+    if c.mode == Mode::Queue {
+        let report = run_queue(QueueConfig {
+            targets: c.target,
+            admin_email: c.admin_email,
+            admin_password: c.admin_password,
+            joins: c.joins,
+            connections: c.connections,
+            admission_per_minute: c.admission_per_minute,
+            max_active_shoppers: c.max_active_shoppers,
+            session_seconds: c.session_seconds,
+            challenge_difficulty: c.challenge_difficulty,
+            duration: Duration::from_secs(c.duration),
+            secret_key: c.secret_key,
+            redis_url: c.redis_url,
+            fairness_sample: c.fairness_sample,
+            server_pids: c.server_pid,
+        })
+        .await?;
+        let md = report.markdown();
+        if let Some(path) = c.report {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+            std::fs::write(path.with_extension("md"), &md)?;
+        }
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(format!("{md}\n").as_bytes());
+        if !report.passed {
+            eprintln!("queue run failed: {:?}", report.failures);
+            std::process::exit(2);
+        }
+        return Ok(());
+    }
     let ga_capacity = c.ga_capacity.unwrap_or(c.seats / 20);
     let ga_share = c
         .ga_share

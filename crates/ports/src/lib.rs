@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mail;
 pub mod queue;
 pub mod store;
+pub mod waiting_room;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{EngineError, HoldEngine, HoldRequest, InventorySnapshot, SeatMap, SnapshotHold};
@@ -26,3 +27,4 @@ pub use store::{
     Idempotent, IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome, RefundRecord,
     ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory, Write, Written,
 };
+pub use waiting_room::{Draw, Joined, RoomParams, RoomState, WaitingRoom};

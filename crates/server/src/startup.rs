@@ -16,7 +16,7 @@ use boxoffice_http::HttpLimits;
 use boxoffice_mail::{FileMailer, SmtpMailer};
 use boxoffice_payments::{FakeStripe, FakeStripeConfig, StripeGateway, TEST_SECRET_KEY};
 use boxoffice_ports::{Clock, HoldEngine, Mailer, PaymentGateway, Store, SystemClock};
-use boxoffice_ports::{JobQueue, LimitClass, Quota, RateLimiter};
+use boxoffice_ports::{JobQueue, LimitClass, Quota, RateLimiter, WaitingRoom};
 use boxoffice_store_postgres::PgStore;
 use boxoffice_store_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
@@ -201,12 +201,19 @@ impl Application {
         ];
         // The rate limiter lives where the engine does: in process, or in Redis
         // (shared by every node, on the engine's clock).
-        let (engine, limiter): (Arc<dyn HoldEngine>, Arc<dyn RateLimiter>) = match &backends.engine
-        {
+        // So does the waiting room's queue.
+        let (engine, limiter, room): (
+            Arc<dyn HoldEngine>,
+            Arc<dyn RateLimiter>,
+            Arc<dyn WaitingRoom>,
+        ) = match &backends.engine {
             EngineBackend::InProcess => (
                 Arc::new(MemoryHoldEngine::new()),
                 Arc::new(boxoffice_holds_memory::GovernorLimiter::new(
                     &quotas,
+                    clock.clone(),
+                )),
+                Arc::new(boxoffice_holds_memory::MemoryWaitingRoom::new(
                     clock.clone(),
                 )),
             ),
@@ -219,7 +226,8 @@ impl Application {
                     None => redis,
                 };
                 let limiter = Arc::new(redis.rate_limiter(&quotas));
-                (Arc::new(redis), limiter)
+                let room = Arc::new(redis.waiting_room());
+                (Arc::new(redis), limiter, room)
             }
         };
         let engine = match wrap {
@@ -335,6 +343,7 @@ impl Application {
             queue,
             gateway,
             mailer,
+            room,
         };
         let app = Arc::new(App::new(ports, token_key, settings));
 

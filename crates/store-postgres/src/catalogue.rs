@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use boxoffice_domain::{
     event::EventSeat, Event, EventId, EventStatus, GaTier, PriceTier, Seat, Venue, VenueId,
+    WaitingRoomSettings,
 };
 use boxoffice_ports::{CatalogueStore, EventRecord, LayoutSeat, StoreError};
 use time::OffsetDateTime;
@@ -82,8 +83,8 @@ impl CatalogueStore for PgStore {
             "WITH e AS ( \
                  INSERT INTO events (id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
                      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, updated_at, \
-                     max_tickets_per_customer) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25)), \
+                     max_tickets_per_customer, waiting_room) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25, $26)), \
              t AS ( \
                  INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) \
                  SELECT t.id, $1, t.n - 1, t.name, t.amount, t.currency, \
@@ -124,6 +125,7 @@ impl CatalogueStore for PgStore {
         .bind(seats.iter().map(|s| s.seat_id.as_str()).collect::<Vec<_>>())
         .bind(seats.iter().map(|s| s.tier_id.as_str()).collect::<Vec<_>>())
         .bind(event.max_tickets_per_customer.map(|c| c as i32))
+        .bind(crate::rows::room_json(event.waiting_room.as_ref())?)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -187,6 +189,27 @@ impl CatalogueStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
+        count_commit();
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_event_waiting_room(
+        &self,
+        id: &EventId,
+        room: Option<&WaitingRoomSettings>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE events SET waiting_room = $1, updated_at = $2 WHERE id = $3")
+                .bind(crate::rows::room_json(room)?)
+                .bind(ts(now))
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
         count_commit();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);

@@ -169,6 +169,7 @@ pub(crate) struct EventRow {
     hold_ttl_seconds: i32,
     max_tickets_per_order: i32,
     max_tickets_per_customer: Option<i32>,
+    waiting_room: Option<String>,
     currency: String,
     seat_count: i32,
     created_at: OffsetDateTime,
@@ -177,7 +178,7 @@ pub(crate) struct EventRow {
 impl EventRow {
     pub(crate) const COLUMNS: &'static str = "id, venue_id, name, starts_at, sale_starts_at, \
         sale_ends_at, status, hold_ttl_seconds, max_tickets_per_order, max_tickets_per_customer, \
-        currency, seat_count, created_at";
+        waiting_room, currency, seat_count, created_at";
 
     pub(crate) fn into_record(
         self,
@@ -201,6 +202,10 @@ impl EventRow {
                 max_tickets_per_customer: self
                     .max_tickets_per_customer
                     .map(|c| count(c, "events.max_tickets_per_customer"))
+                    .transpose()?,
+                waiting_room: self
+                    .waiting_room
+                    .map(|j| serde_json::from_str(&j).map_err(|_| corrupt("events.waiting_room")))
                     .transpose()?,
                 currency: id(self.currency, "events.currency")?,
                 tiers,
@@ -551,4 +556,13 @@ impl crate::PgStore {
             })
             .collect()
     }
+}
+
+/// An event's waiting room settings as the `waiting_room` column keeps them (JSON).
+pub(crate) fn room_json(
+    room: Option<&boxoffice_domain::WaitingRoomSettings>,
+) -> Result<Option<String>, StoreError> {
+    room.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Unavailable(e.into()))
 }

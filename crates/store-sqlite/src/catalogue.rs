@@ -1,7 +1,9 @@
 //! The catalogue (venues, seats, events, tiers, layouts) on SQLite.
 
 use async_trait::async_trait;
-use boxoffice_domain::{event::EventSeat, Event, EventId, EventStatus, Seat, Venue, VenueId};
+use boxoffice_domain::{
+    event::EventSeat, Event, EventId, EventStatus, Seat, Venue, VenueId, WaitingRoomSettings,
+};
 use boxoffice_ports::{CatalogueStore, EventRecord, LayoutSeat, StoreError};
 use rusqlite::params;
 use time::OffsetDateTime;
@@ -98,6 +100,7 @@ impl CatalogueStore for SqliteStore {
 
     async fn create_event(&self, event: &Event, seats: &[EventSeat]) -> Result<(), StoreError> {
         let (event, seats) = (event.clone(), seats.to_vec());
+        let room = crate::rows::room_json(event.waiting_room.as_ref())?;
         let sections = event
             .tiers
             .iter()
@@ -106,7 +109,7 @@ impl CatalogueStore for SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .db()?
             .execute(params![
@@ -123,6 +126,7 @@ impl CatalogueStore for SqliteStore {
                 seats.len(),
                 ms(event.created_at),
                 event.max_tickets_per_customer,
+                room,
                 ms(event.created_at)
             ])
             .db()?;
@@ -244,6 +248,28 @@ impl CatalogueStore for SqliteStore {
                 )
                 .db()?
                 .execute(params![cap, ms(now), id])
+                .db()?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_event_waiting_room(
+        &self,
+        id: &EventId,
+        room: Option<&WaitingRoomSettings>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let id = id.as_str().to_owned();
+        let room = crate::rows::room_json(room)?;
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached("UPDATE events SET waiting_room = ?, updated_at = ? WHERE id = ?")
+                .db()?
+                .execute(params![room, ms(now), id])
                 .db()?;
             if n == 0 {
                 return Err(StoreError::NotFound);

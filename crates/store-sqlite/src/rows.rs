@@ -16,14 +16,14 @@ pub(crate) const SEAT_COLUMNS: &str = "id, position, section, row_label, label, 
 pub(crate) const EVENT_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer";
+     max_tickets_per_customer, waiting_room";
 /// An event as read: a cancelled one (`cancelled_at`, migration 0040: the table's
 /// CHECK on `status` predates it) reads as `cancelled`.
 pub(crate) const EVENT_READ_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, \
      CASE WHEN cancelled_at IS NULL THEN status ELSE 'cancelled' END AS status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer";
+     max_tickets_per_customer, waiting_room";
 pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
@@ -193,6 +193,11 @@ pub(crate) fn event(conn: &Connection, r: &Row) -> Result<EventRecord, StoreErro
             .get::<_, Option<i64>>("max_tickets_per_customer")
             .db()?
             .map(|c| c as u32),
+        waiting_room: r
+            .get::<_, Option<String>>("waiting_room")
+            .db()?
+            .map(|j| serde_json::from_str(&j).map_err(|_| corrupt("events.waiting_room")))
+            .transpose()?,
         currency: parse(Currency::try_from(text(r, "currency")?), "currency")?,
         tiers,
         ga_tiers,
@@ -313,4 +318,13 @@ pub(crate) fn order(conn: &Connection, r: &Row) -> Result<Order, StoreError> {
         created_at: time(r, "created_at")?,
         updated_at: time(r, "updated_at")?,
     })
+}
+
+/// An event's waiting room settings as the `waiting_room` column keeps them (JSON).
+pub(crate) fn room_json(
+    room: Option<&boxoffice_domain::WaitingRoomSettings>,
+) -> Result<Option<String>, StoreError> {
+    room.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Unavailable(e.into()))
 }

@@ -93,6 +93,9 @@ struct EventPatch {
     /// Absent: unchanged; `null`: no cap; a number: the cap.
     #[serde(default, deserialize_with = "present")]
     max_tickets_per_customer: Option<Option<u32>>,
+    /// Absent: unchanged; `null`: removed; an object: the room's settings.
+    #[serde(default, deserialize_with = "present")]
+    waiting_room: Option<Option<boxoffice_domain::WaitingRoomSettings>>,
 }
 
 /// A field that is present (even as `null`) is `Some`; an absent one stays `None`.
@@ -121,10 +124,10 @@ async fn patch_event(
             })
         })
         .transpose()?;
-    if to.is_none() && patch.max_tickets_per_customer.is_none() {
+    if to.is_none() && patch.max_tickets_per_customer.is_none() && patch.waiting_room.is_none() {
         return Err(boxoffice_app::AppError::Invalid(ValidationError::new(
             "status",
-            "send status and/or max_tickets_per_customer",
+            "send status, max_tickets_per_customer and/or waiting_room",
         ))
         .into());
     }
@@ -132,7 +135,13 @@ async fn patch_event(
         boxoffice_domain::check_max_tickets_per_customer(cap)
             .map_err(boxoffice_app::AppError::Invalid)?;
     }
+    if let Some(Some(room)) = &patch.waiting_room {
+        room.validate().map_err(boxoffice_app::AppError::Invalid)?;
+    }
     let mut r = None;
+    if let Some(room) = patch.waiting_room {
+        r = Some(s.app.set_event_waiting_room(&who, &id, room).await?);
+    }
     if let Some(cap) = patch.max_tickets_per_customer {
         r = Some(s.app.set_event_customer_limit(&who, &id, cap).await?);
     }

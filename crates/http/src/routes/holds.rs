@@ -3,7 +3,7 @@
 //! the store disagree about an event (nothing, when all is well).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use boxoffice_app::HoldAsk;
@@ -40,10 +40,16 @@ async fn create(
     State(s): State<HttpState>,
     Auth(who): Auth,
     Path(event): Path<String>,
+    headers: HeaderMap,
     Json(ask): Json<HoldAsk>,
 ) -> Result<(StatusCode, axum::Json<HoldJson>), ApiError> {
     let client = format!("c:{}", who.user_id);
     crate::rate_limits::limit(&s, boxoffice_ports::LimitClass::Shop, &client).await?;
+    // With the event's waiting room on, only admitted shoppers hold.
+    let admission = headers
+        .get("boxoffice-admission")
+        .and_then(|v| v.to_str().ok());
+    s.app.check_admission(&who, &event, admission).await?;
     let v = s.app.create_hold(&who, &event, ask).await?;
     Ok((StatusCode::CREATED, axum::Json(views::hold(&v))))
 }

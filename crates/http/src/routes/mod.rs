@@ -5,3 +5,4 @@ pub mod checkout;
 pub mod holds;
 pub mod identity;
 pub mod ops;
+pub mod queue;

@@ -45,6 +45,13 @@ pub trait CatalogueStore: Send + Sync + std::fmt::Debug + 'static {
         cap: Option<u32>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Sets (or, with `None`, removes) the event's waiting room settings.
+    async fn set_event_waiting_room(
+        &self,
+        id: &EventId,
+        room: Option<&boxoffice_domain::WaitingRoomSettings>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// The event's seats in layout order.
     async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError>;
 }

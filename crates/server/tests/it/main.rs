@@ -25,3 +25,4 @@ mod refunds;
 mod restart;
 mod security;
 mod stripe;
+mod waiting_room;
