@@ -406,15 +406,20 @@ impl App {
         event_id: &str,
     ) -> Result<(Arc<CachedEvent>, u64), AppError> {
         let ev = self.visible_event(who, event_id).await?;
+        let version = self.live_seat_map_version(&ev).await?;
+        Ok((ev, version))
+    }
+
+    /// The version [`App::live_seat_map`] would report now, for an event already
+    /// looked up (a draft's never moves: 0).
+    pub async fn live_seat_map_version(&self, ev: &CachedEvent) -> Result<u64, AppError> {
         if ev.event().status == EventStatus::Draft {
-            return Ok((ev, 0));
+            return Ok(0);
         }
         let now = Millis::from_datetime(self.clock.now());
         let id = &ev.event().id;
-        let version = self
-            .with_engine(&ev, || self.engine.seat_map_version(id, now))
-            .await?;
-        Ok((ev, version))
+        self.with_engine(ev, || self.engine.seat_map_version(id, now))
+            .await
     }
 
     /// A draft's seat map, from its layout alone: a draft never had a hold (it

@@ -4,4 +4,5 @@ pub mod catalog;
 pub mod checkout;
 pub mod holds;
 pub mod identity;
+pub mod live;
 pub mod ops;

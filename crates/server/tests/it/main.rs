@@ -15,6 +15,7 @@ mod identity;
 mod kill_mid_batch;
 mod late;
 mod limits;
+mod live;
 mod multinode;
 mod nats_restart;
 mod payment_faults;
