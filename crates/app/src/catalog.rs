@@ -5,6 +5,7 @@
 //! loaded once and kept. Its sale settings (status, window) can change on any node,
 //! so they are re-read when older than `catalog_refresh`.
 
+use boxoffice_domain::best_available::PickRows;
 use boxoffice_domain::{
     Event, EventId, EventStatus, Money, NewEvent, SeatId, TierId, Venue, VenueId, VenueSpec,
 };
@@ -23,6 +24,8 @@ use crate::{App, AppError, Principal};
 pub struct SeatTable {
     pub layout: Vec<LayoutSeat>,
     pub index: HashMap<SeatId, u32>,
+    /// The rows, nearest the stage first, for best-available choices.
+    pub pick: PickRows,
 }
 
 impl SeatTable {
@@ -32,7 +35,19 @@ impl SeatTable {
             .enumerate()
             .map(|(i, s)| (s.seat.id.clone(), i as u32))
             .collect();
-        Self { layout, index }
+        let pick = PickRows::new(layout.iter().map(|s| {
+            (
+                s.seat.section.as_str(),
+                s.seat.row.as_str(),
+                s.seat.x,
+                s.seat.y,
+            )
+        }));
+        Self {
+            layout,
+            index,
+            pick,
+        }
     }
 }
 

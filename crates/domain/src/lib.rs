@@ -4,6 +4,7 @@
 //! This crate owns the rules and must never do I/O: no tokio, no database, no HTTP.
 //! Everything here is deterministic given its inputs (time is always passed in).
 
+pub mod best_available;
 pub mod event;
 pub mod hold;
 pub mod ids;

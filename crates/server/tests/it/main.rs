@@ -5,6 +5,7 @@
 mod faulty_engine;
 mod helpers;
 
+mod best_available;
 mod catalog;
 mod checkout;
 mod cli;
