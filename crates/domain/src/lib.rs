@@ -15,7 +15,9 @@ pub mod time;
 pub mod user;
 pub mod venue;
 
-pub use event::{check_max_tickets_per_customer, Event, EventStatus, GaTier, NewEvent, PriceTier};
+pub use event::{
+    check_max_tickets_per_customer, Event, EventDetails, EventStatus, GaTier, NewEvent, PriceTier,
+};
 pub use hold::{Hold, HoldSelection, HoldStatus};
 pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId};
 pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};

@@ -22,7 +22,7 @@ pub use limits::{LimitClass, Quota, RateLimiter};
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
-    Ack, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome, Idempotent,
-    IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome, RefundRecord,
+    Ack, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, EventSearch, FailOutcome,
+    Idempotent, IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome, RefundRecord,
     ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory, Write, Written,
 };

@@ -24,5 +24,6 @@ mod payments;
 mod race;
 mod refunds;
 mod restart;
+mod search;
 mod security;
 mod stripe;
