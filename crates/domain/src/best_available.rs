@@ -128,8 +128,8 @@ impl PickRows {
             let is_free = |i: isize| i >= 0 && (i as usize) < f.len() && f[i as usize];
             let mut here: Vec<(usize, usize)> = Vec::new();
             let mut run = 0;
-            for i in 0..f.len() {
-                run = if f[i] { run + 1 } else { 0 };
+            for (i, &is) in f.iter().enumerate() {
+                run = if is { run + 1 } else { 0 };
                 if run < n {
                     continue;
                 }
