@@ -242,7 +242,7 @@ mod tests {
         }
         let row0 = &after[..6];
         for i in 0..6 {
-            let taken = |j: isize| j < 0 || j >= 6 || row0[j as usize] != b'A';
+            let taken = |j: isize| !(0..6).contains(&j) || row0[j as usize] != b'A';
             assert!(
                 !(row0[i] == b'A' && taken(i as isize - 1) && taken(i as isize + 1)),
                 "orphan at {i}: {:?}",

@@ -121,7 +121,7 @@ fn encode_cursor(at: OffsetDateTime, id: &EventId) -> String {
 
 fn decode_cursor(c: &str) -> Result<(OffsetDateTime, EventId), ApiError> {
     let bad = || invalid_param("cursor", "not a cursor this server gave");
-    if c.len() % 2 != 0 || c.len() > 256 {
+    if !c.len().is_multiple_of(2) || c.len() > 256 {
         return Err(bad());
     }
     let bytes = (0..c.len())

@@ -270,7 +270,7 @@ async fn best_available_of_a_tier_and_bad_asks() {
 /// every granted hold adjacent in one row, the seat map holding exactly the granted
 /// seats, the engine agreeing with the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn five_hundred_best_available_requests_never_share_a_seat() {
+async fn race_of_500_best_available_requests_never_shares_a_seat() {
     const REQUESTS: usize = 500;
     const CUSTOMERS: usize = 25;
     let app = Arc::new(TestApp::spawn().await);

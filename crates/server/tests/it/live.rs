@@ -27,9 +27,11 @@ pub struct Stream {
 
 impl Stream {
     pub async fn open(app: &TestApp, event: &str, last: Option<&str>) -> Stream {
+        // As a browser asks: a compressed stream would hold pushes in the encoder.
         let mut req = app
             .client
-            .get(app.url(&format!("/v1/events/{event}/stream")));
+            .get(app.url(&format!("/v1/events/{event}/stream")))
+            .header("accept-encoding", "gzip, br");
         if let Some(l) = last {
             req = req.header("Last-Event-ID", l);
         }
@@ -39,6 +41,8 @@ impl Stream {
             res.headers()["content-type"].to_str().unwrap(),
             "text/event-stream"
         );
+        assert!(res.headers().get("content-encoding").is_none());
+        assert_eq!(res.headers()["cache-control"], "no-cache");
         Stream {
             res,
             buf: String::new(),
