@@ -5,10 +5,12 @@
 //! loaded once and kept. Its sale settings (status, window) can change on any node,
 //! so they are re-read when older than `catalog_refresh`.
 
+use boxoffice_domain::best_available::PickRows;
 use boxoffice_domain::{
-    Event, EventId, EventStatus, Money, NewEvent, SeatId, TierId, Venue, VenueId, VenueSpec,
+    Event, EventDetails, EventId, EventStatus, Money, NewEvent, SeatId, TierId, Venue, VenueId,
+    VenueSpec,
 };
-use boxoffice_ports::{EventRecord, LayoutSeat};
+use boxoffice_ports::{EventRecord, EventSearch, LayoutSeat};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -18,11 +20,27 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::{App, AppError, Principal};
 
+/// A change of an event's details: `None` keeps a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct DetailsChange {
+    pub city: Option<Option<String>>,
+    pub category: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+}
+
+impl DetailsChange {
+    pub fn is_empty(&self) -> bool {
+        self.city.is_none() && self.category.is_none() && self.description.is_none()
+    }
+}
+
 /// An event's seats in layout order, and the lookups the hold path needs.
 #[derive(Debug)]
 pub struct SeatTable {
     pub layout: Vec<LayoutSeat>,
     pub index: HashMap<SeatId, u32>,
+    /// The rows, nearest the stage first, for best-available choices.
+    pub pick: PickRows,
 }
 
 impl SeatTable {
@@ -32,7 +50,19 @@ impl SeatTable {
             .enumerate()
             .map(|(i, s)| (s.seat.id.clone(), i as u32))
             .collect();
-        Self { layout, index }
+        let pick = PickRows::new(layout.iter().map(|s| {
+            (
+                s.seat.section.as_str(),
+                s.seat.row.as_str(),
+                s.seat.x,
+                s.seat.y,
+            )
+        }));
+        Self {
+            layout,
+            index,
+            pick,
+        }
     }
 }
 
@@ -190,6 +220,42 @@ impl App {
         self.catalog.events.write().remove(&id);
         tracing::info!(event = %id, ?room, "event's waiting room changed");
         self.store.event(&id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Changes the event's searchable details: each field given replaces the
+    /// current one (`Some(None)` clears it), the others stay.
+    pub async fn set_event_details(
+        &self,
+        who: &Principal,
+        id: &str,
+        change: DetailsChange,
+    ) -> Result<EventRecord, AppError> {
+        who.require_admin()?;
+        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
+        let current = self.store.event(&id).await?.ok_or(AppError::NotFound)?;
+        let old = current.event.details;
+        let details = EventDetails {
+            city: change.city.unwrap_or(old.city),
+            category: change.category.unwrap_or(old.category),
+            description: change.description.unwrap_or(old.description),
+        }
+        .validated()?;
+        self.store
+            .set_event_details(&id, &details, self.clock.now())
+            .await?;
+        self.catalog.events.write().remove(&id);
+        self.store.event(&id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// One page of events matching `q`, soonest first. Drafts only for those who
+    /// may see them.
+    pub async fn search_events(
+        &self,
+        who: Option<&Principal>,
+        mut q: EventSearch,
+    ) -> Result<Vec<EventRecord>, AppError> {
+        q.include_drafts = crate::permissions::may_see_drafts(who);
+        Ok(self.store.search_events(&q).await?)
     }
 
     /// Events, soonest first. Drafts only for those who may see them.

@@ -15,8 +15,9 @@
 //! engine when this node rebuilt the event since the hold was decided.
 
 use boxoffice_domain::{
-    inventory::GaCounts, EventStatus, Hold, HoldId, HoldItems, HoldRejection, HoldSelection,
-    HoldStatus, Millis, Money, SeatId, TierId, ValidationError,
+    inventory::{GaCounts, AVAILABLE},
+    EventStatus, Hold, HoldId, HoldItems, HoldRejection, HoldSelection, HoldStatus, Millis, Money,
+    SeatId, SeatIx, TierId, ValidationError,
 };
 use boxoffice_ports::{
     EngineError, HoldRequest, InventorySnapshot, ReleaseOutcome, SnapshotHold, StoreError, Write,
@@ -43,7 +44,23 @@ pub struct HoldAsk {
     pub tier_id: Option<String>,
     #[serde(default)]
     pub quantity: Option<i64>,
+    #[serde(default)]
+    pub best_available: Option<BestAvailableAsk>,
 }
+
+/// `{"best_available": {"quantity": n, "tier_id"?: "…"}}`: the best `n` seats the
+/// event has (of that seated tier), chosen by the server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BestAvailableAsk {
+    pub quantity: i64,
+    #[serde(default)]
+    pub tier_id: Option<String>,
+}
+
+/// Tries at choosing best-available seats and holding them: a choice lost to a
+/// faster buyer is made again from the fresh map, this many times at most.
+const BEST_AVAILABLE_TRIES: u32 = 12;
 
 /// A seat whose status the engine and the store see differently.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,9 +114,16 @@ impl App {
         let max = event.max_tickets_per_order;
         let (selection, items, total) = match ask {
             HoldAsk {
+                seats: None,
+                tier_id: None,
+                quantity: None,
+                best_available: Some(best),
+            } => return self.best_available_hold(who, &ev, best).await,
+            HoldAsk {
                 seats: Some(seats),
                 tier_id: None,
                 quantity: None,
+                best_available: None,
             } => {
                 if seats.is_empty() {
                     return Err(invalid("seats", "at least one seat"));
@@ -134,6 +158,7 @@ impl App {
                 seats: None,
                 tier_id: Some(tier),
                 quantity: Some(q),
+                best_available: None,
             } => {
                 let (ix, tier) = TierId::try_from(tier.as_str())
                     .ok()
@@ -164,10 +189,105 @@ impl App {
             _ => {
                 return Err(invalid(
                     "seats",
-                    "send either seats, or tier_id with quantity",
+                    "send either seats, tier_id with quantity, or best_available",
                 ))
             }
         };
+        self.place_hold(who, &ev, selection, items, total).await
+    }
+
+    /// Best available: choose from the live map and hold the choice. The engine
+    /// decides every hold atomically, so two buyers never get one seat; a choice
+    /// lost to a faster buyer is made again from the fresh map, each try choosing
+    /// at random among more of the good choices (1, 4, 16, … 256), so that a crowd
+    /// asking at once spreads over the hall instead of colliding on the best block.
+    async fn best_available_hold(
+        &self,
+        who: &Principal,
+        ev: &Arc<CachedEvent>,
+        ask: BestAvailableAsk,
+    ) -> Result<HoldView, AppError> {
+        let event = ev.event();
+        let max = event.max_tickets_per_order;
+        if ask.quantity <= 0 || ask.quantity > i64::from(max) {
+            return Err(invalid(
+                "best_available.quantity",
+                format!("must be between 1 and {max}"),
+            ));
+        }
+        let n = ask.quantity as usize;
+        let tier = match &ask.tier_id {
+            None => None,
+            Some(t) => Some(
+                TierId::try_from(t.as_str())
+                    .ok()
+                    .filter(|t| event.tier(t).is_some())
+                    .ok_or_else(|| {
+                        invalid("best_available.tier_id", "not a seated tier of this event")
+                    })?,
+            ),
+        };
+        let table = self.seat_table(ev).await?;
+        let eligible = |ix: SeatIx| {
+            tier.as_ref()
+                .is_none_or(|t| &table.layout[ix as usize].tier_id == t)
+        };
+        let mut lost = Vec::new();
+        for attempt in 0..BEST_AVAILABLE_TRIES {
+            let map = self.live_seat_map(ev).await?;
+            let window = 1usize << (2 * attempt).min(8);
+            let (choices, level) = table.pick.candidates(&map.status, eligible, n, window);
+            if choices.is_empty() {
+                let remaining = (0..map.status.len() as SeatIx)
+                    .filter(|&ix| map.status[ix as usize] == AVAILABLE && eligible(ix))
+                    .count() as u32;
+                return Err(AppError::SoldOut { remaining });
+            }
+            let pick = &choices[rand::Rng::gen_range(&mut rand::thread_rng(), 0..choices.len())];
+            let mut ids = Vec::with_capacity(n);
+            let mut total = Money::zero(event.currency);
+            for &ix in pick {
+                let seat = &table.layout[ix as usize];
+                let price = ev
+                    .price_of(&seat.tier_id)
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("seat without tier")))?;
+                total = total
+                    .plus(price)
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("total overflow")))?;
+                ids.push(seat.seat.id.clone());
+            }
+            let selection = HoldSelection::Seats(ids);
+            let items = HoldItems::Seats(pick.clone());
+            match self.place_hold(who, ev, selection, items, total).await {
+                Err(AppError::SeatsUnavailable(taken)) => {
+                    metrics::counter!("boxoffice_best_available_retries_total").increment(1);
+                    lost = taken;
+                }
+                other => {
+                    if other.is_ok() {
+                        metrics::counter!("boxoffice_best_available_total", "level" => level.as_str())
+                            .increment(1);
+                    }
+                    return other;
+                }
+            }
+        }
+        // The crowd was faster every time: what the last try lost.
+        Err(AppError::SeatsUnavailable(lost))
+    }
+
+    /// Holds a selection already checked against the event: the engine decides,
+    /// the store records (see the module docs).
+    async fn place_hold(
+        &self,
+        who: &Principal,
+        ev: &Arc<CachedEvent>,
+        selection: HoldSelection,
+        items: HoldItems,
+        total: Money,
+    ) -> Result<HoldView, AppError> {
+        let now = self.clock.now();
+        let event = ev.event();
 
         let cap = event.max_tickets_per_customer;
         if let Some(limit) = cap {
@@ -201,7 +321,7 @@ impl App {
         // gone, a timeout) must not leave the engine holding seats the store never
         // heard of — even when the engine (Redis) decided and its answer was lost.
         let decided = self
-            .detached_with_engine(&ev, || {
+            .detached_with_engine(ev, || {
                 let (engine, writer) = (self.engine.clone(), self.writer.clone());
                 let follower = self.follower.clone();
                 let (req, hold) = (req.clone(), hold.clone());
@@ -251,7 +371,7 @@ impl App {
             }
             Err(HoldRejection::SeatsUnavailable(ixs)) => {
                 metrics::counter!("boxoffice_holds_conflicted_total", "reason" => "seats_unavailable").increment(1);
-                let table = self.seat_table(&ev).await?;
+                let table = self.seat_table(ev).await?;
                 let taken = ixs
                     .into_iter()
                     .map(|i| table.layout[i as usize].seat.id.clone())
@@ -266,7 +386,7 @@ impl App {
             Err(e) => return Err(AppError::Internal(anyhow::anyhow!("engine refused: {e:?}"))),
         }
         if self.engine.volatile() || ev.engine_epoch.load(Ordering::SeqCst) != epoch {
-            self.confirm_engine_kept(&ev, &hold, &req).await?;
+            self.confirm_engine_kept(ev, &hold, &req).await?;
         }
         metrics::counter!("boxoffice_holds_created_total").increment(1);
         Ok(HoldView {
@@ -414,15 +534,20 @@ impl App {
         event_id: &str,
     ) -> Result<(Arc<CachedEvent>, u64), AppError> {
         let ev = self.visible_event(who, event_id).await?;
+        let version = self.live_seat_map_version(&ev).await?;
+        Ok((ev, version))
+    }
+
+    /// The version [`App::live_seat_map`] would report now, for an event already
+    /// looked up (a draft's never moves: 0).
+    pub async fn live_seat_map_version(&self, ev: &CachedEvent) -> Result<u64, AppError> {
         if ev.event().status == EventStatus::Draft {
-            return Ok((ev, 0));
+            return Ok(0);
         }
         let now = Millis::from_datetime(self.clock.now());
         let id = &ev.event().id;
-        let version = self
-            .with_engine(&ev, || self.engine.seat_map_version(id, now))
-            .await?;
-        Ok((ev, version))
+        self.with_engine(ev, || self.engine.seat_map_version(id, now))
+            .await
     }
 
     /// A draft's seat map, from its layout alone: a draft never had a hold (it

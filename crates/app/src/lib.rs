@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use catalog::{CachedEvent, SeatTable};
+pub use catalog::{CachedEvent, DetailsChange, SeatTable};
 pub use checkout::{CheckoutAsk, PaymentAsk};
 pub use error::AppError;
 pub use holds::{EngineAudit, HoldAsk, HoldView, LiveSeatMap, SeatDifference};

@@ -158,6 +158,58 @@ pub async fn catalogue<S: Store>(store: Arc<S>) {
             .await,
         Err(StoreError::NotFound)
     ));
+
+    // Search: the details, full text (stemmed), filters and keyset pages.
+    let details = boxoffice_domain::EventDetails {
+        city: Some("Lyon".into()),
+        category: Some("Music".into()),
+        description: Some("Two jazz concerts".into()),
+    };
+    store
+        .set_event_details(&event.id, &details, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.event(&event.id).await.unwrap().unwrap().event.details,
+        details
+    );
+    let q = |text: Option<&str>, city: Option<&str>| boxoffice_ports::EventSearch {
+        text: text.map(Into::into),
+        city: city.map(Into::into),
+        limit: 10,
+        ..Default::default()
+    };
+    let found = store
+        .search_events(&q(Some("concert"), None))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "stemmed: concert finds concerts");
+    assert_eq!(found[0].event.id, event.id);
+    assert!(store
+        .search_events(&q(Some("jazz opera"), None))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .search_events(&q(None, Some("LYON")))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let after_it = boxoffice_ports::EventSearch {
+        after: Some((event.starts_at, event.id.clone())),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.search_events(&after_it).await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .set_event_details(&EventId::new(), &details, now())
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 pub async fn holds_and_releases<S: Store>(store: Arc<S>) {

@@ -116,6 +116,61 @@ pub struct Event {
     pub tiers: Vec<PriceTier>,
     pub ga_tiers: Vec<GaTier>,
     pub created_at: OffsetDateTime,
+    /// Where, what kind, and what it is: what buyers search by.
+    pub details: EventDetails,
+}
+
+/// The searchable description of an event (all optional): `city` and `category`
+/// are matched whole (case-insensitively), all three and the name by text search.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDetails {
+    pub city: Option<String>,
+    pub category: Option<String>,
+    pub description: Option<String>,
+}
+
+pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
+
+/// A city or category: 1 to 100 printable characters, trimmed.
+fn label(field: &str, s: &str) -> Result<String, ValidationError> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must be 1 to 100 printable characters",
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+impl EventDetails {
+    /// Checks and trims each field; `None` stays `None`.
+    pub fn validated(&self) -> Result<EventDetails, ValidationError> {
+        let description = match &self.description {
+            None => None,
+            Some(d) => {
+                let t = d.trim();
+                if t.chars().count() > MAX_DESCRIPTION_CHARS
+                    || t.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+                {
+                    return Err(ValidationError::new(
+                        "description",
+                        format!("at most {MAX_DESCRIPTION_CHARS} characters, no control characters but newlines and tabs"),
+                    ));
+                }
+                (!t.is_empty()).then(|| t.to_owned())
+            }
+        };
+        Ok(EventDetails {
+            city: self.city.as_deref().map(|c| label("city", c)).transpose()?,
+            category: self
+                .category
+                .as_deref()
+                .map(|c| label("category", c))
+                .transpose()?,
+            description,
+        })
+    }
 }
 
 impl Event {
@@ -164,6 +219,12 @@ pub struct NewEvent {
     pub tiers: Vec<NewTier>,
     #[serde(default)]
     pub ga_tiers: Vec<NewGaTier>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +294,12 @@ impl NewEvent {
         if let Some(room) = &self.waiting_room {
             room.validate()?;
         }
+        let details = EventDetails {
+            city: self.city.clone(),
+            category: self.category.clone(),
+            description: self.description.clone(),
+        }
+        .validated()?;
         if let (Some(a), Some(b)) = (self.sale_starts_at, self.sale_ends_at) {
             if a >= b {
                 return Err(ValidationError::new(
@@ -347,6 +414,7 @@ impl NewEvent {
             tiers,
             ga_tiers,
             created_at: now,
+            details,
         };
         Ok((event, seats))
     }

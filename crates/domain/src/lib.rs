@@ -4,6 +4,7 @@
 //! This crate owns the rules and must never do I/O: no tokio, no database, no HTTP.
 //! Everything here is deterministic given its inputs (time is always passed in).
 
+pub mod best_available;
 pub mod event;
 pub mod hold;
 pub mod ids;
@@ -15,7 +16,9 @@ pub mod user;
 pub mod venue;
 pub mod waiting_room;
 
-pub use event::{check_max_tickets_per_customer, Event, EventStatus, GaTier, NewEvent, PriceTier};
+pub use event::{
+    check_max_tickets_per_customer, Event, EventDetails, EventStatus, GaTier, NewEvent, PriceTier,
+};
 pub use hold::{Hold, HoldSelection, HoldStatus};
 pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId};
 pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod extract;
+mod live;
 mod metrics_layer;
 mod rate_limits;
 mod routes;
@@ -35,6 +36,9 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Per-client rate limits of logins, holds and checkouts (none: unlimited).
     pub rate_limiter: Option<Arc<dyn boxoffice_ports::RateLimiter>>,
+    /// Cancelled at shutdown: open event streams end then (the server waits for
+    /// every response to finish, and a stream never would).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Default for HttpLimits {
@@ -44,6 +48,7 @@ impl Default for HttpLimits {
             venue_body_limit: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(40),
             rate_limiter: None,
+            shutdown: Default::default(),
         }
     }
 }
@@ -55,6 +60,8 @@ pub struct HttpState {
     pub(crate) layouts: Arc<views::LayoutCache>,
     pub(crate) seat_maps: Arc<seat_maps::SeatMapCache>,
     pub(crate) limiter: Option<Arc<dyn boxoffice_ports::RateLimiter>>,
+    pub(crate) live: Arc<live::LiveHub>,
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Marks a response whose body is already encoded for the client (the seat map
@@ -81,6 +88,8 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         layouts: Default::default(),
         seat_maps: Default::default(),
         limiter: limits.rate_limiter.clone(),
+        live: Default::default(),
+        shutdown: limits.shutdown.clone(),
     };
     let timeout = limits.request_timeout;
     Router::new()
@@ -88,6 +97,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::catalog::router(&limits))
         .merge(routes::holds::router())
         .merge(routes::queue::router())
+        .merge(routes::live::router())
         .merge(routes::checkout::router(test_gateway))
         .merge(routes::ops::router())
         .fallback(|| async { ApiError::not_found() })

@@ -82,6 +82,9 @@ pub struct EventView<'a> {
     pub ga_tiers: Vec<GaTierView<'a>>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    pub city: Option<&'a str>,
+    pub category: Option<&'a str>,
+    pub description: Option<&'a str>,
 }
 
 pub fn event(r: &EventRecord) -> EventView<'_> {
@@ -103,7 +106,23 @@ pub fn event(r: &EventRecord) -> EventView<'_> {
         tiers: e.tiers.iter().map(tier).collect(),
         ga_tiers: e.ga_tiers.iter().map(ga_tier).collect(),
         created_at: e.created_at,
+        city: e.details.city.as_deref(),
+        category: e.details.category.as_deref(),
+        description: e.details.description.as_deref(),
     }
+}
+
+/// A strong ETag from a body's content (the first 96 bits of its SHA-256).
+pub fn content_etag(body: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(body);
+    format!(
+        "\"{}\"",
+        digest[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 #[derive(Serialize)]
@@ -147,7 +166,6 @@ struct LayoutView<'a> {
 
 /// The layout JSON and its ETag.
 pub fn layout(e: &Event, table: &SeatTable) -> (Bytes, String) {
-    use sha2::Digest;
     let view = LayoutView {
         event_id: e.id.as_str(),
         seats: table
@@ -167,14 +185,7 @@ pub fn layout(e: &Event, table: &SeatTable) -> (Bytes, String) {
         ga_tiers: e.ga_tiers.iter().map(ga_tier).collect(),
     };
     let body = serde_json::to_vec(&view).expect("layout serializes");
-    let digest = sha2::Sha256::digest(&body);
-    let etag = format!(
-        "\"{}\"",
-        digest[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let etag = content_etag(&body);
     (Bytes::from(body), etag)
 }
 

@@ -23,7 +23,8 @@ pub use limits::{LimitClass, Quota, RateLimiter};
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
-    Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, FailOutcome,
+    Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, EventSearch,
+    FailOutcome,
     Idempotent, IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome, RefundRecord,
     ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory, Write, Written,
 };

@@ -17,7 +17,7 @@ mod sales;
 
 use async_trait::async_trait;
 
-pub use catalogue::{CatalogueStore, EventRecord, LayoutSeat};
+pub use catalogue::{CatalogueStore, EventRecord, EventSearch, LayoutSeat};
 pub use identity::{IdentityStore, Session};
 pub use outbox::{Ack, OutboxStore};
 pub use sales::{

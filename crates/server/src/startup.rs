@@ -397,6 +397,7 @@ impl Application {
         let limits = HttpLimits {
             request_timeout: Duration::from_secs(self.config.request_timeout_seconds.max(1)),
             rate_limiter: Some(self.limiter.clone()),
+            shutdown: shutdown.clone(),
             ..HttpLimits::default()
         };
         // The charges listing is for test gateways only: the built-in one, or a shared

@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    event::EventSeat, Event, EventId, EventStatus, GaTier, PriceTier, Seat, Venue, VenueId,
-    WaitingRoomSettings,
+    event::EventSeat, Event, EventDetails, EventId, EventStatus, GaTier, PriceTier, Seat, Venue,
+    VenueId, WaitingRoomSettings,
 };
-use boxoffice_ports::{CatalogueStore, EventRecord, LayoutSeat, StoreError};
+use boxoffice_ports::{CatalogueStore, EventRecord, EventSearch, LayoutSeat, StoreError};
 use time::OffsetDateTime;
 
 use crate::rows::{self, EventRow, GaTierRow, LayoutRow, PriceTierRow, SeatRow, VenueRow};
@@ -83,8 +83,8 @@ impl CatalogueStore for PgStore {
             "WITH e AS ( \
                  INSERT INTO events (id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
                      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, updated_at, \
-                     max_tickets_per_customer, waiting_room) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25, $26)), \
+                     max_tickets_per_customer, waiting_room, city, category, description) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25, $26, $27, $28, $29)), \
              t AS ( \
                  INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) \
                  SELECT t.id, $1, t.n - 1, t.name, t.amount, t.currency, \
@@ -126,6 +126,9 @@ impl CatalogueStore for PgStore {
         .bind(seats.iter().map(|s| s.tier_id.as_str()).collect::<Vec<_>>())
         .bind(event.max_tickets_per_customer.map(|c| c as i32))
         .bind(crate::rows::room_json(event.waiting_room.as_ref())?)
+        .bind(&event.details.city)
+        .bind(&event.details.category)
+        .bind(&event.details.description)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -215,6 +218,70 @@ impl CatalogueStore for PgStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn set_event_details(
+        &self,
+        id: &EventId,
+        details: &EventDetails,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE events SET city = $1, category = $2, description = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(&details.city)
+        .bind(&details.category)
+        .bind(&details.description)
+        .bind(ts(now))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        count_commit();
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The generated `search` tsvector (GIN-indexed) against `plainto_tsquery` of
+    /// the words (all must match, stemmed as the index is); paged by (starts_at, id).
+    async fn search_events(&self, q: &EventSearch) -> Result<Vec<EventRecord>, StoreError> {
+        let words = q.words();
+        if q.text.as_deref().is_some_and(|t| !t.trim().is_empty()) && words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = (!words.is_empty()).then(|| words.join(" "));
+        let events = sqlx::query_as::<_, EventRow>(&format!(
+            "SELECT {} FROM events \
+             WHERE ($1 OR status <> 'draft') \
+               AND ($2::text IS NULL OR search @@ plainto_tsquery('english', $2)) \
+               AND ($3::text IS NULL OR lower(city) = lower($3)) \
+               AND ($4::text IS NULL OR lower(category) = lower($4)) \
+               AND ($5::timestamptz IS NULL OR starts_at >= $5) \
+               AND ($6::timestamptz IS NULL OR starts_at < $6) \
+               AND ($7::timestamptz IS NULL OR (starts_at, id) > ($7, $8::text)) \
+             ORDER BY starts_at, id LIMIT $9",
+            EventRow::COLUMNS
+        ))
+        .bind(q.include_drafts)
+        .bind(text)
+        .bind(&q.city)
+        .bind(&q.category)
+        .bind(q.from.map(ts))
+        .bind(q.to.map(ts))
+        .bind(q.after.as_ref().map(|(at, _)| ts(*at)))
+        .bind(q.after.as_ref().map(|(_, id)| id.as_str()))
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        self.with_children::<PriceTierRow, GaTierRow, _, PriceTier, GaTier, _>(
+            events,
+            |e| e.id.as_str(),
+            |e, tiers, ga| e.into_record(tiers, ga),
+        )
+        .await
     }
 
     async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError> {

@@ -173,12 +173,15 @@ pub(crate) struct EventRow {
     currency: String,
     seat_count: i32,
     created_at: OffsetDateTime,
+    city: Option<String>,
+    category: Option<String>,
+    description: Option<String>,
 }
 
 impl EventRow {
     pub(crate) const COLUMNS: &'static str = "id, venue_id, name, starts_at, sale_starts_at, \
         sale_ends_at, status, hold_ttl_seconds, max_tickets_per_order, max_tickets_per_customer, \
-        waiting_room, currency, seat_count, created_at";
+        waiting_room, currency, seat_count, created_at, city, category, description";
 
     pub(crate) fn into_record(
         self,
@@ -211,6 +214,11 @@ impl EventRow {
                 tiers,
                 ga_tiers,
                 created_at: self.created_at,
+                details: boxoffice_domain::EventDetails {
+                    city: self.city,
+                    category: self.category,
+                    description: self.description,
+                },
             },
             seat_count: count(self.seat_count, "events.seat_count")?,
         })

@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    event::EventSeat, Event, EventId, EventStatus, Seat, Venue, VenueId, WaitingRoomSettings,
+    event::EventSeat, Event, EventDetails, EventId, EventStatus, Seat, Venue, VenueId,
+    WaitingRoomSettings,
 };
-use boxoffice_ports::{CatalogueStore, EventRecord, LayoutSeat, StoreError};
+use boxoffice_ports::{CatalogueStore, EventRecord, EventSearch, LayoutSeat, StoreError};
 use rusqlite::params;
 use time::OffsetDateTime;
 
@@ -109,7 +110,7 @@ impl CatalogueStore for SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .db()?
             .execute(params![
@@ -127,6 +128,9 @@ impl CatalogueStore for SqliteStore {
                 ms(event.created_at),
                 event.max_tickets_per_customer,
                 room,
+                event.details.city,
+                event.details.category,
+                event.details.description,
                 ms(event.created_at)
             ])
             .db()?;
@@ -277,6 +281,74 @@ impl CatalogueStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn set_event_details(
+        &self,
+        id: &EventId,
+        details: &EventDetails,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (id, d) = (id.as_str().to_owned(), details.clone());
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE events SET city = ?, category = ?, description = ?, updated_at = ? WHERE id = ?",
+                )
+                .db()?
+                .execute(params![d.city, d.category, d.description, ms(now), id])
+                .db()?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// FTS5 (`events_fts`, Porter-stemmed) for the words, each quoted so that
+    /// nothing a buyer types is read as FTS5 syntax; the rest plain comparisons on
+    /// `events`, paged by (starts_at, id).
+    async fn search_events(&self, q: &EventSearch) -> Result<Vec<EventRecord>, StoreError> {
+        let words = q.words();
+        let fts = (!words.is_empty()).then(|| {
+            words
+                .iter()
+                .map(|w| format!("\"{w}\""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let (city, category) = (q.city.clone(), q.category.clone());
+        let (from, to) = (q.from.map(ms), q.to.map(ms));
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(ms(*at)), Some(id.as_str().to_owned())),
+            None => (None, None),
+        };
+        let (drafts, limit) = (q.include_drafts, i64::from(q.limit));
+        // A text query with no word in it (only punctuation) matches nothing.
+        if q.text.as_deref().is_some_and(|t| !t.trim().is_empty()) && fts.is_none() {
+            return Ok(Vec::new());
+        }
+        self.db
+            .read(move |conn| {
+                rows::all(
+                    conn,
+                    &format!(
+                        "SELECT {EVENT_READ_COLUMNS} FROM events \
+                         WHERE (?1 OR status <> 'draft') \
+                           AND (?2 IS NULL OR id IN (SELECT event_id FROM events_fts WHERE events_fts MATCH ?2)) \
+                           AND (?3 IS NULL OR lower(city) = lower(?3)) \
+                           AND (?4 IS NULL OR lower(category) = lower(?4)) \
+                           AND (?5 IS NULL OR starts_at >= ?5) \
+                           AND (?6 IS NULL OR starts_at < ?6) \
+                           AND (?7 IS NULL OR starts_at > ?7 OR (starts_at = ?7 AND id > ?8)) \
+                         ORDER BY starts_at, id LIMIT ?9"
+                    ),
+                    params![drafts, fts, city, category, from, to, after_at, after_id, limit],
+                    |r| rows::event(conn, r),
+                )
+            })
+            .await
     }
 
     async fn event_layout(&self, id: &EventId) -> Result<Vec<LayoutSeat>, StoreError> {

@@ -16,14 +16,14 @@ pub(crate) const SEAT_COLUMNS: &str = "id, position, section, row_label, label, 
 pub(crate) const EVENT_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer, waiting_room";
+     max_tickets_per_customer, waiting_room, city, category, description";
 /// An event as read: a cancelled one (`cancelled_at`, migration 0040: the table's
 /// CHECK on `status` predates it) reads as `cancelled`.
 pub(crate) const EVENT_READ_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, \
      CASE WHEN cancelled_at IS NULL THEN status ELSE 'cancelled' END AS status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer, waiting_room";
+     max_tickets_per_customer, waiting_room, city, category, description";
 pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
@@ -202,6 +202,11 @@ pub(crate) fn event(conn: &Connection, r: &Row) -> Result<EventRecord, StoreErro
         tiers,
         ga_tiers,
         created_at: time(r, "created_at")?,
+        details: boxoffice_domain::EventDetails {
+            city: r.get("city").db()?,
+            category: r.get("category").db()?,
+            description: r.get("description").db()?,
+        },
     };
     Ok(EventRecord {
         event,

@@ -6,11 +6,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use boxoffice_domain::{EventStatus, NewEvent, ValidationError, VenueSpec};
+use boxoffice_domain::{EventId, EventStatus, NewEvent, ValidationError, VenueSpec};
+use boxoffice_ports::EventSearch;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
-use crate::extract::{Admin, Json, MaybeAuth, Path};
+use crate::extract::{Admin, Json, MaybeAuth, Path, Query};
 use crate::seat_maps::{self, Coding};
 use crate::{views, ApiError, HttpLimits, HttpState, PreEncoded};
 use bytes::Bytes;
@@ -66,14 +69,137 @@ async fn create_event(
     Ok((StatusCode::CREATED, axum::Json(json!(views::event(&r)))))
 }
 
+/// `GET /v1/events?q=&city=&category=&from=&to=&cursor=&limit=`. Every parameter
+/// is read as text and checked here, so that a bad one is our 422 with its field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrowseQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    city: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+const PAGE_DEFAULT: u32 = 50;
+const PAGE_MAX: u32 = 100;
+
+fn invalid_param(field: &'static str, message: &'static str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message).with("field", field)
+}
+
+/// An instant (RFC 3339), or a date (`2030-06-01`: its midnight UTC).
+fn instant(field: &'static str, v: &str) -> Result<OffsetDateTime, ApiError> {
+    let bad = || invalid_param(field, "an RFC 3339 time or a date (YYYY-MM-DD)");
+    if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(v, &fmt)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| bad())
+}
+
+/// The cursor is opaque to clients: the hex of `<starts_at ms>:<event id>` of the
+/// page's last event.
+fn encode_cursor(at: OffsetDateTime, id: &EventId) -> String {
+    let ms = at.unix_timestamp_nanos() / 1_000_000;
+    format!("{ms}:{id}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(c: &str) -> Result<(OffsetDateTime, EventId), ApiError> {
+    let bad = || invalid_param("cursor", "not a cursor this server gave");
+    if !c.len().is_multiple_of(2) || c.len() > 256 {
+        return Err(bad());
+    }
+    let bytes = (0..c.len())
+        .step_by(2)
+        .map(|i| c.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (ms, id) = text.split_once(':').ok_or_else(bad)?;
+    let ms: i64 = ms.parse().map_err(|_| bad())?;
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| bad())?;
+    let id = EventId::try_from(id).map_err(|_| bad())?;
+    Ok((at, id))
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
 async fn list_events(
     State(s): State<HttpState>,
     MaybeAuth(who): MaybeAuth,
-) -> Result<axum::Json<Value>, ApiError> {
-    let events = s.app.events(who.as_ref()).await?;
-    Ok(axum::Json(
-        json!({ "events": events.iter().map(views::event).collect::<Vec<_>>() }),
-    ))
+    Query(b): Query<BrowseQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let limit = match b.limit.as_deref() {
+        None => PAGE_DEFAULT,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=PAGE_MAX).contains(l))
+            .ok_or_else(|| invalid_param("limit", "a number from 1 to 100"))?,
+    };
+    let q = EventSearch {
+        text: nonempty(b.q),
+        city: nonempty(b.city),
+        category: nonempty(b.category),
+        from: nonempty(b.from).map(|v| instant("from", &v)).transpose()?,
+        to: nonempty(b.to).map(|v| instant("to", &v)).transpose()?,
+        include_drafts: false,
+        after: b.cursor.as_deref().map(decode_cursor).transpose()?,
+        // One more than the page: whether there is a next one.
+        limit: limit + 1,
+    };
+    let mut events = s.app.search_events(who.as_ref(), q).await?;
+    let next = (events.len() > limit as usize).then(|| {
+        events.truncate(limit as usize);
+        let last = &events[limit as usize - 1].event;
+        encode_cursor(last.starts_at, &last.id)
+    });
+    let mut body = json!({ "events": events.iter().map(views::event).collect::<Vec<_>>() });
+    if let Some(n) = next {
+        body["next_cursor"] = json!(n);
+    }
+    let body = Bytes::from(serde_json::to_vec(&body).expect("events serialize"));
+    let etag = views::content_etag(&body);
+    // Drafts are in an admin's answer: no shared cache keeps it. Anyone else's is
+    // the same for all, and a CDN may keep it briefly and revalidate by ETag.
+    let cache = if who.as_ref().is_some_and(|p| p.may_see_drafts()) {
+        "private, no-cache"
+    } else {
+        "public, max-age=10"
+    };
+    let status = if not_modified(&headers, &etag) {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let mut res = with_etag(
+        status,
+        &etag,
+        cache,
+        (status == StatusCode::OK).then_some(body),
+    );
+    res.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("authorization"));
+    Ok(res)
 }
 
 async fn get_event(
@@ -96,6 +222,12 @@ struct EventPatch {
     /// Absent: unchanged; `null`: removed; an object: the room's settings.
     #[serde(default, deserialize_with = "present")]
     waiting_room: Option<Option<boxoffice_domain::WaitingRoomSettings>>,
+    #[serde(default, deserialize_with = "present")]
+    city: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    category: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
 }
 
 /// A field that is present (even as `null`) is `Some`; an absent one stays `None`.
@@ -124,10 +256,19 @@ async fn patch_event(
             })
         })
         .transpose()?;
-    if to.is_none() && patch.max_tickets_per_customer.is_none() && patch.waiting_room.is_none() {
+    let details = boxoffice_app::DetailsChange {
+        city: patch.city,
+        category: patch.category,
+        description: patch.description,
+    };
+    if to.is_none()
+        && patch.max_tickets_per_customer.is_none()
+        && patch.waiting_room.is_none()
+        && details.is_empty()
+    {
         return Err(boxoffice_app::AppError::Invalid(ValidationError::new(
             "status",
-            "send status, max_tickets_per_customer and/or waiting_room",
+            "send status, max_tickets_per_customer, waiting_room, city, category or description",
         ))
         .into());
     }
@@ -141,6 +282,9 @@ async fn patch_event(
     let mut r = None;
     if let Some(room) = patch.waiting_room {
         r = Some(s.app.set_event_waiting_room(&who, &id, room).await?);
+    }
+    if !details.is_empty() {
+        r = Some(s.app.set_event_details(&who, &id, details).await?);
     }
     if let Some(cap) = patch.max_tickets_per_customer {
         r = Some(s.app.set_event_customer_limit(&who, &id, cap).await?);

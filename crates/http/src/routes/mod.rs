@@ -4,5 +4,6 @@ pub mod catalog;
 pub mod checkout;
 pub mod holds;
 pub mod identity;
+pub mod live;
 pub mod ops;
 pub mod queue;
