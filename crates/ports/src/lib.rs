@@ -24,8 +24,8 @@ pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
     Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, EventSearch,
-    FailOutcome,
-    Idempotent, IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome, RefundRecord,
-    ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory, Write, Written,
+    FailOutcome, Idempotent, IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome,
+    RefundRecord, ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory, Write,
+    Written,
 };
 pub use waiting_room::{Draw, Joined, RoomParams, RoomState, WaitingRoom};

@@ -5,8 +5,8 @@
 mod faulty_engine;
 mod helpers;
 
-mod cancellation;
 mod best_available;
+mod cancellation;
 mod catalog;
 mod checkout;
 mod cli;
