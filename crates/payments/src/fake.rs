@@ -44,7 +44,7 @@ pub const TEST_SECRET_KEY: &str = "sk_test_boxoffice";
 
 #[derive(Debug, Clone, Default)]
 pub struct FakeStripeConfig {
-    /// Added to every charge, as a real network and issuer would.
+    /// Added to every charge and refund, as a real network and issuer would.
     pub latency: Duration,
     /// Share of charge requests answered with a transient 500 (0.0 to 1.0).
     pub failure_rate: f64,
@@ -791,7 +791,11 @@ async fn create_refund(
         return unauthorized();
     }
     with_faults(&fake, async {
-        match refund(&fake, &headers, &form).await {
+        match detached(&fake, move |fake| async move {
+            refund(&fake, &headers, &form).await
+        })
+        .await
+        {
             Ok(res) => res,
             Err(e) => {
                 tracing::error!(error = ?e, "fake gateway failed");
@@ -825,6 +829,10 @@ async fn refund(
         if let Some(res) = claim_key(&fake.pool, k, &fingerprint).await? {
             return Ok(res);
         }
+    }
+    let latency = fake.config.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     // A PaymentIntent is refunded through its latest charge.
     let by_intent = match form.get("payment_intent") {

@@ -177,3 +177,44 @@ async fn partial_refunds_add_up_and_keys_make_repeats_one_refund() {
     assert_eq!(refunded(&gw).await, (1000, true));
     f.stop().await;
 }
+
+/// A refund whose caller hangs up while the gateway works on it (a node killed
+/// mid-call, a timeout) still finishes at the gateway, as at Stripe, so its key
+/// gets its answer: the caller's retry under the key is that refund, not
+/// `idempotency_key_in_use` for ever. (The fake ran refunds on the caller's
+/// connection: a hang-up left the key "in progress" and the money was never given
+/// back — a cancellation test whose node was SIGKILLed mid-job kept charges.)
+#[tokio::test]
+async fn a_refund_whose_caller_hangs_up_still_finishes_under_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, gw) = fake(dir.path()).await;
+    let ChargeOutcome::Succeeded { charge_id } =
+        gw.charge(&req("k-hang", "tok_visa", 1500)).await.unwrap()
+    else {
+        panic!("charge failed")
+    };
+    f.set_config(FakeStripeConfig {
+        latency: Duration::from_millis(500),
+        ..FakeStripeConfig::default()
+    });
+    let impatient =
+        StripeGateway::new(&f.url(), TEST_SECRET_KEY, Duration::from_millis(100)).unwrap();
+    assert!(impatient.refund(&charge_id, None, "r-hang").await.is_err());
+    f.set_config(FakeStripeConfig::default());
+    // The retry under the key: answered once the first call's work is done.
+    let mut answer = Err(GatewayError::Transient("not tried".into()));
+    for _ in 0..100 {
+        answer = gw.refund(&charge_id, None, "r-hang").await;
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    answer.expect("the refund under its key, once its first call finished");
+    let charges = gw.charges().await.unwrap();
+    let c = charges
+        .iter()
+        .find(|c| c.idempotency_key == "k-hang")
+        .unwrap();
+    assert!(c.refunded, "{c:?}");
+}
