@@ -183,20 +183,15 @@ impl CatalogueStore for PgStore {
         cap: Option<u32>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE events SET max_tickets_per_customer = $1, updated_at = $2 WHERE id = $3",
+        self.update_event(
+            sqlx::query(
+                "UPDATE events SET max_tickets_per_customer = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(cap.map(|c| c as i32))
+            .bind(ts(now))
+            .bind(id.as_str()),
         )
-        .bind(cap.map(|c| c as i32))
-        .bind(ts(now))
-        .bind(id.as_str())
-        .execute(&self.pool)
         .await
-        .map_err(map_err)?;
-        count_commit();
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
     }
 
     async fn set_event_waiting_room(
@@ -205,19 +200,13 @@ impl CatalogueStore for PgStore {
         room: Option<&WaitingRoomSettings>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let done =
+        self.update_event(
             sqlx::query("UPDATE events SET waiting_room = $1, updated_at = $2 WHERE id = $3")
                 .bind(crate::rows::room_json(room)?)
                 .bind(ts(now))
-                .bind(id.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
-        count_commit();
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+                .bind(id.as_str()),
+        )
+        .await
     }
 
     async fn set_event_details(
@@ -226,7 +215,7 @@ impl CatalogueStore for PgStore {
         details: &EventDetails,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        self.update_event(sqlx::query(
             "UPDATE events SET city = $1, category = $2, description = $3, updated_at = $4 WHERE id = $5",
         )
         .bind(&details.city)
@@ -234,14 +223,8 @@ impl CatalogueStore for PgStore {
         .bind(&details.description)
         .bind(ts(now))
         .bind(id.as_str())
-        .execute(&self.pool)
+        )
         .await
-        .map_err(map_err)?;
-        count_commit();
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
     }
 
     /// The generated `search` tsvector (GIN-indexed) against `plainto_tsquery` of
@@ -334,5 +317,21 @@ impl PgStore {
             |e, tiers, ga| e.into_record(tiers, ga),
         )
         .await
+    }
+}
+
+impl PgStore {
+    /// Runs one of the event setters' `UPDATE events … WHERE id = …`: `NotFound` when
+    /// no event has the id.
+    async fn update_event(
+        &self,
+        update: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<(), StoreError> {
+        let done = update.execute(&self.pool).await.map_err(map_err)?;
+        count_commit();
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }
