@@ -287,8 +287,23 @@ impl App {
             {
                 return Ok(order);
             }
-            // Woken by an announcement, or at the deadline for the last read.
-            let _ = tokio::time::timeout(deadline - now, announced).await;
+            // Woken by an announcement: read it again. At the deadline with no
+            // announcement, the status alone says whether it moved (one statement
+            // instead of the order's three): a pending order's items and total do
+            // not change, so the order read before the wait is still the answer.
+            if tokio::time::timeout(deadline - now, announced)
+                .await
+                .is_err()
+            {
+                match self.store.order_state(&id).await? {
+                    Some((_, OrderStatus::PendingPayment))
+                        if !self.next_actions.lock().contains_key(&order.id) =>
+                    {
+                        return Ok(order)
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 

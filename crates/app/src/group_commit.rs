@@ -61,7 +61,11 @@ impl Writer {
                     }
                 }
                 metrics::histogram!("boxoffice_store_batch_size").record(ops.len() as f64);
-                match store.write(&ops).await {
+                let started = std::time::Instant::now();
+                let written = store.write(&ops).await;
+                metrics::histogram!("boxoffice_store_batch_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                match written {
                     Ok(results) => {
                         let queued: Vec<(MessageId, Job)> = ops
                             .iter()

@@ -162,7 +162,11 @@ impl App {
         attempt: u32,
         ack: Option<Ack>,
     ) -> Result<Attempt, AppError> {
-        let Some(order) = self.store.order(order).await? else {
+        let started = Instant::now();
+        let read = self.store.order(order).await;
+        metrics::histogram!("boxoffice_payment_stage_seconds", "stage" => "read")
+            .record(started.elapsed().as_secs_f64());
+        let Some(order) = read? else {
             self.ack(ack).await?;
             return Ok(Attempt::Done);
         };
@@ -211,8 +215,13 @@ impl App {
             .unwrap_or_else(|_| Err(GatewayError::Transient("timed out".into())));
         metrics::histogram!("boxoffice_gateway_call_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        self.record_outcome(&order, result, last_chance, attempt, ack)
-            .await
+        let started = Instant::now();
+        let recorded = self
+            .record_outcome(&order, result, last_chance, attempt, ack)
+            .await;
+        metrics::histogram!("boxoffice_payment_stage_seconds", "stage" => "record")
+            .record(started.elapsed().as_secs_f64());
+        recorded
     }
 
     /// The gateway request for `order`, its payment token unsealed (the store

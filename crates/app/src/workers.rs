@@ -174,11 +174,18 @@ impl App {
                 _ = shutdown.cancelled() => break,
             };
             let free = pool.available_permits() + 1;
-            let batch = match self
+            let started = std::time::Instant::now();
+            let claimed = self
                 .queue
                 .claim(consumer, free, self.settings.job_lease, self.clock.now())
-                .await
-            {
+                .await;
+            metrics::histogram!("boxoffice_queue_claim_seconds", "consumer" => consumer.as_str())
+                .record(started.elapsed().as_secs_f64());
+            if let Ok(b) = &claimed {
+                metrics::counter!("boxoffice_jobs_claimed_total", "consumer" => consumer.as_str())
+                    .increment(b.len() as u64);
+            }
+            let batch = match claimed {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(consumer = consumer.as_str(), error = ?e, "claiming jobs failed");
@@ -202,7 +209,13 @@ impl App {
                 };
                 let app = self.clone();
                 tokio::spawn(async move {
+                    let name = d.consumer.as_str();
+                    let started = std::time::Instant::now();
+                    metrics::gauge!("boxoffice_jobs_in_flight", "consumer" => name).increment(1.0);
                     app.deliver(d).await;
+                    metrics::gauge!("boxoffice_jobs_in_flight", "consumer" => name).decrement(1.0);
+                    metrics::histogram!("boxoffice_job_duration_seconds", "consumer" => name)
+                        .record(started.elapsed().as_secs_f64());
                     drop(permit);
                 });
             }

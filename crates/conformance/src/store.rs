@@ -431,6 +431,15 @@ pub async fn double_sale_is_impossible<S: Store>(store: Arc<S>) {
             .collect();
         assert_eq!(settled.iter().collect::<Vec<_>>().len(), paid.len());
         assert!(paid.iter().all(|o| settled.contains(o)), "{settled:?}");
+        // A long-poll's cheap look: the owner and the status, as the full read has them.
+        for order in [&a, &b] {
+            let full = store.order(order).await.unwrap().unwrap();
+            assert_eq!(
+                store.order_state(order).await.unwrap(),
+                Some((full.customer_id.clone(), full.status))
+            );
+        }
+        assert_eq!(store.order_state(&OrderId::new()).await.unwrap(), None);
     }
     let inv = store.inventory(&event.id, now()).await.unwrap();
     let mut sold = inv.sold_seats.clone();

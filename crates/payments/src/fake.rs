@@ -242,6 +242,9 @@ impl FakeStripe {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            // One connection, so every statement waits for the one before: no extra
+            // ping each time it is taken out (sqlx pings it when it goes back).
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;

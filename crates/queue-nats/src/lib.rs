@@ -31,6 +31,9 @@ pub struct NatsQueue {
     lease: Duration,
     /// Deliveries handed out and not yet acked, nacked or buried.
     in_hand: Mutex<HashMap<(MessageId, Consumer), jetstream::Message>>,
+    /// The durable consumers, looked up once: each lookup is a JetStream API
+    /// round trip, which a claim per freed worker would otherwise pay every time.
+    consumers: Mutex<HashMap<Consumer, jetstream::consumer::PullConsumer>>,
 }
 
 impl fmt::Debug for NatsQueue {
@@ -72,6 +75,7 @@ impl NatsQueue {
             prefix: prefix.to_owned(),
             lease,
             in_hand: Mutex::new(HashMap::new()),
+            consumers: Mutex::new(HashMap::new()),
         };
         q.ensure().await?;
         Ok(q)
@@ -116,10 +120,21 @@ impl NatsQueue {
     }
 
     async fn consumer(&self, c: Consumer) -> Result<jetstream::consumer::PullConsumer, QueueError> {
-        self.js
+        if let Some(known) = self.consumers.lock().get(&c) {
+            return Ok(known.clone());
+        }
+        let found = self
+            .js
             .get_consumer_from_stream(c.as_str(), &self.stream_name)
             .await
-            .map_err(down)
+            .map_err(down)?;
+        self.consumers.lock().insert(c, found.clone());
+        Ok(found)
+    }
+
+    /// Forgets a consumer after a failed fetch: the next claim looks it up again.
+    fn forget(&self, c: Consumer) {
+        self.consumers.lock().remove(&c);
     }
 
     fn take(&self, d: &Delivery) -> Option<jetstream::Message> {
@@ -143,7 +158,10 @@ impl JobQueue for NatsQueue {
             .expires(Duration::from_millis(250))
             .messages()
             .await
-            .map_err(down)?;
+            .map_err(|e| {
+                self.forget(consumer);
+                down(e)
+            })?;
         let mut out = Vec::new();
         while let Some(m) = batch.next().await {
             let m = m.map_err(down)?;

@@ -99,6 +99,9 @@ impl PgStore {
         let opts = PgConnectOptions::from_str(url).context("BOXOFFICE_DATABASE_URL")?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            // sqlx pings a connection when it goes back to the pool; a second ping
+            // when it is taken out would add a round trip to every statement.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await

@@ -510,7 +510,7 @@ impl crate::PgStore {
     /// tables grow — 55,000 full scans of `tickets` and `order_items` in one
     /// 50,000-seat sale, where the index finds the few rows (docs/benchmarks.md).
     pub(crate) async fn children<R: ChildRow, T: TryFrom<R, Error = StoreError>>(
-        &self,
+        conn: &mut sqlx::PgConnection,
         parents: &[&str],
     ) -> Result<std::collections::HashMap<String, Vec<T>>, StoreError> {
         let rows = sqlx::query_as::<_, R>(&format!(
@@ -521,7 +521,7 @@ impl crate::PgStore {
         ))
         .bind(parents)
         .persistent(false)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(crate::map_err)?;
         let mut out: std::collections::HashMap<String, Vec<T>> = Default::default();
@@ -534,7 +534,8 @@ impl crate::PgStore {
 
     /// Parents with their two kinds of children (an event's tiers and GA tiers, an
     /// order's items and tickets), put together by `build`: two statements more
-    /// however many parents.
+    /// however many parents, on one connection (each use of the pool costs sqlx a
+    /// ping when the connection goes back: a round trip and a task).
     pub(crate) async fn with_children<A, B, P, TA, TB, Out>(
         &self,
         parents: Vec<P>,
@@ -550,9 +551,29 @@ impl crate::PgStore {
         if parents.is_empty() {
             return Ok(vec![]);
         }
+        let mut conn = self.pool.acquire().await.map_err(crate::map_err)?;
+        Self::with_children_on::<A, B, P, TA, TB, Out>(&mut conn, parents, id, build).await
+    }
+
+    /// [`PgStore::with_children`] on a connection the caller holds.
+    pub(crate) async fn with_children_on<A, B, P, TA, TB, Out>(
+        conn: &mut sqlx::PgConnection,
+        parents: Vec<P>,
+        id: fn(&P) -> &str,
+        build: impl Fn(P, Vec<TA>, Vec<TB>) -> Result<Out, StoreError>,
+    ) -> Result<Vec<Out>, StoreError>
+    where
+        A: ChildRow,
+        B: ChildRow,
+        TA: TryFrom<A, Error = StoreError>,
+        TB: TryFrom<B, Error = StoreError>,
+    {
+        if parents.is_empty() {
+            return Ok(vec![]);
+        }
         let ids: Vec<&str> = parents.iter().map(id).collect();
-        let mut a = self.children::<A, TA>(&ids).await?;
-        let mut b = self.children::<B, TB>(&ids).await?;
+        let mut a = Self::children::<A, TA>(conn, &ids).await?;
+        let mut b = Self::children::<B, TB>(conn, &ids).await?;
         parents
             .into_iter()
             .map(|p| {

@@ -6,7 +6,8 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderItem, RefundId, Ticket, UserId,
+    Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderItem, OrderStatus, RefundId,
+    Ticket, UserId,
 };
 use boxoffice_ports::{
     CancelWork, Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
@@ -139,6 +140,22 @@ impl SalesStore for PgStore {
     }
 
     /// Which of `ids` are no longer pending, in one statement.
+    async fn order_state(&self, id: &OrderId) -> Result<Option<(UserId, OrderStatus)>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT customer_id, status FROM orders WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        row.map(|(customer, status)| {
+            Ok((
+                UserId::try_from(customer).map_err(|_| corrupt("orders.customer_id"))?,
+                OrderStatus::parse(&status).ok_or_else(|| corrupt("orders.status"))?,
+            ))
+        })
+        .transpose()
+    }
+
     async fn settled_among(&self, ids: &[OrderId]) -> Result<Vec<OrderId>, StoreError> {
         let ids: Vec<&str> = ids.iter().map(|o| o.as_str()).collect();
         let settled: Vec<String> = sqlx::query_scalar(
@@ -223,15 +240,19 @@ impl PgStore {
         filter: &str,
         value: &str,
     ) -> Result<Vec<Order>, StoreError> {
-        let orders = sqlx::query_as::<_, OrderRow>(&format!(
+        let sql = format!(
             "SELECT {} FROM orders WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT 500",
             OrderRow::COLUMNS
-        ))
-        .bind(value)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        self.with_children::<OrderItemRow, TicketRow, _, OrderItem, Ticket, _>(
+        );
+        // The order and its children on one connection: one pool round trip, not three.
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let orders = sqlx::query_as::<_, OrderRow>(&sql)
+            .bind(value)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        Self::with_children_on::<OrderItemRow, TicketRow, _, OrderItem, Ticket, _>(
+            &mut conn,
             orders,
             |o| o.id.as_str(),
             |o, items, tickets| o.into_order(items, tickets),

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    Currency, EventId, Hold, HoldId, Money, Order, OrderId, RefundId, SeatId, UserId,
+    Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderStatus, RefundId, SeatId, UserId,
 };
 use boxoffice_ports::{
     CancelWork, Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
@@ -113,6 +113,27 @@ impl SalesStore for SqliteStore {
 
     async fn pending_orders(&self, idle_since: OffsetDateTime) -> Result<Vec<OrderId>, StoreError> {
         self.db.read(move |conn| pending(conn, idle_since)).await
+    }
+
+    async fn order_state(&self, id: &OrderId) -> Result<Option<(UserId, OrderStatus)>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    "SELECT customer_id, status FROM orders WHERE id = ?",
+                    [id],
+                    |r| {
+                        Ok((
+                            UserId::try_from(r.get::<_, String>(0).db()?)
+                                .map_err(|_| corrupt("orders.customer_id"))?,
+                            OrderStatus::parse(&r.get::<_, String>(1).db()?)
+                                .ok_or_else(|| corrupt("orders.status"))?,
+                        ))
+                    },
+                )
+            })
+            .await
     }
 
     async fn settled_among(&self, ids: &[OrderId]) -> Result<Vec<OrderId>, StoreError> {

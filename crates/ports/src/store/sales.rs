@@ -392,6 +392,9 @@ pub trait SalesStore: Send + Sync + std::fmt::Debug + 'static {
         }
     }
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    /// An order's owner and status alone (one statement): what a long-poll needs
+    /// to know while it waits, without the items and tickets.
+    async fn order_state(&self, id: &OrderId) -> Result<Option<(UserId, OrderStatus)>, StoreError>;
     /// A customer's orders, newest first.
     async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError>;
     /// Orders a reconciler must look at: every `payment_unknown` one, and those

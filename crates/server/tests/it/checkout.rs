@@ -492,3 +492,40 @@ async fn checkout_racing_release_has_one_winner() {
     let sold = statuses.iter().filter(|&&c| c == 'S').count();
     assert_eq!(paid, sold, "one charge per sold seat");
 }
+
+/// A long-poll answers the same order however it ends: at its deadline while the
+/// payment still waits (the status alone is read again then) it equals a plain read,
+/// and woken by the payment's outcome it equals a read made after.
+#[tokio::test]
+async fn a_long_poll_answers_the_same_order_at_its_deadline_and_when_woken() {
+    let app = Arc::new(TestApp::spawn().await);
+    let sale = app.sale(1, 6, 10, 300, 4).await;
+    let buyer = app.customer().await;
+    // The gateway answers 503 for now: the payment retries and the order waits.
+    app.gateway_faults(&[("unavailable", "true")]).await;
+    let hold = held(&app, &sale, &buyer, &[1, 2]).await;
+    let r = app.checkout(&buyer, &hold, "key-1", "tok_visa").await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let order = order_id(&r);
+
+    let waited = app
+        .get(&format!("/v1/orders/{order}?wait=1"), Some(&buyer))
+        .await;
+    let plain = app.get(&format!("/v1/orders/{order}"), Some(&buyer)).await;
+    assert_eq!(waited.status, 200, "{waited:?}");
+    assert_eq!(waited.body["status"], "pending_payment", "{waited:?}");
+    assert_eq!(waited.body, plain.body);
+
+    let poll = {
+        let (app, buyer, order) = (app.clone(), buyer.clone(), order.clone());
+        tokio::spawn(async move {
+            app.get(&format!("/v1/orders/{order}?wait=30"), Some(&buyer))
+                .await
+        })
+    };
+    app.gateway_faults(&[("unavailable", "false")]).await;
+    let woken = poll.await.unwrap();
+    let after = app.get(&format!("/v1/orders/{order}"), Some(&buyer)).await;
+    assert_eq!(woken.body["status"], "paid", "{woken:?}");
+    assert_eq!(woken.body, after.body);
+}
