@@ -201,7 +201,8 @@ impl App {
                 ))
             }
         };
-        self.place_hold(who, &ev, selection, items, total, None).await
+        self.place_hold(who, &ev, selection, items, total, None)
+            .await
     }
 
     /// Best available: choose from the live map and hold the choice. The engine
@@ -267,7 +268,10 @@ impl App {
             }
             let selection = HoldSelection::Seats(ids);
             let items = HoldItems::Seats(pick.clone());
-            match self.place_hold(who, ev, selection, items, total, offer).await {
+            match self
+                .place_hold(who, ev, selection, items, total, offer)
+                .await
+            {
                 Err(AppError::SeatsUnavailable(taken)) => {
                     metrics::counter!("boxoffice_best_available_retries_total").increment(1);
                     lost = taken;

@@ -227,8 +227,8 @@ impl App {
     }
 
     fn view_in(&self, entry: WaitlistEntry, line: &[WaitlistEntry]) -> WaitlistView {
-        let position = matches!(entry.state, WaitlistState::Waiting | WaitlistState::Claimed)
-            .then(|| {
+        let position =
+            matches!(entry.state, WaitlistState::Waiting | WaitlistState::Claimed).then(|| {
                 line.iter()
                     .filter(|e| {
                         matches!(e.state, WaitlistState::Waiting | WaitlistState::Claimed)
@@ -317,7 +317,11 @@ impl App {
     }
 
     /// What became of an offer: taken (converted), or lapsed (expired, released).
-    async fn settle_offer(&self, entry: &WaitlistEntry, now: OffsetDateTime) -> Result<(), AppError> {
+    async fn settle_offer(
+        &self,
+        entry: &WaitlistEntry,
+        now: OffsetDateTime,
+    ) -> Result<(), AppError> {
         let Some(hold_id) = &entry.hold_id else {
             return Ok(());
         };
@@ -348,7 +352,11 @@ impl App {
     /// recorded, the offer stands and is announced; if not, the entry is given
     /// back to the line. Should the stalled node record its hold after this, its
     /// offer write finds the entry no longer claimed and it releases the hold.
-    async fn recover_claim(&self, entry: &WaitlistEntry, now: OffsetDateTime) -> Result<(), AppError> {
+    async fn recover_claim(
+        &self,
+        entry: &WaitlistEntry,
+        now: OffsetDateTime,
+    ) -> Result<(), AppError> {
         let Some(hold_id) = &entry.hold_id else {
             return Ok(());
         };

@@ -1850,7 +1850,11 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
         ids.insert(j.await.unwrap().id);
     }
     assert_eq!(ids.len(), 1, "one live entry per customer");
-    let first = store.waitlist_entry(ids.iter().next().unwrap()).await.unwrap().unwrap();
+    let first = store
+        .waitlist_entry(ids.iter().next().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let second = store.join_waitlist(&entry(&customers[1])).await.unwrap();
     let line = store.waitlist_line(&event.id).await.unwrap();
     assert_eq!(
@@ -1858,7 +1862,10 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
         vec![first.id.clone(), second.id.clone()]
     );
     assert!(first.seq < second.seq);
-    assert_eq!(store.waitlist_events().await.unwrap(), vec![event.id.clone()]);
+    assert_eq!(
+        store.waitlist_events().await.unwrap(),
+        vec![event.id.clone()]
+    );
 
     // Eight claims at once, each with its own hold: one wins.
     let claims: Vec<_> = (0..8)
@@ -1902,8 +1909,14 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
         store.write_one(offer(&HoldId::new())).await.unwrap(),
         Written::Marked(false)
     );
-    assert_eq!(store.write_one(offer(&winner)).await.unwrap(), Written::Marked(true));
-    assert_eq!(store.write_one(offer(&winner)).await.unwrap(), Written::Marked(false));
+    assert_eq!(
+        store.write_one(offer(&winner)).await.unwrap(),
+        Written::Marked(true)
+    );
+    assert_eq!(
+        store.write_one(offer(&winner)).await.unwrap(),
+        Written::Marked(false)
+    );
     let offered = store.waitlist_entry(&first.id).await.unwrap().unwrap();
     assert_eq!(offered.state, WaitlistState::Offered);
     assert_eq!(offered.offer_expires_at, Some(until));
@@ -1918,7 +1931,13 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
         now: now(),
     };
     assert!(store.move_waitlist(&back).await.unwrap());
-    let hold = store.waitlist_entry(&second.id).await.unwrap().unwrap().hold_id.unwrap();
+    let hold = store
+        .waitlist_entry(&second.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .hold_id
+        .unwrap();
     let give_back = WaitlistMove {
         from: vec![WaitlistState::Claimed],
         hold: Some(hold),
@@ -1928,9 +1947,21 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
     };
     assert!(store.move_waitlist(&give_back).await.unwrap());
     assert!(!store.move_waitlist(&give_back).await.unwrap());
-    assert_eq!(store.waitlist_entry(&second.id).await.unwrap().unwrap().hold_id, None);
+    assert_eq!(
+        store
+            .waitlist_entry(&second.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .hold_id,
+        None
+    );
     let leave = WaitlistMove {
-        from: vec![WaitlistState::Waiting, WaitlistState::Claimed, WaitlistState::Offered],
+        from: vec![
+            WaitlistState::Waiting,
+            WaitlistState::Claimed,
+            WaitlistState::Offered,
+        ],
         hold: None,
         to: WaitlistState::Left,
         claim: None,
@@ -1941,4 +1972,3 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
     assert_ne!(again.id, second.id);
     assert_eq!(again.state, WaitlistState::Waiting);
 }
-

@@ -112,11 +112,12 @@ impl WaitlistStore for PgStore {
     }
 
     async fn waitlist_events(&self) -> Result<Vec<EventId>, StoreError> {
-        let ids: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT DISTINCT event_id FROM waitlist WHERE {LIVE}"))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let ids: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT event_id FROM waitlist WHERE {LIVE}"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
         ids.into_iter()
             .map(|i| parsed(i, "waitlist.event_id"))
             .collect()

@@ -621,7 +621,12 @@ async fn polling_the_queue_is_rate_limited_per_queue_id() {
     let r = app.get(&format!("{path}/stream"), None).await;
     assert_eq!(r.status, 429, "a stream open counts too: {r:?}");
     // The polite one is served.
-    assert_eq!(app.get(&format!("/v1/queue/{}", js[1].queue_id), None).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/v1/queue/{}", js[1].queue_id), None)
+            .await
+            .status,
+        200
+    );
     // Time gives the allowance back.
     clock.advance(Duration::seconds(2));
     assert_eq!(app.get(&path, None).await.status, 200);

@@ -131,7 +131,12 @@ async fn a_release_makes_an_offer_to_the_next_in_line() {
     let r = app.get(&format!("/v1/waitlist/{id}"), Some(&other)).await;
     assert_eq!(r.status, 404, "{r:?}");
 
-    assert_eq!(app.delete(&format!("/v1/holds/{hold}"), Some(&buyer)).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/v1/holds/{hold}"), Some(&buyer))
+            .await
+            .status,
+        204
+    );
     let offered = entry_becomes(&app, &waiter, &id, "offered").await;
     assert_eq!(offered["position"], Value::Null);
     let offer = offered["hold_id"].as_str().unwrap().to_owned();
@@ -146,7 +151,10 @@ async fn a_release_makes_an_offer_to_the_next_in_line() {
     )
     .unwrap();
     let left = expires - OffsetDateTime::now_utc();
-    assert!(left <= time::Duration::seconds(60) && left > time::Duration::seconds(30), "{left}");
+    assert!(
+        left <= time::Duration::seconds(60) && left > time::Duration::seconds(30),
+        "{left}"
+    );
     // Exactly two seats are held: the offer's; the others are free for anyone.
     let map: String = app.statuses(&event).await.into_iter().collect();
     assert_eq!(map.matches('H').count(), 2, "{map}");
@@ -174,15 +182,41 @@ async fn joining_checks_what_is_asked() {
     let (event, _, main, ga) = small_sale(&app, 4, 2).await;
     let c = app.customer().await;
     let r = join(&app, &c, &event, json!({"quantity": 2})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (409, "seats_available"), "{r:?}");
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "seats_available"),
+        "{r:?}"
+    );
     let r = join(&app, &c, &event, json!({"quantity": 1, "tier_id": ga})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (409, "seats_available"), "{r:?}");
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "seats_available"),
+        "{r:?}"
+    );
     let r = join(&app, &c, &event, json!({"quantity": 5, "tier_id": main})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (422, "invalid_request"), "{r:?}");
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (422, "invalid_request"),
+        "{r:?}"
+    );
     let r = join(&app, &c, &event, json!({"quantity": 0})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (422, "invalid_request"), "{r:?}");
-    let r = join(&app, &c, &event, json!({"quantity": 1, "tier_id": "tier_nope"})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (422, "invalid_request"), "{r:?}");
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (422, "invalid_request"),
+        "{r:?}"
+    );
+    let r = join(
+        &app,
+        &c,
+        &event,
+        json!({"quantity": 1, "tier_id": "tier_nope"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (422, "invalid_request"),
+        "{r:?}"
+    );
     // GA sold out (held): joining for 1 is taken; 3 when 2 are free is too.
     let buyer = app.customer().await;
     hold_ga(&app, &buyer, &event, &ga, 2).await;
@@ -191,9 +225,21 @@ async fn joining_checks_what_is_asked() {
     let id = r.body["waitlist_id"].as_str().unwrap().to_owned();
     let r = app.delete(&format!("/v1/waitlist/{id}"), Some(&c)).await;
     assert_eq!(r.status, 204, "{r:?}");
-    let r = app.post("/v1/events/evt_nope/waitlist", Some(&c), json!({"quantity": 1})).await;
+    let r = app
+        .post(
+            "/v1/events/evt_nope/waitlist",
+            Some(&c),
+            json!({"quantity": 1}),
+        )
+        .await;
     assert_eq!(r.status, 404, "{r:?}");
-    let r = app.post(&format!("/v1/events/{event}/waitlist"), None, json!({"quantity": 1})).await;
+    let r = app
+        .post(
+            &format!("/v1/events/{event}/waitlist"),
+            None,
+            json!({"quantity": 1}),
+        )
+        .await;
     assert_eq!(r.status, 401, "{r:?}");
 }
 
@@ -216,7 +262,12 @@ async fn an_unclaimed_offer_rolls_to_the_next() {
         one.body["waitlist_id"].as_str().unwrap().to_owned(),
         two.body["waitlist_id"].as_str().unwrap().to_owned(),
     );
-    assert_eq!(app.delete(&format!("/v1/holds/{hold}"), Some(&buyer)).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/v1/holds/{hold}"), Some(&buyer))
+            .await
+            .status,
+        204
+    );
     let offer = entry_becomes(&app, &first, &one, "offered").await;
     assert_eq!(entry(&app, &second, &two).await["position"], 1);
     // Not yet: one millisecond before the offer's end it is still the first's.
@@ -228,13 +279,21 @@ async fn an_unclaimed_offer_rolls_to_the_next() {
     entry_becomes(&app, &first, &one, "expired").await;
     let rolled = entry_becomes(&app, &second, &two, "offered").await;
     assert_ne!(rolled["hold_id"], offer["hold_id"]);
-    eventually("two offer emails", || async { offer_emails(&[&app]).len() >= 2 }).await;
+    eventually("two offer emails", || async {
+        offer_emails(&[&app]).len() >= 2
+    })
+    .await;
     // The second leaves: the offer's place goes back at once.
-    let r = app.delete(&format!("/v1/waitlist/{two}"), Some(&second)).await;
+    let r = app
+        .delete(&format!("/v1/waitlist/{two}"), Some(&second))
+        .await;
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(entry(&app, &second, &two).await["state"], "left");
     let h = app
-        .get(&format!("/v1/holds/{}", rolled["hold_id"].as_str().unwrap()), Some(&second))
+        .get(
+            &format!("/v1/holds/{}", rolled["hold_id"].as_str().unwrap()),
+            Some(&second),
+        )
         .await;
     assert_eq!(h.body["status"], "released", "{h:?}");
     assert_eq!(app.seat_map(&event).await["ga"][0]["remaining"], 1);
@@ -242,7 +301,11 @@ async fn an_unclaimed_offer_rolls_to_the_next() {
     assert_eq!(mails.len(), 2, "{mails:?}");
     // Its offer over and the place free, the first may buy it now, not wait.
     let r = join(&app, &first, &event, json!({"quantity": 1, "tier_id": ga})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (409, "seats_available"), "{r:?}");
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "seats_available"),
+        "{r:?}"
+    );
 }
 
 /// First come, first served per kind of ticket: an entry that does not fit what is
@@ -252,7 +315,11 @@ async fn an_unclaimed_offer_rolls_to_the_next() {
 async fn quantities_and_tiers_keep_their_place() {
     let app = TestApp::spawn_with(passes_by_hand).await;
     let (event, seats, main, ga) = small_sale(&app, 2, 3).await;
-    let (b1, b2, b3) = (app.customer().await, app.customer().await, app.customer().await);
+    let (b1, b2, b3) = (
+        app.customer().await,
+        app.customer().await,
+        app.customer().await,
+    );
     let h1 = hold_ga(&app, &b1, &event, &ga, 1).await;
     let h2 = hold_ga(&app, &b2, &event, &ga, 2).await;
     let all: Vec<&String> = seats.iter().collect();
@@ -260,7 +327,11 @@ async fn quantities_and_tiers_keep_their_place() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (w1, w2, w3) = (app.customer().await, app.customer().await, app.customer().await);
+    let (w1, w2, w3) = (
+        app.customer().await,
+        app.customer().await,
+        app.customer().await,
+    );
     let e1 = join(&app, &w1, &event, json!({"quantity": 2, "tier_id": ga})).await;
     let e2 = join(&app, &w2, &event, json!({"quantity": 1, "tier_id": ga})).await;
     let e3 = join(&app, &w3, &event, json!({"quantity": 2, "tier_id": main})).await;
@@ -276,26 +347,50 @@ async fn quantities_and_tiers_keep_their_place() {
     // One GA place back (the first wants two, so nobody gets it), and the seats:
     // the seated tier's line moves on its own. (Each release also wakes the
     // node's own pass: states are awaited, not read once.)
-    assert_eq!(app.delete(&format!("/v1/holds/{h1}"), Some(&b1)).await.status, 204);
-    assert_eq!(app.delete(&format!("/v1/holds/{h3}"), Some(&b3)).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/v1/holds/{h1}"), Some(&b1))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.delete(&format!("/v1/holds/{h3}"), Some(&b3))
+            .await
+            .status,
+        204
+    );
     app.app().waitlist_pass().await.unwrap();
     let o3 = entry_becomes(&app, &w3, &ids[2], "offered").await;
     let h = app
-        .get(&format!("/v1/holds/{}", o3["hold_id"].as_str().unwrap()), Some(&w3))
+        .get(
+            &format!("/v1/holds/{}", o3["hold_id"].as_str().unwrap()),
+            Some(&w3),
+        )
         .await;
     assert_eq!(h.body["seats"].as_array().unwrap().len(), 2, "{h:?}");
     // Every pass since the release saw one GA place: the first blocks the second.
     app.app().waitlist_pass().await.unwrap();
     assert_eq!(entry(&app, &w1, &ids[0]).await["state"], "waiting");
     let e2 = entry(&app, &w2, &ids[1]).await;
-    assert_eq!((e2["state"].as_str(), e2["position"].as_u64()), (Some("waiting"), Some(2)));
+    assert_eq!(
+        (e2["state"].as_str(), e2["position"].as_u64()),
+        (Some("waiting"), Some(2))
+    );
     // Three GA places back: the first gets two, the second one.
-    assert_eq!(app.delete(&format!("/v1/holds/{h2}"), Some(&b2)).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/v1/holds/{h2}"), Some(&b2))
+            .await
+            .status,
+        204
+    );
     app.app().waitlist_pass().await.unwrap();
     for (token, id, n) in [(&w1, &ids[0], 2), (&w2, &ids[1], 1)] {
         let e = entry_becomes(&app, token, id, "offered").await;
         let h = app
-            .get(&format!("/v1/holds/{}", e["hold_id"].as_str().unwrap()), Some(token))
+            .get(
+                &format!("/v1/holds/{}", e["hold_id"].as_str().unwrap()),
+                Some(token),
+            )
             .await;
         assert_eq!(h.body["status"], "active", "{h:?}");
         assert_eq!(e["quantity"], n);
@@ -324,7 +419,9 @@ async fn no_entry_or_seat_is_offered_twice_in_a_race() {
     let mut holds = Vec::new();
     for pair in seats.chunks(2) {
         let b = one.customer().await;
-        let r = one.hold_seats(&b, &event, &pair.iter().collect::<Vec<_>>()).await;
+        let r = one
+            .hold_seats(&b, &event, &pair.iter().collect::<Vec<_>>())
+            .await;
         assert_eq!(r.status, 201, "{r:?}");
         holds.push((b, r.body["hold_id"].as_str().unwrap().to_owned()));
     }
@@ -339,7 +436,11 @@ async fn no_entry_or_seat_is_offered_twice_in_a_race() {
     let mut tasks = Vec::new();
     for (i, (b, h)) in holds.iter().enumerate() {
         let node = nodes[i % nodes.len()];
-        let (url, client, b) = (node.url(&format!("/v1/holds/{h}")), node.client.clone(), b.clone());
+        let (url, client, b) = (
+            node.url(&format!("/v1/holds/{h}")),
+            node.client.clone(),
+            b.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let r = client.delete(url).bearer_auth(b).send().await.unwrap();
             assert_eq!(r.status(), 204);
@@ -378,19 +479,28 @@ async fn no_entry_or_seat_is_offered_twice_in_a_race() {
     let mut states = BTreeMap::new();
     for (w, id) in &waiters {
         let e = entry(&one, w, id).await;
-        *states.entry(e["state"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        *states
+            .entry(e["state"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
         if e["state"] == "offered" {
             offered.push((w.clone(), e["hold_id"].as_str().unwrap().to_owned()));
         }
     }
     assert_eq!(offered.len(), PAIRS, "{states:?}");
-    assert_eq!(states.get("waiting"), Some(&(WAITING - PAIRS)), "{states:?}");
+    assert_eq!(
+        states.get("waiting"),
+        Some(&(WAITING - PAIRS)),
+        "{states:?}"
+    );
     let mut seen = BTreeSet::new();
     for (w, h) in &offered {
         let r = one.get(&format!("/v1/holds/{h}"), Some(w)).await;
         assert_eq!(r.body["status"], "active", "{r:?}");
         for s in r.body["seats"].as_array().unwrap() {
-            assert!(seen.insert(s.as_str().unwrap().to_owned()), "seat {s} offered twice");
+            assert!(
+                seen.insert(s.as_str().unwrap().to_owned()),
+                "seat {s} offered twice"
+            );
         }
     }
     assert_eq!(seen.len(), 2 * PAIRS);
@@ -409,6 +519,10 @@ async fn no_entry_or_seat_is_offered_twice_in_a_race() {
     let mails = offer_emails(&nodes);
     assert_eq!(mails.len(), PAIRS, "{mails:?}");
     for (_, h) in &offered {
-        assert_eq!(mails.iter().filter(|m| m.contains(h.as_str())).count(), 1, "{h}");
+        assert_eq!(
+            mails.iter().filter(|m| m.contains(h.as_str())).count(),
+            1,
+            "{h}"
+        );
     }
 }
