@@ -37,6 +37,11 @@ pub enum AppError {
     /// The event's per-buyer cap (`max_tickets_per_customer`) would be exceeded.
     #[error("this would take you over the event's limit of {limit} tickets per customer")]
     CustomerLimitReached { limit: u32 },
+    /// A waitlist join while enough is free to buy now.
+    #[error(
+        "{available} tickets of this kind are available: buy them instead of joining the waitlist"
+    )]
+    SeatsAvailable { available: u32 },
     /// The event's waiting room is on and this hold has no valid admission.
     #[error("admission required: {why}")]
     AdmissionRequired { why: &'static str },

@@ -58,6 +58,14 @@ pub struct BestAvailableAsk {
     pub tier_id: Option<String>,
 }
 
+/// A hold made for a waitlist offer: its id (named by the entry's claim before it
+/// is made) and how long it lasts (the offer's validity, not the event's hold TTL).
+#[derive(Debug, Clone)]
+pub(crate) struct OfferHold {
+    pub(crate) id: HoldId,
+    pub(crate) ttl_seconds: u32,
+}
+
 /// Tries at choosing best-available seats and holding them: a choice lost to a
 /// faster buyer is made again from the fresh map, this many times at most.
 const BEST_AVAILABLE_TRIES: u32 = 12;
@@ -118,7 +126,7 @@ impl App {
                 tier_id: None,
                 quantity: None,
                 best_available: Some(best),
-            } => return self.best_available_hold(who, &ev, best).await,
+            } => return self.best_available_hold(who, &ev, best, None).await,
             HoldAsk {
                 seats: Some(seats),
                 tier_id: None,
@@ -193,7 +201,8 @@ impl App {
                 ))
             }
         };
-        self.place_hold(who, &ev, selection, items, total).await
+        self.place_hold(who, &ev, selection, items, total, None)
+            .await
     }
 
     /// Best available: choose from the live map and hold the choice. The engine
@@ -201,11 +210,12 @@ impl App {
     /// lost to a faster buyer is made again from the fresh map, each try choosing
     /// at random among more of the good choices (1, 4, 16, … 256), so that a crowd
     /// asking at once spreads over the hall instead of colliding on the best block.
-    async fn best_available_hold(
+    pub(crate) async fn best_available_hold(
         &self,
         who: &Principal,
         ev: &Arc<CachedEvent>,
         ask: BestAvailableAsk,
+        offer: Option<&OfferHold>,
     ) -> Result<HoldView, AppError> {
         let event = ev.event();
         let max = event.max_tickets_per_order;
@@ -258,7 +268,10 @@ impl App {
             }
             let selection = HoldSelection::Seats(ids);
             let items = HoldItems::Seats(pick.clone());
-            match self.place_hold(who, ev, selection, items, total).await {
+            match self
+                .place_hold(who, ev, selection, items, total, offer)
+                .await
+            {
                 Err(AppError::SeatsUnavailable(taken)) => {
                     metrics::counter!("boxoffice_best_available_retries_total").increment(1);
                     lost = taken;
@@ -278,16 +291,18 @@ impl App {
 
     /// Holds a selection already checked against the event: the engine decides,
     /// the store records (see the module docs).
-    async fn place_hold(
+    pub(crate) async fn place_hold(
         &self,
         who: &Principal,
         ev: &Arc<CachedEvent>,
         selection: HoldSelection,
         items: HoldItems,
         total: Money,
+        offer: Option<&OfferHold>,
     ) -> Result<HoldView, AppError> {
         let now = self.clock.now();
         let event = ev.event();
+        let ttl = offer.map_or(event.hold_ttl_seconds, |o| o.ttl_seconds);
 
         let cap = event.max_tickets_per_customer;
         if let Some(limit) = cap {
@@ -298,13 +313,13 @@ impl App {
             }
         }
         let hold = Hold {
-            id: HoldId::new(),
+            id: offer.map_or_else(HoldId::new, |o| o.id.clone()),
             event_id: event.id.clone(),
             customer_id: who.user_id.clone(),
             status: HoldStatus::Active,
             selection,
             total,
-            expires_at: now + time::Duration::seconds(i64::from(event.hold_ttl_seconds)),
+            expires_at: now + time::Duration::seconds(i64::from(ttl)),
             created_at: now,
         };
         let req = HoldRequest {
@@ -493,6 +508,7 @@ impl App {
         match released {
             ReleaseOutcome::Released => {
                 metrics::counter!("boxoffice_holds_released_total").increment(1);
+                self.nudge_waitlist();
                 Ok(())
             }
             ReleaseOutcome::AlreadyReleased => Ok(()),

@@ -20,6 +20,7 @@ pub mod refunds;
 pub mod resilience;
 mod sealing;
 pub mod waiting_room;
+pub mod waitlist;
 pub mod workers;
 
 use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store, WaitingRoom};
@@ -35,6 +36,7 @@ pub use identity::{IssuedTokens, Principal, Tokens};
 pub use payments::{Attempt, Reconciled};
 pub use refunds::{RefundAsk, RefundAttempt};
 pub use waiting_room::{Challenge, JoinAsk, QueueState, QueueView};
+pub use waitlist::{WaitlistAsk, WaitlistView};
 
 /// The adapters the use cases run on, chosen by the server.
 #[derive(Debug, Clone)]
@@ -96,6 +98,8 @@ pub struct AppSettings {
     /// How often a long-poll re-reads its order when announcements reach every node
     /// (a safety net: an announcement is what normally wakes it).
     pub order_safety_poll: Duration,
+    /// How long a waitlist offer (the hold made for the next in line) lasts.
+    pub waitlist_offer: Duration,
 }
 
 impl Default for AppSettings {
@@ -120,6 +124,7 @@ impl Default for AppSettings {
             mail_from: "tickets@boxoffice.localhost".into(),
             stripe_webhook_secret: None,
             order_safety_poll: Duration::from_secs(2),
+            waitlist_offer: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct App {
     pub(crate) room: Arc<dyn WaitingRoom>,
     /// Signs queue ids, challenges and admission tokens.
     pub(crate) room_keys: waiting_room::RoomKeys,
+    /// Wakes this node's waitlist pass (seats were freed here).
+    pub(crate) waitlist_nudge: tokio::sync::Notify,
 }
 
 impl App {
@@ -168,6 +175,7 @@ impl App {
             sealer: sealing::Sealer::new(&token_key),
             room_keys: waiting_room::RoomKeys::new(&token_key),
             room: ports.room,
+            waitlist_nudge: tokio::sync::Notify::new(),
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::default(),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),

@@ -768,6 +768,10 @@ impl App {
             self.follower
                 .follow(&order.event_id, &order.hold_id, follow)
                 .await;
+            if hold_until.is_none() {
+                // Its seats are free again: the waitlist's next in line may have them.
+                self.nudge_waitlist();
+            }
             metrics::counter!("boxoffice_orders_total", "status" => "failed").increment(1);
             self.announce(&order.id).await;
         }

@@ -114,6 +114,7 @@ impl App {
                     .increment(1);
                 if whole {
                     self.put_back_on_sale(&order).await;
+                    self.nudge_waitlist();
                     metrics::counter!("boxoffice_orders_total", "status" => "refunded")
                         .increment(1);
                 }

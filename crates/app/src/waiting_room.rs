@@ -456,6 +456,32 @@ impl App {
         (claims.typ == "admission").then_some(claims)
     }
 
+    /// A checkout ends the shopper's session: with the admission token the hold was
+    /// made with (`Boxoffice-Admission` on the checkout), the session it names ends
+    /// and, when admission is by capacity, its slot goes to the next in line. True
+    /// when a live session ended. A token that is not this customer's for the
+    /// hold's event ends nothing; without one, the session runs out on its own.
+    pub async fn end_shopping(
+        &self,
+        who: &Principal,
+        hold_id: &str,
+        token: &str,
+    ) -> Result<bool, AppError> {
+        let hold = self.owned_hold_record(who, hold_id).await?;
+        let Some(c) = self.admission_claims(token) else {
+            return Ok(false);
+        };
+        if c.ev != hold.event_id.as_str() || c.sub != who.user_id.as_str() {
+            return Ok(false);
+        }
+        let ended = self.room.leave(&hold.event_id, c.rank).await?;
+        if ended {
+            metrics::counter!("boxoffice_room_sessions_ended_total", "by" => "checkout")
+                .increment(1);
+        }
+        Ok(ended)
+    }
+
     /// With the event's room on, a hold needs `token`: an admission to this event,
     /// for this customer, whose session is live. Else `admission_required`.
     pub async fn check_admission(

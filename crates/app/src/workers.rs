@@ -301,6 +301,10 @@ impl App {
                     Job::EventCancelled { event_id } => {
                         (event_id.to_string(), serde_json::json!({}))
                     }
+                    Job::WaitlistOffered { entry_id, hold_id } => (
+                        entry_id.to_string(),
+                        serde_json::json!({ "hold_id": hold_id }),
+                    ),
                     Job::PaymentRequested { order_id } | Job::OrderPaid { order_id } => {
                         (order_id.to_string(), serde_json::json!({}))
                     }
@@ -391,6 +395,10 @@ impl App {
                 }
                 Ok(Outcome::Done)
             }
+            (Job::WaitlistOffered { entry_id, hold_id }, Consumer::Email) => {
+                self.send_offer_email(d, entry_id, hold_id, ack).await?;
+                Ok(Outcome::Done)
+            }
             (job, consumer) => {
                 tracing::warn!(
                     topic = job.topic(),
@@ -400,6 +408,82 @@ impl App {
                 self.ack(ack).await?;
                 Ok(Outcome::Done)
             }
+        }
+    }
+
+    /// Tells a waitlisted customer that seats are held for them (once per offer:
+    /// the message id; nothing if the entry no longer holds this offer).
+    async fn send_offer_email(
+        &self,
+        d: &Delivery,
+        entry_id: &boxoffice_domain::WaitlistId,
+        hold_id: &boxoffice_domain::HoldId,
+        ack: Option<Ack>,
+    ) -> Result<(), AppError> {
+        let Some(entry) = self.store.waitlist_entry(entry_id).await? else {
+            return self.ack(ack).await;
+        };
+        let Some(hold) = self.store.hold(hold_id).await? else {
+            return self.ack(ack).await;
+        };
+        if entry.hold_id.as_ref() != Some(hold_id)
+            || entry.state != boxoffice_domain::WaitlistState::Offered
+            || hold.status_at(self.clock.now()) != boxoffice_domain::HoldStatus::Active
+        {
+            // Taken, lapsed or given up before the email went: nothing to announce.
+            return self.ack(ack).await;
+        }
+        let event = self.cached_event(&entry.event_id).await?;
+        let name = &event.event().name;
+        let until = hold
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let subject = format!("Tickets for {name} are held for you");
+        let text = format!(
+            "Good news: {} ticket(s) for {name} came back and are held for you, from the waitlist.\n\n\
+             They are yours until {until} (UTC). Check out hold {} before then (the event page: /events/{}).\n\
+             If you do not, they go to the next person in line.\n",
+            entry.quantity, hold.id, entry.event_id
+        );
+        self.send_email_once(d, entry.email.clone(), subject, text, ack)
+            .await
+    }
+
+    async fn send_email_once(
+        &self,
+        d: &Delivery,
+        to: String,
+        subject: String,
+        text: String,
+        ack: Option<Ack>,
+    ) -> Result<(), AppError> {
+        if self.store.email_was_sent(&d.message).await? {
+            return self.ack(ack).await;
+        }
+        let email = OutgoingEmail {
+            message_id: d.message.to_string(),
+            to,
+            subject,
+            text,
+        };
+        match self.mailer.send(&email).await {
+            Ok(()) => {
+                self.writer
+                    .write(Write::EmailSent {
+                        message: d.message.clone(),
+                        now: self.clock.now(),
+                        ack,
+                    })
+                    .await?;
+                metrics::counter!("boxoffice_emails_sent_total").increment(1);
+                Ok(())
+            }
+            Err(boxoffice_ports::MailError::Rejected(why)) => {
+                tracing::warn!(message = %d.message, %why, "email rejected");
+                self.ack(ack).await
+            }
+            Err(e) => Err(AppError::Unavailable(e.into())),
         }
     }
 
@@ -487,33 +571,7 @@ impl App {
             _ => return self.ack(ack).await,
         };
         // Redelivered after it was sent (a broker restart, a lost ack): once is enough.
-        if self.store.email_was_sent(&d.message).await? {
-            return self.ack(ack).await;
-        }
-        let email = OutgoingEmail {
-            message_id: d.message.to_string(),
-            to: order.email.clone(),
-            subject,
-            text,
-        };
-        match self.mailer.send(&email).await {
-            Ok(()) => {
-                self.writer
-                    .write(Write::EmailSent {
-                        message: d.message.clone(),
-                        now: self.clock.now(),
-                        ack,
-                    })
-                    .await?;
-                metrics::counter!("boxoffice_emails_sent_total").increment(1);
-                Ok(())
-            }
-            Err(boxoffice_ports::MailError::Rejected(why)) => {
-                // An address the relay will never take: retrying cannot help.
-                tracing::warn!(order = %order.id, %why, "email rejected");
-                self.ack(ack).await
-            }
-            Err(e) => Err(AppError::Unavailable(e.into())),
-        }
+        self.send_email_once(d, order.email.clone(), subject, text, ack)
+            .await
     }
 }

@@ -1818,3 +1818,166 @@ pub async fn a_cancelled_event_sells_nothing_more<S: Store>(store: Arc<S>) {
     );
     store.record_hold(&h).await.unwrap();
 }
+
+/// The waitlist's line (issue 12): one live entry per customer and event (joins at
+/// once answer the same entry), line order, and claims that only one of many
+/// racing callers wins; the offer is recorded (and its email queued) only for the
+/// claim that names its hold.
+pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
+    use boxoffice_domain::{WaitlistEntry, WaitlistId, WaitlistState};
+    use boxoffice_ports::WaitlistMove;
+    let (_, _, event) = event(&*store).await;
+    let mut customers = Vec::new();
+    for i in 0..3 {
+        let u = user(&format!("wait{i}@example.com"), Role::Customer);
+        store.create_user(&u).await.unwrap();
+        customers.push(u);
+    }
+    let entry = |u: &User| WaitlistEntry {
+        id: WaitlistId::new(),
+        event_id: event.id.clone(),
+        customer_id: u.id.clone(),
+        email: u.email.as_str().to_owned(),
+        tier_id: None,
+        quantity: 2,
+        state: WaitlistState::Waiting,
+        seq: 0,
+        hold_id: None,
+        offer_expires_at: None,
+        claim_until: None,
+        created_at: now(),
+    };
+    // Eight joins of one customer at once: one entry.
+    let joins: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, e) = (store.clone(), entry(&customers[0]));
+            tokio::spawn(async move { s.join_waitlist(&e).await.unwrap() })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for j in joins {
+        ids.insert(j.await.unwrap().id);
+    }
+    assert_eq!(ids.len(), 1, "one live entry per customer");
+    let first = store
+        .waitlist_entry(ids.iter().next().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = store.join_waitlist(&entry(&customers[1])).await.unwrap();
+    let line = store.waitlist_line(&event.id).await.unwrap();
+    assert_eq!(
+        line.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![first.id.clone(), second.id.clone()]
+    );
+    assert!(first.seq < second.seq);
+    assert_eq!(
+        store.waitlist_events().await.unwrap(),
+        vec![event.id.clone()]
+    );
+
+    // Eight claims at once, each with its own hold: one wins.
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let s = store.clone();
+            let hold = HoldId::new();
+            let m = WaitlistMove {
+                entry: first.id.clone(),
+                from: vec![WaitlistState::Waiting],
+                hold: None,
+                to: WaitlistState::Claimed,
+                claim: Some((hold.clone(), now() + Duration::minutes(1))),
+                now: now(),
+            };
+            tokio::spawn(async move { (s.move_waitlist(&m).await.unwrap(), hold) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for c in claims {
+        let (won, hold) = c.await.unwrap();
+        if won {
+            winners.push(hold);
+        }
+    }
+    assert_eq!(winners.len(), 1, "one claim wins");
+    let winner = winners.pop().unwrap();
+    let claimed = store.waitlist_entry(&first.id).await.unwrap().unwrap();
+    assert_eq!(claimed.state, WaitlistState::Claimed);
+    assert_eq!(claimed.hold_id.as_ref(), Some(&winner));
+
+    let until = far_future();
+    let offer = |hold: &HoldId| Write::WaitlistOffer {
+        entry: first.id.clone(),
+        hold: hold.clone(),
+        expires_at: until,
+        message: MessageId::new(),
+        now: now(),
+    };
+    // Another hold's offer is refused, the claimant's is recorded once.
+    assert_eq!(
+        store.write_one(offer(&HoldId::new())).await.unwrap(),
+        Written::Marked(false)
+    );
+    assert_eq!(
+        store.write_one(offer(&winner)).await.unwrap(),
+        Written::Marked(true)
+    );
+    assert_eq!(
+        store.write_one(offer(&winner)).await.unwrap(),
+        Written::Marked(false)
+    );
+    let offered = store.waitlist_entry(&first.id).await.unwrap().unwrap();
+    assert_eq!(offered.state, WaitlistState::Offered);
+    assert_eq!(offered.offer_expires_at, Some(until));
+    // A claim given back forgets its hold; leaving ends the entry, and the customer
+    // may join again.
+    let back = WaitlistMove {
+        entry: second.id.clone(),
+        from: vec![WaitlistState::Waiting],
+        hold: None,
+        to: WaitlistState::Claimed,
+        claim: Some((HoldId::new(), now())),
+        now: now(),
+    };
+    assert!(store.move_waitlist(&back).await.unwrap());
+    let hold = store
+        .waitlist_entry(&second.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .hold_id
+        .unwrap();
+    let give_back = WaitlistMove {
+        from: vec![WaitlistState::Claimed],
+        hold: Some(hold),
+        to: WaitlistState::Waiting,
+        claim: None,
+        ..back.clone()
+    };
+    assert!(store.move_waitlist(&give_back).await.unwrap());
+    assert!(!store.move_waitlist(&give_back).await.unwrap());
+    assert_eq!(
+        store
+            .waitlist_entry(&second.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .hold_id,
+        None
+    );
+    let leave = WaitlistMove {
+        from: vec![
+            WaitlistState::Waiting,
+            WaitlistState::Claimed,
+            WaitlistState::Offered,
+        ],
+        hold: None,
+        to: WaitlistState::Left,
+        claim: None,
+        ..back
+    };
+    assert!(store.move_waitlist(&leave).await.unwrap());
+    let again = store.join_waitlist(&entry(&customers[1])).await.unwrap();
+    assert_ne!(again.id, second.id);
+    assert_eq!(again.state, WaitlistState::Waiting);
+}

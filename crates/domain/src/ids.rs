@@ -91,6 +91,8 @@ id_type!(/// A price tier of an event, reserved-seat or general admission.
     TierId, "tier", "tier");
 id_type!(/// A temporary hold on seats or on a general-admission quantity.
     HoldId, "hld", "hold");
+id_type!(/// A place on an event's waitlist.
+    WaitlistId, "wl", "waitlist entry");
 
 #[cfg(test)]
 mod tests {

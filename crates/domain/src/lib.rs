@@ -15,12 +15,13 @@ pub mod time;
 pub mod user;
 pub mod venue;
 pub mod waiting_room;
+pub mod waitlist;
 
 pub use event::{
     check_max_tickets_per_customer, Event, EventDetails, EventStatus, GaTier, NewEvent, PriceTier,
 };
 pub use hold::{Hold, HoldSelection, HoldStatus};
-pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId};
+pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId, WaitlistId};
 pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};
 pub use money::{Currency, Money};
 pub use order::{
@@ -31,6 +32,7 @@ pub use time::Millis;
 pub use user::{Email, Password, Role, User};
 pub use venue::{Seat, Venue, VenueSpec};
 pub use waiting_room::{lottery_rank, WaitingRoomSettings};
+pub use waitlist::{WaitlistEntry, WaitlistState};
 
 /// A rule broken by input: which field, and why. Maps to 422 `invalid_request`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -231,6 +231,13 @@ pub enum Job {
     /// batch is durable, a redelivery carries on where the last one stopped).
     #[serde(rename = "event.cancelled.v1")]
     EventCancelled { event_id: crate::EventId },
+    /// A waitlist entry was offered seats: a hold made in its customer's name. The
+    /// email worker tells the customer (once per offer: the message id).
+    #[serde(rename = "waitlist.offered.v1")]
+    WaitlistOffered {
+        entry_id: crate::WaitlistId,
+        hold_id: crate::HoldId,
+    },
 }
 
 impl Job {
@@ -241,6 +248,7 @@ impl Job {
             Job::OrderFailed { .. } => "order.failed",
             Job::OrderRefunded { .. } => "order.refunded",
             Job::EventCancelled { .. } => "event.cancelled",
+            Job::WaitlistOffered { .. } => "waitlist.offered",
         }
     }
 
@@ -257,6 +265,7 @@ impl Job {
                 Consumer::Analytics,
             ],
             Job::EventCancelled { .. } => &[Consumer::Payment, Consumer::Audit],
+            Job::WaitlistOffered { .. } => &[Consumer::Email, Consumer::Audit],
         }
     }
 }

@@ -74,6 +74,9 @@ impl From<AppError> for ApiError {
             AppError::CustomerLimitReached { limit } => {
                 ApiError::new(S::CONFLICT, "customer_limit_reached", msg).with("limit", limit)
             }
+            AppError::SeatsAvailable { available } => {
+                ApiError::new(S::CONFLICT, "seats_available", msg).with("available", available)
+            }
             AppError::AdmissionRequired { .. } => {
                 ApiError::new(S::FORBIDDEN, "admission_required", msg)
             }

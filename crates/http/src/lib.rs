@@ -97,6 +97,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::catalog::router(&limits))
         .merge(routes::holds::router())
         .merge(routes::queue::router())
+        .merge(routes::waitlist::router())
         .merge(routes::live::router())
         .merge(routes::checkout::router(test_gateway))
         .merge(routes::ops::router())

@@ -25,7 +25,7 @@ pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
     Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, EventSearch,
     FailOutcome, Idempotent, IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome,
-    RefundRecord, ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory, Write,
-    Written,
+    RefundRecord, ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory,
+    WaitlistMove, WaitlistStore, Write, Written,
 };
 pub use waiting_room::{Draw, Joined, RoomParams, RoomState, WaitingRoom};

@@ -16,15 +16,19 @@ pub enum LimitClass {
     /// Holds and checkout (and the waiting room's queue when it exists), per
     /// customer when authenticated, else per IP.
     Shop,
+    /// Reading one's place in a waiting room's queue (`GET /v1/queue/{id}` and its
+    /// stream opens), per queue id (a customer on an event).
+    Poll,
 }
 
 impl LimitClass {
-    pub const ALL: [LimitClass; 2] = [LimitClass::Login, LimitClass::Shop];
+    pub const ALL: [LimitClass; 3] = [LimitClass::Login, LimitClass::Shop, LimitClass::Poll];
 
     pub fn as_str(self) -> &'static str {
         match self {
             LimitClass::Login => "login",
             LimitClass::Shop => "shop",
+            LimitClass::Poll => "poll",
         }
     }
 }

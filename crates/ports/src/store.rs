@@ -14,6 +14,7 @@ mod catalogue;
 mod identity;
 mod outbox;
 mod sales;
+mod waitlist;
 
 use async_trait::async_trait;
 
@@ -24,6 +25,7 @@ pub use sales::{
     CancelWork, CheckoutOutcome, CheckoutRecord, FailOutcome, Idempotent, PaidOutcome,
     RefundOutcome, RefundRecord, ReleaseOutcome, SalesStore, StoredInventory, Write, Written,
 };
+pub use waitlist::{WaitlistMove, WaitlistStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -39,6 +41,6 @@ pub enum StoreError {
 
 /// The whole store: every capability, and whether the database answers.
 #[async_trait]
-pub trait Store: IdentityStore + CatalogueStore + SalesStore + OutboxStore {
+pub trait Store: IdentityStore + CatalogueStore + SalesStore + OutboxStore + WaitlistStore {
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -370,6 +370,26 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_login_burst: Option<u32>,
+    /// Reads of one's place in a waiting room's queue per queue id a minute (0: no limit).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_POLL_PER_MINUTE",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_poll_per_minute: Option<u32>,
+    /// Queue reads one queue id may make at once on top of the rate, from rest.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_POLL_BURST",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_poll_burst: Option<u32>,
     /// Gateway calls per second from this node.
     #[arg(
         long,
@@ -430,6 +450,17 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_hold_seconds: Option<u64>,
+
+    /// How long a waitlist offer (a hold made for the next in line) lasts.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_WAITLIST_OFFER_SECONDS",
+        value_name = "S",
+        help_heading = "Payments"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waitlist_offer_seconds: Option<u64>,
 
     /// `smtp://[user:pass@]host[:port]` for ticket emails; unset: .eml files in
     /// <data dir>/mail.

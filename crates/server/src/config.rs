@@ -135,6 +135,13 @@ pub struct Config {
     /// Logins one IP may make at once on top of the rate, from rest.
     #[serde(default = "defaults::rate_limit_login_burst")]
     pub rate_limit_login_burst: u32,
+    /// Reads of one's place in a waiting room's queue (polls and stream opens) per
+    /// queue id a minute, sustained (0: no limit).
+    #[serde(default = "defaults::rate_limit_poll_per_minute")]
+    pub rate_limit_poll_per_minute: u32,
+    /// Queue reads one queue id may make at once on top of the rate, from rest.
+    #[serde(default = "defaults::rate_limit_poll_burst")]
+    pub rate_limit_poll_burst: u32,
     /// Gateway calls per second from this node.
     #[serde(default = "defaults::gateway_rate_limit")]
     pub gateway_rate_limit: u32,
@@ -160,6 +167,9 @@ pub struct Config {
     /// How long a checked-out hold keeps its seats while its payment runs.
     #[serde(default = "defaults::payment_hold_seconds")]
     pub payment_hold_seconds: u64,
+    /// How long a waitlist offer (the hold made for the next in line) lasts.
+    #[serde(default = "defaults::waitlist_offer_seconds")]
+    pub waitlist_offer_seconds: u64,
     /// `smtp://[user:pass@]host[:port]`; unset: emails are written as .eml files
     /// to `<data_dir>/mail`.
     #[serde(default, serialize_with = "redacted_url")]
@@ -232,6 +242,12 @@ mod defaults {
     pub fn rate_limit_login_burst() -> u32 {
         100
     }
+    pub fn rate_limit_poll_per_minute() -> u32 {
+        120
+    }
+    pub fn rate_limit_poll_burst() -> u32 {
+        30
+    }
     pub fn gateway_rate_limit() -> u32 {
         100
     }
@@ -254,6 +270,9 @@ mod defaults {
         30_000
     }
     pub fn payment_hold_seconds() -> u64 {
+        900
+    }
+    pub fn waitlist_offer_seconds() -> u64 {
         900
     }
     pub fn mail_from() -> String {

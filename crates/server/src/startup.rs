@@ -198,6 +198,13 @@ impl Application {
                     burst: config.rate_limit_login_burst,
                 },
             ),
+            (
+                LimitClass::Poll,
+                Quota {
+                    per_minute: config.rate_limit_poll_per_minute,
+                    burst: config.rate_limit_poll_burst,
+                },
+            ),
         ];
         // The rate limiter lives where the engine does: in process, or in Redis
         // (shared by every node, on the engine's clock).
@@ -280,6 +287,7 @@ impl Application {
                 .max(Duration::from_millis(config.job_lease_ms.max(1000))),
             breaker_cooldown: Duration::from_millis(config.gateway_breaker_cooldown_ms),
             mail_from: config.mail_from.clone(),
+            waitlist_offer: Duration::from_secs(config.waitlist_offer_seconds.max(1)),
             ..AppSettings::default()
         };
         let timeout = settings.gateway_timeout;
@@ -421,6 +429,11 @@ impl Application {
                 self.config.rate_limit_login_per_minute,
                 self.config.rate_limit_login_burst,
             ),
+            (
+                "poll",
+                self.config.rate_limit_poll_per_minute,
+                self.config.rate_limit_poll_burst,
+            ),
         ] {
             metrics::gauge!("boxoffice_rate_limit_per_minute", "class" => class)
                 .set(f64::from(per_minute));
@@ -428,6 +441,7 @@ impl Application {
         }
         let mut background = self.app.spawn_workers(shutdown.clone());
         background.push(self.app.spawn_sweeper(shutdown.clone()));
+        background.push(self.app.spawn_waitlist(shutdown.clone()));
         let serve_limits = crate::serve::ServeLimits {
             header_read_timeout: Duration::from_millis(self.config.header_read_timeout_ms.max(100)),
             max_connections: self.config.max_connections.max(1),

@@ -129,9 +129,10 @@ fn kind(w: &Write) -> Kind {
         Write::Paid { .. } => Kind::Paid,
         Write::Failed { .. } => Kind::Failed,
         Write::PaymentUnknown { .. } => Kind::Unknown,
-        Write::Refund { .. } | Write::RefundSettled { .. } | Write::CancelEvent { .. } => {
-            Kind::Refund
-        }
+        Write::Refund { .. }
+        | Write::RefundSettled { .. }
+        | Write::CancelEvent { .. }
+        | Write::WaitlistOffer { .. } => Kind::Refund,
         Write::Relayed { .. } => Kind::Relayed,
         Write::Audit { .. } => Kind::Audit,
         Write::SaleStats { .. } => Kind::Stats,
@@ -1337,6 +1338,40 @@ async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>
                     return Err(StoreError::NotFound);
                 }
                 Written::Marked(cancelled)
+            }
+            Write::WaitlistOffer {
+                entry,
+                hold,
+                expires_at,
+                message,
+                now,
+            } => {
+                // Offered only by the claim that made the hold (one UPDATE: of two
+                // nodes, the second finds the entry offered already).
+                let job = Job::WaitlistOffered {
+                    entry_id: entry.clone(),
+                    hold_id: hold.clone(),
+                };
+                let offered: bool = sqlx::query_scalar(&format!(
+                    "WITH w AS (UPDATE waitlist SET state = 'offered', offer_expires_at = $3, claim_until = NULL, updated_at = $4 \
+                         WHERE id = $1 AND state = 'claimed' AND hold_id = $2 RETURNING id), \
+                     src AS (SELECT $5::text AS message_id, $6::text AS payload, $4::timestamptz AS now FROM w), \
+                     {} \
+                     SELECT EXISTS (SELECT 1 FROM w)",
+                    enqueue_sql("src", "$7", "$8")
+                ))
+                .bind(entry.as_str())
+                .bind(hold.as_str())
+                .bind(ts(*expires_at))
+                .bind(ts(*now))
+                .bind(message.as_str())
+                .bind(payload(&job)?)
+                .bind(job.topic())
+                .bind(consumers(&job))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                Written::Marked(offered)
             }
             _ => return Err(corrupt("a refund run with another write")),
         });

@@ -160,3 +160,8 @@ async fn order_reads_are_not_held_to_a_generic_plan() {
 async fn a_cancelled_event_sells_nothing_more() {
     boxoffice_conformance::store::a_cancelled_event_sells_nothing_more(store().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waitlist_claims_are_exclusive() {
+    boxoffice_conformance::store::waitlist_claims_are_exclusive(store().await).await;
+}

@@ -15,6 +15,7 @@ mod outbox;
 mod queue;
 mod rows;
 mod sales;
+mod waitlist;
 mod writes;
 
 use anyhow::Context;

@@ -201,6 +201,28 @@ fn apply(conn: &Connection, w: &Write) -> Result<Written, StoreError> {
             message,
             now,
         } => cancel_event(conn, event, message, *now).map(Written::Marked),
+        Write::WaitlistOffer {
+            entry,
+            hold,
+            expires_at,
+            message,
+            now,
+        } => {
+            let offered = exec(
+                conn,
+                "UPDATE waitlist SET state = 'offered', offer_expires_at = ?1, claim_until = NULL, updated_at = ?2 \
+                 WHERE id = ?3 AND state = 'claimed' AND hold_id = ?4",
+                params![ms(*expires_at), ms(*now), entry.as_str(), hold.as_str()],
+            )? == 1;
+            if offered {
+                let job = Job::WaitlistOffered {
+                    entry_id: entry.clone(),
+                    hold_id: hold.clone(),
+                };
+                enqueue(conn, message, &job, *now)?;
+            }
+            Ok(Written::Marked(offered))
+        }
         Write::RefundSettled { refund, now, ack } => {
             let fresh = exec(
                 conn,

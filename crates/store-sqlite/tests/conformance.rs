@@ -155,3 +155,9 @@ async fn a_cancelled_event_sells_nothing_more() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::a_cancelled_event_sells_nothing_more(s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waitlist_claims_are_exclusive() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::waitlist_claims_are_exclusive(s).await;
+}

@@ -59,6 +59,16 @@ async fn checkout(
             ));
         }
     };
+    // Bought: the waiting room's session (if the checkout names it) is over, and
+    // its slot goes to the next shopper. The checkout stands whatever this says.
+    if let Some(token) = headers
+        .get("boxoffice-admission")
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Err(e) = s.app.end_shopping(&who, &hold, token).await {
+            tracing::warn!(error = ?e, "ending the shopper's waiting-room session failed");
+        }
+    }
     let mut res = (status, axum::Json(body)).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("/v1/orders/{order_id}")) {
         res.headers_mut().insert(header::LOCATION, loc);

@@ -7,3 +7,4 @@ pub mod identity;
 pub mod live;
 pub mod ops;
 pub mod queue;
+pub mod waitlist;

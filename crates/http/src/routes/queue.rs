@@ -89,10 +89,18 @@ async fn join(
     Ok((StatusCode::CREATED, axum::Json(view(&v))))
 }
 
+/// Reading one's place is limited per queue id (a customer on an event): a
+/// client polling in a loop gets 429 with `Retry-After`, others are served.
+async fn poll_limit(s: &HttpState, queue_id: &str) -> Result<(), ApiError> {
+    let key: String = queue_id.chars().take(200).collect();
+    crate::rate_limits::limit(s, boxoffice_ports::LimitClass::Poll, &format!("q:{key}")).await
+}
+
 async fn show(
     State(s): State<HttpState>,
     Path(queue_id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
+    poll_limit(&s, &queue_id).await?;
     Ok(axum::Json(view(&s.app.queue_status(&queue_id).await?)))
 }
 
@@ -112,6 +120,7 @@ async fn stream(
     State(s): State<HttpState>,
     Path(queue_id): Path<String>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    poll_limit(&s, &queue_id).await?;
     let first = s.app.queue_status(&queue_id).await?;
     let app = s.app.clone();
     let events = futures::stream::unfold(

@@ -239,6 +239,18 @@ pub enum Write {
     },
     /// A job whose handler had nothing to record.
     Ack(Ack),
+    /// A waitlist entry claimed with `hold` is offered that hold (valid until
+    /// `expires_at`) and `waitlist.offered` is queued; [`Written::Marked`] is false,
+    /// and nothing is queued, if the entry is no longer claimed with that hold (its
+    /// claim was taken over, or its customer left): the hold is then the caller's
+    /// to release.
+    WaitlistOffer {
+        entry: boxoffice_domain::WaitlistId,
+        hold: HoldId,
+        expires_at: OffsetDateTime,
+        message: MessageId,
+        now: OffsetDateTime,
+    },
     /// These messages are in the external queue (their store-queue rows are then
     /// done: the broker delivers them).
     Relayed {
@@ -305,6 +317,21 @@ impl Write {
                 Job::OrderRefunded {
                     order_id: order.clone(),
                     refund_id: refund.clone(),
+                },
+            )),
+            (
+                Write::WaitlistOffer {
+                    entry,
+                    hold,
+                    message,
+                    ..
+                },
+                Written::Marked(true),
+            ) => Some((
+                message.clone(),
+                Job::WaitlistOffered {
+                    entry_id: entry.clone(),
+                    hold_id: hold.clone(),
                 },
             )),
             (Write::CancelEvent { event, message, .. }, Written::Marked(true)) => Some((

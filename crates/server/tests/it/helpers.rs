@@ -196,6 +196,8 @@ pub fn config(data_dir: &std::path::Path) -> Config {
     // Tests move manual clocks by hours with tokens taken before: the 15-minute
     // access tokens are tested in security.rs.
     c.access_token_ttl_seconds = 7 * 24 * 3600;
+    // Tests read their queue place in loops; the limit has its own test.
+    c.rate_limit_poll_per_minute = 0;
     c
 }
 

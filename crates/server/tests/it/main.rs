@@ -29,3 +29,4 @@ mod search;
 mod security;
 mod stripe;
 mod waiting_room;
+mod waitlist;

@@ -557,3 +557,77 @@ async fn the_queue_streams_its_state() {
     assert_eq!(v["state"], "admitted");
     assert!(v["admission_token"].is_string());
 }
+
+/// A checkout ends the shopper's session (its admission token sent on the checkout):
+/// with admission by capacity, the next in line is admitted at once, not when the
+/// session would have timed out; the token no longer holds.
+#[tokio::test]
+async fn a_checkout_ends_the_session_and_admits_the_next() {
+    let clock = clocked();
+    let app = TestApp::spawn_with_clock(|_| {}, clock.clone()).await;
+    let sale = room_sale(&app, room(6000, Some(1), 3600)).await;
+    let js = joiners(&app, &sale.id, 2).await;
+    clock.advance(Duration::seconds(10));
+    assert_eq!(states(&app, &js).await, ["admitted", "waiting"]);
+    let token0 = status(&app, &js[0].queue_id).await["admission_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let h = hold_with(&app, &js[0].token, &sale, 0, &token0).await;
+    assert_eq!(h.status, 201, "{h:?}");
+    let hold = h.body["hold_id"].as_str().unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/holds/{hold}/checkout")))
+        .bearer_auth(&js[0].token)
+        .header("Idempotency-Key", "room-1")
+        .header("Boxoffice-Admission", &token0)
+        .json(&json!({"email": "buyer@example.com", "payment": {"token": "tok_visa"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(states(&app, &js).await, ["expired", "admitted"]);
+    let r = hold_with(&app, &js[0].token, &sale, 1, &token0).await;
+    assert_eq!(r.status, 403, "a finished session's token: {r:?}");
+}
+
+/// Reading one's place is rate limited per queue id: a client polling in a loop
+/// gets 429 `rate_limited` with `Retry-After` (polls and stream opens alike), while
+/// another shopper's polls are served.
+#[tokio::test]
+async fn polling_the_queue_is_rate_limited_per_queue_id() {
+    let clock = clocked();
+    let app = TestApp::spawn_with_clock(
+        |c| {
+            c.rate_limit_poll_per_minute = 60;
+            c.rate_limit_poll_burst = 3;
+        },
+        clock.clone(),
+    )
+    .await;
+    let sale = room_sale(&app, room(1, Some(1), 300)).await;
+    let js = joiners(&app, &sale.id, 2).await;
+    let path = format!("/v1/queue/{}", js[0].queue_id);
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(app.get(&path, None).await.status.as_u16());
+    }
+    assert!(codes[..3].iter().all(|&c| c == 200), "{codes:?}");
+    assert_eq!(codes[5], 429, "{codes:?}");
+    let r = app.get(&path, None).await;
+    assert_eq!(r.code(), "rate_limited");
+    assert!(r.headers.get("retry-after").is_some(), "{r:?}");
+    let r = app.get(&format!("{path}/stream"), None).await;
+    assert_eq!(r.status, 429, "a stream open counts too: {r:?}");
+    // The polite one is served.
+    assert_eq!(
+        app.get(&format!("/v1/queue/{}", js[1].queue_id), None)
+            .await
+            .status,
+        200
+    );
+    // Time gives the allowance back.
+    clock.advance(Duration::seconds(2));
+    assert_eq!(app.get(&path, None).await.status, 200);
+}
