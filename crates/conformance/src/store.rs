@@ -31,6 +31,7 @@ fn user(email: &str, role: Role) -> User {
         password_hash: "$argon2id$not-a-real-hash".into(),
         role,
         created_at: now(),
+        org_id: None,
     }
 }
 

@@ -6,4 +6,5 @@ pub mod holds;
 pub mod identity;
 pub mod live;
 pub mod ops;
+pub mod orgs;
 pub mod queue;

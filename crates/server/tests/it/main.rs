@@ -25,6 +25,7 @@ mod payments;
 mod race;
 mod refunds;
 mod restart;
+mod roles;
 mod search;
 mod security;
 mod stripe;
