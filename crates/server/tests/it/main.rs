@@ -20,6 +20,7 @@ mod limits;
 mod live;
 mod multinode;
 mod nats_restart;
+mod orgs;
 mod payment_faults;
 mod payments;
 mod race;
