@@ -160,3 +160,8 @@ async fn order_reads_are_not_held_to_a_generic_plan() {
 async fn a_cancelled_event_sells_nothing_more() {
     boxoffice_conformance::store::a_cancelled_event_sells_nothing_more(store().await).await;
 }
+
+#[tokio::test]
+async fn access() {
+    boxoffice_conformance::store::access(store().await).await;
+}

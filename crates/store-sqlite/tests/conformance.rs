@@ -155,3 +155,9 @@ async fn a_cancelled_event_sells_nothing_more() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::a_cancelled_event_sells_nothing_more(s).await;
 }
+
+#[tokio::test]
+async fn access() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::access(s).await;
+}
