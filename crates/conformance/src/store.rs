@@ -1877,17 +1877,17 @@ pub async fn access<S: Store>(store: Arc<S>) {
     let inv = invitation("scan@example.com", "h1", far_future());
     store.create_invitation(&inv).await.unwrap();
     assert_eq!(store.invitation_by_token("h1").await.unwrap().unwrap(), inv);
-    let joiners: Vec<User> = (0..8)
+    let joiners: Vec<Joining> = (0..8)
         .map(|_| {
             let mut u = user("scan@example.com", Role::Checkin);
             u.org_id = Some(org.id.clone());
-            u
+            Joining::New(u)
         })
         .collect();
     let accepted = futures::future::join_all(
         joiners
             .iter()
-            .map(|u| store.accept_invitation(&inv.id, now(), &Joining::New(u.clone()))),
+            .map(|j| store.accept_invitation(&inv.id, now(), j)),
     )
     .await;
     assert_eq!(

@@ -3,7 +3,7 @@
 //! and login throttling per account across IPs.
 
 use crate::helpers::*;
-use crate::roles::{create_org, emailed_token, invited, tokens_emailed, world};
+use crate::roles::{create_org, emailed_token, tokens_emailed, world};
 use boxoffice_domain::EventId;
 use boxoffice_ports::ManualClock;
 use serde_json::json;
