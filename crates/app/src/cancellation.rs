@@ -42,8 +42,8 @@ impl App {
     /// Cancels the event: final, answered at once; the job does the rest.
     /// Cancelling a cancelled event again is the same answer and changes nothing.
     pub async fn cancel_event(&self, who: &Principal, id: &str) -> Result<EventRecord, AppError> {
-        who.require_admin()?;
-        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
+        who.require_catalogue_writer()?;
+        let id = self.managed_event(who, id).await?;
         let written = self
             .writer
             .write(Write::CancelEvent {

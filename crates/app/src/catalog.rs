@@ -98,9 +98,17 @@ pub(crate) struct Catalog {
 }
 
 impl App {
+    /// A venue of the caller's organization (an admin may name another).
     pub async fn create_venue(&self, who: &Principal, spec: VenueSpec) -> Result<Venue, AppError> {
-        who.require_admin()?;
-        let (venue, seats) = spec.build(self.clock.now())?;
+        who.require_catalogue_writer()?;
+        let org = who.org_for_new_venue(spec.org_id.clone())?;
+        if self.store.org(&org).await?.is_none() {
+            return Err(
+                boxoffice_domain::ValidationError::new("org_id", "no such organization").into(),
+            );
+        }
+        let (mut venue, seats) = spec.build(self.clock.now())?;
+        venue.org_id = org;
         self.store.create_venue(&venue, &seats).await?;
         tracing::info!(venue = %venue.id, seats = seats.len(), "venue created");
         Ok(venue)
@@ -116,8 +124,14 @@ impl App {
         self.store.venue(&id).await?.ok_or(AppError::NotFound)
     }
 
-    pub async fn venues(&self) -> Result<Vec<Venue>, AppError> {
-        Ok(self.store.list_venues().await?)
+    /// The venues `who` manages (or, for ops and admins, all).
+    pub async fn venues(&self, who: &Principal) -> Result<Vec<Venue>, AppError> {
+        if !who.may_list_venues() {
+            return Err(AppError::Forbidden);
+        }
+        let mut all = self.store.list_venues().await?;
+        all.retain(|v| who.may_see_venue_listed(v));
+        Ok(all)
     }
 
     pub async fn create_event(
@@ -125,11 +139,12 @@ impl App {
         who: &Principal,
         new: NewEvent,
     ) -> Result<EventRecord, AppError> {
-        who.require_admin()?;
+        who.require_catalogue_writer()?;
         let venue =
             self.store.venue(&new.venue_id).await?.ok_or_else(|| {
                 boxoffice_domain::ValidationError::new("venue_id", "no such venue")
             })?;
+        who.require_manage_venue(&venue)?;
         let seats = self.store.venue_seats(&venue.id).await?;
         let (event, event_seats) = new.build(&venue, &seats, self.clock.now())?;
         self.store.create_event(&event, &event_seats).await?;
@@ -146,12 +161,13 @@ impl App {
         id: &str,
         to: EventStatus,
     ) -> Result<EventRecord, AppError> {
-        who.require_admin()?;
+        who.require_catalogue_writer()?;
         if to == EventStatus::Cancelled {
             return self.cancel_event(who, id).await;
         }
         let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
         let current = self.store.event(&id).await?.ok_or(AppError::NotFound)?;
+        who.require_manage_event(&current.event)?;
         let from = current.event.status;
         if from == EventStatus::Cancelled {
             // Final; the store refuses it too (a cancellation racing this PATCH).
@@ -183,9 +199,9 @@ impl App {
         id: &str,
         cap: Option<u32>,
     ) -> Result<EventRecord, AppError> {
-        who.require_admin()?;
+        who.require_catalogue_writer()?;
+        let id = self.managed_event(who, id).await?;
         boxoffice_domain::check_max_tickets_per_customer(cap)?;
-        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
         self.store
             .set_event_customer_limit(&id, cap, self.clock.now())
             .await?;
@@ -203,7 +219,8 @@ impl App {
         id: &str,
         room: Option<boxoffice_domain::WaitingRoomSettings>,
     ) -> Result<EventRecord, AppError> {
-        who.require_admin()?;
+        who.require_catalogue_writer()?;
+        let id = self.managed_event(who, id).await?;
         if let Some(r) = &room {
             r.validate()?;
         }
@@ -213,7 +230,6 @@ impl App {
                 .map(boxoffice_domain::time::truncate_to_millis);
             r
         });
-        let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
         self.store
             .set_event_waiting_room(&id, room.as_ref(), self.clock.now())
             .await?;
@@ -230,9 +246,10 @@ impl App {
         id: &str,
         change: DetailsChange,
     ) -> Result<EventRecord, AppError> {
-        who.require_admin()?;
+        who.require_catalogue_writer()?;
         let id = EventId::try_from(id).map_err(|_| AppError::NotFound)?;
         let current = self.store.event(&id).await?.ok_or(AppError::NotFound)?;
+        who.require_manage_event(&current.event)?;
         let old = current.event.details;
         let details = EventDetails {
             city: change.city.unwrap_or(old.city),
@@ -255,13 +272,28 @@ impl App {
         mut q: EventSearch,
     ) -> Result<Vec<EventRecord>, AppError> {
         q.include_drafts = crate::permissions::may_see_drafts(who);
-        Ok(self.store.search_events(&q).await?)
+        let mut found = self.store.search_events(&q).await?;
+        found.retain(|r| crate::permissions::may_see_event(who, &r.event));
+        Ok(found)
     }
 
     /// Events, soonest first. Drafts only for those who may see them.
     pub async fn events(&self, who: Option<&Principal>) -> Result<Vec<EventRecord>, AppError> {
-        let admin = crate::permissions::may_see_drafts(who);
-        Ok(self.store.list_events(admin).await?)
+        let drafts = crate::permissions::may_see_drafts(who);
+        let mut all = self.store.list_events(drafts).await?;
+        all.retain(|r| crate::permissions::may_see_event(who, &r.event));
+        Ok(all)
+    }
+
+    /// The event `id` if `who` may change it (else 404 or 403, `permissions.rs`).
+    pub(crate) async fn managed_event(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<EventId, AppError> {
+        let ev = self.event(id).await?;
+        who.require_manage_event(ev.event())?;
+        Ok(ev.event().id.clone())
     }
 
     /// One event as `who` may know it: a draft exists only for those who may see
@@ -272,7 +304,7 @@ impl App {
         id: &str,
     ) -> Result<Arc<CachedEvent>, AppError> {
         let ev = self.event(id).await?;
-        if ev.event().status == EventStatus::Draft && !crate::permissions::may_see_drafts(who) {
+        if !crate::permissions::may_see_event(who, ev.event()) {
             return Err(AppError::NotFound);
         }
         Ok(ev)

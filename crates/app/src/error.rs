@@ -20,8 +20,11 @@ pub enum AppError {
     InvalidRefreshToken,
     #[error("this refresh token was already used: the session is revoked, log in again")]
     RefreshTokenReused,
-    #[error("this action needs the admin role")]
+    #[error("your role may not do this")]
     Forbidden,
+    /// An invitation or password-reset token that is unknown, used or expired.
+    #[error("this token is not valid (unknown, already used or expired)")]
+    InvalidToken,
     #[error("only its owner may do this")]
     OwnerOnly,
     /// A store constraint refused a write (a race another request won): 409 with

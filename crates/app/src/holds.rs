@@ -734,9 +734,9 @@ impl App {
         who: &Principal,
         event_id: &str,
     ) -> Result<EngineAudit, AppError> {
-        who.require_admin()?;
-        self.settle().await;
         let ev = self.event(event_id).await?;
+        who.require_operator_view(ev.event())?;
+        self.settle().await;
         let now = self.clock.now();
         let now_ms = Millis::from_datetime(now);
         let id = ev.event().id.clone();

@@ -23,7 +23,7 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use boxoffice_domain::{Email, Password, Role, User, UserId};
+use boxoffice_domain::{Email, OrgId, Password, Role, User, UserId};
 use boxoffice_ports::{Clock, IdentityStore, Session, StoreError};
 use hmac::{Hmac, Mac};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
@@ -41,6 +41,8 @@ use crate::{App, AppError};
 pub struct Principal {
     pub user_id: UserId,
     pub role: Role,
+    /// The organization of an organizer or check-in staff.
+    pub org: Option<OrgId>,
 }
 
 impl Principal {
@@ -49,6 +51,17 @@ impl Principal {
         Self {
             user_id: UserId::new(),
             role: Role::Admin,
+            org: None,
+        }
+    }
+
+    /// What a token for `user` carries: read from the account (at login and at
+    /// every refresh).
+    pub fn of(user: &User) -> Self {
+        Self {
+            user_id: user.id.clone(),
+            role: user.role,
+            org: user.org_id.clone(),
         }
     }
 }
@@ -57,6 +70,9 @@ impl Principal {
 struct Claims {
     sub: String,
     role: Role,
+    /// The organization (organizers, check-in staff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    org: Option<String>,
     /// The session (refresh-token family) this token was issued under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
@@ -139,6 +155,7 @@ impl Tokens {
         let claims = Claims {
             sub: who.user_id.to_string(),
             role: who.role,
+            org: who.org.as_ref().map(ToString::to_string),
             sid: session.map(str::to_owned),
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + self.ttl.as_secs() as i64,
@@ -172,6 +189,10 @@ impl Tokens {
         Some(Principal {
             user_id: UserId::try_from(claims.sub).ok()?,
             role: claims.role,
+            org: match claims.org {
+                Some(o) => Some(OrgId::try_from(o).ok()?),
+                None => None,
+            },
         })
     }
 }
@@ -204,7 +225,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn hash_token(token: &str) -> String {
+pub(crate) fn hash_token(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -216,7 +237,7 @@ fn hash_token(token: &str) -> String {
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0yqf0oxBgPk1Shk1e8kpDD3J8NL0PBr0cCj6tW/9jz8";
 
 impl App {
-    async fn hash_password(&self, password: Password) -> Result<String, AppError> {
+    pub(crate) async fn hash_password(&self, password: Password) -> Result<String, AppError> {
         let _permit = self
             .hashing
             .acquire()
@@ -225,7 +246,11 @@ impl App {
         hash_off_runtime(password).await
     }
 
-    async fn verify_password(&self, password: String, hash: String) -> Result<bool, AppError> {
+    pub(crate) async fn verify_password(
+        &self,
+        password: String,
+        hash: String,
+    ) -> Result<bool, AppError> {
         let _permit = self
             .hashing
             .acquire()
@@ -255,6 +280,7 @@ impl App {
             password_hash: self.hash_password(password).await?,
             role,
             created_at: self.clock.now(),
+            org_id: None,
         };
         match self.store.create_user(&user).await {
             Ok(()) => Ok(user),
@@ -274,7 +300,7 @@ impl App {
     }
 
     /// A new session for `user`: an access token and the first refresh token.
-    async fn start_session(&self, user: &User) -> Result<IssuedTokens, AppError> {
+    pub(crate) async fn start_session(&self, user: &User) -> Result<IssuedTokens, AppError> {
         let now = self.clock.now();
         let sid = B64.encode(rand::random::<[u8; 16]>());
         let refresh = refresh_token(&sid, 0);
@@ -290,14 +316,7 @@ impl App {
             })
             .await?;
         Ok(IssuedTokens {
-            access: self.tokens.issue(
-                &Principal {
-                    user_id: user.id.clone(),
-                    role: user.role,
-                },
-                Some(&sid),
-                now,
-            ),
+            access: self.tokens.issue(&Principal::of(user), Some(&sid), now),
             refresh,
             expires_in: self.tokens.ttl(),
         })
@@ -352,14 +371,7 @@ impl App {
             return Err(AppError::RefreshTokenReused);
         }
         Ok(IssuedTokens {
-            access: self.tokens.issue(
-                &Principal {
-                    user_id: user.id,
-                    role: user.role,
-                },
-                Some(sid),
-                now,
-            ),
+            access: self.tokens.issue(&Principal::of(&user), Some(sid), now),
             refresh: next,
             expires_in: self.tokens.ttl(),
         })
@@ -488,6 +500,7 @@ pub async fn reset_password(
         password_hash: hash,
         role: Role::Admin,
         created_at: clock.now(),
+        org_id: None,
     };
     store.create_user(&admin).await?;
     Ok(password)
@@ -510,6 +523,7 @@ mod tests {
         Principal {
             user_id: UserId::new(),
             role: Role::Customer,
+            org: None,
         }
     }
 

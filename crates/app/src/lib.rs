@@ -5,6 +5,7 @@
 //! and answers are business outcomes (a checkout's is a `CheckoutAnswer`, kept as
 //! such for its replays); the HTTP crate says, in one place, how each is sent.
 
+pub mod access;
 pub mod cancellation;
 pub mod catalog;
 pub mod checkout;

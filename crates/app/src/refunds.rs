@@ -66,9 +66,8 @@ impl App {
         }
         let id = OrderId::parse(id).ok_or(AppError::NotFound)?;
         let order = self.store.order(&id).await?.ok_or(AppError::NotFound)?;
-        if !who.may_refund(&order) {
-            return Err(AppError::Forbidden);
-        }
+        let event = self.cached_event(&order.event_id).await?;
+        who.require_refund(&order, &event.event().org_id)?;
         let amount = match ask.amount {
             None => None,
             Some(m) if m.currency != order.total.currency => {

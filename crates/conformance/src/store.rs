@@ -31,6 +31,7 @@ fn user(email: &str, role: Role) -> User {
         password_hash: "$argon2id$not-a-real-hash".into(),
         role,
         created_at: now(),
+        org_id: None,
     }
 }
 
@@ -1980,4 +1981,222 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
     let again = store.join_waitlist(&entry(&customers[1])).await.unwrap();
     assert_ne!(again.id, second.id);
     assert_eq!(again.state, WaitlistState::Waiting);
+/// Organizations, roles, invitations (claimed once, even at once), password
+/// resets (used once, expiring, revoking sessions) and staff assignments.
+pub async fn access<S: Store>(store: Arc<S>) {
+    use boxoffice_domain::{InvitationId, OrgId, Organization};
+    use boxoffice_ports::{Invitation, Joining, PasswordReset, Session};
+
+    // The default organization exists from the migrations; a new one round-trips.
+    assert!(store.org(&OrgId::default_org()).await.unwrap().is_some());
+    let org = Organization {
+        id: OrgId::new(),
+        name: "Promoters".into(),
+        created_at: now(),
+    };
+    store.create_org(&org).await.unwrap();
+    assert_eq!(store.org(&org.id).await.unwrap().unwrap(), org);
+    assert!(store.org(&OrgId::new()).await.unwrap().is_none());
+
+    // Every role, and an organizer's organization, round-trips; none is an admin.
+    for role in [Role::Customer, Role::Organizer, Role::Checkin, Role::Ops] {
+        let mut u = user(&format!("{}@example.com", role.as_str()), role);
+        u.org_id = role.has_org().then(|| org.id.clone());
+        store.create_user(&u).await.unwrap();
+        let back = store.user(&u.id).await.unwrap().unwrap();
+        assert_eq!((back.role, back.org_id), (role, u.org_id.clone()));
+    }
+    assert!(!store.admin_exists().await.unwrap());
+
+    // A venue and its events keep their organization.
+    let spec: VenueSpec =
+        serde_json_like(r#"{"name":"Hall","sections":[{"name":"A","rows":1,"seats_per_row":2}]}"#);
+    let (mut venue, seats) = spec.build(now()).unwrap();
+    venue.org_id = org.id.clone();
+    store.create_venue(&venue, &seats).await.unwrap();
+    assert_eq!(
+        store.venue(&venue.id).await.unwrap().unwrap().org_id,
+        org.id
+    );
+    let new: NewEvent = serde_json_like(&format!(
+        r#"{{"venue_id":"{}","name":"Gig","starts_at":"2031-01-01T20:00:00Z","hold_ttl_seconds":60,
+            "tiers":[{{"name":"Main","price":{{"amount":2500,"currency":"EUR"}},"sections":["A"]}}]}}"#,
+        venue.id
+    ));
+    let (event, event_seats) = new.build(&venue, &seats, now()).unwrap();
+    store.create_event(&event, &event_seats).await.unwrap();
+    assert_eq!(
+        store.event(&event.id).await.unwrap().unwrap().event.org_id,
+        org.id
+    );
+
+    // An invitation: eight accepts at once, one account.
+    let admin = user("root@example.com", Role::Admin);
+    store.create_user(&admin).await.unwrap();
+    let invitation = |email: &str, hash: &str, expires_at| Invitation {
+        id: InvitationId::new(),
+        org_id: org.id.clone(),
+        email: Email::parse(email).unwrap(),
+        role: Role::Checkin,
+        token_hash: hash.into(),
+        invited_by: admin.id.clone(),
+        created_at: now(),
+        expires_at,
+        accepted_at: None,
+    };
+    let inv = invitation("scan@example.com", "h1", far_future());
+    store.create_invitation(&inv).await.unwrap();
+    assert_eq!(store.invitation_by_token("h1").await.unwrap().unwrap(), inv);
+    let joiners: Vec<Joining> = (0..8)
+        .map(|_| {
+            let mut u = user("scan@example.com", Role::Checkin);
+            u.org_id = Some(org.id.clone());
+            Joining::New(u)
+        })
+        .collect();
+    let accepted = futures::future::join_all(
+        joiners
+            .iter()
+            .map(|j| store.accept_invitation(&inv.id, now(), j)),
+    )
+    .await;
+    assert_eq!(
+        accepted.iter().filter(|a| matches!(a, Ok(true))).count(),
+        1,
+        "{accepted:?}"
+    );
+    assert!(accepted.iter().all(|a| a.is_ok()), "{accepted:?}");
+    let joined = store
+        .user_by_email(&Email::parse("scan@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (joined.role, joined.org_id.as_ref()),
+        (Role::Checkin, Some(&org.id))
+    );
+    assert!(store
+        .invitation_by_token("h1")
+        .await
+        .unwrap()
+        .unwrap()
+        .accepted_at
+        .is_some());
+
+    // An expired one is not accepted; an existing customer is promoted, an
+    // account of another role never.
+    let old = invitation("late@example.com", "h2", now() - Duration::seconds(1));
+    store.create_invitation(&old).await.unwrap();
+    let late = user("late@example.com", Role::Checkin);
+    assert!(!store
+        .accept_invitation(&old.id, now(), &Joining::New(late))
+        .await
+        .unwrap());
+    let cust = store
+        .user_by_email(&Email::parse("customer@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let promote = invitation("customer@example.com", "h3", far_future());
+    store.create_invitation(&promote).await.unwrap();
+    assert!(store
+        .accept_invitation(&promote.id, now(), &Joining::Existing(cust.id.clone()))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.user(&cust.id).await.unwrap().unwrap().role,
+        Role::Checkin
+    );
+    let demote = invitation("root@example.com", "h4", far_future());
+    store.create_invitation(&demote).await.unwrap();
+    assert!(matches!(
+        store
+            .accept_invitation(&demote.id, now(), &Joining::Existing(admin.id.clone()))
+            .await,
+        Err(StoreError::Conflict {
+            constraint: "users_role"
+        })
+    ));
+    assert_eq!(
+        store.user(&admin.id).await.unwrap().unwrap().role,
+        Role::Admin
+    );
+    // Refused, so still open.
+    assert!(store
+        .invitation_by_token("h4")
+        .await
+        .unwrap()
+        .unwrap()
+        .accepted_at
+        .is_none());
+
+    // A password reset: used once, revokes the sessions; an expired one is not.
+    let session = Session {
+        id: "s-reset".into(),
+        user_id: joined.id.clone(),
+        generation: 0,
+        token_hash: "t".into(),
+        created_at: now(),
+        expires_at: far_future(),
+        revoked_at: None,
+    };
+    store.create_session(&session).await.unwrap();
+    let reset = |hash: &str, expires_at| PasswordReset {
+        token_hash: hash.into(),
+        user_id: joined.id.clone(),
+        created_at: now(),
+        expires_at,
+    };
+    store
+        .create_password_reset(&reset("r1", far_future()))
+        .await
+        .unwrap();
+    store
+        .create_password_reset(&reset("r2", now() - Duration::seconds(1)))
+        .await
+        .unwrap();
+    let uses = futures::future::join_all(
+        (0..4).map(|i| store.use_password_reset("r1", now(), if i == 0 { "p0" } else { "px" })),
+    )
+    .await;
+    assert_eq!(
+        uses.iter().filter(|u| matches!(u, Ok(Some(_)))).count(),
+        1,
+        "{uses:?}"
+    );
+    assert!(store
+        .session("s-reset")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert_eq!(
+        store.use_password_reset("r2", now(), "late").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.use_password_reset("nope", now(), "x").await.unwrap(),
+        None
+    );
+    assert_ne!(
+        store.user(&joined.id).await.unwrap().unwrap().password_hash,
+        "late"
+    );
+
+    // Staff: assigned once however often, per event.
+    assert!(!store.is_staff(&event.id, &joined.id).await.unwrap());
+    store
+        .assign_staff(&event.id, &joined.id, now())
+        .await
+        .unwrap();
+    store
+        .assign_staff(&event.id, &joined.id, now())
+        .await
+        .unwrap();
+    assert!(store.is_staff(&event.id, &joined.id).await.unwrap());
+    assert_eq!(
+        store.event_staff(&event.id).await.unwrap(),
+        vec![joined.id.clone()]
+    );
 }

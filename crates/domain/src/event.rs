@@ -118,6 +118,8 @@ pub struct Event {
     pub created_at: OffsetDateTime,
     /// Where, what kind, and what it is: what buyers search by.
     pub details: EventDetails,
+    /// The organization that owns it: its venue's.
+    pub org_id: crate::OrgId,
 }
 
 /// The searchable description of an event (all optional): `city` and `category`
@@ -415,6 +417,7 @@ impl NewEvent {
             ga_tiers,
             created_at: now,
             details,
+            org_id: venue.org_id.clone(),
         };
         Ok((event, seats))
     }

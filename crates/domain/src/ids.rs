@@ -93,6 +93,18 @@ id_type!(/// A temporary hold on seats or on a general-admission quantity.
     HoldId, "hld", "hold");
 id_type!(/// A place on an event's waitlist.
     WaitlistId, "wl", "waitlist entry");
+id_type!(/// An organization: organizers and check-in staff, venues and events.
+    OrgId, "org", "organization");
+id_type!(/// An invitation to join an organization with a role.
+    InvitationId, "inv", "invitation");
+
+impl OrgId {
+    /// The organization that everything made before organizations existed (and
+    /// the demo) belongs to; migration 0070 creates it in both stores.
+    pub fn default_org() -> Self {
+        Self(format!("{}_{}", Self::PREFIX, "0".repeat(26)))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -110,6 +122,12 @@ mod tests {
     fn a_seat_id_is_not_an_event_id() {
         let seat = SeatId::new();
         assert!(EventId::try_from(seat.to_string()).is_err());
+    }
+
+    #[test]
+    fn the_default_organization_id_parses() {
+        let d = OrgId::default_org();
+        assert_eq!(OrgId::try_from(d.to_string()).unwrap(), d);
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub use event::{
     check_max_tickets_per_customer, Event, EventDetails, EventStatus, GaTier, NewEvent, PriceTier,
 };
 pub use hold::{Hold, HoldSelection, HoldStatus};
-pub use ids::{EventId, HoldId, IdError, SeatId, TierId, UserId, VenueId, WaitlistId};
+pub use ids::{
+    EventId, HoldId, IdError, InvitationId, OrgId, SeatId, TierId, UserId, VenueId, WaitlistId,
+};
 pub use inventory::{EventInventory, GaIx, HoldItems, HoldRejection, SeatIx};
 pub use money::{Currency, Money};
 pub use order::{
@@ -29,7 +31,7 @@ pub use order::{
     Ticket, TicketId,
 };
 pub use time::Millis;
-pub use user::{Email, Password, Role, User};
+pub use user::{Email, Organization, Password, Role, User};
 pub use venue::{Seat, Venue, VenueSpec};
 pub use waiting_room::{lottery_rank, WaitingRoomSettings};
 pub use waitlist::{WaitlistEntry, WaitlistState};

@@ -1,4 +1,5 @@
-//! Accounts: a normalised email, a password policy, and a role.
+//! Accounts: a normalised email, a password policy, a role and (for organizers
+//! and check-in staff) an organization.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -82,27 +83,72 @@ impl fmt::Debug for Password {
     }
 }
 
+/// What an account may do; `permissions.rs` (app) turns it into answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Buys tickets: their own holds and orders.
     Customer,
+    /// Manages their organization's venues, events, orders (read), refunds and
+    /// sales views.
+    Organizer,
+    /// Check-in staff of an organization: scans tickets of the events they are
+    /// assigned to, nothing else.
+    Checkin,
+    /// Operators: read-only views (engine audit, sales), never writes.
+    Ops,
+    /// Everything.
     Admin,
 }
 
 impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Customer,
+        Role::Organizer,
+        Role::Checkin,
+        Role::Ops,
+        Role::Admin,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Customer => "customer",
+            Role::Organizer => "organizer",
+            Role::Checkin => "checkin",
+            Role::Ops => "ops",
             Role::Admin => "admin",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "customer" => Some(Role::Customer),
-            "admin" => Some(Role::Admin),
-            _ => None,
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Roles that belong to an organization (an account of them has one).
+    pub fn has_org(self) -> bool {
+        matches!(self, Role::Organizer | Role::Checkin)
+    }
+}
+
+/// An organization: its organizers and check-in staff, its venues and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: crate::OrgId,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl Organization {
+    /// A trimmed name of 1 to 200 characters.
+    pub fn name(s: &str) -> Result<String, ValidationError> {
+        let s = s.trim();
+        if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "name",
+                "1 to 200 characters, no control characters",
+            ));
         }
+        Ok(s.to_owned())
     }
 }
 
@@ -114,6 +160,8 @@ pub struct User {
     pub password_hash: String,
     pub role: Role,
     pub created_at: OffsetDateTime,
+    /// The organization of an organizer or check-in staff (none for the others).
+    pub org_id: Option<crate::OrgId>,
 }
 
 impl fmt::Debug for User {
@@ -122,6 +170,7 @@ impl fmt::Debug for User {
             .field("id", &self.id)
             .field("email", &self.email)
             .field("role", &self.role)
+            .field("org_id", &self.org_id)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +197,14 @@ mod tests {
         assert!(Password::parse("1234567").is_err());
         let p = Password::parse("12345678").unwrap();
         assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
     }
 
     proptest! {

@@ -21,6 +21,10 @@ const SECTIONS_PER_BAND: usize = 4;
 pub struct VenueSpec {
     pub name: String,
     pub sections: Vec<SectionSpec>,
+    /// The owning organization: an admin's choice (default: the default
+    /// organization); an organizer's venue is always their own organization's.
+    #[serde(default)]
+    pub org_id: Option<crate::OrgId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +60,8 @@ pub struct Venue {
     pub sections: Vec<String>,
     pub seat_count: u32,
     pub created_at: OffsetDateTime,
+    /// The organization that owns it (its organizers manage it and its events).
+    pub org_id: crate::OrgId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +210,8 @@ impl VenueSpec {
             sections: section_names,
             seat_count: seats.len() as u32,
             created_at: now,
+            // The caller's organization replaces it (`App::create_venue`).
+            org_id: crate::OrgId::default_org(),
         };
         Ok((venue, seats))
     }

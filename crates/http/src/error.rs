@@ -55,6 +55,7 @@ impl From<AppError> for ApiError {
             AppError::RefreshTokenReused => {
                 ApiError::new(S::UNAUTHORIZED, "refresh_token_reused", msg)
             }
+            AppError::InvalidToken => ApiError::new(S::BAD_REQUEST, "invalid_token", msg),
             AppError::Forbidden | AppError::OwnerOnly => {
                 ApiError::new(S::FORBIDDEN, "forbidden", msg)
             }
@@ -144,6 +145,7 @@ pub fn conflict_code(constraint: &str) -> &'static str {
         "customer_limit" => "customer_limit_reached",
         "event_cancelled" => "event_cancelled",
         "idempotency_keys" => "idempotency_key_reused",
+        "users_role" => "account_has_role",
         _ => "conflict",
     }
 }

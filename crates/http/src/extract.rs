@@ -133,6 +133,23 @@ impl FromRequestParts<HttpState> for Admin {
     }
 }
 
+/// An authenticated catalogue writer (an organizer of an organization, or an
+/// admin), decided from the headers alone like [`Admin`]: 403 for anyone else
+/// before the body is read. Which venues and events it may change the use case
+/// decides.
+#[derive(Debug, Clone)]
+pub struct CatalogueWriter(pub Principal);
+
+impl FromRequestParts<HttpState> for CatalogueWriter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
+        let Auth(who) = Auth::from_request_parts(parts, state).await?;
+        who.require_catalogue_writer()?;
+        Ok(CatalogueWriter(who))
+    }
+}
+
 /// The caller if a valid token was sent; anonymous otherwise (a bad token is 401).
 #[derive(Debug, Clone)]
 pub struct MaybeAuth(pub Option<Principal>);

@@ -101,6 +101,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::live::router())
         .merge(routes::checkout::router(test_gateway))
         .merge(routes::ops::router())
+        .merge(routes::orgs::router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -37,6 +37,16 @@ impl Peer {
     }
 }
 
+/// The key of an account's login limit: a digest of the email as logins compare
+/// it (trimmed, lower-cased), so the limiter's keys hold no address and have one
+/// length, and every spelling of one account shares its quota.
+pub(crate) fn account_key(email: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(email.trim().to_lowercase().as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("acct:{hex}")
+}
+
 /// Counts one request of `key` in `class`. A limiter that does not answer lets
 /// the request through (and says so in the log): the hold itself then fails or
 /// succeeds on its own backends.

@@ -85,6 +85,7 @@ pub struct EventView<'a> {
     pub city: Option<&'a str>,
     pub category: Option<&'a str>,
     pub description: Option<&'a str>,
+    pub org_id: &'a str,
 }
 
 pub fn event(r: &EventRecord) -> EventView<'_> {
@@ -109,6 +110,7 @@ pub fn event(r: &EventRecord) -> EventView<'_> {
         city: e.details.city.as_deref(),
         category: e.details.category.as_deref(),
         description: e.details.description.as_deref(),
+        org_id: e.org_id.as_str(),
     }
 }
 
@@ -133,6 +135,7 @@ pub struct VenueView<'a> {
     pub seat_count: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    pub org_id: &'a str,
 }
 
 pub fn venue(v: &Venue) -> VenueView<'_> {
@@ -142,6 +145,7 @@ pub fn venue(v: &Venue) -> VenueView<'_> {
         sections: &v.sections,
         seat_count: v.seat_count,
         created_at: v.created_at,
+        org_id: v.org_id.as_str(),
     }
 }
 

@@ -281,6 +281,7 @@ pub async fn run_queue(cfg: QueueConfig) -> anyhow::Result<QueueReport> {
                     let who = Principal {
                         user_id: UserId::new(),
                         role: Role::Customer,
+                        org: None,
                     };
                     tokens.issue(&who, None, now)
                 })

@@ -23,9 +23,10 @@ pub use limits::{LimitClass, Quota, RateLimiter};
 pub use mail::{MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
-    Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord, EventSearch,
-    FailOutcome, Idempotent, IdentityStore, LayoutSeat, OutboxStore, PaidOutcome, RefundOutcome,
-    RefundRecord, ReleaseOutcome, SalesStore, Session, Store, StoreError, StoredInventory,
-    WaitlistMove, WaitlistStore, Write, Written,
+    AccessStore, Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord,
+    EventSearch, FailOutcome, Idempotent, IdentityStore, Invitation, Joining, LayoutSeat,
+    OutboxStore, PaidOutcome, PasswordReset, RefundOutcome, RefundRecord, ReleaseOutcome,
+    SalesStore, Session, Store, StoreError, StoredInventory, WaitlistMove, WaitlistStore, Write,
+    Written,
 };
 pub use waiting_room::{Draw, Joined, RoomParams, RoomState, WaitingRoom};

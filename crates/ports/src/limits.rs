@@ -13,6 +13,9 @@ use crate::EngineError;
 pub enum LimitClass {
     /// Login, per client IP.
     Login,
+    /// Login, per account (the email tried), whatever the IP: many addresses
+    /// guessing one account's password are limited together.
+    LoginAccount,
     /// Holds and checkout (and the waiting room's queue when it exists), per
     /// customer when authenticated, else per IP.
     Shop,
@@ -22,11 +25,17 @@ pub enum LimitClass {
 }
 
 impl LimitClass {
-    pub const ALL: [LimitClass; 3] = [LimitClass::Login, LimitClass::Shop, LimitClass::Poll];
+    pub const ALL: [LimitClass; 4] = [
+        LimitClass::Login,
+        LimitClass::LoginAccount,
+        LimitClass::Shop,
+        LimitClass::Poll,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             LimitClass::Login => "login",
+            LimitClass::LoginAccount => "login_account",
             LimitClass::Shop => "shop",
             LimitClass::Poll => "poll",
         }

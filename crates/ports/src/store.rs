@@ -7,9 +7,11 @@
 //! [`IdentityStore`] (accounts, the token key, once-only chores), [`CatalogueStore`]
 //! (venues, events, layouts), [`SalesStore`] (holds, checkout, orders, payments,
 //! the engine's inventory, and the group-committed write batches) and
-//! [`OutboxStore`] (what the relay and the downstream workers read). [`Store`] is
-//! all four, plus the health check, for the components that need the whole store.
+//! [`OutboxStore`] (what the relay and the downstream workers read), and
+//! [`AccessStore`] (organizations, invitations, staff, password resets). [`Store`] is
+//! all five, plus the health check, for the components that need the whole store.
 
+mod access;
 mod catalogue;
 mod identity;
 mod outbox;
@@ -18,6 +20,7 @@ mod waitlist;
 
 use async_trait::async_trait;
 
+pub use access::{AccessStore, Invitation, Joining, PasswordReset};
 pub use catalogue::{CatalogueStore, EventRecord, EventSearch, LayoutSeat};
 pub use identity::{IdentityStore, Session};
 pub use outbox::{Ack, OutboxStore};
@@ -41,6 +44,8 @@ pub enum StoreError {
 
 /// The whole store: every capability, and whether the database answers.
 #[async_trait]
-pub trait Store: IdentityStore + CatalogueStore + SalesStore + OutboxStore + WaitlistStore {
+pub trait Store:
+    IdentityStore + AccessStore + CatalogueStore + SalesStore + OutboxStore + WaitlistStore
+{
     async fn ping(&self) -> Result<(), StoreError>;
 }

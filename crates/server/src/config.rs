@@ -142,6 +142,14 @@ pub struct Config {
     /// Queue reads one queue id may make at once on top of the rate, from rest.
     #[serde(default = "defaults::rate_limit_poll_burst")]
     pub rate_limit_poll_burst: u32,
+    /// Logins to one account a minute, sustained, from any number of IPs (0: no
+    /// limit). Its owner is then refused too until the quota refills: the price
+    /// of stopping a distributed guess.
+    #[serde(default = "defaults::rate_limit_login_account_per_minute")]
+    pub rate_limit_login_account_per_minute: u32,
+    /// Logins to one account at once on top of the rate, from rest.
+    #[serde(default = "defaults::rate_limit_login_account_burst")]
+    pub rate_limit_login_account_burst: u32,
     /// Gateway calls per second from this node.
     #[serde(default = "defaults::gateway_rate_limit")]
     pub gateway_rate_limit: u32,
@@ -247,6 +255,12 @@ mod defaults {
     }
     pub fn rate_limit_poll_burst() -> u32 {
         30
+    }
+    pub fn rate_limit_login_account_per_minute() -> u32 {
+        10
+    }
+    pub fn rate_limit_login_account_burst() -> u32 {
+        10
     }
     pub fn gateway_rate_limit() -> u32 {
         100

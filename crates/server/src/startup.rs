@@ -205,6 +205,13 @@ impl Application {
                     burst: config.rate_limit_poll_burst,
                 },
             ),
+            (
+                LimitClass::LoginAccount,
+                Quota {
+                    per_minute: config.rate_limit_login_account_per_minute,
+                    burst: config.rate_limit_login_account_burst,
+                },
+            ),
         ];
         // The rate limiter lives where the engine does: in process, or in Redis
         // (shared by every node, on the engine's clock).

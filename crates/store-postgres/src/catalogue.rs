@@ -21,8 +21,8 @@ impl CatalogueStore for PgStore {
         let col = |f: fn(&Seat) -> &str| seats.iter().map(f).collect::<Vec<_>>();
         let num = |f: fn(&Seat) -> i32| seats.iter().map(f).collect::<Vec<_>>();
         sqlx::query(
-            "WITH v AS (INSERT INTO venues (id, name, sections, seat_count, created_at) \
-                        VALUES ($1, $2, $3, $4, $5)) \
+            "WITH v AS (INSERT INTO venues (id, name, sections, seat_count, created_at, org_id) \
+                        VALUES ($1, $2, $3, $4, $5, $13)) \
              INSERT INTO seats (id, venue_id, position, section, row_label, label, x, y) \
              SELECT s.id, $1, s.position, s.section, s.row_label, s.label, s.x, s.y \
              FROM unnest($6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::int[], $12::int[]) \
@@ -40,6 +40,7 @@ impl CatalogueStore for PgStore {
         .bind(col(|s| &s.label))
         .bind(num(|s| s.x))
         .bind(num(|s| s.y))
+        .bind(venue.org_id.as_str())
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -83,8 +84,8 @@ impl CatalogueStore for PgStore {
             "WITH e AS ( \
                  INSERT INTO events (id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
                      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, updated_at, \
-                     max_tickets_per_customer, waiting_room, city, category, description) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25, $26, $27, $28, $29)), \
+                     max_tickets_per_customer, waiting_room, city, category, description, org_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25, $26, $27, $28, $29, $30)), \
              t AS ( \
                  INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) \
                  SELECT t.id, $1, t.n - 1, t.name, t.amount, t.currency, \
@@ -129,6 +130,7 @@ impl CatalogueStore for PgStore {
         .bind(&event.details.city)
         .bind(&event.details.category)
         .bind(&event.details.description)
+        .bind(event.org_id.as_str())
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

@@ -13,13 +13,14 @@ use crate::{map_err, ts, PgStore};
 impl IdentityStore for PgStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO users (id, email, password_hash, role, created_at, org_id) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(user.id.as_str())
         .bind(user.email.as_str())
         .bind(&user.password_hash)
         .bind(user.role.as_str())
         .bind(ts(user.created_at))
+        .bind(user.org_id.as_ref().map(|o| o.as_str()))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

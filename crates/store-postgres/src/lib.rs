@@ -16,6 +16,7 @@
 //! It must never decide a sale on its own: it records what the engine decided, and
 //! its constraints refuse what must never happen (a seat sold twice, GA past capacity).
 
+mod access;
 mod catalogue;
 mod identity;
 mod outbox;

@@ -64,10 +64,11 @@ pub(crate) struct UserRow {
     password_hash: String,
     role: String,
     created_at: OffsetDateTime,
+    org_id: Option<String>,
 }
 
 impl UserRow {
-    pub(crate) const COLUMNS: &'static str = "id, email, password_hash, role, created_at";
+    pub(crate) const COLUMNS: &'static str = "id, email, password_hash, role, created_at, org_id";
 }
 
 impl TryFrom<UserRow> for User {
@@ -79,6 +80,7 @@ impl TryFrom<UserRow> for User {
             password_hash: r.password_hash,
             role: Role::parse(&r.role).ok_or_else(|| corrupt("users.role"))?,
             created_at: r.created_at,
+            org_id: r.org_id.map(|o| id(o, "users.org_id")).transpose()?,
         })
     }
 }
@@ -90,10 +92,11 @@ pub(crate) struct VenueRow {
     sections: Vec<String>,
     seat_count: i32,
     created_at: OffsetDateTime,
+    org_id: String,
 }
 
 impl VenueRow {
-    pub(crate) const COLUMNS: &'static str = "id, name, sections, seat_count, created_at";
+    pub(crate) const COLUMNS: &'static str = "id, name, sections, seat_count, created_at, org_id";
 }
 
 impl TryFrom<VenueRow> for Venue {
@@ -105,6 +108,7 @@ impl TryFrom<VenueRow> for Venue {
             sections: r.sections,
             seat_count: count(r.seat_count, "venues.seat_count")?,
             created_at: r.created_at,
+            org_id: id(r.org_id, "venues.org_id")?,
         })
     }
 }
@@ -176,12 +180,13 @@ pub(crate) struct EventRow {
     city: Option<String>,
     category: Option<String>,
     description: Option<String>,
+    org_id: String,
 }
 
 impl EventRow {
     pub(crate) const COLUMNS: &'static str = "id, venue_id, name, starts_at, sale_starts_at, \
         sale_ends_at, status, hold_ttl_seconds, max_tickets_per_order, max_tickets_per_customer, \
-        waiting_room, currency, seat_count, created_at, city, category, description";
+        waiting_room, currency, seat_count, created_at, city, category, description, org_id";
 
     pub(crate) fn into_record(
         self,
@@ -219,6 +224,7 @@ impl EventRow {
                     category: self.category,
                     description: self.description,
                 },
+                org_id: id(self.org_id, "events.org_id")?,
             },
             seat_count: count(self.seat_count, "events.seat_count")?,
         })

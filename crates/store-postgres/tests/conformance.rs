@@ -165,3 +165,8 @@ async fn a_cancelled_event_sells_nothing_more() {
 async fn waitlist_claims_are_exclusive() {
     boxoffice_conformance::store::waitlist_claims_are_exclusive(store().await).await;
 }
+
+#[tokio::test]
+async fn access() {
+    boxoffice_conformance::store::access(store().await).await;
+}

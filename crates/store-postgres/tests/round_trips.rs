@@ -81,6 +81,7 @@ async fn a_thousand_orders_cost_a_few_statements_a_batch() {
         password_hash: "x".into(),
         role: boxoffice_domain::Role::Customer,
         created_at: t0,
+        org_id: None,
     };
     store.create_user(&buyer).await.unwrap();
     let price = Money::new(2500, Currency::EUR);

@@ -21,7 +21,7 @@ impl CatalogueStore for SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO venues ({VENUE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO venues ({VENUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
             ))
             .db()?
             .execute(params![
@@ -29,7 +29,8 @@ impl CatalogueStore for SqliteStore {
                 venue.name,
                 sections,
                 venue.seat_count,
-                ms(venue.created_at)
+                ms(venue.created_at),
+                venue.org_id.as_str()
             ])
             .db()?;
             let mut insert = tx
@@ -110,7 +111,7 @@ impl CatalogueStore for SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .db()?
             .execute(params![
@@ -131,6 +132,7 @@ impl CatalogueStore for SqliteStore {
                 event.details.city,
                 event.details.category,
                 event.details.description,
+                event.org_id.as_str(),
                 ms(event.created_at)
             ])
             .db()?;

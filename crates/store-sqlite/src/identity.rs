@@ -14,18 +14,23 @@ use crate::SqliteStore;
 impl IdentityStore for SqliteStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let user = user.clone();
+        let (role, staff_role) = rows::role_columns(user.role);
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ))
             .db()?
-            .execute(params![
-                user.id.as_str(),
-                user.email.as_str(),
-                user.password_hash,
-                user.role.as_str(),
-                ms(user.created_at)
-            ])
+            .execute({
+                params![
+                    user.id.as_str(),
+                    user.email.as_str(),
+                    user.password_hash,
+                    role,
+                    ms(user.created_at),
+                    staff_role,
+                    user.org_id.as_ref().map(|o| o.as_str())
+                ]
+            })
             .db()?;
             Ok(())
         })

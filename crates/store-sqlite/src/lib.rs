@@ -8,6 +8,7 @@
 //! engine decided, and its constraints refuse what must never happen (a seat sold
 //! twice, GA past capacity).
 
+mod access;
 mod catalogue;
 mod db;
 mod identity;

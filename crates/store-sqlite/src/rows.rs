@@ -2,28 +2,31 @@
 
 use boxoffice_domain::{
     CheckoutAnswer, Currency, Email, Event, EventId, EventStatus, GaTier, Hold, HoldId,
-    HoldSelection, HoldStatus, Money, Order, OrderId, OrderItem, OrderStatus, PriceTier, Role,
-    Seat, SeatId, Ticket, TicketId, TierId, User, Venue, VenueId,
+    HoldSelection, HoldStatus, Money, Order, OrderId, OrderItem, OrderStatus, OrgId, PriceTier,
+    Role, Seat, SeatId, Ticket, TicketId, TierId, User, Venue, VenueId,
 };
 use boxoffice_ports::{EventRecord, Idempotent, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::db::{corrupt, dt, parse, OrStore};
 
-pub(crate) const USER_COLUMNS: &str = "id, email, password_hash, role, created_at";
-pub(crate) const VENUE_COLUMNS: &str = "id, name, sections, seat_count, created_at";
+/// `role` keeps its CHECK of migration 0001 (customer, admin): the roles of
+/// migration 0070 (organizer, checkin, ops) are in `staff_role`, which wins.
+pub(crate) const USER_COLUMNS: &str =
+    "id, email, password_hash, role, created_at, staff_role, org_id";
+pub(crate) const VENUE_COLUMNS: &str = "id, name, sections, seat_count, created_at, org_id";
 pub(crate) const SEAT_COLUMNS: &str = "id, position, section, row_label, label, x, y";
 pub(crate) const EVENT_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer, waiting_room, city, category, description";
+     max_tickets_per_customer, waiting_room, city, category, description, org_id";
 /// An event as read: a cancelled one (`cancelled_at`, migration 0040: the table's
 /// CHECK on `status` predates it) reads as `cancelled`.
 pub(crate) const EVENT_READ_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, \
      CASE WHEN cancelled_at IS NULL THEN status ELSE 'cancelled' END AS status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer, waiting_room, city, category, description";
+     max_tickets_per_customer, waiting_room, city, category, description, org_id";
 pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
@@ -71,9 +74,28 @@ pub(crate) fn user(r: &Row) -> Result<User, StoreError> {
         id: id(r, "id")?,
         email: parse(Email::parse(&text(r, "email")?), "users.email")?,
         password_hash: text(r, "password_hash")?,
-        role: Role::parse(&text(r, "role")?).ok_or_else(|| corrupt("users.role"))?,
+        role: {
+            let role = r
+                .get::<_, Option<String>>("staff_role")
+                .db()?
+                .map_or_else(|| text(r, "role"), Ok)?;
+            Role::parse(&role).ok_or_else(|| corrupt("users.role"))?
+        },
         created_at: time(r, "created_at")?,
+        org_id: r
+            .get::<_, Option<String>>("org_id")
+            .db()?
+            .map(|o| parse(OrgId::try_from(o), "users.org_id"))
+            .transpose()?,
     })
+}
+
+/// How a role is kept: the `role` column and the `staff_role` column.
+pub(crate) fn role_columns(role: Role) -> (&'static str, Option<&'static str>) {
+    match role {
+        Role::Customer | Role::Admin => (role.as_str(), None),
+        Role::Organizer | Role::Checkin | Role::Ops => ("customer", Some(role.as_str())),
+    }
 }
 
 pub(crate) fn session(r: &Row) -> Result<boxoffice_ports::Session, StoreError> {
@@ -95,6 +117,7 @@ pub(crate) fn venue(r: &Row) -> Result<Venue, StoreError> {
         sections: json(r, "sections")?,
         seat_count: int(r, "seat_count")? as u32,
         created_at: time(r, "created_at")?,
+        org_id: id(r, "org_id")?,
     })
 }
 
@@ -207,6 +230,7 @@ pub(crate) fn event(conn: &Connection, r: &Row) -> Result<EventRecord, StoreErro
             category: r.get("category").db()?,
             description: r.get("description").db()?,
         },
+        org_id: id(r, "org_id")?,
     };
     Ok(EventRecord {
         event,

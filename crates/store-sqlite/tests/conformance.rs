@@ -161,3 +161,9 @@ async fn waitlist_claims_are_exclusive() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::waitlist_claims_are_exclusive(s).await;
 }
+
+#[tokio::test]
+async fn access() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::access(s).await;
+}

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::extract::{Admin, Json, MaybeAuth, Path, Query};
+use crate::extract::{Auth, CatalogueWriter, Json, MaybeAuth, Path, Query};
 use crate::seat_maps::{self, Coding};
 use crate::{views, ApiError, HttpLimits, HttpState, PreEncoded};
 use bytes::Bytes;
@@ -35,7 +35,7 @@ pub fn router(limits: &HttpLimits) -> Router<HttpState> {
 
 async fn create_venue(
     State(s): State<HttpState>,
-    Admin(who): Admin,
+    CatalogueWriter(who): CatalogueWriter,
     Json(spec): Json<VenueSpec>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let v = s.app.create_venue(&who, spec).await?;
@@ -44,9 +44,9 @@ async fn create_venue(
 
 async fn list_venues(
     State(s): State<HttpState>,
-    Admin(_): Admin,
+    Auth(who): Auth,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let venues = s.app.venues().await?;
+    let venues = s.app.venues(&who).await?;
     Ok(axum::Json(
         json!({ "venues": venues.iter().map(views::venue).collect::<Vec<_>>() }),
     ))
@@ -62,7 +62,7 @@ async fn get_venue(
 
 async fn create_event(
     State(s): State<HttpState>,
-    Admin(who): Admin,
+    CatalogueWriter(who): CatalogueWriter,
     Json(new): Json<NewEvent>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let r = s.app.create_event(&who, new).await?;
@@ -241,7 +241,7 @@ where
 
 async fn patch_event(
     State(s): State<HttpState>,
-    Admin(who): Admin,
+    CatalogueWriter(who): CatalogueWriter,
     Path(id): Path<String>,
     Json(patch): Json<EventPatch>,
 ) -> Result<axum::Json<Value>, ApiError> {

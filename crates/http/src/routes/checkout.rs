@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::extract::{Admin, Auth, Json, Path, Query};
+use crate::extract::{Auth, CatalogueWriter, Json, Path, Query};
 use crate::views::{self, OrderJson};
 use crate::{ApiError, HttpState};
 
@@ -107,12 +107,12 @@ async fn order(
 }
 
 /// Refunds a paid order, whole (no body, or no `amount`) or in part; answers the
-/// order as it stands after (see `App::refund_order`). Admins only for now: the
-/// role is checked before the body is read (organizers will need `Auth` here and
-/// the check left to `Principal::may_refund`).
+/// order as it stands after (see `App::refund_order`). Admins and the event's
+/// organizers: the role is checked before the body is read, the organization by
+/// the use case (`Principal::require_refund`).
 async fn refund(
     State(s): State<HttpState>,
-    Admin(who): Admin,
+    CatalogueWriter(who): CatalogueWriter,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use boxoffice_app::HoldAsk;
 
-use crate::extract::{Admin, Auth, Json, Path};
+use crate::extract::{Auth, Json, Path};
 use crate::views::{self, HoldJson};
 use crate::{ApiError, HttpState};
 
@@ -21,7 +21,7 @@ pub fn router() -> Router<HttpState> {
 
 async fn engine_audit(
     State(s): State<HttpState>,
-    Admin(who): Admin,
+    Auth(who): Auth,
     Path(event): Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let a = s.app.engine_audit(&who, &event).await?;

@@ -33,7 +33,7 @@ pub fn router() -> Router<HttpState> {
         .route("/v1/admin/users/{id}/revoke", post(revoke))
 }
 
-fn tokens(t: IssuedTokens) -> axum::Json<Value> {
+pub(crate) fn tokens(t: IssuedTokens) -> axum::Json<Value> {
     axum::Json(json!({
         "token": t.access,
         "refresh_token": t.refresh,
@@ -56,6 +56,9 @@ async fn login(
     Json(c): Json<Credentials>,
 ) -> Result<axum::Json<Value>, ApiError> {
     crate::rate_limits::limit(&s, boxoffice_ports::LimitClass::Login, &peer.key()).await?;
+    // And per account, whatever the IP: many addresses guessing one password.
+    let account = crate::rate_limits::account_key(&c.email);
+    crate::rate_limits::limit(&s, boxoffice_ports::LimitClass::LoginAccount, &account).await?;
     Ok(tokens(s.app.login(&c.email, &c.password).await?))
 }
 

@@ -6,5 +6,6 @@ pub mod holds;
 pub mod identity;
 pub mod live;
 pub mod ops;
+pub mod orgs;
 pub mod queue;
 pub mod waitlist;

@@ -523,7 +523,7 @@ pub struct Sale {
 }
 
 /// Unique within this test process (and across processes, by pid and time).
-fn ulid_like() -> String {
+pub fn ulid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
