@@ -566,7 +566,8 @@ struct Received {
 struct Sales {
     event_id: String,
     tickets_sold: u64,
-    revenue: Vec<Money>,
+    /// Minor units of the event's currency.
+    revenue: i64,
 }
 
 #[derive(ToSchema)]
