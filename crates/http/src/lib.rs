@@ -4,13 +4,16 @@
 //! Handlers parse, call one use case, and shape the answer. They must never hold
 //! business rules or map errors themselves: `error.rs` does that, once.
 
+pub mod edge;
 pub mod error;
 pub mod extract;
 mod live;
 mod metrics_layer;
+pub mod openapi;
 mod rate_limits;
 mod routes;
 mod seat_maps;
+mod slots;
 mod views;
 
 use axum::error_handling::HandleErrorLayer;
@@ -39,6 +42,18 @@ pub struct HttpLimits {
     /// Cancelled at shutdown: open event streams end then (the server waits for
     /// every response to finish, and a stream never would).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// Event streams (SSE, seat maps and queues) one IP may hold open on this node;
+    /// one more is 429 `too_many_streams`.
+    pub max_streams_per_ip: usize,
+    /// Order long-polls (`?wait=`) one customer may hold at once on this node; past
+    /// it a poll answers at once instead of waiting.
+    pub max_waits_per_customer: usize,
+    /// The listener speaks TLS: responses carry HSTS.
+    pub tls: bool,
+    /// `GET /metrics` is served here (false when it has a listener of its own).
+    pub public_metrics: bool,
 }
 
 impl Default for HttpLimits {
@@ -49,6 +64,11 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(40),
             rate_limiter: None,
             shutdown: Default::default(),
+            max_streams_per_ip: 32,
+            max_waits_per_customer: 8,
+            cors_origins: Vec::new(),
+            tls: false,
+            public_metrics: true,
         }
     }
 }
@@ -62,6 +82,10 @@ pub struct HttpState {
     pub(crate) limiter: Option<Arc<dyn boxoffice_ports::RateLimiter>>,
     pub(crate) live: Arc<live::LiveHub>,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    pub(crate) streams: Arc<slots::Slots>,
+    pub(crate) waits: Arc<slots::Slots>,
+    pub(crate) max_streams_per_ip: usize,
+    pub(crate) max_waits_per_customer: usize,
 }
 
 /// Marks a response whose body is already encoded for the client (the seat map
@@ -90,6 +114,10 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         limiter: limits.rate_limiter.clone(),
         live: Default::default(),
         shutdown: limits.shutdown.clone(),
+        streams: Default::default(),
+        waits: Default::default(),
+        max_streams_per_ip: limits.max_streams_per_ip.max(1),
+        max_waits_per_customer: limits.max_waits_per_customer,
     };
     let timeout = limits.request_timeout;
     Router::new()
@@ -100,9 +128,10 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::waitlist::router())
         .merge(routes::live::router())
         .merge(routes::checkout::router(test_gateway))
-        .merge(routes::ops::router())
+        .merge(routes::ops::router(limits.public_metrics))
         .merge(routes::orgs::router())
-        .fallback(|| async { ApiError::not_found() })
+        .merge(routes::docs::router())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -139,5 +168,31 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
             )
             .into_response()
         }))
+        .layer(tower::util::option_layer(edge::cors(&limits.cors_origins)))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            edge::X_REQUEST_ID.clone(),
+        ))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            edge::X_REQUEST_ID.clone(),
+            tower_http::request_id::MakeRequestUuid,
+        ))
+        .layer(axum::middleware::from_fn(edge::sanitize_request_id))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            edge::security_headers(limits.tls, req, next)
+        }))
         .with_state(state)
+}
+
+/// `GET /metrics` alone, for its own listener (`BOXOFFICE_METRICS_LISTEN`).
+pub fn metrics_router() -> Router {
+    let handle = install_recorder();
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = handle.clone();
+                async move { routes::ops::render_metrics(&handle) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found() })
 }

@@ -125,10 +125,11 @@ pub async fn track(req: Request, next: Next) -> Response {
 pub fn span(req: &Request) -> tracing::Span {
     let route = route_of(req);
     let method = method_label(req.method());
+    let request_id = crate::edge::request_id(req);
     if route == "/health" || route == "/ready" || route == "/metrics" {
-        tracing::debug_span!("http", method, route)
+        tracing::debug_span!("http", method, route, request_id)
     } else {
-        tracing::info_span!("http", method, route)
+        tracing::info_span!("http", method, route, request_id)
     }
 }
 

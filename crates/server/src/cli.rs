@@ -47,10 +47,28 @@ pub enum Command {
     TestGateway,
     /// Print the effective configuration as TOML, secrets redacted.
     Config,
+    /// TLS helpers.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Account maintenance on the store, whether or not a server runs on it.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Write a self-signed certificate and key for trying HTTPS (`cert.pem`,
+    /// `key.pem` in DIR, for localhost and 127.0.0.1); not for production.
+    SelfSigned {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// More names the certificate is valid for (DNS names or IP addresses).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
     },
 }
 
@@ -182,6 +200,67 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// PEM certificate chain: with --tls-key, the API speaks HTTPS.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_TLS_CERT",
+        value_name = "FILE",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_TLS_KEY",
+        value_name = "FILE",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Browser origins allowed to call the API (CORS), comma-separated; unset: none.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_CORS_ORIGINS",
+        value_name = "ORIGINS",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_origins: Option<String>,
+    /// Serve /metrics on this address:port only (then 404 on the API's listener).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_METRICS_LISTEN",
+        value_name = "ADDR",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Event streams (SSE) one IP may hold open on a node; one more is 429.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_MAX_STREAMS_PER_IP",
+        value_name = "N",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_streams_per_ip: Option<usize>,
+    /// Order long-polls one customer may hold at once on a node; past it a poll
+    /// answers at once.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_MAX_WAITS_PER_CUSTOMER",
+        value_name = "N",
+        help_heading = "Server"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_waits_per_customer: Option<usize>,
     /// Lifetime of an access token (refresh tokens renew it): how long a revoked
     /// or demoted user may keep what they had.
     #[arg(

@@ -94,6 +94,27 @@ pub struct Config {
     /// Open connections served at once; one more is answered 503 and closed.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// PEM certificate chain and private key: with both, the API speaks HTTPS
+    /// (rustls) and sends HSTS. `boxoffice tls self-signed --out DIR` makes a pair.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Browser origins allowed to call the API (CORS), comma-separated
+    /// (`https://shop.example.com`); unset: none.
+    #[serde(default)]
+    pub cors_origins: Option<String>,
+    /// Serve `GET /metrics` on this address (plain HTTP, for the scraper's network)
+    /// instead of the API's listener, where it is then 404.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Event streams (SSE) one IP may hold open on a node; one more is 429.
+    #[serde(default = "defaults::max_streams_per_ip")]
+    pub max_streams_per_ip: usize,
+    /// Order long-polls one customer may hold at once on a node; past it a poll
+    /// answers at once.
+    #[serde(default = "defaults::max_waits_per_customer")]
+    pub max_waits_per_customer: usize,
     /// Lifetime of an access token; refresh tokens renew it.
     #[serde(default = "defaults::access_token_ttl_seconds")]
     pub access_token_ttl_seconds: u64,
@@ -213,6 +234,12 @@ mod defaults {
     }
     pub fn header_read_timeout_ms() -> u64 {
         10_000
+    }
+    pub fn max_streams_per_ip() -> usize {
+        32
+    }
+    pub fn max_waits_per_customer() -> usize {
+        8
     }
     pub fn max_connections() -> usize {
         10_000

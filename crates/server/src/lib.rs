@@ -10,6 +10,7 @@ pub mod secrets;
 pub mod serve;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use startup::{Application, EngineWrap, Running, StartupReport};

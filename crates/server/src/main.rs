@@ -3,7 +3,7 @@
 //! is `cli.rs`, everything else the library.
 
 use anyhow::Context;
-use boxoffice_server::cli::{AdminCommand, Cli, Command};
+use boxoffice_server::cli::{AdminCommand, Cli, Command, TlsCommand};
 use boxoffice_server::startup::{cancel_on_signal, open_store, Application};
 use boxoffice_server::{telemetry, Config};
 use clap::Parser;
@@ -12,6 +12,23 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Tls {
+        command: TlsCommand::SelfSigned { out, names },
+    }) = &cli.command
+    {
+        let (cert, key) = boxoffice_server::tls::self_signed(out, names)?;
+        println!(
+            "wrote {} and {} (self-signed: for trying HTTPS, not for production)",
+            cert.display(),
+            key.display()
+        );
+        println!(
+            "serve with: BOXOFFICE_TLS_CERT={} BOXOFFICE_TLS_KEY={} boxoffice serve",
+            cert.display(),
+            key.display()
+        );
+        return Ok(());
+    }
     let config = Arc::new(Config::load_with(cli.config.clone(), &cli.settings)?);
     telemetry::init(&config);
     match cli.command.unwrap_or(Command::Serve) {
@@ -48,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             fake.stop().await;
             Ok(())
         }
+        Command::Tls { .. } => unreachable!("handled before the configuration is read"),
         Command::Config => {
             println!("# boxoffice's effective configuration: defaults, then the config file,");
             println!("# then BOXOFFICE_* variables, then flags. Secrets are redacted.");
@@ -81,11 +99,20 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     let built = Application::build(config.clone()).await?;
     let addr = built.address();
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let report = built.report().clone();
+    let built_metrics = built.metrics_address();
     let running = built.start();
     cancel_on_signal(running.shutdown_token());
 
-    println!("boxoffice is serving on http://{addr}");
+    println!("boxoffice is serving on {scheme}://{addr}");
+    if let Some(m) = built_metrics {
+        println!("metrics on http://{m}/metrics");
+    }
     match report.admin_created {
         Some((email, Some(password))) => {
             // To the log (stderr), once, never to stdout: stdout is what scripts
@@ -109,8 +136,8 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         ),
     }
     if let Some(id) = report.demo_event {
-        println!("demo event on sale: http://{addr}/v1/events/{id}");
+        println!("demo event on sale: {scheme}://{addr}/v1/events/{id}");
     }
-    println!("log in: curl -s -X POST http://{addr}/v1/auth/login -H 'content-type: application/json' -d '{{\"email\":\"{}\",\"password\":\"…\"}}'", config.admin_email);
+    println!("log in: curl -s -X POST {scheme}://{addr}/v1/auth/login -H 'content-type: application/json' -d '{{\"email\":\"{}\",\"password\":\"…\"}}'", config.admin_email);
     running.wait().await
 }

@@ -9,6 +9,9 @@
 //! - At most `max_connections` are served; one more is answered 503
 //!   `too_many_connections` (`Retry-After: 1`) and closed at once, so a client
 //!   and a load balancer hear why rather than wait in a backlog.
+//! - With TLS, the handshake must also finish within `header_read_timeout`; a
+//!   connection over the limit is just closed (a plain-text 503 means nothing to a
+//!   TLS client).
 //! - Shutdown stops accepting, then lets open connections finish what they serve
 //!   (hyper's graceful shutdown), as `axum::serve` did.
 
@@ -37,6 +40,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -67,6 +71,9 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics::counter!("boxoffice_http_connections_refused_total").increment(1);
+            if tls.is_some() {
+                continue;
+            }
             if let Ok(turn) = refusals.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     refuse(stream).await;
@@ -85,10 +92,36 @@ pub async fn serve(
                 req
             },
         ));
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
         let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = watcher.watch(conn).await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);

@@ -51,6 +51,11 @@ pub struct Application {
     report: StartupReport,
     test_gateway: Option<FakeStripe>,
     limiter: Arc<dyn RateLimiter>,
+    /// HTTPS on `listener`, when a certificate is configured.
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// `/metrics` alone, when it has a listener of its own.
+    metrics_listener: Option<TcpListener>,
+    cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 /// A started application.
@@ -59,6 +64,7 @@ pub struct Running {
     addr: SocketAddr,
     app: Arc<App>,
     shutdown: CancellationToken,
+    metrics_addr: Option<SocketAddr>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
     store: StoreHandle,
@@ -121,6 +127,28 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
+/// `BOXOFFICE_CORS_ORIGINS`: comma-separated origins, each `scheme://host[:port]`.
+fn cors_origins(list: Option<&str>) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+    list.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o.ends_with('/')
+                && o.split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            anyhow::ensure!(
+                ok && o != "*",
+                "BOXOFFICE_CORS_ORIGINS: {o:?} is not an origin (scheme://host[:port], no path)"
+            );
+            axum::http::HeaderValue::from_str(o)
+                .with_context(|| format!("BOXOFFICE_CORS_ORIGINS: {o:?}"))
+        })
+        .collect()
+}
+
 /// Opens the configured store and applies (or checks) migrations.
 pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<StoreHandle> {
     let backends = Backends::from_config(config)?;
@@ -174,6 +202,18 @@ impl Application {
         wrap: Option<EngineWrap>,
     ) -> anyhow::Result<Self> {
         let listener = bind(config.listen).await?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "set both BOXOFFICE_TLS_CERT and BOXOFFICE_TLS_KEY for HTTPS, or neither"
+            ),
+        };
+        let cors_origins = cors_origins(config.cors_origins.as_deref())?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await.context("the metrics listener")?),
+            None => None,
+        };
         let backends = Backends::from_config(&config)?;
         backends.check_shared_gateway()?;
         // Before anything is created: a key too short to trust stops the start.
@@ -388,7 +428,17 @@ impl Application {
             report,
             test_gateway,
             limiter,
+            tls,
+            metrics_listener,
+            cors_origins,
         })
+    }
+
+    /// Where `/metrics` is served alone, when it has a listener of its own.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -413,6 +463,11 @@ impl Application {
             request_timeout: Duration::from_secs(self.config.request_timeout_seconds.max(1)),
             rate_limiter: Some(self.limiter.clone()),
             shutdown: shutdown.clone(),
+            cors_origins: self.cors_origins.clone(),
+            max_streams_per_ip: self.config.max_streams_per_ip,
+            max_waits_per_customer: self.config.max_waits_per_customer,
+            tls: self.tls.is_some(),
+            public_metrics: self.metrics_listener.is_none(),
             ..HttpLimits::default()
         };
         // The charges listing is for test gateways only: the built-in one, or a shared
@@ -453,14 +508,33 @@ impl Application {
             header_read_timeout: Duration::from_millis(self.config.header_read_timeout_ms.max(100)),
             max_connections: self.config.max_connections.max(1),
         };
+        let metrics_addr = self.metrics_address();
+        if let Some(listener) = self.metrics_listener {
+            let shutdown = shutdown.clone();
+            background.push(tokio::spawn(async move {
+                let served = crate::serve::serve(
+                    listener,
+                    boxoffice_http::metrics_router(),
+                    serve_limits,
+                    None,
+                    shutdown,
+                )
+                .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            }));
+        }
         let server = tokio::spawn(crate::serve::serve(
             self.listener,
             router,
             serve_limits,
+            self.tls.map(tokio_rustls::TlsAcceptor::from),
             shutdown.clone(),
         ));
         Running {
             addr,
+            metrics_addr,
             app: self.app,
             shutdown,
             server,
@@ -474,6 +548,11 @@ impl Application {
 impl Running {
     pub fn address(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served alone, when `metrics_listen` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn app(&self) -> &Arc<App> {

@@ -101,7 +101,16 @@ async fn order(
             .with("field", "wait"))
         }
     };
+    // A customer holds at most `max_waits_per_customer` long-polls at once; past
+    // it a poll answers at once, as without `wait` (polling again is the client's
+    // cost, not a task and a waiter per request here).
+    let slot = wait.and_then(|_| {
+        s.waits
+            .take(&format!("c:{}", who.user_id), s.max_waits_per_customer)
+    });
+    let wait = wait.filter(|_| slot.is_some());
     let o = s.app.order(&who, &id, wait).await?;
+    drop(slot);
     let next_action = s.app.next_action(&o).await;
     Ok(axum::Json(views::order_with(&o, next_action.as_ref())))
 }

@@ -40,9 +40,11 @@ impl Drop for Open {
 async fn stream(
     State(s): State<HttpState>,
     MaybeAuth(who): MaybeAuth,
+    peer: crate::rate_limits::Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let slot = crate::slots::stream_slot(&s, &peer)?;
     let ev = s.app.visible_event(who.as_ref(), &id).await?;
     // An unreadable Last-Event-ID is no position: the client gets a snapshot.
     let last = headers
@@ -52,7 +54,7 @@ async fn stream(
     let mut sub = s.live.subscribe(&s.app, &ev, last).await?;
     let pending: VecDeque<_> = std::mem::take(&mut sub.first).into();
     let body = futures::stream::unfold(
-        (sub, pending, Open::new()),
+        (sub, pending, (Open::new(), slot)),
         |(mut sub, mut pending, open)| async move {
             loop {
                 if let Some(p) = pending.pop_front() {

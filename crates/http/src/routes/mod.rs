@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod checkout;
+pub mod docs;
 pub mod holds;
 pub mod identity;
 pub mod live;

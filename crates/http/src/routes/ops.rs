@@ -11,12 +11,18 @@ use serde_json::json;
 
 use crate::HttpState;
 
-pub fn router() -> Router<HttpState> {
-    Router::new()
+/// `public_metrics`: false when `/metrics` has a listener of its own (then it is
+/// 404 here).
+pub fn router(public_metrics: bool) -> Router<HttpState> {
+    let r = Router::new()
         .route("/", get(index))
         .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/ready", get(ready));
+    if public_metrics {
+        r.route("/metrics", get(metrics))
+    } else {
+        r
+    }
 }
 
 async fn index() -> impl IntoResponse {
@@ -52,8 +58,14 @@ async fn ready(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    render_metrics(&s.metrics)
+}
+
+pub(crate) fn render_metrics(
+    h: &metrics_exporter_prometheus::PrometheusHandle,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
+        h.render(),
     )
 }

@@ -118,14 +118,18 @@ async fn leave(
 /// a quiet stream.
 async fn stream(
     State(s): State<HttpState>,
+    peer: crate::rate_limits::Peer,
     Path(queue_id): Path<String>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     poll_limit(&s, &queue_id).await?;
+    let slot = crate::slots::stream_slot(&s, &peer)?;
     let first = s.app.queue_status(&queue_id).await?;
     let app = s.app.clone();
     let events = futures::stream::unfold(
         (Some(first), None::<Value>, false),
         move |(next, last, done)| {
+            // Held while the stream lives (the closure is dropped with it).
+            let _open = &slot;
             let app = app.clone();
             let queue_id = queue_id.clone();
             async move {

@@ -353,6 +353,11 @@ impl TestApp {
         self.running = Some(running);
     }
 
+    /// Where `/metrics` is served alone, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().and_then(Running::metrics_address)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -10,6 +10,7 @@ mod cancellation;
 mod catalog;
 mod checkout;
 mod cli;
+mod edge;
 mod errors;
 mod first_start;
 mod holds;
