@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod live;
 mod metrics_layer;
+mod pages;
 mod rate_limits;
 mod routes;
 mod seat_maps;
@@ -100,6 +101,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::live::router())
         .merge(routes::checkout::router(test_gateway))
         .merge(routes::ops::router())
+        .merge(pages::router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
