@@ -81,7 +81,10 @@ pub async fn serve(Path(name): Path<String>) -> Response {
     };
     let mut res = (StatusCode::OK, a.body).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
@@ -99,7 +102,10 @@ mod tests {
         let body = ASSETS.files[event.trim_start_matches("/assets/")].body;
         let body = std::str::from_utf8(body).unwrap();
         let common = url("common.js");
-        assert!(body.contains(common.trim_start_matches("/assets/")), "{body}");
+        assert!(
+            body.contains(common.trim_start_matches("/assets/")),
+            "{body}"
+        );
         assert!(!body.contains("'./common.js'"));
     }
 }

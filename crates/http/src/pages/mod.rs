@@ -30,11 +30,23 @@ pub fn router() -> Router<HttpState> {
         .route("/", get(home))
         .route("/events/{id}", get(event))
         .route("/holds/{id}", get(|p| shell("hold.html", "hold", p)))
-        .route("/holds/{id}/checkout", get(|p| shell("checkout.html", "checkout", p)))
+        .route(
+            "/holds/{id}/checkout",
+            get(|p| shell("checkout.html", "checkout", p)),
+        )
         .route("/orders/{id}", get(|p| shell("order.html", "order", p)))
-        .route("/orders", get(|| page("orders.html", "orders", context! {})))
-        .route("/login", get(|| page("auth.html", "auth", context! { mode => "login" })))
-        .route("/register", get(|| page("auth.html", "auth", context! { mode => "register" })))
+        .route(
+            "/orders",
+            get(|| page("orders.html", "orders", context! {})),
+        )
+        .route(
+            "/login",
+            get(|| page("auth.html", "auth", context! { mode => "login" })),
+        )
+        .route(
+            "/register",
+            get(|| page("auth.html", "auth", context! { mode => "register" })),
+        )
         .route("/assets/{name}", get(assets::serve))
 }
 
@@ -52,7 +64,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("auth.html", include_str!("templates/auth.html")),
         ("error.html", include_str!("templates/error.html")),
     ] {
-        env.add_template(name, src).expect("embedded templates parse");
+        env.add_template(name, src)
+            .expect("embedded templates parse");
     }
     // `asset("seatmap.js")` → its content-hashed URL.
     env.add_function("asset", |name: &str| {
@@ -88,11 +101,7 @@ fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
 }
 
 async fn page(name: &'static str, script: &'static str, ctx: minijinja::Value) -> Response {
-    render(
-        StatusCode::OK,
-        name,
-        context! { script => script, ..ctx },
-    )
+    render(StatusCode::OK, name, context! { script => script, ..ctx })
 }
 
 /// A page whose content is the buyer's own (a hold, an order): the HTML is a shell
@@ -387,8 +396,14 @@ mod tests {
 
     #[test]
     fn money_reads_as_a_buyer_expects() {
-        assert_eq!(money(&Money::new(6500, boxoffice_domain::Currency::EUR)), "€65.00");
-        assert_eq!(money(&Money::new(5, boxoffice_domain::Currency::EUR)), "€0.05");
+        assert_eq!(
+            money(&Money::new(6500, boxoffice_domain::Currency::EUR)),
+            "€65.00"
+        );
+        assert_eq!(
+            money(&Money::new(5, boxoffice_domain::Currency::EUR)),
+            "€0.05"
+        );
     }
 
     #[test]
@@ -402,7 +417,13 @@ mod tests {
             .expect("renders");
         assert!(!html.contains(evil), "{html}");
         assert!(html.contains("&lt;script&gt;"));
-        for name in ["orders.html", "auth.html", "hold.html", "checkout.html", "order.html"] {
+        for name in [
+            "orders.html",
+            "auth.html",
+            "hold.html",
+            "checkout.html",
+            "order.html",
+        ] {
             TEMPLATES
                 .get_template(name)
                 .and_then(|t| t.render(context! { script => "x", id => "h1", mode => "login" }))

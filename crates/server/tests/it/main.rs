@@ -20,6 +20,7 @@ mod limits;
 mod live;
 mod multinode;
 mod nats_restart;
+mod pages;
 mod payment_faults;
 mod payments;
 mod race;

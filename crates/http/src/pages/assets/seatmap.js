@@ -12,6 +12,7 @@ const HELD_COLOUR = '#c9ccd1', SOLD_COLOUR = '#6b7077', MINE_COLOUR = '#0b57d0';
 const SEAT = 8;          // drawn size of a seat, in layout units (pitch is 10)
 const CELL = 64;         // grid bucket size, in layout units
 const BITMAP_MAX = 4096; // the off-screen bitmap's largest side, in pixels
+const TOOLS = 56;        // the zoom buttons' strip on the left, kept clear at fit
 
 export class SeatMap {
   /**
@@ -124,14 +125,14 @@ export class SeatMap {
 
   fitScale() {
     const b = this.bounds;
-    return Math.min(this.cssW / (b.maxX - b.minX), this.cssH / (b.maxY - b.minY));
+    return Math.min((this.cssW - TOOLS) / (b.maxX - b.minX), this.cssH / (b.maxY - b.minY));
   }
 
   fit() {
     const b = this.bounds;
     const s = this.fitScale();
     this.view.scale = s;
-    this.view.tx = (this.cssW - (b.maxX - b.minX) * s) / 2 - b.minX * s;
+    this.view.tx = TOOLS + (this.cssW - TOOLS - (b.maxX - b.minX) * s) / 2 - b.minX * s;
     this.view.ty = (this.cssH - (b.maxY - b.minY) * s) / 2 - b.minY * s;
     this.redraw();
   }
