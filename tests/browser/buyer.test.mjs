@@ -172,7 +172,7 @@ test('pick seats on the map, hold, see the countdown, pay with tok_visa, reach p
   await page.context().close();
 });
 
-test('a seat held in one browser turns unavailable in another (other node), and the rest of its choice stays', async () => {
+test('a seat held in one browser turns unavailable in another (on another node when BASE_URL2 is one), and the rest of its choice stays', async () => {
   const a = await newPage(BASE);
   const b = await newPage(BASE2);
   await loggedIn(a, BASE);
