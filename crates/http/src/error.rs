@@ -193,7 +193,8 @@ pub(crate) async fn error_shape(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // JSON is already in the shape; HTML is a web page's own error page.
     if json {
         return res;
     }

@@ -10,6 +10,7 @@ pub mod extract;
 mod live;
 mod metrics_layer;
 pub mod openapi;
+mod pages;
 mod rate_limits;
 mod routes;
 mod seat_maps;
@@ -131,6 +132,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::ops::router(limits.public_metrics))
         .merge(routes::orgs::router())
         .merge(routes::docs::router())
+        .merge(pages::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -111,7 +111,7 @@ fn instant(field: &'static str, v: &str) -> Result<OffsetDateTime, ApiError> {
 
 /// The cursor is opaque to clients: the hex of `<starts_at ms>:<event id>` of the
 /// page's last event.
-fn encode_cursor(at: OffsetDateTime, id: &EventId) -> String {
+pub(crate) fn encode_cursor(at: OffsetDateTime, id: &EventId) -> String {
     let ms = at.unix_timestamp_nanos() / 1_000_000;
     format!("{ms}:{id}")
         .bytes()
@@ -119,7 +119,7 @@ fn encode_cursor(at: OffsetDateTime, id: &EventId) -> String {
         .collect()
 }
 
-fn decode_cursor(c: &str) -> Result<(OffsetDateTime, EventId), ApiError> {
+pub(crate) fn decode_cursor(c: &str) -> Result<(OffsetDateTime, EventId), ApiError> {
     let bad = || invalid_param("cursor", "not a cursor this server gave");
     if !c.len().is_multiple_of(2) || c.len() > 256 {
         return Err(bad());

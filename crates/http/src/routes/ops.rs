@@ -1,6 +1,6 @@
 //! `GET /health` (the process runs), `GET /ready` (its backends answer; `degraded`
 //! while the payment gateway's circuit breaker is open),
-//! `GET /metrics` (Prometheus text), and `GET /` (where to start).
+//! and `GET /metrics` (Prometheus text). `GET /` is the home page (`pages`).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -15,7 +15,6 @@ use crate::HttpState;
 /// 404 here).
 pub fn router(public_metrics: bool) -> Router<HttpState> {
     let r = Router::new()
-        .route("/", get(index))
         .route("/health", get(health))
         .route("/ready", get(ready));
     if public_metrics {
@@ -23,15 +22,6 @@ pub fn router(public_metrics: bool) -> Router<HttpState> {
     } else {
         r
     }
-}
-
-async fn index() -> impl IntoResponse {
-    axum::Json(json!({
-        "name": "boxoffice",
-        "version": env!("CARGO_PKG_VERSION"),
-        "events": "/v1/events",
-        "health": "/health",
-    }))
 }
 
 async fn health() -> impl IntoResponse {

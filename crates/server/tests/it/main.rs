@@ -22,6 +22,7 @@ mod live;
 mod multinode;
 mod nats_restart;
 mod orgs;
+mod pages;
 mod payment_faults;
 mod payments;
 mod race;
