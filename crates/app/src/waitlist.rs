@@ -208,6 +208,7 @@ impl App {
                 let owner = Principal {
                     user_id: entry.customer_id.clone(),
                     role: Role::Customer,
+                    org: None,
                 };
                 match self.release_hold(&owner, hold.as_str()).await {
                     Ok(()) | Err(AppError::HoldExpired | AppError::HoldConverted) => {}
@@ -427,6 +428,7 @@ impl App {
         let owner = Principal {
             user_id: entry.customer_id.clone(),
             role: Role::Customer,
+            org: None,
         };
         let ttl = u32::try_from(self.settings.waitlist_offer.as_secs()).unwrap_or(u32::MAX);
         let spec = OfferHold {

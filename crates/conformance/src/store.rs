@@ -1981,6 +1981,8 @@ pub async fn waitlist_claims_are_exclusive<S: Store>(store: Arc<S>) {
     let again = store.join_waitlist(&entry(&customers[1])).await.unwrap();
     assert_ne!(again.id, second.id);
     assert_eq!(again.state, WaitlistState::Waiting);
+}
+
 /// Organizations, roles, invitations (claimed once, even at once), password
 /// resets (used once, expiring, revoking sessions) and staff assignments.
 pub async fn access<S: Store>(store: Arc<S>) {

@@ -51,7 +51,10 @@ pub fn document() -> &'static bytes::Bytes {
         create_hold, get_hold, release_hold, engine_audit,
         checkout, get_order, refund, my_orders, stripe_webhook, sales, test_gateway_charges,
         join_queue, queue_challenge, get_queue, leave_queue, queue_stream,
-        index, health, ready, metrics, openapi_json, docs_page, docs_script, docs_style,
+        join_waitlist, get_waitlist, leave_waitlist,
+        create_org, get_org, invite, accept_invitation, password_reset, password_reset_confirm,
+        event_staff, assign_staff, me,
+        health, ready, metrics, openapi_json, docs_page, docs_script, docs_style,
     ),
     tags(
         (name = "identity", description = "Accounts and tokens"),
@@ -59,6 +62,8 @@ pub fn document() -> &'static bytes::Bytes {
         (name = "holds", description = "Seats held for a customer for a while"),
         (name = "orders", description = "Checkout, orders, refunds, payments"),
         (name = "waiting room", description = "The queue in front of a busy sale"),
+        (name = "waitlist", description = "A place in line for tickets that come back"),
+        (name = "organizations", description = "Organizations, staff roles, invitations, password reset"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -959,9 +964,219 @@ fn leave_queue() {}
     ))]
 fn queue_stream() {}
 
-#[utoipa::path(get, path = "/", tag = "operations",
-    responses((status = 200, description = "Where to start", body = Index)))]
-fn index() {}
+#[derive(ToSchema)]
+struct WaitlistRequest {
+    quantity: u32,
+    /// A GA tier or a seat tier; none: any seat.
+    #[schema(nullable = false)]
+    tier_id: Option<String>,
+}
+
+#[derive(ToSchema, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum WaitlistState {
+    Waiting,
+    Offered,
+    Converted,
+    Expired,
+    Left,
+}
+
+#[derive(ToSchema)]
+struct WaitlistEntry {
+    waitlist_id: String,
+    event_id: String,
+    tier_id: Option<String>,
+    quantity: u32,
+    state: WaitlistState,
+    /// Place in line while waiting.
+    position: Option<u64>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// The offer: a hold in the customer's name, until `expires_at`.
+    #[schema(nullable = false)]
+    hold_id: Option<String>,
+    #[schema(format = DateTime, nullable = false)]
+    expires_at: Option<String>,
+}
+
+#[derive(ToSchema)]
+struct NewOrg {
+    name: String,
+}
+
+#[derive(ToSchema)]
+struct Org {
+    id: String,
+    name: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+#[derive(ToSchema)]
+struct NewInvitation {
+    #[schema(format = "email")]
+    email: String,
+    /// `organizer`, `checkin`, `ops` or `admin`.
+    role: String,
+}
+
+#[derive(ToSchema)]
+struct Invitation {
+    id: String,
+    org_id: String,
+    email: String,
+    role: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+#[derive(ToSchema)]
+struct TokenAndPassword {
+    /// From the email.
+    token: String,
+    password: String,
+}
+
+#[derive(ToSchema)]
+struct ResetRequest {
+    #[schema(format = "email")]
+    email: String,
+}
+
+#[derive(ToSchema)]
+struct Assign {
+    user_id: String,
+}
+
+#[derive(ToSchema)]
+struct Staff {
+    event_id: String,
+    staff: Vec<String>,
+}
+
+#[derive(ToSchema)]
+struct Me {
+    user_id: String,
+    /// `customer`, `organizer`, `checkin`, `ops` or `admin`.
+    role: String,
+    org_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/events/{id}/waitlist", tag = "waitlist",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an event id")),
+    request_body = WaitlistRequest,
+    responses(
+        (status = 201, description = "In line", body = WaitlistEntry),
+        (status = 200, description = "Already in line: the same entry", body = WaitlistEntry),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`seats_available` (buy instead), `not_on_sale`, `customer_limit_reached`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody),
+    ))]
+fn join_waitlist() {}
+
+#[utoipa::path(get, path = "/v1/waitlist/{id}", tag = "waitlist",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "a waitlist id")),
+    responses(
+        (status = 200, body = WaitlistEntry),
+        (status = 404, description = "`not_found` (someone else's too)", body = ErrorBody),
+    ))]
+fn get_waitlist() {}
+
+#[utoipa::path(delete, path = "/v1/waitlist/{id}", tag = "waitlist",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "a waitlist id")),
+    responses(
+        (status = 204, description = "Left the line (an offer not taken is released)"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn leave_waitlist() {}
+
+#[utoipa::path(post, path = "/v1/orgs", tag = "organizations",
+    security(("bearer" = [])),
+    request_body = NewOrg,
+    responses(
+        (status = 201, body = Org),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody),
+    ))]
+fn create_org() {}
+
+#[utoipa::path(get, path = "/v1/orgs/{id}", tag = "organizations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an organization id")),
+    responses(
+        (status = 200, body = Org),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn get_org() {}
+
+#[utoipa::path(post, path = "/v1/orgs/{id}/invitations", tag = "organizations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an organization id")),
+    request_body = NewInvitation,
+    responses(
+        (status = 201, description = "Sent by email (single use, 7 days)", body = Invitation),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody),
+    ))]
+fn invite() {}
+
+#[utoipa::path(post, path = "/v1/invitations/accept", tag = "organizations",
+    request_body = TokenAndPassword,
+    responses(
+        (status = 200, description = "The account, signed in", body = Tokens),
+        (status = 400, description = "`invalid_token`: unknown, used or expired", body = ErrorBody),
+        (status = 409, description = "`account_has_role`", body = ErrorBody),
+    ))]
+fn accept_invitation() {}
+
+#[utoipa::path(post, path = "/v1/auth/password-reset", tag = "organizations",
+    request_body = ResetRequest,
+    responses((status = 202, description = "An email goes to the account, if there is one")))]
+fn password_reset() {}
+
+#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "organizations",
+    request_body = TokenAndPassword,
+    responses(
+        (status = 204, description = "The password is set; every session of the account is revoked"),
+        (status = 400, description = "`invalid_token`: unknown, used or expired", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: a password under 8 characters", body = ErrorBody),
+    ))]
+fn password_reset_confirm() {}
+
+#[utoipa::path(get, path = "/v1/events/{id}/staff", tag = "organizations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an event id")),
+    responses(
+        (status = 200, description = "Check-in staff assigned to the event", body = Staff),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn event_staff() {}
+
+#[utoipa::path(post, path = "/v1/events/{id}/staff", tag = "organizations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an event id")),
+    request_body = Assign,
+    responses(
+        (status = 200, description = "Assigned; the event's staff", body = Staff),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody),
+    ))]
+fn assign_staff() {}
+
+#[utoipa::path(get, path = "/v1/me", tag = "organizations",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Who the token says the caller is", body = Me),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+    ))]
+fn me() {}
 
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "The process runs", body = Status)))]
