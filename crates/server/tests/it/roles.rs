@@ -44,6 +44,97 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
     ),
     (
         "GET",
+        "/docs",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/docs/docs.js",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/docs/docs.css",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/v1/openapi.json",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/events/{id}",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/holds/{id}",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/holds/{id}/checkout",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/login",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/register",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/orders",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/orders/{id}",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
+        "/assets/{name}",
+        Published,
+        [404, 404, 404, 404, 404, 404, 404, 404],
+    ),
+    // waitlist (the published event has places left: buy instead)
+    (
+        "POST",
+        "/v1/events/{id}/waitlist",
+        Published,
+        [401, 409, 409, 409, 409, 409, 409, 409],
+    ),
+    (
+        "GET",
+        "/v1/waitlist/{id}",
+        Published,
+        [401, 404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
+        "DELETE",
+        "/v1/waitlist/{id}",
+        Published,
+        [401, 404, 404, 404, 404, 404, 404, 404],
+    ),
+    (
+        "GET",
         "/health",
         Published,
         [200, 200, 200, 200, 200, 200, 200, 200],
@@ -780,6 +871,19 @@ async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: u
             Some(json!({"amount": {"amount": 1, "currency": "EUR"}})),
         ),
         ("POST", "/v1/payments/stripe/webhook") => (route.into(), Some(json!({}))),
+        ("POST", "/v1/events/{id}/waitlist") => (
+            format!("/v1/events/{event}/waitlist"),
+            Some(json!({"quantity": 1, "tier_id": w.ga_tier})),
+        ),
+        (_, "/v1/waitlist/{id}") => ("/v1/waitlist/wl_01arz3ndektsv4rrffq69g5fav".into(), None),
+        ("GET", "/events/{id}") => (format!("/events/{event}"), None),
+        ("GET", "/holds/{id}") => (format!("/holds/{}", fresh_hold(app, w).await), None),
+        ("GET", "/holds/{id}/checkout") => (
+            format!("/holds/{}/checkout", fresh_hold(app, w).await),
+            None,
+        ),
+        ("GET", "/orders/{id}") => (format!("/orders/{}", w.order), None),
+        ("GET", "/assets/{name}") => ("/assets/nothing.0123456789.css".into(), None),
         (_, r) if r.starts_with("/v1/events/{id}") || r.starts_with("/v1/admin/events/{id}") => {
             (r.replace("{id}", event), None)
         }
