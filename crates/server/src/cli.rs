@@ -449,6 +449,26 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_login_burst: Option<u32>,
+    /// Logins to one account a minute, from any number of IPs (0: no limit).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_LOGIN_ACCOUNT_PER_MINUTE",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_login_account_per_minute: Option<u32>,
+    /// Logins to one account at once on top of the rate, from rest.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_RATE_LIMIT_LOGIN_ACCOUNT_BURST",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_login_account_burst: Option<u32>,
     /// Reads of one's place in a waiting room's queue per queue id a minute (0: no limit).
     #[arg(
         long,

@@ -492,6 +492,11 @@ impl Application {
                 self.config.rate_limit_login_burst,
             ),
             (
+                "login_account",
+                self.config.rate_limit_login_account_per_minute,
+                self.config.rate_limit_login_account_burst,
+            ),
+            (
                 "poll",
                 self.config.rate_limit_poll_per_minute,
                 self.config.rate_limit_poll_burst,
