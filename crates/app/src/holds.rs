@@ -102,7 +102,7 @@ pub struct LiveSeatMap {
     pub ga: Vec<(TierId, GaCounts)>,
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> AppError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> AppError {
     AppError::Invalid(ValidationError::new(field, message))
 }
 

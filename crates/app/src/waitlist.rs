@@ -23,7 +23,7 @@
 
 use boxoffice_domain::{
     inventory::AVAILABLE, HoldItems, HoldSelection, HoldStatus, MessageId, Role, TierId,
-    ValidationError, WaitlistEntry, WaitlistId, WaitlistState,
+    WaitlistEntry, WaitlistId, WaitlistState,
 };
 use boxoffice_ports::{WaitlistMove, Write, Written};
 use serde::Deserialize;
@@ -32,7 +32,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::catalog::CachedEvent;
-use crate::holds::{BestAvailableAsk, OfferHold};
+use crate::holds::{invalid, BestAvailableAsk, OfferHold};
 use crate::{App, AppError, Principal};
 
 /// How long a node owns a claim before another node may finish or undo it: far
@@ -80,10 +80,6 @@ impl Scope {
             (a, b) => a == b,
         }
     }
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> AppError {
-    AppError::Invalid(ValidationError::new(field, message))
 }
 
 impl App {
