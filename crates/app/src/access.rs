@@ -42,6 +42,19 @@ pub struct InvitationView {
     pub expires_at: time::OffsetDateTime,
 }
 
+/// An invitation as its organization sees it (never its token).
+#[derive(Debug, Clone)]
+pub struct InvitationListing {
+    pub view: InvitationView,
+    /// `open`, `accepted`, `revoked` or `expired`.
+    pub state: &'static str,
+    pub invited_by: UserId,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// Most invitations one listing returns (the newest).
+pub const MAX_INVITATIONS_LISTED: u32 = 500;
+
 impl App {
     /// A new organization (admins).
     pub async fn create_org(&self, who: &Principal, name: &str) -> Result<Organization, AppError> {
@@ -94,6 +107,7 @@ impl App {
             created_at: now,
             expires_at: now + INVITATION_TTL,
             accepted_at: None,
+            revoked_at: None,
         };
         self.store.create_invitation(&invitation).await?;
         let mail = OutgoingEmail {
@@ -122,6 +136,74 @@ impl App {
         })
     }
 
+    /// An organization's invitations, newest first, for whoever may invite to
+    /// it (its organizers, admins).
+    pub async fn invitations(
+        &self,
+        who: &Principal,
+        org: &str,
+    ) -> Result<Vec<InvitationListing>, AppError> {
+        let org = self.org(who, org).await?.id;
+        who.require_invite(&org, Role::Checkin)?;
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .invitations(&org, MAX_INVITATIONS_LISTED)
+            .await?
+            .into_iter()
+            .map(|i| InvitationListing {
+                state: match (i.accepted_at, i.revoked_at) {
+                    (Some(_), _) => "accepted",
+                    (None, Some(_)) => "revoked",
+                    (None, None) if i.expires_at <= now => "expired",
+                    (None, None) => "open",
+                },
+                invited_by: i.invited_by,
+                created_at: i.created_at,
+                view: InvitationView {
+                    id: i.id,
+                    org_id: i.org_id,
+                    email: i.email,
+                    role: i.role,
+                    expires_at: i.expires_at,
+                },
+            })
+            .collect())
+    }
+
+    /// Withdraws an invitation before it is used (whoever may invite its role to
+    /// its organization). 404 for another organization's or an unknown one; 409
+    /// `invitation_closed` once accepted or revoked (a revoke racing an accept:
+    /// exactly one of them wins).
+    pub async fn revoke_invitation(
+        &self,
+        who: &Principal,
+        org: &str,
+        id: &str,
+    ) -> Result<(), AppError> {
+        let org = self.org(who, org).await?.id;
+        let id = InvitationId::try_from(id).map_err(|_| AppError::NotFound)?;
+        let inv = self
+            .store
+            .invitation(&id)
+            .await?
+            .filter(|i| i.org_id == org)
+            .ok_or(AppError::NotFound)?;
+        who.require_invite(&org, inv.role)?;
+        if self
+            .store
+            .revoke_invitation(&org, &id, self.clock.now())
+            .await?
+        {
+            tracing::info!(invitation = %id, org = %org, by = %who.user_id, "invitation revoked");
+            Ok(())
+        } else {
+            Err(AppError::Conflict {
+                constraint: "invitation_closed",
+            })
+        }
+    }
+
     /// Accepts an invitation: creates the account with `password`, or, when a
     /// customer account has the invitation's email, gives it the invitation's role
     /// once `password` is that account's (holding the emailed token alone does not
@@ -136,7 +218,7 @@ impl App {
             .store
             .invitation_by_token(&hash_token(token))
             .await?
-            .filter(|i| i.accepted_at.is_none() && i.expires_at > now)
+            .filter(|i| i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > now)
             .ok_or(AppError::InvalidToken)?;
         let (joining, user_id) = match self.store.user_by_email(&inv.email).await? {
             Some(existing) => {

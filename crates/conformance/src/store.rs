@@ -2045,6 +2045,7 @@ pub async fn access<S: Store>(store: Arc<S>) {
         created_at: now(),
         expires_at,
         accepted_at: None,
+        revoked_at: None,
     };
     let inv = invitation("scan@example.com", "h1", far_future());
     store.create_invitation(&inv).await.unwrap();
@@ -2084,6 +2085,44 @@ pub async fn access<S: Store>(store: Arc<S>) {
         .unwrap()
         .accepted_at
         .is_some());
+
+    // A revoke racing accepts: exactly one of them wins; a revoked one is never
+    // accepted, an accepted one never revoked, another organization's untouched.
+    let contested = invitation("contested@example.com", "h-contested", far_future());
+    store.create_invitation(&contested).await.unwrap();
+    let other_org = boxoffice_domain::OrgId::new();
+    assert!(!store
+        .revoke_invitation(&other_org, &contested.id, now())
+        .await
+        .unwrap());
+    let contender = |_| {
+        let mut u = user("contested@example.com", Role::Checkin);
+        u.org_id = Some(org.id.clone());
+        Joining::New(u)
+    };
+    let joiners: Vec<Joining> = (0..4).map(contender).collect();
+    let (revoked, accepts) = tokio::join!(
+        store.revoke_invitation(&org.id, &contested.id, now()),
+        futures::future::join_all(
+            joiners
+                .iter()
+                .map(|j| store.accept_invitation(&contested.id, now(), j))
+        )
+    );
+    let revoked = revoked.unwrap();
+    let accepted = accepts.iter().filter(|a| matches!(a, Ok(true))).count();
+    assert_eq!(
+        usize::from(revoked) + accepted,
+        1,
+        "revoked {revoked}, accepted {accepted}: {accepts:?}"
+    );
+    let after = store.invitation(&contested.id).await.unwrap().unwrap();
+    assert_eq!(after.revoked_at.is_some(), revoked);
+    assert_eq!(after.accepted_at.is_some(), !revoked);
+    let listed = store.invitations(&org.id, 100).await.unwrap();
+    assert!(listed.iter().any(|i| i.id == contested.id));
+    assert!(listed.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    assert!(store.invitations(&other_org, 100).await.unwrap().is_empty());
 
     // An expired one is not accepted; an existing customer is promoted, an
     // account of another role never.

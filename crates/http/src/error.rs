@@ -146,6 +146,7 @@ pub fn conflict_code(constraint: &str) -> &'static str {
         "event_cancelled" => "event_cancelled",
         "idempotency_keys" => "idempotency_key_reused",
         "users_role" => "account_has_role",
+        "invitation_closed" => "invitation_closed",
         _ => "conflict",
     }
 }

@@ -52,7 +52,7 @@ pub fn document() -> &'static bytes::Bytes {
         checkout, get_order, refund, my_orders, stripe_webhook, sales, test_gateway_charges,
         join_queue, queue_challenge, get_queue, leave_queue, queue_stream,
         join_waitlist, get_waitlist, leave_waitlist,
-        create_org, get_org, invite, accept_invitation, password_reset, password_reset_confirm,
+        create_org, get_org, invite, list_invitations, revoke_invitation, accept_invitation, password_reset, password_reset_confirm,
         event_staff, assign_staff, me,
         health, ready, metrics, openapi_json, docs_page, docs_script, docs_style,
     ),
@@ -1032,6 +1032,26 @@ struct Invitation {
 }
 
 #[derive(ToSchema)]
+struct InvitationListed {
+    id: String,
+    org_id: String,
+    email: String,
+    role: String,
+    /// `open`, `accepted`, `revoked` or `expired`.
+    state: String,
+    invited_by: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+#[derive(ToSchema)]
+struct InvitationList {
+    invitations: Vec<InvitationListed>,
+}
+
+#[derive(ToSchema)]
 struct TokenAndPassword {
     /// From the email.
     token: String,
@@ -1124,6 +1144,30 @@ fn get_org() {}
         (status = 422, description = "`invalid_request`", body = ErrorBody),
     ))]
 fn invite() {}
+
+#[utoipa::path(get, path = "/v1/orgs/{id}/invitations", tag = "organizations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an organization id")),
+    responses(
+        (status = 200, description = "The newest 500, newest first, with their state (never a token)", body = InvitationList),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn list_invitations() {}
+
+#[utoipa::path(delete, path = "/v1/orgs/{id}/invitations/{invitation_id}", tag = "organizations",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "an organization id"),
+        ("invitation_id" = String, Path, description = "an invitation id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked: its token no longer works"),
+        (status = 403, description = "`forbidden`: not allowed to invite its role", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`invitation_closed`: already accepted or revoked", body = ErrorBody),
+    ))]
+fn revoke_invitation() {}
 
 #[utoipa::path(post, path = "/v1/invitations/accept", tag = "organizations",
     request_body = TokenAndPassword,

@@ -22,6 +22,7 @@ struct InvitationRow {
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     accepted_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -38,6 +39,7 @@ impl TryFrom<InvitationRow> for Invitation {
             created_at: r.created_at,
             expires_at: r.expires_at,
             accepted_at: r.accepted_at,
+            revoked_at: r.revoked_at,
         })
     }
 }
@@ -75,8 +77,8 @@ impl AccessStore for PgStore {
 
     async fn create_invitation(&self, inv: &Invitation) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(inv.id.as_str())
         .bind(inv.org_id.as_str())
@@ -87,6 +89,7 @@ impl AccessStore for PgStore {
         .bind(ts(inv.created_at))
         .bind(ts(inv.expires_at))
         .bind(inv.accepted_at.map(ts))
+        .bind(inv.revoked_at.map(ts))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -99,7 +102,7 @@ impl AccessStore for PgStore {
         token_hash: &str,
     ) -> Result<Option<Invitation>, StoreError> {
         sqlx::query_as::<_, InvitationRow>(
-            "SELECT id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at \
+            "SELECT id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at \
              FROM invitations WHERE token_hash = $1",
         )
         .bind(token_hash)
@@ -108,6 +111,55 @@ impl AccessStore for PgStore {
         .map_err(map_err)?
         .map(Invitation::try_from)
         .transpose()
+    }
+
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        sqlx::query_as::<_, InvitationRow>(
+            "SELECT id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at \
+             FROM invitations WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .map(Invitation::try_from)
+        .transpose()
+    }
+
+    async fn invitations(&self, org: &OrgId, limit: u32) -> Result<Vec<Invitation>, StoreError> {
+        sqlx::query_as::<_, InvitationRow>(
+            "SELECT id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at \
+             FROM invitations WHERE org_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(org.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .into_iter()
+        .map(Invitation::try_from)
+        .collect()
+    }
+
+    async fn revoke_invitation(
+        &self,
+        org: &OrgId,
+        id: &InvitationId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE invitations SET revoked_at = $1 \
+             WHERE id = $2 AND org_id = $3 AND accepted_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id.as_str())
+        .bind(org.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        count_commit();
+        Ok(n == 1)
     }
 
     async fn accept_invitation(
@@ -119,7 +171,7 @@ impl AccessStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let claimed: Option<(String, String)> = sqlx::query_as(
             "UPDATE invitations SET accepted_at = $1 \
-             WHERE id = $2 AND accepted_at IS NULL AND expires_at > $1 \
+             WHERE id = $2 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
              RETURNING role, org_id",
         )
         .bind(ts(now))

@@ -11,7 +11,7 @@ use crate::rows::{self, USER_COLUMNS};
 use crate::SqliteStore;
 
 const INVITATION_COLUMNS: &str =
-    "id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at";
+    "id, org_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at";
 
 fn invitation(r: &Row) -> Result<Invitation, StoreError> {
     let text = |c: &str| r.get::<_, String>(c).db();
@@ -28,6 +28,7 @@ fn invitation(r: &Row) -> Result<Invitation, StoreError> {
         created_at: dt(r.get("created_at").db()?),
         expires_at: dt(r.get("expires_at").db()?),
         accepted_at: r.get::<_, Option<i64>>("accepted_at").db()?.map(dt),
+        revoked_at: r.get::<_, Option<i64>>("revoked_at").db()?.map(dt),
     })
 }
 
@@ -69,7 +70,7 @@ impl AccessStore for SqliteStore {
         let inv = inv.clone();
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO invitations ({INVITATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .db()?
             .execute(params![
@@ -81,7 +82,8 @@ impl AccessStore for SqliteStore {
                 inv.invited_by.as_str(),
                 ms(inv.created_at),
                 ms(inv.expires_at),
-                inv.accepted_at.map(ms)
+                inv.accepted_at.map(ms),
+                inv.revoked_at.map(ms)
             ])
             .db()?;
             Ok(())
@@ -106,6 +108,61 @@ impl AccessStore for SqliteStore {
             .await
     }
 
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?"),
+                    [id],
+                    invitation,
+                )
+            })
+            .await
+    }
+
+    async fn invitations(&self, org: &OrgId, limit: u32) -> Result<Vec<Invitation>, StoreError> {
+        let org = org.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(&format!(
+                        "SELECT {INVITATION_COLUMNS} FROM invitations WHERE org_id = ? \
+                         ORDER BY created_at DESC, id DESC LIMIT ?"
+                    ))
+                    .db()?;
+                let mut rows = st.query(params![org, limit]).db()?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().db()? {
+                    out.push(invitation(r)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn revoke_invitation(
+        &self,
+        org: &OrgId,
+        id: &InvitationId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (org, id) = (org.as_str().to_owned(), id.as_str().to_owned());
+        self.transaction(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE invitations SET revoked_at = ? \
+                     WHERE id = ? AND org_id = ? AND accepted_at IS NULL AND revoked_at IS NULL",
+                )
+                .db()?
+                .execute(params![ms(now), id, org])
+                .db()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn accept_invitation(
         &self,
         id: &InvitationId,
@@ -117,7 +174,7 @@ impl AccessStore for SqliteStore {
             let open = tx
                 .prepare_cached(
                     "UPDATE invitations SET accepted_at = ?1 \
-                     WHERE id = ?2 AND accepted_at IS NULL AND expires_at > ?1",
+                     WHERE id = ?2 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?1",
                 )
                 .db()?
                 .execute(params![ms(now), id])

@@ -1,5 +1,6 @@
 //! Organizations and who may come in: `POST /v1/orgs` (admins), `GET /v1/orgs/{id}`,
-//! `POST /v1/orgs/{id}/invitations`, `POST /v1/invitations/accept`, the password
+//! `POST`/`GET /v1/orgs/{id}/invitations`, `DELETE /v1/orgs/{id}/invitations/{invitation_id}`,
+//! `POST /v1/invitations/accept`, the password
 //! reset (`POST /v1/auth/password-reset`, `…/confirm`), check-in staff of an
 //! event (`GET`/`POST /v1/events/{id}/staff`) and `GET /v1/me`. Who may do what is
 //! the use cases' (`permissions.rs`).
@@ -8,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use boxoffice_app::access::InvitationListing;
 use boxoffice_domain::UserId;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,7 +23,11 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/v1/orgs", post(create_org))
         .route("/v1/orgs/{id}", get(show_org))
-        .route("/v1/orgs/{id}/invitations", post(invite))
+        .route("/v1/orgs/{id}/invitations", post(invite).get(invitations))
+        .route(
+            "/v1/orgs/{id}/invitations/{invitation_id}",
+            axum::routing::delete(revoke_invitation),
+        )
         .route("/v1/invitations/accept", post(accept))
         .route("/v1/auth/password-reset", post(reset_request))
         .route("/v1/auth/password-reset/confirm", post(reset_confirm))
@@ -107,6 +113,40 @@ async fn invite(
             "expires_at": rfc3339(i.expires_at),
         })),
     ))
+}
+
+fn invitation_json(i: &InvitationListing) -> Value {
+    json!({
+        "id": i.view.id.as_str(),
+        "org_id": i.view.org_id.as_str(),
+        "email": i.view.email.as_str(),
+        "role": i.view.role.as_str(),
+        "state": i.state,
+        "invited_by": i.invited_by.as_str(),
+        "created_at": rfc3339(i.created_at),
+        "expires_at": rfc3339(i.view.expires_at),
+    })
+}
+
+/// The newest invitations of an organization with their state (never a token).
+async fn invitations(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let list = s.app.invitations(&who, &id).await?;
+    Ok(axum::Json(json!({
+        "invitations": list.iter().map(invitation_json).collect::<Vec<_>>()
+    })))
+}
+
+async fn revoke_invitation(
+    State(s): State<HttpState>,
+    Auth(who): Auth,
+    Path((id, invitation)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.app.revoke_invitation(&who, &id, &invitation).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Tries count against the login limit of the caller's IP: a token is a secret

@@ -22,6 +22,8 @@ pub struct Invitation {
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub accepted_at: Option<OffsetDateTime>,
+    /// Withdrawn by the organization before it was used: never accepted after.
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// Who an accepted invitation makes a member.
@@ -52,8 +54,20 @@ pub trait AccessStore: Send + Sync + std::fmt::Debug + 'static {
     async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError>;
     async fn invitation_by_token(&self, token_hash: &str)
         -> Result<Option<Invitation>, StoreError>;
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
+    /// An organization's invitations, newest first, at most `limit`.
+    async fn invitations(&self, org: &OrgId, limit: u32) -> Result<Vec<Invitation>, StoreError>;
+    /// Revokes the invitation `id` of `org` if it is neither accepted nor revoked
+    /// (a conditional update: against a concurrent accept exactly one wins).
+    /// `Ok(false)`: no such open invitation of `org`, nothing changed.
+    async fn revoke_invitation(
+        &self,
+        org: &OrgId,
+        id: &InvitationId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// In one transaction: marks the invitation accepted if it is open at `now`
-    /// (not accepted, not expired), and creates the account or gives the existing
+    /// (not accepted, not revoked, not expired), and creates the account or gives the existing
     /// customer the invitation's role and organization. `Ok(false)`: it was not
     /// open (a concurrent accept won, or it expired), nothing changed.
     /// `Conflict { "users_email" }`: a new account's email is taken;

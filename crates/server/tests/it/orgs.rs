@@ -95,6 +95,119 @@ async fn two_accepts_of_one_invitation_at_once_make_one_account() {
     }
 }
 
+/// An organization lists its invitations with their state (never a token); a
+/// revoked one cannot be accepted, and revoking it again, or an accepted one,
+/// is 409 `invitation_closed`.
+#[tokio::test]
+async fn a_revoked_invitation_cannot_be_accepted_and_the_list_says_so() {
+    let app = TestApp::spawn().await;
+    let org = create_org(&app, "Org").await;
+    let (kept, dropped) = (
+        format!("kept-{}@example.com", ulid_like()),
+        format!("dropped-{}@example.com", ulid_like()),
+    );
+    let kept_token = invite(&app, &org, &kept, "checkin").await;
+    let dropped_token = invite(&app, &org, &dropped, "organizer").await;
+    let list = app
+        .get(&format!("/v1/orgs/{org}/invitations"), Some(&app.admin))
+        .await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let id_of = |list: &Res, email: &str| {
+        list.body["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["email"] == email)
+            .unwrap_or_else(|| panic!("{email} not listed: {list:?}"))
+            .clone()
+    };
+    assert_eq!(id_of(&list, &dropped)["state"], "open");
+    assert!(
+        !list.body.to_string().contains(&dropped_token),
+        "a token listed"
+    );
+    let dropped_id = id_of(&list, &dropped)["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/orgs/{org}/invitations/{dropped_id}");
+    let r = app.delete(&path, Some(&app.admin)).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = accept(&app, &dropped_token, "password123").await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (400, "invalid_token"),
+        "{r:?}"
+    );
+    let r = app.delete(&path, Some(&app.admin)).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (409, "invitation_closed"),
+        "{r:?}"
+    );
+    assert_eq!(accept(&app, &kept_token, "password123").await.status, 200);
+    let list = app
+        .get(&format!("/v1/orgs/{org}/invitations"), Some(&app.admin))
+        .await;
+    assert_eq!(id_of(&list, &dropped)["state"], "revoked");
+    assert_eq!(id_of(&list, &kept)["state"], "accepted");
+    let kept_id = id_of(&list, &kept)["id"].as_str().unwrap().to_owned();
+    let r = app
+        .delete(
+            &format!("/v1/orgs/{org}/invitations/{kept_id}"),
+            Some(&app.admin),
+        )
+        .await;
+    assert_eq!(r.code(), "invitation_closed", "{r:?}");
+    // Another organization's path does not reach it.
+    let other = create_org(&app, "Other").await;
+    let r = app
+        .delete(
+            &format!("/v1/orgs/{other}/invitations/{dropped_id}"),
+            Some(&app.admin),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
+}
+
+/// A revoke racing an accept: exactly one wins. Either the account exists and the
+/// revoke is 409, or the revoke is 204 and no account was made.
+#[tokio::test]
+async fn a_revoke_racing_an_accept_lets_exactly_one_win() {
+    let app = TestApp::spawn().await;
+    let org = create_org(&app, "Org").await;
+    for round in 0..8 {
+        let email = format!("rr-{round}-{}@example.com", ulid_like());
+        let token = invite(&app, &org, &email, "checkin").await;
+        let list = app
+            .get(&format!("/v1/orgs/{org}/invitations"), Some(&app.admin))
+            .await;
+        let id = list.body["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["email"] == email.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/v1/orgs/{org}/invitations/{id}");
+        let (revoked, accepted) = tokio::join!(
+            app.delete(&path, Some(&app.admin)),
+            accept(&app, &token, "password123")
+        );
+        let login = app
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": "password123"}),
+            )
+            .await;
+        match (revoked.status.as_u16(), accepted.status.as_u16()) {
+            (204, 400) => assert_eq!(login.status, 401, "revoked, yet an account: {login:?}"),
+            (409, 200) => assert_eq!(login.status, 200, "{login:?}"),
+            other => panic!("both or neither won: {other:?} {revoked:?} {accepted:?}"),
+        }
+    }
+}
+
 /// An invitation to the email of a customer account promotes it only with that
 /// account's password: holding the emailed token alone takes over nothing.
 #[tokio::test]

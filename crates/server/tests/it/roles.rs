@@ -220,6 +220,18 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
         [401, 404, 201, 404, 403, 404, 403, 201],
     ),
     (
+        "GET",
+        "/v1/orgs/{id}/invitations",
+        Published,
+        [401, 404, 200, 404, 403, 404, 403, 200],
+    ),
+    (
+        "DELETE",
+        "/v1/orgs/{id}/invitations/{invitation_id}",
+        Published,
+        [401, 404, 204, 404, 403, 404, 403, 204],
+    ),
+    (
         "POST",
         "/v1/invitations/accept",
         Published,
@@ -836,6 +848,20 @@ async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: u
             format!("/v1/orgs/{}/invitations", w.org_a),
             Some(json!({"email": format!("inv-{n}@example.com"), "role": "checkin"})),
         ),
+        ("GET", "/v1/orgs/{id}/invitations") => (format!("/v1/orgs/{}/invitations", w.org_a), None),
+        ("DELETE", "/v1/orgs/{id}/invitations/{invitation_id}") => {
+            // A fresh open invitation each call, made by the admin.
+            let r = app
+                .post(
+                    &format!("/v1/orgs/{}/invitations", w.org_a),
+                    w.tokens[7].as_deref(),
+                    json!({"email": format!("rev-{n}@example.com"), "role": "checkin"}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+            let id = r.body["id"].as_str().unwrap();
+            (format!("/v1/orgs/{}/invitations/{id}", w.org_a), None)
+        }
         ("POST", "/v1/venues") => (route.into(), Some(venue_body())),
         ("GET", "/v1/venues/{id}") => (format!("/v1/venues/{}", w.venue), None),
         ("POST", "/v1/events") => (route.into(), Some(event_body(&w.venue))),
