@@ -92,9 +92,32 @@ impl CachedEvent {
     }
 }
 
-#[derive(Debug, Default)]
+/// This node's copies of the catalogue: events by id, and the public answers to
+/// searches (cache-aside: a miss reads the store and keeps the answer). Both live
+/// `catalog_refresh` at most, and any catalogue change made through this node
+/// drops them at once; a change made on another node is seen here within
+/// `catalog_refresh`.
+#[derive(Debug)]
 pub(crate) struct Catalog {
     events: RwLock<HashMap<EventId, Arc<CachedEvent>>>,
+    /// Keyed by the whole search (filters, cursor, page size), public answers
+    /// only: an answer with drafts depends on who asks.
+    searches: moka::sync::Cache<String, Arc<Vec<EventRecord>>>,
+}
+
+/// Most distinct searches kept (each a page of at most 101 events).
+const MAX_CACHED_SEARCHES: u64 = 10_000;
+
+impl Catalog {
+    pub(crate) fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            events: RwLock::default(),
+            searches: moka::sync::Cache::builder()
+                .max_capacity(MAX_CACHED_SEARCHES)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
 }
 
 impl App {
@@ -181,14 +204,16 @@ impl App {
         self.store
             .set_event_status(&id, to, self.clock.now())
             .await?;
-        self.catalog.events.write().remove(&id);
+        self.forget_cached_event(&id);
         tracing::info!(event = %id, from = from.as_str(), to = to.as_str(), "event status changed");
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
-    /// Drops this node's copy of the event: the next use reads the store.
+    /// Drops this node's copy of the event and every cached search answer (the
+    /// event may enter or leave any of them): the next use reads the store.
     pub(crate) fn forget_cached_event(&self, id: &EventId) {
         self.catalog.events.write().remove(id);
+        self.catalog.searches.invalidate_all();
     }
 
     /// Sets or (with `None`) lifts the event's per-buyer cap. It binds holds recorded
@@ -205,7 +230,7 @@ impl App {
         self.store
             .set_event_customer_limit(&id, cap, self.clock.now())
             .await?;
-        self.catalog.events.write().remove(&id);
+        self.forget_cached_event(&id);
         tracing::info!(event = %id, ?cap, "event's per-customer cap changed");
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
@@ -233,7 +258,7 @@ impl App {
         self.store
             .set_event_waiting_room(&id, room.as_ref(), self.clock.now())
             .await?;
-        self.catalog.events.write().remove(&id);
+        self.forget_cached_event(&id);
         tracing::info!(event = %id, ?room, "event's waiting room changed");
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
@@ -260,7 +285,7 @@ impl App {
         self.store
             .set_event_details(&id, &details, self.clock.now())
             .await?;
-        self.catalog.events.write().remove(&id);
+        self.forget_cached_event(&id);
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
@@ -272,8 +297,23 @@ impl App {
         mut q: EventSearch,
     ) -> Result<Vec<EventRecord>, AppError> {
         q.include_drafts = crate::permissions::may_see_drafts(who);
-        let mut found = self.store.search_events(&q).await?;
-        found.retain(|r| crate::permissions::may_see_event(who, &r.event));
+        if q.include_drafts {
+            let mut found = self.store.search_events(&q).await?;
+            found.retain(|r| crate::permissions::may_see_event(who, &r.event));
+            return Ok(found);
+        }
+        // Without drafts the answer is the same for everyone: shared.
+        let key = format!("{q:?}");
+        if let Some(hit) = self.catalog.searches.get(&key) {
+            metrics::counter!("boxoffice_browse_cache_total", "result" => "hit").increment(1);
+            return Ok(hit.as_ref().clone());
+        }
+        metrics::counter!("boxoffice_browse_cache_total", "result" => "miss").increment(1);
+        let found = self.store.search_events(&q).await?;
+        debug_assert!(found
+            .iter()
+            .all(|r| crate::permissions::may_see_event(who, &r.event)));
+        self.catalog.searches.insert(key, Arc::new(found.clone()));
         Ok(found)
     }
 

@@ -178,7 +178,7 @@ impl App {
             room: ports.room,
             waitlist_nudge: tokio::sync::Notify::new(),
             tokens: Tokens::new(token_key, settings.token_ttl),
-            catalog: catalog::Catalog::default(),
+            catalog: catalog::Catalog::new(settings.catalog_refresh),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),
             guard: resilience::GatewayGuard::new(
                 settings.gateway_rate,
