@@ -2103,11 +2103,11 @@ pub async fn access<S: Store>(store: Arc<S>) {
     let joiners: Vec<Joining> = (0..4).map(contender).collect();
     let (revoked, accepts) = tokio::join!(
         store.revoke_invitation(&org.id, &contested.id, now()),
-        futures::future::join_all(
-            joiners
-                .iter()
-                .map(|j| store.accept_invitation(&contested.id, now(), j))
-        )
+        futures::future::join_all(joiners.iter().map(|j| store.accept_invitation(
+            &contested.id,
+            now(),
+            j
+        )))
     );
     let revoked = revoked.unwrap();
     let accepted = accepts.iter().filter(|a| matches!(a, Ok(true))).count();
@@ -2121,7 +2121,9 @@ pub async fn access<S: Store>(store: Arc<S>) {
     assert_eq!(after.accepted_at.is_some(), !revoked);
     let listed = store.invitations(&org.id, 100).await.unwrap();
     assert!(listed.iter().any(|i| i.id == contested.id));
-    assert!(listed.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    assert!(listed
+        .windows(2)
+        .all(|w| w[0].created_at >= w[1].created_at));
     assert!(store.invitations(&other_org, 100).await.unwrap().is_empty());
 
     // An expired one is not accepted; an existing customer is promoted, an
