@@ -18,12 +18,14 @@ pub mod queue;
 mod schedule;
 mod server;
 mod stats;
+pub mod streams;
 
 pub use prom::{sum_series, STORE_COMMITS};
 pub use queue::{run_queue, QueueConfig, QueueReport};
 pub use schedule::OpenLoop;
 pub use server::{listener_pids, ServerProcess, ServerResources};
 pub use stats::Step;
+pub use streams::{run_streams, StreamsConfig, StreamsReport};
 
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
@@ -47,6 +49,8 @@ pub enum Mode {
     Seatmap,
     /// Joins to an event's waiting room, then its admissions (`queue.rs`).
     Queue,
+    /// Open live seat-map streams followed through holds and releases (`streams.rs`).
+    Streams,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +86,52 @@ pub struct Config {
     pub hold_ttl_seconds: u32,
     /// Server processes to measure; empty: those listening on local targets' ports.
     pub server_pids: Vec<u32>,
+    /// `sale` behind the event's waiting room, admitting this many a minute: each
+    /// buyer has an account of its own, joins the queue, waits to be admitted, and
+    /// shops with its admission token.
+    pub waiting_room: Option<u32>,
+}
+
+/// The sale behind a waiting room: what the room let through, against the hold
+/// endpoint's load.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomLoad {
+    pub admission_per_minute: u32,
+    /// Buyers admitted during the run, and the busiest 10 s of admissions (a minute's rate).
+    pub admitted: u64,
+    pub admitted_per_minute_peak: f64,
+    /// Hold requests: the busiest 10 s (a minute's rate), and per admitted buyer.
+    pub hold_attempts_per_minute_peak: f64,
+    pub hold_attempts_per_admitted: f64,
+    /// Buyers waiting in the queue at once, at most.
+    pub queued_peak: u64,
+}
+
+/// Counts per second of the run (for the waiting room's peaks).
+#[derive(Debug)]
+struct PerSecond(Vec<std::sync::atomic::AtomicU64>);
+
+impl PerSecond {
+    fn new(seconds: usize) -> Self {
+        Self((0..seconds).map(|_| Default::default()).collect())
+    }
+    fn add(&self, start: Instant) {
+        let i = (start.elapsed().as_secs() as usize).min(self.0.len() - 1);
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+    fn total(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+    /// The busiest `window` seconds, as a rate a minute.
+    fn peak_per_minute(&self, window: usize) -> f64 {
+        let v: Vec<u64> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        v.windows(window.min(v.len()).max(1))
+            .map(|w| w.iter().sum::<u64>())
+            .max()
+            .unwrap_or(0) as f64
+            * 60.0
+            / window as f64
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,6 +177,8 @@ pub struct Report {
     pub server_note: Option<String>,
     /// CPU seconds this generator used during the timed part (it shares the machine).
     pub generator_cpu_seconds: Option<f64>,
+    /// `sale` behind a waiting room: its admissions against the hold load.
+    pub room: Option<RoomLoad>,
     /// Store commits during the timed part: the rise of `boxoffice_store_commits_total`
     /// (every series, every target); `None` if a target does not export it.
     pub store_commits: Option<u64>,
@@ -531,6 +583,12 @@ struct Shared {
     next_buyer: AtomicUsize,
     /// Open loop: the arrivals.
     schedule: Option<Schedule>,
+    /// Behind a waiting room: admissions and hold requests per second, and the
+    /// buyers in the queue now and at most.
+    admitted: PerSecond,
+    hold_attempts: PerSecond,
+    queued: AtomicUsize,
+    queued_peak: AtomicUsize,
 }
 
 /// A buyer's wait for its order's final status, on a task of its own.
@@ -555,6 +613,13 @@ async fn buyer(
     let token = &s.tokens[i % s.tokens.len()];
     let want = 1 + rng.gen_range(0..4usize);
     let ga_first = rng.gen::<f64>() < cfg.ga_share;
+    let admission = match cfg.waiting_room {
+        Some(_) => match enter_room(s, node, token, stats).await {
+            Some(a) => Some(a),
+            None => return,
+        },
+        None => None,
+    };
     let mut hold: Option<String> = None;
     let mut from = arrived;
     for _ in 0..=cfg.retries {
@@ -571,11 +636,15 @@ async fn buyer(
             }
             Ask::Ga(n) => json!({ "tier_id": sale.ga_tier, "quantity": n }),
         };
-        let req = t
+        let mut req = t
             .client
             .post(format!("{}/v1/events/{}/holds", t.base(node), sale.event))
             .bearer_auth(token)
             .json(&body);
+        if let Some(a) = &admission {
+            req = req.header("Boxoffice-Admission", a);
+        }
+        s.hold_attempts.add(s.start);
         match call(stats, "hold", req, Instant::now()).await {
             Some((201, body)) => {
                 hold = body["hold_id"].as_str().map(str::to_owned);
@@ -618,12 +687,16 @@ async fn buyer(
     } else {
         "tok_visa"
     };
-    let req = t
+    let mut req = t
         .client
         .post(format!("{}/v1/holds/{hold}/checkout", t.base(node)))
         .bearer_auth(token)
         .header("Idempotency-Key", format!("load-{hold}"))
         .json(&json!({"email": "buyer@example.com", "payment": {"token": card}}));
+    if let Some(a) = &admission {
+        // Checking out with the token ends the room session: the next one comes in.
+        req = req.header("Boxoffice-Admission", a);
+    }
     let Some((202, body)) = call(stats, "checkout", req, Instant::now()).await else {
         return;
     };
@@ -638,6 +711,56 @@ async fn buyer(
         let finished = wait_final(&s, node, &token, &order, accepted_at, &mut stats).await;
         (stats, finished)
     }));
+}
+
+/// Joins the event's waiting room and waits to be let in, polling the queue view as
+/// the web app does (at the pace of its wait estimate, within 0.25 to 2 s). The
+/// admission token; `None` if the room refused or the wait outlasted the run.
+async fn enter_room(s: &Shared, node: usize, token: &str, stats: &mut Stats) -> Option<String> {
+    let t = &*s.t;
+    let joined = Instant::now();
+    let queue_id = match queue::join(t, t.base(node), &s.sale.event, token, 0).await {
+        Ok(q) => q,
+        Err(_) => {
+            stats.record("queue_join", joined, None);
+            return None;
+        }
+    };
+    stats.record("queue_join", joined, Some(201));
+    let now = s.queued.fetch_add(1, Ordering::Relaxed) + 1;
+    s.queued_peak.fetch_max(now, Ordering::Relaxed);
+    let admitted = loop {
+        if s.start.elapsed() >= s.cfg.duration {
+            break None;
+        }
+        let v = t
+            .client
+            .get(format!("{}/v1/queue/{queue_id}", t.base(node)))
+            .bearer_auth(token)
+            .send()
+            .await;
+        let v: Value = match v {
+            Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+            _ => Value::Null,
+        };
+        match v["state"].as_str() {
+            Some("admitted") => break v["admission_token"].as_str().map(str::to_owned),
+            Some("expired") => break None,
+            _ => {}
+        }
+        let wait = v["estimated_wait_seconds"].as_f64().unwrap_or(1.0);
+        tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.25, 2.0))).await;
+    };
+    s.queued.fetch_sub(1, Ordering::Relaxed);
+    stats.record(
+        "admitted",
+        joined,
+        Some(if admitted.is_some() { 200 } else { 0 }),
+    );
+    if admitted.is_some() {
+        s.admitted.add(s.start);
+    }
+    admitted
 }
 
 /// Long-polls an order until its final status.
@@ -777,8 +900,8 @@ async fn worker(w: usize, s: Arc<Shared>) -> WorkerOut {
             }
             Mode::Holds => hold_and_release(&s, w, &mut rng, from, &mut out.stats).await,
             Mode::Seatmap => read_seat_map(&s, w, from, &mut out.stats).await,
-            // Run by `queue::run_queue`, never by these workers.
-            Mode::Queue => break,
+            // Run by `queue::run_queue` and `streams::run_streams`, never by these workers.
+            Mode::Queue | Mode::Streams => break,
         }
     }
     for wait in waits {
@@ -852,8 +975,8 @@ pub(crate) fn sale_clocks(
 
 /// Runs the configured mode and returns its report (the audit included for sales).
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
-    if cfg.mode == Mode::Queue {
-        bail!("the queue mode runs with run_queue");
+    if matches!(cfg.mode, Mode::Queue | Mode::Streams) {
+        bail!("the queue and streams modes run with run_queue and run_streams");
     }
     let t = Arc::new(
         Target::connect(
@@ -865,7 +988,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         .await?,
     );
     let sale = Arc::new(create_sale(&t, cfg.seats, cfg.ga_capacity, cfg.hold_ttl_seconds).await?);
-    let tokens = Arc::new(register(&t, cfg.accounts.clamp(1, cfg.buyers.max(1))).await?);
+    // Behind a waiting room each buyer is a customer of its own (a customer has one
+    // place in the queue), so one account each.
+    let accounts = match cfg.waiting_room {
+        Some(per_minute) => {
+            queue::patch(
+                &t,
+                &sale.event,
+                json!({"waiting_room": {"enabled": true, "admission_per_minute": per_minute,
+                                        "session_seconds": 600}}),
+            )
+            .await?;
+            cfg.buyers.max(1)
+        }
+        None => cfg.accounts.clamp(1, cfg.buyers.max(1)),
+    };
+    let tokens = Arc::new(register(&t, accounts).await?);
     let gzip_bytes = seatmap_gzip_bytes(&t, &sale.event).await.ok();
 
     // Readings just before the timed part (none of them timed).
@@ -887,6 +1025,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         start,
         next_buyer: AtomicUsize::new(0),
         schedule,
+        admitted: PerSecond::new(cfg.duration.as_secs() as usize + 600),
+        hold_attempts: PerSecond::new(cfg.duration.as_secs() as usize + 600),
+        queued: AtomicUsize::new(0),
+        queued_peak: AtomicUsize::new(0),
     });
     let workers: Vec<_> = (0..cfg.connections.max(1))
         .map(|w| tokio::spawn(worker(w, shared.clone())))
@@ -961,6 +1103,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         server,
         server_note,
         generator_cpu_seconds,
+        room: cfg.waiting_room.map(|per_minute| {
+            let admitted = shared.admitted.total();
+            RoomLoad {
+                admission_per_minute: per_minute,
+                admitted,
+                admitted_per_minute_peak: shared.admitted.peak_per_minute(10),
+                hold_attempts_per_minute_peak: shared.hold_attempts.peak_per_minute(10),
+                hold_attempts_per_admitted: shared.hold_attempts.total() as f64
+                    / admitted.max(1) as f64,
+                queued_peak: shared.queued_peak.load(Ordering::Relaxed) as u64,
+            }
+        }),
         store_commits,
         store_commits_per_paid_order: None,
         store_commits_note,
@@ -1156,6 +1310,17 @@ impl Report {
             ));
         }
         s.push_str("\n\n");
+        if let Some(r) = &self.room {
+            s.push_str(&format!(
+                "waiting room: {} admitted, at most {:.0} a minute over 10 s ({} configured) · hold requests at most {:.0} a minute over 10 s, {:.2} per admitted buyer · at most {} queued at once\n\n",
+                r.admitted,
+                r.admitted_per_minute_peak,
+                r.admission_per_minute,
+                r.hold_attempts_per_minute_peak,
+                r.hold_attempts_per_admitted,
+                r.queued_peak,
+            ));
+        }
         match &self.open_loop {
             Some(o) => s.push_str(&format!(
                 "open loop: {} arrivals/s · {} scheduled · {} sent ({} late) · {} dropped · at most {} in flight",
@@ -1342,6 +1507,7 @@ mod tests {
             }),
             server_note: None,
             generator_cpu_seconds: Some(4.5),
+            room: None,
             store_commits: Some(12_345),
             store_commits_per_paid_order: Some(14.7),
             store_commits_note: None,

@@ -1,8 +1,8 @@
-//! `boxoffice-loadgen <sale|holds|seatmap|queue> --target URL[,URL...] …`: drives running
+//! `boxoffice-loadgen <sale|holds|seatmap|queue|streams> --target URL[,URL...] …`: drives running
 //! servers through a flash sale; writes a JSON report (and a markdown table beside
 //! it); exits non-zero if the final audit finds anything wrong.
 
-use boxoffice_loadgen::{run, run_queue, Config, Mode, QueueConfig};
+use boxoffice_loadgen::{run, run_queue, run_streams, Config, Mode, QueueConfig, StreamsConfig};
 use clap::Parser;
 use std::io::Write;
 use std::time::Duration;
@@ -86,6 +86,19 @@ struct Cli {
     /// `queue`: how many queued users to check for fairness.
     #[arg(long, default_value_t = 2_000)]
     fairness_sample: usize,
+    /// `sale` behind the event's waiting room, admitting N buyers a minute (each
+    /// buyer then has an account of its own).
+    #[arg(long, value_name = "N")]
+    waiting_room: Option<u32>,
+    /// `streams`: live seat-map streams to open.
+    #[arg(long, default_value_t = 1_000)]
+    streams: usize,
+    /// `streams`: holds made (each released at once) while the streams follow.
+    #[arg(long, default_value_t = 200)]
+    holds: usize,
+    /// `streams`: holds a second.
+    #[arg(long, default_value_t = 20.0, value_parser = positive_rate)]
+    hold_rate: f64,
     /// Where to write the JSON report (a markdown table goes beside it, `.md`).
     #[arg(long)]
     report: Option<std::path::PathBuf>,
@@ -135,6 +148,33 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if c.mode == Mode::Streams {
+        let report = run_streams(StreamsConfig {
+            targets: c.target,
+            admin_email: c.admin_email,
+            admin_password: c.admin_password,
+            streams: c.streams,
+            seats: c.seats,
+            holds: c.holds,
+            hold_rate: c.hold_rate,
+            accounts: c.accounts.min(50),
+            server_pids: c.server_pid,
+        })
+        .await?;
+        let md = report.markdown();
+        if let Some(path) = c.report {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+            std::fs::write(path.with_extension("md"), &md)?;
+        }
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(format!("{md}\n").as_bytes());
+        if !report.passed {
+            eprintln!("streams run failed: {:?}", report.failures);
+            std::process::exit(2);
+        }
+        return Ok(());
+    }
     let ga_capacity = c.ga_capacity.unwrap_or(c.seats / 20);
     let ga_share = c
         .ga_share
@@ -158,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
         retries: c.retries,
         hold_ttl_seconds: c.hold_ttl,
         server_pids: c.server_pid,
+        waiting_room: c.waiting_room,
     };
     let report = run(cfg).await?;
     let md = report.markdown();

@@ -158,7 +158,7 @@ async fn redis_used_memory(url: &str) -> anyhow::Result<u64> {
     bail!("no used_memory in Redis's INFO")
 }
 
-async fn patch(t: &Target, event: &str, body: Value) -> anyhow::Result<()> {
+pub(crate) async fn patch(t: &Target, event: &str, body: Value) -> anyhow::Result<()> {
     let r = t
         .client
         .patch(format!("{}/v1/events/{event}", t.bases[0]))
@@ -173,7 +173,7 @@ async fn patch(t: &Target, event: &str, body: Value) -> anyhow::Result<()> {
 }
 
 /// One join: a challenge solved when the room asks for one. Returns the queue id.
-async fn join(
+pub(crate) async fn join(
     t: &Target,
     base: &str,
     event: &str,

@@ -232,6 +232,19 @@ impl Watch {
         })
     }
 
+    /// The processes' resident sets summed, as read at the start (KiB).
+    pub(crate) fn rss_before_kib(&self) -> u64 {
+        self.before.iter().map(|(_, s)| s.rss_kib).sum()
+    }
+
+    /// The processes' resident sets summed, now (KiB).
+    pub(crate) fn finish_rss(&self) -> Result<u64, String> {
+        self.before
+            .iter()
+            .map(|(pid, _)| sample(*pid).map(|s| s.rss_kib))
+            .sum()
+    }
+
     /// Reads the processes again after the timed part. The note (second) says what
     /// was not measured, if anything.
     pub(crate) fn finish(self, elapsed: Duration) -> (Option<ServerResources>, Option<String>) {

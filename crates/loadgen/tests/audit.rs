@@ -34,6 +34,7 @@ fn config(target: String, mode: Mode) -> Config {
         retries: 3,
         hold_ttl_seconds: 300,
         server_pids: vec![],
+        waiting_room: None,
     }
 }
 
@@ -204,6 +205,75 @@ async fn an_open_loop_sale_that_sells_out_reports_both_clocks() {
     assert!(paid <= report.elapsed_seconds);
     measured_this_process(&report);
     store_commits_consistent(&report);
+    running.stop().await.unwrap();
+}
+
+/// A sale behind the waiting room: every buyer joins the queue, is admitted, and
+/// shops with its token (a hold without one is 403, and nothing would sell); the
+/// audit passes and the room's counts are reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sale_behind_the_waiting_room_admits_every_buyer_and_passes_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = embedded_server(dir.path()).await;
+    let mut cfg = config(format!("http://{}", running.address()), Mode::Sale);
+    // Room for all: 24 buyers wanting at most 4 each, so every admitted buyer holds.
+    cfg.seats = 100;
+    cfg.ga_capacity = 0;
+    cfg.ga_share = 0.0;
+    cfg.buyers = 24;
+    cfg.waiting_room = Some(6_000);
+    let report = run(cfg).await.unwrap();
+    assert!(report.audit_passed, "{:?}", report.audit_failures);
+    let room = report.room.clone().expect("room measured");
+    assert_eq!(room.admitted, 24, "{}", report.markdown());
+    assert!(room.queued_peak >= 1);
+    assert!(room.hold_attempts_per_admitted >= 1.0, "{room:?}");
+    assert!(report.tickets_sold > 0, "{}", report.markdown());
+    assert!(report.markdown().contains("waiting room: 24 admitted"));
+    running.stop().await.unwrap();
+}
+
+/// `streams`: every stream opened follows the holds and releases and ends on the
+/// final seat map; the bytes and the hold-to-stream time are measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_stream_follows_the_holds_to_the_final_seat_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = embedded_server(dir.path()).await;
+    let report = boxoffice_loadgen::run_streams(boxoffice_loadgen::StreamsConfig {
+        targets: vec![format!("http://{}", running.address())],
+        admin_email: "admin@localhost".into(),
+        admin_password: "loadgen-admin-pw".into(),
+        streams: 20,
+        seats: 200,
+        holds: 30,
+        hold_rate: 60.0,
+        accounts: 4,
+        server_pids: vec![],
+    })
+    .await
+    .unwrap();
+    assert!(report.passed, "{}", report.markdown());
+    assert_eq!(
+        (
+            report.streams_failed,
+            report.streams_wrong,
+            report.streams_behind
+        ),
+        (0, 0, 0)
+    );
+    assert!(report.holds_granted > 0);
+    assert!(
+        report.change_events_per_stream >= 1.0,
+        "{}",
+        report.markdown()
+    );
+    assert!(report.bytes_per_change_event > 0.0);
+    assert!(report.propagation_samples > 0, "{}", report.markdown());
+    assert!(
+        report.server_rss_bytes_per_stream.is_some(),
+        "{:?}",
+        report.memory_note
+    );
     running.stop().await.unwrap();
 }
 
