@@ -134,19 +134,8 @@ async fn main() -> anyhow::Result<()> {
             server_pids: c.server_pid,
         })
         .await?;
-        let md = report.markdown();
-        if let Some(path) = c.report {
-            std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-            std::fs::write(path.with_extension("md"), &md)?;
-        }
-        let _ = std::io::stdout()
-            .lock()
-            .write_all(format!("{md}\n").as_bytes());
-        if !report.passed {
-            eprintln!("queue run failed: {:?}", report.failures);
-            std::process::exit(2);
-        }
-        return Ok(());
+        let failed = (!report.passed).then(|| format!("queue run failed: {:?}", report.failures));
+        return emit(&report, report.markdown(), c.report, failed);
     }
     if c.mode == Mode::Streams {
         let report = run_streams(StreamsConfig {
@@ -161,19 +150,8 @@ async fn main() -> anyhow::Result<()> {
             server_pids: c.server_pid,
         })
         .await?;
-        let md = report.markdown();
-        if let Some(path) = c.report {
-            std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-            std::fs::write(path.with_extension("md"), &md)?;
-        }
-        let _ = std::io::stdout()
-            .lock()
-            .write_all(format!("{md}\n").as_bytes());
-        if !report.passed {
-            eprintln!("streams run failed: {:?}", report.failures);
-            std::process::exit(2);
-        }
-        return Ok(());
+        let failed = (!report.passed).then(|| format!("streams run failed: {:?}", report.failures));
+        return emit(&report, report.markdown(), c.report, failed);
     }
     let ga_capacity = c.ga_capacity.unwrap_or(c.seats / 20);
     let ga_share = c
@@ -201,9 +179,21 @@ async fn main() -> anyhow::Result<()> {
         waiting_room: c.waiting_room,
     };
     let report = run(cfg).await?;
-    let md = report.markdown();
-    if let Some(path) = c.report {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    let failed =
+        (!report.audit_passed).then(|| format!("audit failed: {:?}", report.audit_failures));
+    emit(&report, report.markdown(), c.report, failed)
+}
+
+/// Writes the JSON report and its markdown beside it (when asked), prints the
+/// markdown, and exits 2 with `failed` if the run failed.
+fn emit(
+    report: &impl serde::Serialize,
+    md: String,
+    path: Option<std::path::PathBuf>,
+    failed: Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(&path, serde_json::to_string_pretty(report)?)?;
         std::fs::write(path.with_extension("md"), &md)?;
     }
     // One write, and a reader that stops early (`| head -1`) is not an error of the
@@ -211,8 +201,8 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::io::stdout()
         .lock()
         .write_all(format!("{md}\n").as_bytes());
-    if !report.audit_passed {
-        eprintln!("audit failed: {:?}", report.audit_failures);
+    if let Some(why) = failed {
+        eprintln!("{why}");
         std::process::exit(2);
     }
     Ok(())
