@@ -139,6 +139,18 @@ impl Encoded {
         }
     }
 
+    /// Any other JSON body served the same way (an event's layout: megabytes that
+    /// never change, compressed once rather than on every request).
+    pub fn from_json(etag: String, json: Bytes) -> Self {
+        Self {
+            version: 0,
+            etag,
+            json,
+            gzip: OnceCell::new(),
+            br: OnceCell::new(),
+        }
+    }
+
     /// The body in `coding`, and the coding it really is in: compressed once per
     /// version on a blocking thread (concurrent askers wait for that one), or the
     /// JSON itself if compressing failed.

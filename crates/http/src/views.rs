@@ -12,14 +12,16 @@ use time::OffsetDateTime;
 /// Serialized layouts by event: a layout never changes after the event is created,
 /// so it is rendered once and served with a content hash as its ETag.
 #[derive(Debug, Default)]
-pub struct LayoutCache(parking_lot::RwLock<HashMap<EventId, (Bytes, String)>>);
+pub struct LayoutCache(
+    parking_lot::RwLock<HashMap<EventId, std::sync::Arc<crate::seat_maps::Encoded>>>,
+);
 
 impl LayoutCache {
-    pub fn get(&self, id: &EventId) -> Option<(Bytes, String)> {
+    pub fn get(&self, id: &EventId) -> Option<std::sync::Arc<crate::seat_maps::Encoded>> {
         self.0.read().get(id).cloned()
     }
 
-    pub fn insert(&self, id: EventId, v: (Bytes, String)) {
+    pub fn insert(&self, id: EventId, v: std::sync::Arc<crate::seat_maps::Encoded>) {
         self.0.write().insert(id, v);
     }
 }

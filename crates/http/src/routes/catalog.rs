@@ -17,6 +17,7 @@ use crate::extract::{Auth, CatalogueWriter, Json, MaybeAuth, Path, Query};
 use crate::seat_maps::{self, Coding};
 use crate::{views, ApiError, HttpLimits, HttpState, PreEncoded};
 use bytes::Bytes;
+use std::sync::Arc;
 
 pub fn router(limits: &HttpLimits) -> Router<HttpState> {
     Router::new()
@@ -324,13 +325,17 @@ async fn layout(
 ) -> Result<Response, ApiError> {
     let ev = s.app.visible_event(who.as_ref(), &id).await?;
     let eid = ev.event().id.clone();
-    let (body, etag) = match s.layouts.get(&eid) {
+    // Rendered once per event, and compressed once per coding (a 50,000-seat
+    // layout is 6.9 MB of JSON: deflating it for every page view would cost more
+    // than everything else the page asks for).
+    let encoded = match s.layouts.get(&eid) {
         Some(hit) => hit,
         None => {
             let table = s.app.seat_table(&ev).await?;
-            let rendered = views::layout(ev.event(), &table);
-            s.layouts.insert(eid, rendered.clone());
-            rendered
+            let (json, etag) = views::layout(ev.event(), &table);
+            let encoded = Arc::new(seat_maps::Encoded::from_json(etag, json));
+            s.layouts.insert(eid, encoded.clone());
+            encoded
         }
     };
     // A draft's layout is for the eyes that may see it: no shared cache keeps it.
@@ -339,10 +344,21 @@ async fn layout(
     } else {
         "public, max-age=300"
     };
-    if not_modified(&headers, &etag) {
-        return Ok(with_etag(StatusCode::NOT_MODIFIED, &etag, cache, None));
+    if not_modified(&headers, &encoded.etag) {
+        return Ok(pre_encoded(
+            StatusCode::NOT_MODIFIED,
+            &encoded.etag,
+            cache,
+            None,
+        ));
     }
-    Ok(with_etag(StatusCode::OK, &etag, cache, Some(body)))
+    let body = encoded.body(Coding::negotiate(&headers)).await;
+    Ok(pre_encoded(
+        StatusCode::OK,
+        &encoded.etag,
+        cache,
+        Some(body),
+    ))
 }
 
 /// The live map, served from memory: the engine is asked only for the version (a
@@ -360,7 +376,12 @@ async fn seats(
     // 304 until something changes.
     let etag = seat_maps::etag(version);
     if not_modified(&headers, &etag) {
-        return Ok(seat_map_response(StatusCode::NOT_MODIFIED, &etag, None));
+        return Ok(pre_encoded(
+            StatusCode::NOT_MODIFIED,
+            &etag,
+            "no-cache",
+            None,
+        ));
     }
     let encoded = s
         .seat_maps
@@ -369,19 +390,31 @@ async fn seats(
     // The map may have moved on since the version was read; the client may have
     // that newer one already.
     if not_modified(&headers, &encoded.etag) {
-        return Ok(seat_map_response(
+        return Ok(pre_encoded(
             StatusCode::NOT_MODIFIED,
             &encoded.etag,
+            "no-cache",
             None,
         ));
     }
     let body = encoded.body(Coding::negotiate(&headers)).await;
-    Ok(seat_map_response(StatusCode::OK, &encoded.etag, Some(body)))
+    Ok(pre_encoded(
+        StatusCode::OK,
+        &encoded.etag,
+        "no-cache",
+        Some(body),
+    ))
 }
 
-fn seat_map_response(status: StatusCode, etag: &str, body: Option<(Coding, Bytes)>) -> Response {
+/// A body this handler already encoded (the global compression layer leaves it).
+fn pre_encoded(
+    status: StatusCode,
+    etag: &str,
+    cache: &'static str,
+    body: Option<(Coding, Bytes)>,
+) -> Response {
     let coding = body.as_ref().and_then(|(c, _)| c.header());
-    let mut res = with_etag(status, etag, "no-cache", body.map(|(_, b)| b));
+    let mut res = with_etag(status, etag, cache, body.map(|(_, b)| b));
     let h = res.headers_mut();
     // Caches must key on the coding, for the 304 too (same headers as the 200).
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));

@@ -310,3 +310,74 @@ async fn seat_map_is_conditional_and_pre_encoded() {
     assert_eq!((status.as_u16(), identity_after), (200, json));
     assert_eq!(get(None, Some(new_etag)).await.0, 304);
 }
+
+/// The layout (megabytes for a stadium) is compressed once per coding and served
+/// pre-encoded: each coding decodes to the identity JSON, the answer varies on
+/// Accept-Encoding, a CDN may keep it, and its ETag answers 304 in every coding.
+#[tokio::test]
+async fn the_layout_is_served_pre_encoded_in_every_coding() {
+    use std::io::Read;
+    let app = TestApp::spawn().await;
+    let sale = app.sale(4, 25, 10, 300, 4).await;
+    let url = app.url(&format!("/v1/events/{}/layout", sale.id));
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .build()
+        .unwrap();
+    let get = |accept: &'static str, if_none_match: Option<String>| {
+        let mut req = raw.get(&url).header("accept-encoding", accept);
+        if let Some(e) = if_none_match {
+            req = req.header("if-none-match", e);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let h = res.headers().clone();
+            let get = |n: &str| {
+                h.get(n)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            };
+            let meta = (
+                res.status().as_u16(),
+                get("content-encoding"),
+                get("etag"),
+                get("vary"),
+                get("cache-control"),
+            );
+            (meta, res.bytes().await.unwrap().to_vec())
+        }
+    };
+    let ((status, coding, etag, vary, cache), identity) = get("identity", None).await;
+    assert_eq!((status, coding.as_str()), (200, ""));
+    assert!(vary.contains("accept-encoding"), "{vary}");
+    assert_eq!(cache, "public, max-age=300");
+    let layout: serde_json::Value = serde_json::from_slice(&identity).unwrap();
+    assert_eq!(layout["seats"].as_array().unwrap().len(), 100);
+
+    let ((status, coding, gz_etag, _, _), gz) = get("gzip", None).await;
+    assert_eq!(
+        (status, coding.as_str(), gz_etag.as_str()),
+        (200, "gzip", etag.as_str())
+    );
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, identity);
+    let ((status, coding, _, _, _), br) = get("gzip, br", None).await;
+    assert_eq!((status, coding.as_str()), (200, "br"));
+    let mut unbrotlied = Vec::new();
+    brotli::Decompressor::new(&br[..], 4096)
+        .read_to_end(&mut unbrotlied)
+        .unwrap();
+    assert_eq!(unbrotlied, identity);
+    // Compressed once: the second answer is the same bytes.
+    assert_eq!(get("gzip", None).await.1, gz);
+    for accept in ["identity", "gzip", "br"] {
+        let ((status, _, again, _, _), body) = get(accept, Some(etag.clone())).await;
+        assert_eq!((status, again.as_str()), (304, etag.as_str()), "{accept}");
+        assert!(body.is_empty());
+    }
+}
