@@ -20,6 +20,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("seatmap.js", include_str!("assets/seatmap.js")),
     ("home.js", include_str!("assets/home.js")),
     ("event.js", include_str!("assets/event.js")),
+    ("pow.js", include_str!("assets/pow.js")),
+    ("queue.js", include_str!("assets/queue.js")),
     ("hold.js", include_str!("assets/hold.js")),
     ("checkout.js", include_str!("assets/checkout.js")),
     ("order.js", include_str!("assets/order.js")),
@@ -27,10 +29,18 @@ const SOURCES: &[(&str, &str)] = &[
     ("auth.js", include_str!("assets/auth.js")),
 ];
 
+/// Scripts that run as Web Workers. A worker lives under its own script's
+/// Content-Security-Policy, and the policy every non-HTML answer gets (`edge.rs`,
+/// with `sandbox`) would give it an opaque origin: not a secure context, so no
+/// WebCrypto. These get [`WORKER_CSP`] instead: still allowed to load nothing.
+const WORKERS: &[&str] = &["pow.js"];
+const WORKER_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
 #[derive(Debug)]
 struct Asset {
     body: &'static [u8],
     content_type: &'static str,
+    worker: bool,
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +70,14 @@ static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
         // Leaked once at start: the assets live as long as the process.
         let body: &'static [u8] = Box::leak(body.into_boxed_str()).as_bytes();
         a.names.insert(name, hashed.clone());
-        a.files.insert(hashed, Asset { body, content_type });
+        a.files.insert(
+            hashed,
+            Asset {
+                body,
+                content_type,
+                worker: WORKERS.contains(&name),
+            },
+        );
     }
     a
 });
@@ -89,6 +106,12 @@ pub async fn serve(Path(name): Path<String>) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
+    if a.worker {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(WORKER_CSP),
+        );
+    }
     res
 }
 
@@ -107,5 +130,21 @@ mod tests {
             "{body}"
         );
         assert!(!body.contains("'./common.js'"));
+    }
+
+    #[tokio::test]
+    async fn a_worker_is_served_without_the_sandbox_that_would_take_its_webcrypto() {
+        use axum::http::header::CONTENT_SECURITY_POLICY;
+        let pow = url("pow.js");
+        let res = serve(Path(pow.trim_start_matches("/assets/").to_owned())).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let csp = res.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            !csp.contains("sandbox") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+        let queue = url("queue.js");
+        let res = serve(Path(queue.trim_start_matches("/assets/").to_owned())).await;
+        assert!(res.headers().get(CONTENT_SECURITY_POLICY).is_none());
     }
 }

@@ -29,6 +29,7 @@ pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/", get(home))
         .route("/events/{id}", get(event))
+        .route("/events/{id}/queue", get(queue))
         .route("/holds/{id}", get(|p| shell("hold.html", "hold", p)))
         .route(
             "/holds/{id}/checkout",
@@ -57,6 +58,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("base.html", include_str!("templates/base.html")),
         ("home.html", include_str!("templates/home.html")),
         ("event.html", include_str!("templates/event.html")),
+        ("queue.html", include_str!("templates/queue.html")),
         ("hold.html", include_str!("templates/hold.html")),
         ("checkout.html", include_str!("templates/checkout.html")),
         ("order.html", include_str!("templates/order.html")),
@@ -386,6 +388,46 @@ async fn event(
             tiers => tiers,
             ga => ga,
             quantities => (1..=e.max_tickets_per_order.min(10)).collect::<Vec<_>>(),
+            room => e.room().is_some(),
+            session_minutes => e.room().map(|r| r.session_seconds.div_ceil(60)),
+        },
+    )
+}
+
+/// `/events/{id}/queue`: the waiting room's page (issue 12). What the room is
+/// (when the sale opens, how long a shopping session lasts) is server-rendered;
+/// joining (with the proof of work), the live place in line and the admission
+/// token are `queue.js`'s, through the queue API. An event without a room says so
+/// and links back: there is nothing to wait for.
+async fn queue(
+    State(s): State<HttpState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let ev = match s.app.visible_event(None, &id).await {
+        Ok(ev) => ev,
+        Err(e) => return app_error_page(e),
+    };
+    let e = &ev.record.event;
+    let room = e.room();
+    // Before the sale's start, joiners form the pre-queue, drawn at the start.
+    let now = s.app.clock().now();
+    let sale_start = e.sale_starts_at.filter(|t| *t > now);
+    render(
+        StatusCode::OK,
+        "queue.html",
+        context! {
+            script => "queue",
+            title => format!("Queue · {}", e.name),
+            id => e.id.to_string(),
+            name => e.name.clone(),
+            when => when(e.starts_at),
+            starts_at => rfc3339(e.starts_at),
+            room => room.is_some(),
+            session_minutes => room.map(|r| r.session_seconds.div_ceil(60)),
+            session_seconds => room.map(|r| r.session_seconds),
+            sale_opens => sale_start.map(when),
+            sale_opens_at => sale_start.map(rfc3339),
+            pre_queue_opens => room.and_then(|r| r.pre_queue_opens_at).filter(|t| *t > now).map(when),
         },
     )
 }
@@ -423,6 +465,7 @@ mod tests {
             "hold.html",
             "checkout.html",
             "order.html",
+            "queue.html",
         ] {
             TEMPLATES
                 .get_template(name)

@@ -133,3 +133,69 @@ async fn assets_have_hashed_names_an_immutable_cache_life_and_no_inline_script()
     assert_eq!(r.status, 405);
     assert_eq!(r.code(), "method_not_allowed");
 }
+
+#[tokio::test]
+async fn the_queue_page_says_how_the_room_works_and_the_event_page_leads_to_it() {
+    let app = TestApp::spawn().await;
+    let sale = app.sale(2, 5, 10, 300, 4).await;
+    // No room: the event page has no queue banner, the queue page sends back.
+    let plain = html(&app.get(&format!("/events/{}", sale.id), None).await).to_owned();
+    assert!(plain.contains("data-room=\"off\"") && !plain.contains("id=\"room\""));
+    // The waitlist's form is on every event page, shown by its script when sold out.
+    assert!(plain.contains("id=\"waitlist\"") && plain.contains("id=\"wl-qty\""));
+    let r = app.get(&format!("/events/{}/queue", sale.id), None).await;
+    assert_eq!(r.status, 200);
+    assert!(html(&r).contains("has no waiting room right now"), "{r:?}");
+
+    let opens = "2030-05-01T09:00:00Z";
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{}", sale.id),
+            Some(&app.admin),
+            Some(
+                json!({"waiting_room": {"enabled": true, "admission_per_minute": 60,
+                "session_seconds": 600, "pre_queue_opens_at": opens, "challenge_difficulty": 12}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let page = html(&app.get(&format!("/events/{}", sale.id), None).await).to_owned();
+    assert!(page.contains("data-room=\"on\""), "{page}");
+    assert!(page.contains(&format!("href=\"/events/{}/queue\"", sale.id)));
+    assert!(page.contains("10 minutes to choose your seats and pay"));
+    let r = app.get(&format!("/events/{}/queue", sale.id), None).await;
+    assert_eq!(r.status, 200);
+    let q = html(&r);
+    assert!(q.contains("data-room=\"on\""), "{q}");
+    assert!(q.contains("id=\"position-line\" role=\"status\" aria-live=\"polite\""));
+    assert!(
+        q.contains("data-seconds=\"600\">10 minutes</strong>"),
+        "{q}"
+    );
+    assert!(
+        q.contains("The queue opens at <strong>Wed 1 May 2030, 09:00 UTC</strong>"),
+        "{q}"
+    );
+    assert!(q.contains("/assets/queue.") && !q.contains("<script>"));
+    // The proof of work's worker is an asset like the others.
+    let js = &q[q.find("/assets/queue.").unwrap()..];
+    let js = app.get(&js[..js.find('"').unwrap()], None).await;
+    let worker = js
+        .body
+        .as_str()
+        .expect("a script")
+        .split("new URL('./")
+        .nth(1)
+        .map(|s| format!("/assets/{}", &s[..s.find('\'').unwrap()]))
+        .expect("queue.js names its worker");
+    assert!(
+        worker.starts_with("/assets/pow.") && worker.ends_with(".js"),
+        "{worker}"
+    );
+    assert_eq!(app.get(&worker, None).await.status, 200);
+    // A missing event is the HTML 404, as for its page.
+    let missing = app.get("/events/evt_nope/queue", None).await;
+    assert_eq!(missing.status, 404);
+    assert!(html(&missing).contains("not_found"));
+}

@@ -74,6 +74,12 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
     ),
     (
         "GET",
+        "/events/{id}/queue",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "GET",
         "/holds/{id}",
         Published,
         [200, 200, 200, 200, 200, 200, 200, 200],
@@ -903,6 +909,7 @@ async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: u
         ),
         (_, "/v1/waitlist/{id}") => ("/v1/waitlist/wl_01arz3ndektsv4rrffq69g5fav".into(), None),
         ("GET", "/events/{id}") => (format!("/events/{event}"), None),
+        ("GET", "/events/{id}/queue") => (format!("/events/{event}/queue"), None),
         ("GET", "/holds/{id}") => (format!("/holds/{}", fresh_hold(app, w).await), None),
         ("GET", "/holds/{id}/checkout") => (
             format!("/holds/{}/checkout", fresh_hold(app, w).await),

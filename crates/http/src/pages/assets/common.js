@@ -47,6 +47,11 @@ export async function api(method, path, body, headers = {}, retried = false) {
   const a = auth();
   if (a && a.token) h.authorization = `Bearer ${a.token}`;
   if (body !== undefined) h['content-type'] = 'application/json';
+  // A checkout of a hold made with a waiting-room admission names it, so the
+  // shopper's session ends and the slot goes to the next in line.
+  const checkout = method === 'POST' && /^\/v1\/holds\/([^/]+)\/checkout$/.exec(path);
+  const admitted = checkout && sessionStorage.getItem(HOLD_ADMISSION_KEY + decodeURIComponent(checkout[1]));
+  if (admitted) h['boxoffice-admission'] = admitted;
   let res;
   try {
     res = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -77,6 +82,12 @@ const WORDS = {
   rate_limited: 'Too many tries in a short time. Please wait a moment and try again.',
   customer_limit_reached: 'You have reached the ticket limit for this event.',
   admission_required: 'This event has a waiting room: please join the queue first.',
+  no_waiting_room: 'This event has no waiting room right now: you can choose your seats straight away.',
+  queue_not_open: 'The queue for this event is not open at the moment.',
+  challenge_required: 'Your browser has to finish a short check before joining. Please reload the page.',
+  challenge_failed: 'The check before joining did not work out. Please reload the page to try again.',
+  challenge_expired: 'The check before joining took too long. Please reload the page to try again.',
+  seats_available: 'There are tickets available right now: choose them above instead of waiting.',
   not_found: 'We could not find that. It may have expired or been removed.',
   idempotency_key_reused: 'This payment was already sent with other details. Please reload the page.',
   card_declined: 'Your card was declined. Nothing was charged; try another card.',
@@ -153,6 +164,44 @@ export async function seatLabels(eventId) {
   const tiers = new Map();
   for (const t of [...layout.tiers, ...layout.ga_tiers]) tiers.set(t.id, t.name);
   return { seats, tiers };
+}
+
+// --- the waiting room's admission, kept for this tab -------------------------
+
+const ADMISSION_KEY = 'boxoffice.admission.';
+const HOLD_ADMISSION_KEY = 'boxoffice.admission.hold.';
+
+/** Keeps an admission (`{token, expires_at, queue_id}`) for the event, for this tab. */
+export function saveAdmission(eventId, a) {
+  sessionStorage.setItem(ADMISSION_KEY + eventId, JSON.stringify(a));
+}
+
+/** The event's admission while its session lasts, else null (and it is forgotten). */
+export function admission(eventId) {
+  let a = null;
+  try { a = JSON.parse(sessionStorage.getItem(ADMISSION_KEY + eventId) || 'null'); } catch { a = null; }
+  if (a && a.token && new Date(a.expires_at).getTime() > Date.now()) return a;
+  sessionStorage.removeItem(ADMISSION_KEY + eventId);
+  return null;
+}
+
+export function forgetAdmission(eventId) {
+  sessionStorage.removeItem(ADMISSION_KEY + eventId);
+}
+
+/** Remembers that a hold was made with `token`, so its checkout names it. */
+export function holdAdmitted(holdId, token) {
+  sessionStorage.setItem(HOLD_ADMISSION_KEY + holdId, token);
+}
+
+/** "about 3 minutes", "less than a minute": an estimate, said as one. */
+export function roughly(seconds) {
+  if (seconds == null) return 'not known yet';
+  if (seconds < 60) return 'less than a minute';
+  const m = Math.round(seconds / 60);
+  if (m < 90) return `about ${m} minute${m > 1 ? 's' : ''}`;
+  const h = Math.round(m / 6) / 10;
+  return `about ${h} hours`;
 }
 
 function header() {

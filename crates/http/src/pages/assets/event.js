@@ -1,7 +1,12 @@
 // The event page: the seat map, the step-through list (section → row → seats), the
 // buyer's choice, best available, standing tickets, and the live stream keeping
-// all of them current.
-import { $, api, auth, requireLogin, showProblem, say, money } from './common.js';
+// all of them current. With the event's waiting room on, holds carry this tab's
+// admission (queue.js got it); sold out, the page offers the waitlist and follows
+// the buyer's entry to its offer.
+import {
+  $, api, auth, requireLogin, showProblem, say, money, when, countdown,
+  admission, forgetAdmission, holdAdmitted,
+} from './common.js';
 import { SeatMap, AVAILABLE, HELD, SOLD } from './seatmap.js';
 
 const root = $('#event');
@@ -217,6 +222,8 @@ function stream(onSnapshot) {
     applyGa(snap.ga);
     onSnapshot && onSnapshot();
     onSnapshot = null;
+    soldOutCheck();
+    waitlistSoon();
   });
   es.addEventListener('change', (e) => {
     const ch = JSON.parse(e.data);
@@ -232,8 +239,156 @@ function stream(onSnapshot) {
     }
     applyGa(ch.ga);
     root.dataset.version = String(ch.version);
+    soldOutCheck();
+    waitlistSoon();
   });
   return es;
+}
+
+// --- the waiting room -------------------------------------------------------
+
+const room = root.dataset.room === 'on';
+let stopRoomClock = null;
+
+/** Shows whether this tab is in (with the shopping time left) or must queue. */
+function roomBanner() {
+  if (!room) return;
+  const a = admission(eventId);
+  if (stopRoomClock) { stopRoomClock(); stopRoomClock = null; }
+  $('#room-in').hidden = !a;
+  $('#room-out').hidden = !!a;
+  if (a) {
+    stopRoomClock = countdown($('#room-countdown'), a.expires_at, () => {
+      forgetAdmission(eventId);
+      roomBanner();
+      say(message, 'Your shopping time is over. Seats you already reserved stay yours until their own time runs out.');
+    });
+  }
+}
+
+// --- the waitlist -----------------------------------------------------------
+
+const WAITLIST_KEY = `boxoffice.waitlist.${eventId}`;
+const WAITLIST_POLL_MS = 5000;
+let entry = null;       // the buyer's entry, as the API last said
+let wlTimer = null;
+let wlSoon = null;
+
+function showWaitlist() { $('#waitlist').hidden = false; }
+
+/** Sold out (no seat free on the map, or the chosen standing area at 0): offer the line. */
+function soldOutCheck() {
+  const seatsGone = map && layout && layout.length > 0 && !map.status.some((st) => st === AVAILABLE);
+  const gaGone = gaState && gaState.some((g) => g.remaining === 0);
+  if (seatsGone || gaGone || entry) showWaitlist();
+  if (!entry && gaGone && !seatsGone && gaState) {
+    const g = gaState.find((x) => x.remaining === 0);
+    if (g) $('#wl-tier').value = g.tier_id;
+  }
+}
+
+function offerWaitlist(tierId, quantity) {
+  showWaitlist();
+  if (!entry) {
+    if (tierId) $('#wl-tier').value = tierId;
+    if (quantity) $('#wl-qty').value = String(Math.min(quantity, max));
+  }
+  $('#waitlist').scrollIntoView({ block: 'nearest' });
+}
+
+function renderEntry(e) {
+  entry = e;
+  const status = $('#wl-status');
+  const offer = $('#wl-offer');
+  $('#waitlist-join').hidden = true;
+  $('#wl-entry').hidden = false;
+  offer.hidden = true;
+  $('#wl-leave').hidden = false;
+  $('#waitlist').dataset.state = e.state;
+  const n = `${e.quantity} ticket${e.quantity > 1 ? 's' : ''}`;
+  switch (e.state) {
+    case 'waiting':
+      status.textContent = e.position
+        ? `You are on the waitlist for ${n}: number ${e.position} in line.`
+        : `You are on the waitlist for ${n}.`;
+      break;
+    case 'offered':
+      status.textContent = `Tickets came back for you: ${n}, kept for you${e.expires_at ? ` until ${when(e.expires_at)}` : ''}.`;
+      $('#wl-offer-link').href = `/holds/${encodeURIComponent(e.hold_id)}`;
+      offer.hidden = false;
+      break;
+    case 'converted':
+      status.textContent = 'You bought the tickets the waitlist offered you. See My orders.';
+      $('#wl-leave').hidden = true;
+      break;
+    case 'expired':
+      status.textContent = 'The tickets offered to you were not bought in time, so they went to the next in line.';
+      $('#wl-leave').hidden = true;
+      break;
+    default:
+      forgetEntry();
+  }
+}
+
+function forgetEntry() {
+  entry = null;
+  localStorage.removeItem(WAITLIST_KEY);
+  $('#wl-entry').hidden = true;
+  $('#waitlist-join').hidden = false;
+  delete $('#waitlist').dataset.state;
+}
+
+/** Reads the entry again now; then every few seconds while it can still change. */
+async function refreshEntry() {
+  clearTimeout(wlTimer);
+  const id = localStorage.getItem(WAITLIST_KEY);
+  if (!id || !auth()) return;
+  try {
+    renderEntry(await api('GET', `/v1/waitlist/${encodeURIComponent(id)}`));
+    showWaitlist();
+  } catch (err) {
+    if (err.code === 'not_found' || err.code === 'unauthorized') { forgetEntry(); return; }
+  }
+  if (entry && (entry.state === 'waiting' || entry.state === 'offered')) {
+    wlTimer = setTimeout(refreshEntry, WAITLIST_POLL_MS);
+  }
+}
+
+/** Seats moved: an offer may have been made (coalesced: a sale moves many seats). */
+function waitlistSoon() {
+  if (!entry || entry.state !== 'waiting' || wlSoon) return;
+  wlSoon = setTimeout(() => { wlSoon = null; refreshEntry(); }, 300);
+}
+
+function waitlistStart() {
+  $('#waitlist-join').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (needLogin()) return;
+    const body = { quantity: Number($('#wl-qty').value) };
+    if ($('#wl-tier').value) body.tier_id = $('#wl-tier').value;
+    const button = $('#wl-join');
+    button.disabled = true;
+    try {
+      const v = await api('POST', `/v1/events/${encodeURIComponent(eventId)}/waitlist`, body);
+      localStorage.setItem(WAITLIST_KEY, v.waitlist_id);
+      say(message, '');
+      renderEntry(v);
+      refreshEntry();
+    } catch (err) {
+      showProblem(message, err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  $('#wl-leave').addEventListener('click', async () => {
+    const id = localStorage.getItem(WAITLIST_KEY);
+    try {
+      if (id) await api('DELETE', `/v1/waitlist/${encodeURIComponent(id)}`);
+      forgetEntry();
+      say(message, 'You left the waitlist.');
+    } catch (err) { showProblem(message, err); }
+  });
+  refreshEntry();
 }
 
 // --- actions ----------------------------------------------------------------
@@ -242,12 +397,31 @@ async function hold(body, button) {
   if (needLogin()) return;
   button.disabled = true;
   holding = true;
+  const admitted = room && admission(eventId);
   try {
-    const h = await api('POST', `/v1/events/${encodeURIComponent(eventId)}/holds`, body);
+    const h = await api('POST', `/v1/events/${encodeURIComponent(eventId)}/holds`, body,
+      admitted ? { 'boxoffice-admission': admitted.token } : {});
+    if (admitted) holdAdmitted(h.hold_id, admitted.token);
     go(h.hold_id);
   } catch (err) {
     holding = false;
     button.disabled = false;
+    if (err.code === 'admission_required') {
+      // No admission, or one the room no longer honours: to the queue.
+      forgetAdmission(eventId);
+      roomBanner();
+      showProblem(message, err);
+      const a = document.createElement('a');
+      a.href = `/events/${encodeURIComponent(eventId)}/queue`;
+      a.textContent = ' Join the queue';
+      message.append(a);
+      return;
+    }
+    if (err.code === 'sold_out') {
+      showProblem(message, err);
+      offerWaitlist(body.tier_id || (body.best_available && body.best_available.tier_id) || '', body.quantity || (body.best_available && body.best_available.quantity));
+      return;
+    }
     if (err.code === 'seats_unavailable' && map) {
       const ids = new Set((err.body.error && err.body.error.seats) || []);
       const lost = [];
@@ -262,6 +436,8 @@ async function hold(body, button) {
 }
 
 async function start() {
+  roomBanner();
+  waitlistStart();
   const ga = $('#ga');
   if (ga) {
     ga.addEventListener('submit', (e) => {
