@@ -387,29 +387,32 @@ pub async fn create_sale(
 }
 
 async fn register(t: &Target, n: usize) -> anyhow::Result<Vec<String>> {
+    use futures::StreamExt;
     let run: u64 = rand::random();
-    let mut tokens = Vec::with_capacity(n);
-    let results = futures::future::join_all((0..n).map(|i| {
-        let client = t.client.clone();
-        let url = format!("{}/v1/auth/register", t.base(i));
-        async move {
-            let r = client
-                .post(url)
-                .json(&json!({"email": format!("load-{run:x}-{i}@example.com"), "password": "load-test-password"}))
-                .send()
-                .await?;
-            anyhow::Ok(r.json::<Value>().await?["token"].as_str().unwrap_or_default().to_owned())
-        }
-    }))
-    .await;
-    for r in results {
-        let tok = r?;
-        if tok.is_empty() {
-            bail!("registering a buyer failed");
-        }
-        tokens.push(tok);
-    }
-    Ok(tokens)
+    // A few at a time: each is an argon2 hash on the server, and thousands at once
+    // would outlast the server's request timeout.
+    let results: Vec<anyhow::Result<String>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let client = t.client.clone();
+            let url = format!("{}/v1/auth/register", t.base(i));
+            async move {
+                let r = client
+                    .post(url)
+                    .json(&json!({"email": format!("load-{run:x}-{i}@example.com"), "password": "load-test-password"}))
+                    .send()
+                    .await?;
+                let status = r.status();
+                let v: Value = r.json().await.unwrap_or_default();
+                match v["token"].as_str() {
+                    Some(tok) if status.is_success() => Ok(tok.to_owned()),
+                    _ => bail!("registering a buyer failed: {status} {v}"),
+                }
+            }
+        })
+        .buffered(32)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// One accepted checkout, once its order reached a final status.

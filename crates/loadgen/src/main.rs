@@ -99,6 +99,9 @@ struct Cli {
     /// `streams`: holds a second.
     #[arg(long, default_value_t = 20.0, value_parser = positive_rate)]
     hold_rate: f64,
+    /// `streams`: how long each hold is kept before its release, milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    hold_ms: u64,
     /// Where to write the JSON report (a markdown table goes beside it, `.md`).
     #[arg(long)]
     report: Option<std::path::PathBuf>,
@@ -146,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
             seats: c.seats,
             holds: c.holds,
             hold_rate: c.hold_rate,
+            hold_for: Duration::from_millis(c.hold_ms),
             accounts: c.accounts.min(50),
             server_pids: c.server_pid,
         })

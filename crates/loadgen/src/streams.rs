@@ -29,10 +29,13 @@ pub struct StreamsConfig {
     /// Streams to open, spread over the targets.
     pub streams: usize,
     pub seats: usize,
-    /// Holds made (each released right after it is granted): twice as many changes.
+    /// Holds made (each released `hold_for` after it is granted): twice as many changes.
     pub holds: usize,
     /// Holds a second.
     pub hold_rate: f64,
+    /// How long each hold is kept before its release: longer than the server's
+    /// push tick (250 ms), or a hold and its release cancel out in one push.
+    pub hold_for: Duration,
     pub accounts: usize,
     pub server_pids: Vec<u32>,
 }
@@ -53,6 +56,7 @@ pub struct StreamsReport {
     pub memory_note: Option<String>,
     pub holds: usize,
     pub holds_granted: usize,
+    pub hold_seconds: f64,
     pub change_seconds: f64,
     /// `change` events one stream received, on average.
     pub change_events_per_stream: f64,
@@ -82,7 +86,7 @@ impl StreamsReport {
             "| streams | |\n|---|---|\n\
              | streams | {} open ({} failed) on a {}-seat event, in {:.1} s |\n\
              | server memory per stream | {} |\n\
-             | changes | {} holds ({} granted), each released, over {:.1} s |\n\
+             | changes | {} holds ({} granted), each released after {:.1} s, over {:.1} s |\n\
              | change events per stream | {:.1} |\n\
              | bytes per change event | {:.0} ({:.1} per changed seat) |\n\
              | snapshot bytes | {} ({} re-snapshots) |\n\
@@ -96,6 +100,7 @@ impl StreamsReport {
             opt(self.server_rss_bytes_per_stream),
             self.holds,
             self.holds_granted,
+            self.hold_seconds,
             self.change_seconds,
             self.change_events_per_stream,
             self.bytes_per_change_event,
@@ -352,6 +357,7 @@ pub async fn run_streams(cfg: StreamsConfig) -> anyhow::Result<StreamsReport> {
         let (event, seat_id) = (sale.event.clone(), sale.seats[seat].clone());
         let token = tokens[n % tokens.len()].clone();
         let (granted, holds_granted) = (granted.clone(), holds_granted.clone());
+        let hold_for = cfg.hold_for;
         holders.push(tokio::spawn(async move {
             let r = client
                 .post(format!("{base}/v1/events/{event}/holds"))
@@ -369,6 +375,7 @@ pub async fn run_streams(cfg: StreamsConfig) -> anyhow::Result<StreamsReport> {
                 .insert(seat, Instant::now());
             holds_granted.fetch_add(1, Ordering::Relaxed);
             let body: Value = r.json().await.unwrap_or_default();
+            tokio::time::sleep(hold_for).await;
             if let Some(hold) = body["hold_id"].as_str() {
                 let _ = client
                     .delete(format!("{base}/v1/holds/{hold}"))
@@ -468,6 +475,7 @@ pub async fn run_streams(cfg: StreamsConfig) -> anyhow::Result<StreamsReport> {
         memory_note,
         holds: cfg.holds,
         holds_granted: granted_n,
+        hold_seconds: cfg.hold_for.as_secs_f64(),
         change_seconds,
         change_events_per_stream: events as f64 / ok.len().max(1) as f64,
         bytes_per_change_event: bytes as f64 / events.max(1) as f64,

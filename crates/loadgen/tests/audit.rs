@@ -247,6 +247,7 @@ async fn every_stream_follows_the_holds_to_the_final_seat_map() {
         seats: 200,
         holds: 30,
         hold_rate: 60.0,
+        hold_for: Duration::from_millis(600),
         accounts: 4,
         server_pids: vec![],
     })
