@@ -782,6 +782,9 @@ async fn wait_final(
             .get(format!("{}/v1/orders/{order}?wait=30", t.base(node)))
             .bearer_auth(token);
         let Some((200, o)) = call(stats, "order_final", req, Instant::now()).await else {
+            // Refused or failed (a node at its connection limit, restarting): a
+            // browser would try again shortly, not at once.
+            tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
         if o["status"] != "pending_payment" {
