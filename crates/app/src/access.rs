@@ -66,6 +66,14 @@ impl App {
         };
         self.store.create_org(&org).await?;
         tracing::info!(org = %org.id, "organization created");
+        self.audit_action(
+            who,
+            "org.created",
+            org.id.as_str(),
+            None,
+            serde_json::json!({"name": org.name}),
+        )
+        .await;
         Ok(org)
     }
 
@@ -127,6 +135,14 @@ impl App {
             .await
             .map_err(|e| AppError::Unavailable(e.into()))?;
         tracing::info!(invitation = %invitation.id, org = %invitation.org_id, role = role.as_str(), "invitation sent");
+        self.audit_action(
+            who,
+            "org.invitation_sent",
+            invitation.org_id.as_str(),
+            None,
+            serde_json::json!({"invitation_id": invitation.id, "role": role.as_str()}),
+        )
+        .await;
         Ok(InvitationView {
             id: invitation.id,
             org_id: invitation.org_id,
@@ -348,6 +364,14 @@ impl App {
             .assign_staff(&ev.id, &user, self.clock.now())
             .await?;
         tracing::info!(event = %ev.id, %user, "check-in staff assigned");
+        self.audit_action(
+            who,
+            "event.staff_assigned",
+            ev.id.as_str(),
+            Some(&ev.id),
+            serde_json::json!({"user_id": user}),
+        )
+        .await;
         Ok(self.store.event_staff(&ev.id).await?)
     }
 

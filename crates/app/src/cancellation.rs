@@ -44,14 +44,20 @@ impl App {
     pub async fn cancel_event(&self, who: &Principal, id: &str) -> Result<EventRecord, AppError> {
         who.require_catalogue_writer()?;
         let id = self.managed_event(who, id).await?;
-        let written = self
-            .writer
-            .write(Write::CancelEvent {
-                event: id.clone(),
-                message: MessageId::new(),
-                now: self.clock.now(),
-            })
-            .await?;
+        let record = self.audit_record(
+            who,
+            "event.cancel_requested",
+            id.as_str(),
+            Some(&id),
+            None,
+            Some(serde_json::json!({"status": "cancelled"})),
+        );
+        let w = Write::CancelEvent {
+            event: id.clone(),
+            message: MessageId::new(),
+            now: self.clock.now(),
+        };
+        let written = self.writer.write(self.audited(w, record)).await?;
         self.forget_cached_event(&id);
         if written == Written::Marked(true) {
             tracing::info!(event = %id, "event cancelled; its holds are released and its orders refunded by the event.cancelled job");

@@ -134,6 +134,14 @@ impl App {
         venue.org_id = org;
         self.store.create_venue(&venue, &seats).await?;
         tracing::info!(venue = %venue.id, seats = seats.len(), "venue created");
+        self.audit_action(
+            who,
+            "venue.created",
+            venue.id.as_str(),
+            None,
+            serde_json::json!({"name": venue.name, "org_id": venue.org_id, "seats": seats.len()}),
+        )
+        .await;
         Ok(venue)
     }
 
@@ -172,6 +180,8 @@ impl App {
         let (event, event_seats) = new.build(&venue, &seats, self.clock.now())?;
         self.store.create_event(&event, &event_seats).await?;
         tracing::info!(event = %event.id, seats = event_seats.len(), "event created");
+        self.audit_action(who, "event.created", event.id.as_str(), Some(&event.id),
+            serde_json::json!({"name": event.name, "venue_id": event.venue_id, "status": event.status.as_str(), "seats": event_seats.len()})).await;
         Ok(EventRecord {
             event,
             seat_count: event_seats.len() as u32,
@@ -206,6 +216,14 @@ impl App {
             .await?;
         self.forget_cached_event(&id);
         tracing::info!(event = %id, from = from.as_str(), to = to.as_str(), "event status changed");
+        self.audit_action(
+            who,
+            "event.status_changed",
+            id.as_str(),
+            Some(&id),
+            serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
+        )
+        .await;
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
@@ -232,6 +250,14 @@ impl App {
             .await?;
         self.forget_cached_event(&id);
         tracing::info!(event = %id, ?cap, "event's per-customer cap changed");
+        self.audit_action(
+            who,
+            "event.customer_limit_changed",
+            id.as_str(),
+            Some(&id),
+            serde_json::json!({"max_tickets_per_customer": cap}),
+        )
+        .await;
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
@@ -260,6 +286,14 @@ impl App {
             .await?;
         self.forget_cached_event(&id);
         tracing::info!(event = %id, ?room, "event's waiting room changed");
+        self.audit_action(
+            who,
+            "event.waiting_room_changed",
+            id.as_str(),
+            Some(&id),
+            serde_json::json!({"waiting_room": room.is_some()}),
+        )
+        .await;
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }
 
@@ -285,6 +319,14 @@ impl App {
         self.store
             .set_event_details(&id, &details, self.clock.now())
             .await?;
+        self.audit_action(
+            who,
+            "event.details_changed",
+            id.as_str(),
+            Some(&id),
+            serde_json::json!({"city": details.city, "category": details.category}),
+        )
+        .await;
         self.forget_cached_event(&id);
         self.store.event(&id).await?.ok_or(AppError::NotFound)
     }

@@ -183,6 +183,20 @@ impl App {
         // own task: a dropped request (even one whose engine answer was lost on the
         // way back) must not leave the engine keeping seats to a deadline the store
         // never set.
+        let record = self.audit_record(
+            who,
+            "order.created",
+            rec.order.id.as_str(),
+            Some(&hold.event_id),
+            Some(serde_json::json!({"hold_id": hold.id, "status": "active"})),
+            Some(serde_json::json!({
+                "hold_id": hold.id,
+                "hold_status": "converted",
+                "status": "pending_payment",
+                "total": rec.order.total,
+                "tiers": crate::ledger::tiers_json(rec.order.items.iter().map(|i| i.tier_id.as_str())),
+            })),
+        );
         let (event_id, hid) = (hold.event_id.clone(), hold.id.clone());
         let ttl = Millis::from_datetime(hold.expires_at);
         let now_ms = Millis::from_datetime(now);
@@ -195,11 +209,12 @@ impl App {
                 let (engine, writer) = (self.engine.clone(), self.writer.clone());
                 let follower = self.follower.clone();
                 let (event_id, hid, rec) = (event_id.clone(), hid.clone(), rec.clone());
+                let record = record.clone();
                 async move {
                     if !engine.extend(&event_id, &hid, deadline, now_ms).await? {
                         return Ok(None);
                     }
-                    let out = writer.checkout(rec, now).await;
+                    let out = writer.checkout(rec, now, record).await;
                     let undo = match &out {
                         Ok(CheckoutOutcome::Created | CheckoutOutcome::Replay(_)) => false,
                         Ok(CheckoutOutcome::HoldNotActive { status, .. }) => {
@@ -348,13 +363,6 @@ impl App {
     ) -> Result<Vec<boxoffice_ports::ChargeRecord>, AppError> {
         who.require_admin()?;
         Ok(self.gateway.charges().await?)
-    }
-
-    /// Tickets sold and revenue of an event, as the analytics worker counted them.
-    pub async fn event_sales(&self, who: &Principal, event: &str) -> Result<(u64, i64), AppError> {
-        let ev = self.event(event).await?;
-        who.require_sales_view(ev.event())?;
-        Ok(self.store.sale_stats(&ev.event().id).await?)
     }
 
     /// Wakes the long-polls of `order`, here and (over the queue's bus) elsewhere.

@@ -70,7 +70,8 @@ impl Writer {
                         let queued: Vec<(MessageId, Job)> = ops
                             .iter()
                             .zip(&results)
-                            .filter_map(|(op, r)| op.queued(r.as_ref().ok()?))
+                            .filter_map(|(op, r)| Some(op.queued_all(r.as_ref().ok()?)))
+                            .flatten()
                             .collect();
                         if !queued.is_empty() {
                             queue.committed(&queued, clock.now());
@@ -123,9 +124,14 @@ impl Writer {
         &self,
         rec: boxoffice_ports::CheckoutRecord,
         now: time::OffsetDateTime,
+        record: boxoffice_domain::AuditRecord,
     ) -> Result<CheckoutOutcome, StoreError> {
         let rec = Box::new(rec);
-        match self.write(Write::Checkout { rec, now }).await? {
+        let w = Write::Audited {
+            write: Box::new(Write::Checkout { rec, now }),
+            record: Box::new(record),
+        };
+        match self.write(w).await? {
             Written::Checkout(c) => Ok(c),
             w => Err(unexpected(w)),
         }

@@ -322,6 +322,38 @@ impl App {
             expires_at: now + time::Duration::seconds(i64::from(ttl)),
             created_at: now,
         };
+        // The audit record, queued in the hold's own transaction: who, from where,
+        // and the tiers it spans (what analytics counts of it).
+        let (tiers, seats) = match &hold.selection {
+            HoldSelection::Seats(ids) => {
+                let table = self.seat_table(ev).await?;
+                let tiers = crate::ledger::tiers_json(
+                    ids.iter()
+                        .filter_map(|s| table.index.get(s))
+                        .map(|&i| table.layout[i as usize].tier_id.as_str()),
+                );
+                (tiers, serde_json::json!(ids))
+            }
+            HoldSelection::Ga { tier_id, quantity } => (
+                serde_json::json!({ tier_id.as_str(): quantity }),
+                serde_json::Value::Null,
+            ),
+        };
+        let record = self.audit_record(
+            who,
+            "hold.made",
+            hold.id.as_str(),
+            Some(&event.id),
+            None,
+            Some(serde_json::json!({
+                "status": "active",
+                "seats": seats,
+                "tiers": tiers,
+                "total": hold.total,
+                "expires_at": hold.expires_at.unix_timestamp(),
+            })),
+        );
+        let hold_write = self.audited(Write::Hold(hold.clone()), record);
         let req = HoldRequest {
             event: event.id.clone(),
             hold: hold.id.clone(),
@@ -339,12 +371,12 @@ impl App {
             .detached_with_engine(ev, || {
                 let (engine, writer) = (self.engine.clone(), self.writer.clone());
                 let follower = self.follower.clone();
-                let (req, hold) = (req.clone(), hold.clone());
+                let (req, hold_write) = (req.clone(), hold_write.clone());
                 async move {
                     if let Err(rejection) = engine.hold(req.clone()).await? {
                         return Ok(Err(rejection));
                     }
-                    let recorded = writer.write(Write::Hold(hold)).await;
+                    let recorded = writer.write(hold_write).await;
                     if recorded.is_err() {
                         // Nobody was told about this hold: give the seats back.
                         follower
@@ -489,10 +521,32 @@ impl App {
         // the seats held in the engine after the store released them.
         let (follower, writer) = (self.follower.clone(), self.writer.clone());
         let (eid, hid) = (hold.event_id.clone(), hold.id.clone());
+        let record = self.audit_record(
+            who,
+            "hold.released",
+            hold.id.as_str(),
+            Some(&hold.event_id),
+            Some(serde_json::json!({"status": "active"})),
+            Some(serde_json::json!({"status": "released"})),
+        );
+        let release = self.audited(
+            Write::Release {
+                hold: hid.clone(),
+                now,
+            },
+            record,
+        );
         let released = self
             .detached
             .spawn(async move {
-                let out = writer.release(&hid, now).await?;
+                let out = match writer.write(release).await? {
+                    Written::Released(r) => r,
+                    w => {
+                        return Err(AppError::Internal(anyhow::anyhow!(
+                            "the store answered {w:?} to a release"
+                        )))
+                    }
+                };
                 // Already released: a retry, perhaps of a release whose engine call
                 // failed; the engine follows the store either way (it is idempotent).
                 if matches!(

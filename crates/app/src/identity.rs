@@ -43,6 +43,9 @@ pub struct Principal {
     pub role: Role,
     /// The organization of an organizer or check-in staff.
     pub org: Option<OrgId>,
+    /// Where the request came from (request id, address), set by the edge: what
+    /// the audit log records of the caller besides who they are.
+    pub origin: boxoffice_domain::Origin,
 }
 
 impl Principal {
@@ -52,6 +55,7 @@ impl Principal {
             user_id: UserId::new(),
             role: Role::Admin,
             org: None,
+            origin: Default::default(),
         }
     }
 
@@ -62,6 +66,7 @@ impl Principal {
             user_id: user.id.clone(),
             role: user.role,
             org: user.org_id.clone(),
+            origin: Default::default(),
         }
     }
 }
@@ -193,6 +198,7 @@ impl Tokens {
                 Some(o) => Some(OrgId::try_from(o).ok()?),
                 None => None,
             },
+            origin: Default::default(),
         })
     }
 }
@@ -406,6 +412,14 @@ impl App {
             .revoke_user_sessions(&user, self.clock.now())
             .await?;
         tracing::info!(%user, sessions = n, "sessions revoked");
+        self.audit_action(
+            who,
+            "user.sessions_revoked",
+            user.as_str(),
+            None,
+            serde_json::json!({"sessions": n}),
+        )
+        .await;
         Ok(n)
     }
 
@@ -524,6 +538,7 @@ mod tests {
             user_id: UserId::new(),
             role: Role::Customer,
             org: None,
+            origin: Default::default(),
         }
     }
 

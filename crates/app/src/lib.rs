@@ -14,6 +14,7 @@ pub mod error;
 mod group_commit;
 pub mod holds;
 pub mod identity;
+pub mod ledger;
 mod order_watch;
 pub mod payments;
 pub mod permissions;
@@ -101,6 +102,8 @@ pub struct AppSettings {
     pub order_safety_poll: Duration,
     /// How long a waitlist offer (the hold made for the next in line) lasts.
     pub waitlist_offer: Duration,
+    /// How often the audit chain's head is signed (if it moved).
+    pub audit_checkpoint_interval: Duration,
 }
 
 impl Default for AppSettings {
@@ -126,6 +129,7 @@ impl Default for AppSettings {
             stripe_webhook_secret: None,
             order_safety_poll: Duration::from_secs(2),
             waitlist_offer: Duration::from_secs(15 * 60),
+            audit_checkpoint_interval: Duration::from_secs(60),
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct App {
     pub(crate) room_keys: waiting_room::RoomKeys,
     /// Wakes this node's waitlist pass (seats were freed here).
     pub(crate) waitlist_nudge: tokio::sync::Notify,
+    /// Signs the audit chain's checkpoints.
+    pub(crate) checkpoint_key: ledger::CheckpointKey,
 }
 
 impl App {
@@ -174,6 +180,7 @@ impl App {
         let jobs_ready = watch::channel(0).0;
         Self {
             sealer: sealing::Sealer::new(&token_key),
+            checkpoint_key: ledger::CheckpointKey::new(&token_key),
             room_keys: waiting_room::RoomKeys::new(&token_key),
             room: ports.room,
             waitlist_nudge: tokio::sync::Notify::new(),

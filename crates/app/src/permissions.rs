@@ -111,6 +111,15 @@ impl Principal {
         }
     }
 
+    /// The audit log: admins, and ops (read-only, as everything they see).
+    pub fn require_audit_read(&self) -> Result<(), AppError> {
+        if self.is_admin() || self.role == Role::Ops {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
     /// The hold engine's audit (an operator view): ops and admins.
     pub fn require_operator_view(&self, event: &Event) -> Result<(), AppError> {
         if self.is_admin() || self.role == Role::Ops {

@@ -95,17 +95,24 @@ impl App {
                 return self.refund_replay(&i.fingerprint, prev).await;
             }
         }
-        let written = self
-            .writer
-            .write(Write::Refund {
-                refund: RefundId::new(),
-                order: id.clone(),
-                amount,
-                idempotency: idempotency.clone(),
-                message: MessageId::new(),
-                now: self.clock.now(),
-            })
-            .await?;
+        let refund = RefundId::new();
+        let record = self.audit_record(
+            who,
+            "order.refund_requested",
+            id.as_str(),
+            Some(&order.event_id),
+            Some(serde_json::json!({"status": order.status.as_str(), "refunded": order.refunded})),
+            Some(serde_json::json!({"refund_id": refund, "amount": amount})),
+        );
+        let w = Write::Refund {
+            refund,
+            order: id.clone(),
+            amount,
+            idempotency: idempotency.clone(),
+            message: MessageId::new(),
+            now: self.clock.now(),
+        };
+        let written = self.writer.write(self.audited(w, record)).await?;
         match written {
             Written::Refund(RefundOutcome::Refunded { amount, whole }) => {
                 tracing::info!(order = %id, amount = amount.amount, whole, "order refunded");

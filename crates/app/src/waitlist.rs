@@ -205,6 +205,7 @@ impl App {
                     user_id: entry.customer_id.clone(),
                     role: Role::Customer,
                     org: None,
+                    origin: Default::default(),
                 };
                 match self.release_hold(&owner, hold.as_str()).await {
                     Ok(()) | Err(AppError::HoldExpired | AppError::HoldConverted) => {}
@@ -425,6 +426,7 @@ impl App {
             user_id: entry.customer_id.clone(),
             role: Role::Customer,
             org: None,
+            origin: Default::default(),
         };
         let ttl = u32::try_from(self.settings.waitlist_offer.as_secs()).unwrap_or(u32::MAX);
         let spec = OfferHold {

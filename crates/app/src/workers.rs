@@ -92,6 +92,21 @@ impl App {
                 }
             }
         }));
+        // Signed checkpoints of the audit chain, whenever it moved (every node may
+        // sign: the key is the same everywhere, a repeat is ignored).
+        let (app, stop) = (self.clone(), shutdown.clone());
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.settings.audit_checkpoint_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => if let Err(e) = app.checkpoint_audit().await {
+                        tracing::warn!(error = ?e, "signing an audit checkpoint failed; next tick");
+                    },
+                }
+            }
+        }));
         let app = self.clone();
         handles.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -296,91 +311,12 @@ impl App {
                     }
                 },
             ),
-            (job, Consumer::Audit) => {
-                let (subject, detail) = match job {
-                    Job::EventCancelled { event_id } => {
-                        (event_id.to_string(), serde_json::json!({}))
-                    }
-                    Job::WaitlistOffered { entry_id, hold_id } => (
-                        entry_id.to_string(),
-                        serde_json::json!({ "hold_id": hold_id }),
-                    ),
-                    Job::PaymentRequested { order_id } | Job::OrderPaid { order_id } => {
-                        (order_id.to_string(), serde_json::json!({}))
-                    }
-                    Job::OrderFailed { order_id, code } => {
-                        (order_id.to_string(), serde_json::json!({ "code": code }))
-                    }
-                    Job::OrderRefunded {
-                        order_id,
-                        refund_id,
-                    } => {
-                        let r = self.refund_of(job).await?;
-                        (
-                            order_id.to_string(),
-                            serde_json::json!({
-                                "refund_id": refund_id,
-                                "amount": r.as_ref().map(|r| r.amount),
-                                "whole": r.as_ref().map(|r| r.whole),
-                            }),
-                        )
-                    }
-                };
-                self.writer
-                    .write(Write::Audit {
-                        message: d.message.clone(),
-                        action: job.topic().to_owned(),
-                        subject,
-                        detail: detail.to_string(),
-                        at: d.enqueued_at,
-                        ack,
-                    })
-                    .await?;
+            (_, Consumer::Audit) => {
+                self.append_audit(d, ack).await?;
                 Ok(Outcome::Done)
             }
-            (Job::OrderPaid { order_id }, Consumer::Analytics) => {
-                match self.store.order(order_id).await? {
-                    Some(o) => {
-                        self.writer
-                            .write(Write::SaleStats {
-                                message: d.message.clone(),
-                                event: o.event_id.clone(),
-                                tickets: o.tickets.len() as i64,
-                                revenue: o.total,
-                                ack,
-                            })
-                            .await?;
-                    }
-                    None => self.ack(ack).await?,
-                }
-                Ok(Outcome::Done)
-            }
-            (Job::OrderRefunded { order_id, .. }, Consumer::Analytics) => {
-                // Counted back: the amount refunded, and the tickets once void.
-                match (
-                    self.store.order(order_id).await?,
-                    self.refund_of(&d.job).await?,
-                ) {
-                    (Some(o), Some(r)) => {
-                        self.writer
-                            .write(Write::SaleStats {
-                                message: d.message.clone(),
-                                event: o.event_id.clone(),
-                                tickets: if r.whole {
-                                    -(o.tickets.len() as i64)
-                                } else {
-                                    0
-                                },
-                                revenue: boxoffice_domain::Money::new(
-                                    -r.amount.amount,
-                                    r.amount.currency,
-                                ),
-                                ack,
-                            })
-                            .await?;
-                    }
-                    _ => self.ack(ack).await?,
-                }
+            (_, Consumer::Analytics) => {
+                self.count_sales(d, ack).await?;
                 Ok(Outcome::Done)
             }
             (

@@ -1031,18 +1031,33 @@ pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(stor
     let (stats1, stats2, mail) = (MessageId::new(), MessageId::new(), MessageId::new());
     let paid_message = MessageId::new();
     let audit = |m: &MessageId, a: Option<boxoffice_ports::Ack>| Write::Audit {
-        message: m.clone(),
-        action: "order.paid".into(),
-        subject: m.to_string(),
-        detail: "{}".into(),
-        at: t0,
+        record: Box::new(boxoffice_domain::AuditRecord {
+            id: m.clone(),
+            at: t0,
+            actor: "system".into(),
+            role: "system".into(),
+            request_id: None,
+            ip: None,
+            action: "order.paid".into(),
+            subject: m.to_string(),
+            event_id: Some(event.id.clone()),
+            before: None,
+            after: Some("{}".into()),
+        }),
         ack: a,
     };
-    let stats = |m: &MessageId, tickets: i64, revenue: i64| Write::SaleStats {
+    let stats = |m: &MessageId, tickets: i64, revenue: i64| Write::SalesFacts {
         message: m.clone(),
-        event: event.id.clone(),
-        tickets,
-        revenue: Money::new(revenue, Currency::EUR),
+        facts: vec![boxoffice_ports::analytics::SalesFact {
+            event: Some(event.id.clone()),
+            tier: boxoffice_ports::analytics::ALL_TIERS.into(),
+            minute: 60,
+            counts: boxoffice_ports::analytics::SalesCounts {
+                tickets,
+                revenue,
+                ..Default::default()
+            },
+        }],
         ack: None,
     };
     let batch = vec![
@@ -1128,7 +1143,26 @@ pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(stor
         store.hold(&held[0].id).await.unwrap().unwrap().status,
         HoldStatus::Released
     );
-    assert_eq!(store.sale_stats(&event.id).await.unwrap(), (3, 7500));
+    let rows = store.sales_rows(&event.id).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].counts.tickets, rows[0].counts.revenue), (3, 7500));
+    assert_eq!((rows[0].minute, rows[0].tier.as_str()), (60, "*"));
+    assert_eq!(store.sales_processed().await.unwrap(), 2);
+    // Two records appended, the repeat not: a chain of two from the genesis hash.
+    let chain = store.audit_chain(0, 10).await.unwrap();
+    assert_eq!(chain.len(), 2, "{chain:?}");
+    assert_eq!(chain[0].prev_hash, boxoffice_ports::audit::GENESIS);
+    assert_eq!(chain[1].prev_hash, chain[0].hash);
+    for c in &chain {
+        assert_eq!(
+            c.hash,
+            boxoffice_ports::audit::chain_hash(&c.prev_hash, &c.record)
+        );
+    }
+    assert_eq!(
+        store.audit_head().await.unwrap(),
+        (2, chain[1].hash.clone())
+    );
     assert!(store.email_was_sent(&mail).await.unwrap());
     assert_eq!(
         store.order(&orders[3]).await.unwrap().unwrap().status,

@@ -4,6 +4,7 @@
 //! This crate owns the rules and must never do I/O: no tokio, no database, no HTTP.
 //! Everything here is deterministic given its inputs (time is always passed in).
 
+pub mod audit;
 pub mod best_available;
 pub mod event;
 pub mod hold;
@@ -17,6 +18,7 @@ pub mod venue;
 pub mod waiting_room;
 pub mod waitlist;
 
+pub use audit::{AuditRecord, Origin};
 pub use event::{
     check_max_tickets_per_customer, Event, EventDetails, EventStatus, GaTier, NewEvent, PriceTier,
 };

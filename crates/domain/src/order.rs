@@ -238,6 +238,13 @@ pub enum Job {
         entry_id: crate::WaitlistId,
         hold_id: crate::HoldId,
     },
+    /// A state change a person (or the system) made, as the audit log keeps it,
+    /// written in the change's own transaction. The audit worker appends it to the
+    /// hash chain; analytics counts the holds it tells of.
+    #[serde(rename = "audit.recorded.v1")]
+    AuditRecorded {
+        record: Box<crate::audit::AuditRecord>,
+    },
 }
 
 impl Job {
@@ -249,6 +256,7 @@ impl Job {
             Job::OrderRefunded { .. } => "order.refunded",
             Job::EventCancelled { .. } => "event.cancelled",
             Job::WaitlistOffered { .. } => "waitlist.offered",
+            Job::AuditRecorded { .. } => "audit.recorded",
         }
     }
 
@@ -266,6 +274,7 @@ impl Job {
             ],
             Job::EventCancelled { .. } => &[Consumer::Payment, Consumer::Audit],
             Job::WaitlistOffered { .. } => &[Consumer::Email, Consumer::Audit],
+            Job::AuditRecorded { .. } => &[Consumer::Audit, Consumer::Analytics],
         }
     }
 }

@@ -184,7 +184,9 @@ impl FromRequestParts<HttpState> for Auth {
                 "authentication required",
             )
         })?;
-        Ok(Auth(state.app.authenticate(token)?))
+        let mut who = state.app.authenticate(token)?;
+        who.origin = origin(parts);
+        Ok(Auth(who))
     }
 }
 
@@ -194,7 +196,27 @@ impl FromRequestParts<HttpState> for MaybeAuth {
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
         match bearer(parts)? {
             None => Ok(MaybeAuth(None)),
-            Some(token) => Ok(MaybeAuth(Some(state.app.authenticate(token)?))),
+            Some(token) => {
+                let mut who = state.app.authenticate(token)?;
+                who.origin = origin(parts);
+                Ok(MaybeAuth(Some(who)))
+            }
         }
+    }
+}
+
+/// What the audit log records of where a request came from: the edge's request id
+/// and the connection's address (no forwarding header is trusted).
+fn origin(parts: &Parts) -> boxoffice_domain::Origin {
+    boxoffice_domain::Origin {
+        request_id: parts
+            .headers
+            .get(&crate::edge::X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        ip: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
     }
 }

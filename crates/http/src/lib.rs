@@ -130,6 +130,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::live::router())
         .merge(routes::checkout::router(test_gateway))
         .merge(routes::ops::router(limits.public_metrics))
+        .merge(routes::audit::router())
         .merge(routes::orgs::router())
         .merge(routes::docs::router())
         .merge(pages::router())

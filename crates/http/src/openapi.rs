@@ -49,7 +49,7 @@ pub fn document() -> &'static bytes::Bytes {
         list_venues, create_venue, get_venue,
         list_events, create_event, get_event, patch_event, layout, seats, event_stream,
         create_hold, get_hold, release_hold, engine_audit,
-        checkout, get_order, refund, my_orders, stripe_webhook, sales, test_gateway_charges,
+        checkout, get_order, refund, my_orders, stripe_webhook, sales, test_gateway_charges, audit_log,
         join_queue, queue_challenge, get_queue, leave_queue, queue_stream,
         join_waitlist, get_waitlist, leave_waitlist,
         create_org, get_org, invite, list_invitations, revoke_invitation, accept_invitation, password_reset, password_reset_confirm,
@@ -570,9 +570,53 @@ struct Received {
 #[derive(ToSchema)]
 struct Sales {
     event_id: String,
-    tickets_sold: u64,
-    /// Minor units of the event's currency.
+    /// Net: tickets sold less tickets refunded.
+    tickets_sold: i64,
+    /// Net, in minor units of the event's currency: revenue less refunds.
     revenue: i64,
+    totals: SalesCounts,
+    tiers: Vec<SalesCounts>,
+    /// One entry per minute with activity, oldest first (each with `minute`, RFC 3339).
+    minute: Vec<SalesCounts>,
+}
+
+/// Counts of the sales read model (per tier entries add `tier_id`; per minute, `minute`).
+#[derive(ToSchema)]
+struct SalesCounts {
+    tickets: i64,
+    revenue: i64,
+    holds_made: i64,
+    holds_converted: i64,
+    holds_expired: i64,
+    refunds: i64,
+    refunded_amount: i64,
+    tickets_refunded: i64,
+}
+
+#[derive(ToSchema)]
+struct AuditPage {
+    /// `newest_first`.
+    order: String,
+    records: Vec<AuditEntry>,
+    next_cursor: Option<i64>,
+}
+
+#[derive(ToSchema)]
+struct AuditEntry {
+    seq: i64,
+    id: String,
+    at: String,
+    actor: String,
+    role: String,
+    request_id: Option<String>,
+    ip: Option<String>,
+    action: String,
+    subject: String,
+    event_id: Option<String>,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    prev_hash: String,
+    hash: String,
 }
 
 #[derive(ToSchema)]
@@ -901,13 +945,29 @@ fn stripe_webhook() {}
 
 #[utoipa::path(get, path = "/v1/admin/events/{id}/sales", tag = "orders",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "an event id")),
+    params(("id" = String, Path, description = "an event id"),
+        ("format" = Option<String>, Query, description = "`json` (the default) or `csv`")),
     responses(
-        (status = 200, description = "Tickets sold and revenue", body = Sales),
+        (status = 200, description = "The sales read model: net tickets sold and revenue, totals, per tier, and a per-minute series (`?format=csv`: text/csv)", body = Sales),
+        (status = 422, description = "`invalid_request`: an unknown format", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     ))]
 fn sales() {}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "operations",
+    security(("bearer" = [])),
+    params(("event_id" = Option<String>, Query, description = "only this event's records"),
+        ("cursor" = Option<i64>, Query, description = "the `next_cursor` of the previous page"),
+        ("limit" = Option<usize>, Query, description = "1 to 500, default 100")),
+    responses(
+        (status = 200, description = "Audit records, newest first, each with its place in the hash chain", body = AuditPage),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: admins and ops only", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: a malformed event id", body = ErrorBody),
+    ))]
+fn audit_log() {}
 
 #[utoipa::path(get, path = "/v1/admin/test-gateway/charges", tag = "orders",
     security(("bearer" = [])),

@@ -368,3 +368,58 @@ pub fn order(o: &boxoffice_domain::Order) -> OrderJson {
         updated_at: o.updated_at,
     }
 }
+
+/// The counts of the sales read model, as the sales endpoint names them.
+pub(crate) fn sales_counts(c: &boxoffice_ports::analytics::SalesCounts) -> serde_json::Value {
+    serde_json::json!({
+        "tickets": c.tickets,
+        "revenue": c.revenue,
+        "holds_made": c.holds_made,
+        "holds_converted": c.holds_converted,
+        "holds_expired": c.holds_expired,
+        "refunds": c.refunds,
+        "refunded_amount": c.refunded_amount,
+        "tickets_refunded": c.tickets_refunded,
+    })
+}
+
+pub(crate) fn minute_rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The sales report as CSV: a header, a `total` row, one row per tier, one per
+/// minute (`kind` says which; `key` is the tier id or the minute).
+pub(crate) fn sales_csv(r: &boxoffice_app::ledger::SalesReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "kind,key,tickets,revenue,holds_made,holds_converted,holds_expired,refunds,refunded_amount,tickets_refunded\n",
+    );
+    let mut row = |kind: &str, key: &str, c: &boxoffice_ports::analytics::SalesCounts| {
+        let _ = writeln!(
+            out,
+            "{kind},{key},{},{},{},{},{},{},{},{}",
+            c.tickets,
+            c.revenue,
+            c.holds_made,
+            c.holds_converted,
+            c.holds_expired,
+            c.refunds,
+            c.refunded_amount,
+            c.tickets_refunded
+        );
+    };
+    row("total", "", &r.totals);
+    for (tier, c) in &r.tiers {
+        row("tier", tier, c);
+    }
+    for (m, c) in &r.minutes {
+        row("minute", &minute_rfc3339(*m), c);
+    }
+    out
+}

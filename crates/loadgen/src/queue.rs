@@ -282,6 +282,7 @@ pub async fn run_queue(cfg: QueueConfig) -> anyhow::Result<QueueReport> {
                         user_id: UserId::new(),
                         role: Role::Customer,
                         org: None,
+                        origin: Default::default(),
                     };
                     tokens.issue(&who, None, now)
                 })

@@ -5,6 +5,8 @@
 //! `boxoffice-conformance` holds the one suite each adapter must pass. Nothing here
 //! picks a backend or does I/O itself.
 
+pub mod analytics;
+pub mod audit;
 pub mod clock;
 pub mod engine;
 pub mod gateway;

@@ -57,6 +57,19 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain of the store the configuration points at: exit 0 with
+    /// the record count when intact; otherwise name the first altered, removed or
+    /// inserted record (by sequence number and id) and exit 1.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

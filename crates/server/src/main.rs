@@ -1,9 +1,9 @@
 //! `boxoffice`: the one binary. `serve` (the default), `migrate`, `seed-demo`,
-//! `test-gateway`, `config`, `admin reset-password`. A thin shim: the command line
+//! `test-gateway`, `config`, `admin reset-password`, `audit verify`. A thin shim: the command line
 //! is `cli.rs`, everything else the library.
 
 use anyhow::Context;
-use boxoffice_server::cli::{AdminCommand, Cli, Command, TlsCommand};
+use boxoffice_server::cli::{AdminCommand, AuditCommand, Cli, Command, TlsCommand};
 use boxoffice_server::startup::{cancel_on_signal, open_store, Application};
 use boxoffice_server::{telemetry, Config};
 use clap::Parser;
@@ -66,6 +66,21 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tls { .. } => unreachable!("handled before the configuration is read"),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => match boxoffice_server::startup::verify_audit(&config).await? {
+            Ok(v) => {
+                println!(
+                    "audit chain intact: {} records, {} signed checkpoints",
+                    v.records, v.checkpoints
+                );
+                Ok(())
+            }
+            Err(t) => {
+                eprintln!("audit chain broken: {t}");
+                std::process::exit(1);
+            }
+        },
         Command::Config => {
             println!("# boxoffice's effective configuration: defaults, then the config file,");
             println!("# then BOXOFFICE_* variables, then flags. Secrets are redacted.");

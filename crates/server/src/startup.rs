@@ -150,6 +150,46 @@ fn cors_origins(list: Option<&str>) -> anyhow::Result<Vec<axum::http::HeaderValu
 }
 
 /// Opens the configured store and applies (or checks) migrations.
+/// The server secret (signing tokens, sealing, the audit checkpoints' key): as
+/// configured, else kept beside the SQLite database or in PostgreSQL.
+async fn server_secret(
+    configured: Option<Vec<u8>>,
+    backend: &StoreBackend,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<Vec<u8>> {
+    Ok(match (configured, backend) {
+        (Some(k), _) => k,
+        (None, StoreBackend::Sqlite { dir }) => crate::secrets::from_file(&dir.join("secret.key"))?,
+        (None, StoreBackend::Postgres { .. }) => {
+            let candidate: [u8; 32] = rand::random();
+            store
+                .secret_key(&candidate)
+                .await
+                .context("reading the token key")?
+        }
+    })
+}
+
+/// `boxoffice audit verify`: walks the audit chain of the store `config` points
+/// at; `Ok(Err(_))` names the first record that is not as it was appended.
+pub async fn verify_audit(
+    config: &Config,
+) -> anyhow::Result<Result<boxoffice_app::ledger::Verified, boxoffice_app::ledger::Tampered>> {
+    let backends = Backends::from_config(config)?;
+    let configured = config
+        .secret_key
+        .as_ref()
+        .map(|k| crate::secrets::configured(k.expose_secret()))
+        .transpose()?;
+    let store = open_store(config, false).await?;
+    let dyn_store: Arc<dyn Store> = store.store();
+    let secret = server_secret(configured, &backends.store, &dyn_store).await?;
+    let key = boxoffice_app::ledger::CheckpointKey::new(&secret).public_hex();
+    let out = boxoffice_app::ledger::verify_chain(&*dyn_store, Some(&key)).await;
+    store.close().await;
+    out.map_err(|e| anyhow::anyhow!("reading the audit chain: {e:?}"))
+}
+
 pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<StoreHandle> {
     let backends = Backends::from_config(config)?;
     let store = match &backends.store {
@@ -289,19 +329,7 @@ impl Application {
             None => engine,
         };
         let dyn_store: Arc<dyn Store> = store.store();
-        let token_key = match (configured_key, &backends.store) {
-            (Some(k), _) => k,
-            (None, StoreBackend::Sqlite { dir }) => {
-                crate::secrets::from_file(&dir.join("secret.key"))?
-            }
-            (None, StoreBackend::Postgres { .. }) => {
-                let candidate: [u8; 32] = rand::random();
-                dyn_store
-                    .secret_key(&candidate)
-                    .await
-                    .context("reading the token key")?
-            }
-        };
+        let token_key = server_secret(configured_key, &backends.store, &dyn_store).await?;
         // Stripe signs its webhooks with the endpoint's secret. The built-in gateway
         // is told below to send here, with this secret (generated unless set).
         let webhook_secret = match (&backends.gateway, &config.stripe_webhook_secret) {

@@ -134,8 +134,9 @@ fn kind(w: &Write) -> Kind {
         | Write::CancelEvent { .. }
         | Write::WaitlistOffer { .. } => Kind::Refund,
         Write::Relayed { .. } => Kind::Relayed,
-        Write::Audit { .. } => Kind::Audit,
-        Write::SaleStats { .. } => Kind::Stats,
+        Write::Audited { write, .. } => kind(write),
+        Write::Audit { .. } | Write::AuditOnly(_) | Write::AuditCheckpoint(_) => Kind::Audit,
+        Write::SalesFacts { .. } => Kind::Stats,
         Write::EmailSent { .. } => Kind::Email,
         Write::Ack(_) => Kind::Ack,
     }
@@ -151,7 +152,7 @@ enum Key<'a> {
 
 /// The rows a write changes (that a later write may depend on).
 fn keys(w: &Write) -> [Option<Key<'_>>; 3] {
-    match w {
+    match w.unaudited() {
         Write::Hold(h) => [Some(Key::Hold(h.id.as_str())), None, None],
         Write::Release { hold, .. } => [Some(Key::Hold(hold.as_str())), None, None],
         Write::Checkout { rec, .. } => {
@@ -246,9 +247,9 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
             _ => ordered.push(i),
         }
         match w {
-            Write::Audit { ack, at, .. } => acks.extend(pending(i, ack.as_ref(), *at)),
+            Write::Audit { ack, record } => acks.extend(pending(i, ack.as_ref(), record.at)),
             Write::EmailSent { ack, now, .. } => acks.extend(pending(i, ack.as_ref(), *now)),
-            Write::SaleStats { ack, .. } => {
+            Write::SalesFacts { ack, .. } => {
                 acks.extend(pending(i, ack.as_ref(), OffsetDateTime::now_utc()))
             }
             Write::Ack(ack) => acks.extend(pending(i, Some(ack), OffsetDateTime::now_utc())),
@@ -257,7 +258,7 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
     }
 
     for r in schedule(batch, &ordered) {
-        let run: Vec<&Write> = r.writes.iter().map(|&i| &batch[i]).collect();
+        let run: Vec<&Write> = r.writes.iter().map(|&i| batch[i].unaudited()).collect();
         let written = match r.kind {
             Kind::Hold => holds(conn, &run).await?,
             Kind::Release => releases(conn, &run).await?,
@@ -273,7 +274,7 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
                         Written::Paid(
                             PaidOutcome::Paid | PaidOutcome::AlreadyFinal(OrderStatus::Paid),
                         ),
-                    ) = (&batch[i], w)
+                    ) = (batch[i].unaudited(), w)
                     {
                         acks.extend(pending(i, ack.as_ref(), *now));
                     }
@@ -282,7 +283,7 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
             }
             Kind::Failed => {
                 for &i in &r.writes {
-                    if let Write::Failed { ack, now, .. } = &batch[i] {
+                    if let Write::Failed { ack, now, .. } = batch[i].unaudited() {
                         acks.extend(pending(i, ack.as_ref(), *now));
                     }
                 }
@@ -290,7 +291,7 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
             }
             Kind::Unknown => {
                 for &i in &r.writes {
-                    if let Write::PaymentUnknown { ack, now, .. } = &batch[i] {
+                    if let Write::PaymentUnknown { ack, now, .. } = batch[i].unaudited() {
                         acks.extend(pending(i, ack.as_ref(), *now));
                     }
                 }
@@ -298,7 +299,7 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
             }
             Kind::Refund => {
                 for &i in &r.writes {
-                    if let Write::RefundSettled { ack, now, .. } = &batch[i] {
+                    if let Write::RefundSettled { ack, now, .. } = batch[i].unaudited() {
                         acks.extend(pending(i, ack.as_ref(), *now));
                     }
                 }
@@ -321,8 +322,23 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
     }
 
     let [audit, stats, email] = &deferred;
+    // The audit records of the changes just made, queued with them.
+    let queued: Vec<&boxoffice_domain::AuditRecord> = batch
+        .iter()
+        .zip(&out)
+        .filter_map(|(w, written)| match (w, written) {
+            (Write::Audited { write, record }, Some(written))
+                if Write::audit_due(write, written) =>
+            {
+                Some(&**record)
+            }
+            (Write::AuditOnly(record), _) => Some(&**record),
+            _ => None,
+        })
+        .collect();
+    enqueue_audits(conn, &queued).await?;
     audits(conn, batch, audit).await?;
-    sale_stats(conn, batch, stats).await?;
+    sales_facts(conn, batch, stats).await?;
     for (i, marked) in emails(conn, batch, email).await? {
         out[i] = Some(Written::Marked(marked));
     }
@@ -1117,32 +1133,125 @@ async fn audits(
     indices: &[usize],
 ) -> Result<(), StoreError> {
     let rows = firsts(batch, indices, |w| match w {
-        Write::Audit {
-            message,
-            action,
-            subject,
-            detail,
-            at,
-            ..
-        } => Some((message.as_str(), (ts(*at), action, subject, detail))),
+        Write::Audit { record, .. } => Some((record.id.as_str(), record)),
         _ => None,
     });
+    if !rows.is_empty() {
+        append_audits(conn, rows.into_iter().map(|r| &**r.2).collect()).await?;
+    }
+    for &i in indices {
+        if let Write::AuditCheckpoint(c) = &batch[i] {
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (seq, hash, at, public_key, signature) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(c.seq)
+            .bind(&c.hash)
+            .bind(ts(c.at))
+            .bind(&c.public_key)
+            .bind(&c.signature)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Queues `audit.recorded` jobs for these records (one statement).
+async fn enqueue_audits(
+    conn: &mut PgConnection,
+    records: &[&boxoffice_domain::AuditRecord],
+) -> Result<(), StoreError> {
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let job = Job::AuditRecorded {
+        record: Box::new((*first).clone()),
+    };
+    let mut payloads = Vec::with_capacity(records.len());
+    for r in records {
+        payloads.push(payload(&Job::AuditRecorded {
+            record: Box::new((*r).clone()),
+        })?);
+    }
+    sqlx::query(&format!(
+        "WITH src AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS s(message_id, payload, now)), \
+         {} SELECT 1",
+        enqueue_sql("src", "$4", "$5")
+    ))
+    .bind(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+    .bind(payloads)
+    .bind(records.iter().map(|r| ts(r.at)).collect::<Vec<_>>())
+    .bind(job.topic())
+    .bind(consumers(&job))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Appends records to the chain: the head row is locked first (FOR UPDATE), so
+/// one node's batch appends at a time and the chain never forks; records already
+/// appended (a redelivery) are skipped.
+async fn append_audits(
+    conn: &mut PgConnection,
+    records: Vec<&boxoffice_domain::AuditRecord>,
+) -> Result<(), StoreError> {
+    let (mut seq, mut prev): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE one FOR UPDATE")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let seen: Vec<String> = sqlx::query_scalar("SELECT id FROM audit_records WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let seen: HashSet<&str> = seen.iter().map(String::as_str).collect();
+    let mut rows = vec![];
+    for r in records {
+        if seen.contains(r.id.as_str()) {
+            continue;
+        }
+        let rec = r.clone().truncate_time();
+        let hash = boxoffice_ports::audit::chain_hash(&prev, &rec);
+        seq += 1;
+        rows.push((seq, rec, std::mem::replace(&mut prev, hash.clone()), hash));
+    }
     if rows.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO audit_log (message_id, at, action, subject, detail) \
-         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[]) \
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO audit_records (seq, id, at, actor, role, request_id, ip, action, subject, event_id, \
+             before, after, prev_hash, hash) \
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])",
     )
-    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2 .0).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2 .1.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2 .2.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2 .3.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| ts(r.1.at)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.actor.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.role.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.request_id.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.ip.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.action.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.subject.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.event_id.as_ref().map(|e| e.as_str())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.before.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.after.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.3.as_str()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE one")
+        .bind(seq)
+        .bind(&prev)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -1379,41 +1488,87 @@ async fn refunds(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Written>
     Ok(out)
 }
 
-/// Sales figures, each message counted once ever (`stats_messages`), summed per
-/// event into `event_sales`.
-async fn sale_stats(
+/// Sales facts, each message counted once ever (`sales_messages`, inserted by the
+/// same statement), summed into `sales_minutes`.
+async fn sales_facts(
     conn: &mut PgConnection,
     batch: &[Write],
     indices: &[usize],
 ) -> Result<(), StoreError> {
-    let rows = firsts(batch, indices, |w| match w {
-        Write::SaleStats {
-            message,
-            event,
-            tickets,
-            revenue,
-            ..
-        } => Some((message.as_str(), (event.as_str(), *tickets, revenue.amount))),
+    let msgs = firsts(batch, indices, |w| match w {
+        Write::SalesFacts { message, facts, .. } => Some((message.as_str(), facts)),
         _ => None,
     });
-    if rows.is_empty() {
+    let mut m = vec![];
+    let mut ev = vec![];
+    let mut tier = vec![];
+    let mut minute = vec![];
+    let mut cols: [Vec<i64>; 8] = Default::default();
+    for (_, message, facts) in &msgs {
+        for f in facts.iter() {
+            let Some(e) = &f.event else { continue };
+            m.push(*message);
+            ev.push(e.as_str());
+            tier.push(f.tier.as_str());
+            minute.push(
+                OffsetDateTime::from_unix_timestamp(f.minute).map_err(|_| corrupt("minute"))?,
+            );
+            let c = &f.counts;
+            for (col, v) in cols.iter_mut().zip([
+                c.tickets,
+                c.revenue,
+                c.holds_made,
+                c.holds_converted,
+                c.holds_expired,
+                c.refunds,
+                c.refunded_amount,
+                c.tickets_refunded,
+            ]) {
+                col.push(v);
+            }
+        }
+    }
+    if msgs.is_empty() {
         return Ok(());
     }
+    let all: Vec<&str> = msgs.iter().map(|r| r.1).collect();
+    let [c0, c1, c2, c3, c4, c5, c6, c7] = cols;
     sqlx::query(
-        "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
-                    AS r(message_id, event_id, tickets, revenue)), \
-         fresh AS (INSERT INTO stats_messages (message_id) SELECT message_id FROM r \
-                   ON CONFLICT DO NOTHING RETURNING message_id) \
-         INSERT INTO event_sales (event_id, tickets, revenue) \
-         SELECT r.event_id, sum(r.tickets)::bigint, sum(r.revenue)::bigint \
-         FROM r JOIN fresh USING (message_id) GROUP BY r.event_id \
-         ON CONFLICT (event_id) DO UPDATE SET tickets = event_sales.tickets + excluded.tickets, \
-             revenue = event_sales.revenue + excluded.revenue",
+        "WITH fresh AS (INSERT INTO sales_messages (message_id) SELECT unnest($1::text[]) \
+                   ON CONFLICT DO NOTHING RETURNING message_id), \
+         r AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], \
+                   $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[]) \
+               AS r(message_id, event_id, tier, minute, tickets, revenue, holds_made, holds_converted, \
+                    holds_expired, refunds, refunded_amount, tickets_refunded)) \
+         INSERT INTO sales_minutes (event_id, tier, minute, tickets, revenue, holds_made, holds_converted, \
+             holds_expired, refunds, refunded_amount, tickets_refunded) \
+         SELECT r.event_id, r.tier, r.minute, sum(r.tickets), sum(r.revenue), sum(r.holds_made), \
+             sum(r.holds_converted), sum(r.holds_expired), sum(r.refunds), sum(r.refunded_amount), \
+             sum(r.tickets_refunded) \
+         FROM r JOIN fresh USING (message_id) GROUP BY r.event_id, r.tier, r.minute \
+         ON CONFLICT (event_id, tier, minute) DO UPDATE SET \
+             tickets = sales_minutes.tickets + excluded.tickets, \
+             revenue = sales_minutes.revenue + excluded.revenue, \
+             holds_made = sales_minutes.holds_made + excluded.holds_made, \
+             holds_converted = sales_minutes.holds_converted + excluded.holds_converted, \
+             holds_expired = sales_minutes.holds_expired + excluded.holds_expired, \
+             refunds = sales_minutes.refunds + excluded.refunds, \
+             refunded_amount = sales_minutes.refunded_amount + excluded.refunded_amount, \
+             tickets_refunded = sales_minutes.tickets_refunded + excluded.tickets_refunded",
     )
-    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2 .0).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2 .1).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2 .2).collect::<Vec<_>>())
+    .bind(all)
+    .bind(m)
+    .bind(ev)
+    .bind(tier)
+    .bind(minute)
+    .bind(c0)
+    .bind(c1)
+    .bind(c2)
+    .bind(c3)
+    .bind(c4)
+    .bind(c5)
+    .bind(c6)
+    .bind(c7)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;

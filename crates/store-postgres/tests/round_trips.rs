@@ -221,18 +221,33 @@ async fn a_thousand_orders_cost_a_few_statements_a_batch() {
                     ack: ack(m, Consumer::Email),
                 },
                 Write::Audit {
-                    message: m.clone(),
-                    action: "order.paid".into(),
-                    subject: m.to_string(),
-                    detail: "{}".into(),
-                    at: t0,
+                    record: Box::new(boxoffice_domain::AuditRecord {
+                        id: m.clone(),
+                        at: t0,
+                        actor: "system".into(),
+                        role: "system".into(),
+                        request_id: None,
+                        ip: None,
+                        action: "order.paid".into(),
+                        subject: m.to_string(),
+                        event_id: Some(event.id.clone()),
+                        before: None,
+                        after: None,
+                    }),
                     ack: ack(m, Consumer::Audit),
                 },
-                Write::SaleStats {
+                Write::SalesFacts {
                     message: m.clone(),
-                    event: event.id.clone(),
-                    tickets: 1,
-                    revenue: price,
+                    facts: vec![boxoffice_ports::analytics::SalesFact {
+                        event: Some(event.id.clone()),
+                        tier: boxoffice_ports::analytics::ALL_TIERS.into(),
+                        minute: 0,
+                        counts: boxoffice_ports::analytics::SalesCounts {
+                            tickets: 1,
+                            revenue: price.amount,
+                            ..Default::default()
+                        },
+                    }],
                     ack: ack(m, Consumer::Analytics),
                 },
             ]
@@ -277,10 +292,12 @@ async fn a_thousand_orders_cost_a_few_statements_a_batch() {
             .len(),
         2 * N
     );
+    let sales = store.sales_rows(&event.id).await.unwrap();
     assert_eq!(
-        store.sale_stats(&event.id).await.unwrap(),
-        (N as u64, 2500 * N as i64)
+        (sales[0].counts.tickets, sales[0].counts.revenue),
+        (N as i64, 2500 * N as i64)
     );
+    assert_eq!(store.audit_head().await.unwrap().0, N as i64);
     assert_eq!(store.backlog(Consumer::Payment, t0).await.unwrap().0, 0);
     for c in [Consumer::Email, Consumer::Audit, Consumer::Analytics] {
         // The first thousand's were acked; the interleaved thousand's wait.

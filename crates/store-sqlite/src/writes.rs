@@ -232,30 +232,43 @@ fn apply(conn: &Connection, w: &Write) -> Result<Written, StoreError> {
             acknowledge(conn, ack.as_ref(), *now)?;
             Ok(Written::Marked(fresh == 1))
         }
-        Write::Audit {
-            message,
-            action,
-            subject,
-            detail,
-            at,
-            ack,
-        } => {
-            exec(
-                conn,
-                "INSERT INTO audit_log (message_id, at, action, subject, detail) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                params![message.as_str(), ms(*at), action, subject, detail],
-            )?;
-            acknowledge(conn, ack.as_ref(), *at)?;
+        Write::Audit { record, ack } => {
+            append_audit(conn, record)?;
+            acknowledge(conn, ack.as_ref(), record.at)?;
             Ok(Written::Done)
         }
-        Write::SaleStats {
+        Write::Audited { write, record } => {
+            let written = apply(conn, write)?;
+            if Write::audit_due(write, &written) {
+                let job = Job::AuditRecorded {
+                    record: record.clone(),
+                };
+                enqueue(conn, &record.id, &job, record.at)?;
+            }
+            Ok(written)
+        }
+        Write::AuditOnly(record) => {
+            let job = Job::AuditRecorded {
+                record: record.clone(),
+            };
+            enqueue(conn, &record.id, &job, record.at)?;
+            Ok(Written::Done)
+        }
+        Write::AuditCheckpoint(c) => {
+            exec(
+                conn,
+                "INSERT INTO audit_checkpoints (seq, hash, at, public_key, signature) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+                params![c.seq, c.hash, ms(c.at), c.public_key, c.signature],
+            )?;
+            Ok(Written::Done)
+        }
+        Write::SalesFacts {
             message,
-            event,
-            tickets,
-            revenue,
+            facts,
             ack,
         } => {
-            sale_stats(conn, message, event, *tickets, *revenue)?;
+            sales_facts(conn, message, facts)?;
             acknowledge(conn, ack.as_ref(), OffsetDateTime::now_utc())?;
             Ok(Written::Done)
         }
@@ -813,24 +826,98 @@ fn refund_order(
     })
 }
 
-fn sale_stats(
+/// Appends `record` to the hash chain after the head, once per record id (the
+/// writer runs alone: reading the head and moving it is one decision).
+fn append_audit(
+    conn: &Connection,
+    record: &boxoffice_domain::AuditRecord,
+) -> Result<(), StoreError> {
+    let seen = rows::scalar::<i64>(
+        conn,
+        "SELECT seq FROM audit_records WHERE id = ?",
+        [record.id.as_str()],
+    )?;
+    if seen.is_some() {
+        return Ok(());
+    }
+    let (seq, prev) = rows::first(
+        conn,
+        "SELECT seq, hash FROM audit_head WHERE one = 1",
+        [],
+        |r| Ok((r.get::<_, i64>(0).db()?, r.get::<_, String>(1).db()?)),
+    )?
+    .ok_or_else(|| corrupt("audit_head"))?;
+    let rec = record.clone().truncate_time();
+    let hash = boxoffice_ports::audit::chain_hash(&prev, &rec);
+    exec(
+        conn,
+        "INSERT INTO audit_records (seq, id, at, actor, role, request_id, ip, action, subject, event_id, \
+         before, after, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            seq + 1,
+            rec.id.as_str(),
+            ms(rec.at),
+            rec.actor,
+            rec.role,
+            rec.request_id,
+            rec.ip,
+            rec.action,
+            rec.subject,
+            rec.event_id.as_ref().map(|e| e.as_str()),
+            rec.before,
+            rec.after,
+            prev,
+            hash
+        ],
+    )?;
+    exec(
+        conn,
+        "UPDATE audit_head SET seq = ?, hash = ? WHERE one = 1",
+        params![seq + 1, hash],
+    )?;
+    Ok(())
+}
+
+/// Adds a message's facts to the read model, unless the message was counted.
+fn sales_facts(
     conn: &Connection,
     message: &MessageId,
-    event: &EventId,
-    tickets: i64,
-    revenue: Money,
+    facts: &[boxoffice_ports::analytics::SalesFact],
 ) -> Result<(), StoreError> {
     let first = exec(
         conn,
-        "INSERT INTO stats_messages (message_id) VALUES (?) ON CONFLICT DO NOTHING",
+        "INSERT INTO sales_messages (message_id) VALUES (?) ON CONFLICT DO NOTHING",
         [message.as_str()],
     )?;
-    if first == 1 {
+    if first == 0 {
+        return Ok(());
+    }
+    for f in facts {
+        let Some(event) = &f.event else { continue };
+        let c = &f.counts;
         exec(
             conn,
-            "INSERT INTO event_sales (event_id, tickets, revenue) VALUES (?, ?, ?) \
-             ON CONFLICT (event_id) DO UPDATE SET tickets = tickets + excluded.tickets, revenue = revenue + excluded.revenue",
-            params![event.as_str(), tickets, revenue.amount],
+            "INSERT INTO sales_minutes (event_id, tier, minute, tickets, revenue, holds_made, holds_converted, \
+             holds_expired, refunds, refunded_amount, tickets_refunded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (event_id, tier, minute) DO UPDATE SET tickets = tickets + excluded.tickets, \
+             revenue = revenue + excluded.revenue, holds_made = holds_made + excluded.holds_made, \
+             holds_converted = holds_converted + excluded.holds_converted, \
+             holds_expired = holds_expired + excluded.holds_expired, refunds = refunds + excluded.refunds, \
+             refunded_amount = refunded_amount + excluded.refunded_amount, \
+             tickets_refunded = tickets_refunded + excluded.tickets_refunded",
+            params![
+                event.as_str(),
+                f.tier,
+                f.minute,
+                c.tickets,
+                c.revenue,
+                c.holds_made,
+                c.holds_converted,
+                c.holds_expired,
+                c.refunds,
+                c.refunded_amount,
+                c.tickets_refunded
+            ],
         )?;
     }
     Ok(())

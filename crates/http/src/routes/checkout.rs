@@ -202,13 +202,67 @@ async fn charges(
     })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SalesQuery {
+    format: Option<String>,
+}
+
+/// The sales read model: totals, per tier, and a per-minute series (JSON), or the
+/// same as CSV (`?format=csv`: one row per tier, then one per minute).
 async fn sales(
     State(s): State<HttpState>,
     Auth(who): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let (tickets, revenue) = s.app.event_sales(&who, &id).await?;
-    Ok(axum::Json(
-        json!({ "event_id": id, "tickets_sold": tickets, "revenue": revenue }),
-    ))
+    Query(q): Query<SalesQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            return Err(ApiError::from(boxoffice_app::AppError::Invalid(
+                ValidationError::new("format", "json or csv"),
+            )))
+        }
+    };
+    let r = s.app.event_sales(&who, &id).await?;
+    if csv {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"sales-{id}.csv\""),
+                ),
+            ],
+            views::sales_csv(&r),
+        )
+            .into_response());
+    }
+    let t = &r.totals;
+    let mut body = views::sales_counts(t);
+    body["event_id"] = json!(id);
+    // Net figures, what the event has sold and kept (refunds taken off).
+    body["tickets_sold"] = json!(t.tickets - t.tickets_refunded);
+    body["revenue"] = json!(t.revenue - t.refunded_amount);
+    body["totals"] = views::sales_counts(t);
+    body["tiers"] = r
+        .tiers
+        .iter()
+        .map(|(tier, c)| {
+            let mut v = views::sales_counts(c);
+            v["tier_id"] = json!(tier);
+            v
+        })
+        .collect();
+    body["minute"] = r
+        .minutes
+        .iter()
+        .map(|(m, c)| {
+            let mut v = views::sales_counts(c);
+            v["minute"] = json!(views::minute_rfc3339(*m));
+            v
+        })
+        .collect();
+    Ok(axum::Json(body).into_response())
 }

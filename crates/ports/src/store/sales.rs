@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    CheckoutAnswer, EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order, OrderId,
-    OrderStatus, RefundId, SeatId, Ticket, UserId,
+    AuditRecord, CheckoutAnswer, EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order,
+    OrderId, OrderStatus, RefundId, SeatId, Ticket, UserId,
 };
 use time::OffsetDateTime;
 
@@ -213,22 +213,33 @@ pub enum Write {
         now: OffsetDateTime,
         ack: Option<Ack>,
     },
-    /// An audit record, once per message.
+    /// Appends an audit record to the hash chain, once per record id: its `seq` is
+    /// the chain head's plus one, its `prev_hash` the head's hash, its `hash`
+    /// [`crate::audit::chain_hash`] of the two; the head moves in the same
+    /// transaction (serialised across nodes: the head row is locked).
     Audit {
-        message: MessageId,
-        action: String,
-        subject: String,
-        detail: String,
-        at: OffsetDateTime,
+        record: Box<AuditRecord>,
         ack: Option<Ack>,
     },
-    /// Counts a sale into the analytics figures, once per message (a refund counts
-    /// negative: its tickets void, its amount back).
-    SaleStats {
+    /// A state change and its audit record: `write` is applied as it would be alone
+    /// and answers as it would; when it changed something ([`Write::audit_due`]),
+    /// the record is queued in the same transaction (`audit.recorded.v1`, message id
+    /// = the record's id): one more outbox row, no more transactions.
+    Audited {
+        write: Box<Write>,
+        record: Box<AuditRecord>,
+    },
+    /// An audit record alone, queued (a change made outside the group-committed
+    /// writes: catalogue and organization changes).
+    AuditOnly(Box<AuditRecord>),
+    /// A signed checkpoint of the chain ([`crate::audit::Checkpoint`]); a second one
+    /// for the same `seq` is ignored.
+    AuditCheckpoint(crate::audit::Checkpoint),
+    /// Counts facts into the sales read model, once per message (the message id is
+    /// recorded in the same transaction: a redelivery counts nothing).
+    SalesFacts {
         message: MessageId,
-        event: EventId,
-        tickets: i64,
-        revenue: Money,
+        facts: Vec<crate::analytics::SalesFact>,
         ack: Option<Ack>,
     },
     /// Marks an email as sent ([`Written::Marked`] is false if it was already).
@@ -274,6 +285,58 @@ pub enum Written {
 }
 
 impl Write {
+    /// Every outbox message this write queues, if it succeeded with `written`.
+    pub fn queued_all(&self, written: &Written) -> Vec<(MessageId, Job)> {
+        match self {
+            Write::Audited { write, record } => {
+                let mut out: Vec<_> = write.queued(written).into_iter().collect();
+                if Write::audit_due(write, written) {
+                    out.push((
+                        record.id.clone(),
+                        Job::AuditRecorded {
+                            record: record.clone(),
+                        },
+                    ));
+                }
+                out
+            }
+            Write::AuditOnly(record) => vec![(
+                record.id.clone(),
+                Job::AuditRecorded {
+                    record: record.clone(),
+                },
+            )],
+            w => w.queued(written).into_iter().collect(),
+        }
+    }
+
+    /// Whether `write`, answered `written`, changed something worth an audit
+    /// record (a release of a released hold, a checkout replayed, a refund refused
+    /// change nothing).
+    pub fn audit_due(write: &Write, written: &Written) -> bool {
+        match (write, written) {
+            (Write::Hold(_), Written::Done) => true,
+            (Write::Release { .. }, w) => *w == Written::Released(ReleaseOutcome::Released),
+            (Write::Checkout { .. }, w) => *w == Written::Checkout(CheckoutOutcome::Created),
+            (Write::Refund { .. }, w) => {
+                matches!(w, Written::Refund(RefundOutcome::Refunded { .. }))
+            }
+            (_, Written::Marked(m)) => *m,
+            (_, Written::Paid(p)) => *p == PaidOutcome::Paid,
+            (_, Written::Failed(f)) => matches!(f, FailOutcome::Failed { .. }),
+            (_, Written::Expired(n)) => *n > 0,
+            _ => true,
+        }
+    }
+
+    /// The write itself, without its audit record.
+    pub fn unaudited(&self) -> &Write {
+        match self {
+            Write::Audited { write, .. } => write,
+            w => w,
+        }
+    }
+
     /// The outbox message this write queues, if it succeeded with `written`.
     pub fn queued(&self, written: &Written) -> Option<(MessageId, Job)> {
         match (self, written) {

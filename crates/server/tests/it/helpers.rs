@@ -338,6 +338,11 @@ impl TestApp {
         app
     }
 
+    /// Stops the server (draining requests, finishing the jobs in hand).
+    pub async fn stop(&mut self) {
+        self.running.take().unwrap().stop().await.unwrap();
+    }
+
     /// Stops the server (draining requests) and starts a new one on the same data.
     pub async fn restart(&mut self) {
         self.running.take().unwrap().stop().await.unwrap();

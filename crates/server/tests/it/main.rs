@@ -17,6 +17,7 @@ mod holds;
 mod identity;
 mod kill_mid_batch;
 mod late;
+mod ledger;
 mod limits;
 mod live;
 mod multinode;

@@ -466,6 +466,12 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
     ),
     (
         "GET",
+        "/v1/audit",
+        Published,
+        [401, 403, 403, 403, 403, 403, 200, 200],
+    ),
+    (
+        "GET",
         "/v1/admin/events/{id}/engine-audit",
         Published,
         [401, 403, 403, 403, 403, 403, 200, 200],
