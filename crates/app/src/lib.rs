@@ -6,6 +6,7 @@
 //! such for its replays); the HTTP crate says, in one place, how each is sent.
 
 pub mod access;
+pub mod artefacts;
 pub mod cancellation;
 pub mod catalog;
 pub mod checkout;

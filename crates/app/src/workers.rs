@@ -446,27 +446,30 @@ impl App {
              If you do not, they go to the next person in line.\n",
             entry.quantity, hold.id, entry.event_id
         );
-        self.send_email_once(d, entry.email.clone(), subject, text, ack)
-            .await
+        let email = OutgoingEmail {
+            to: entry.email.clone(),
+            subject,
+            text,
+            ..Default::default()
+        };
+        self.send_email_once(d, email, ack).await
     }
 
+    /// Sends `email` as message `d.message` unless it was sent already, then marks
+    /// it sent (with `ack`). A worker killed between the relay's acceptance and the
+    /// mark sends it again on redelivery: that window is the one duplicate the
+    /// design allows, and the `Message-ID` (the message id) lets the receiving side
+    /// see it for one.
     async fn send_email_once(
         &self,
         d: &Delivery,
-        to: String,
-        subject: String,
-        text: String,
+        mut email: OutgoingEmail,
         ack: Option<Ack>,
     ) -> Result<(), AppError> {
         if self.store.email_was_sent(&d.message).await? {
             return self.ack(ack).await;
         }
-        let email = OutgoingEmail {
-            message_id: d.message.to_string(),
-            to,
-            subject,
-            text,
-        };
+        email.message_id = d.message.to_string();
         match self.mailer.send(&email).await {
             Ok(()) => {
                 self.writer
@@ -498,24 +501,8 @@ impl App {
         let name = &event.event().name;
         let (subject, text) = match (job, order.status) {
             (Job::OrderPaid { .. }, OrderStatus::Paid) => {
-                let table = self.seat_table(&event).await?;
-                let mut text = format!("Your tickets for {name}.\n\nOrder {}\n\n", order.id);
-                for t in &order.tickets {
-                    let place = match &t.seat_id {
-                        Some(s) => table
-                            .index
-                            .get(s)
-                            .map(|&i| {
-                                let seat = &table.layout[i as usize].seat;
-                                format!("section {}, row {}, seat {}", seat.section, seat.row, seat.label)
-                            })
-                            .unwrap_or_default(),
-                        None => "general admission".to_owned(),
-                    };
-                    let _ = writeln!(text, "  {}  {place}", t.code);
-                }
-                let _ = write!(text, "\nTotal paid: {}.{:02} {}\n", order.total.amount / 100, order.total.amount % 100, order.total.currency);
-                (format!("Your tickets for {name}"), text)
+                let email = self.paid_email(order).await?;
+                return self.send_email_once(d, email, ack).await;
             }
             // Charged, but the seats could not be had (the payment came after its
             // deadline and they had gone to someone else): the charge was refunded
@@ -571,7 +558,79 @@ impl App {
             _ => return self.ack(ack).await,
         };
         // Redelivered after it was sent (a broker restart, a lost ack): once is enough.
-        self.send_email_once(d, order.email.clone(), subject, text, ack)
-            .await
+        let email = OutgoingEmail {
+            to: order.email.clone(),
+            subject,
+            text,
+            ..Default::default()
+        };
+        self.send_email_once(d, email, ack).await
     }
+
+    /// A paid order's email: the tickets in text and HTML (escaped by the
+    /// template), and their PDF attached.
+    async fn paid_email(&self, order: &boxoffice_domain::Order) -> Result<OutgoingEmail, AppError> {
+        let pages = self.ticket_pages(order).await?;
+        let event = pages.first().map(|p| p.event.clone()).unwrap_or_default();
+        let total = format!(
+            "{}.{:02} {}",
+            order.total.amount / 100,
+            order.total.amount % 100,
+            order.total.currency
+        );
+        let mut text = format!("Your tickets for {event}.\n\nOrder {}\n", order.id);
+        if let Some(p) = pages.first() {
+            let _ = writeln!(text, "{}, {}\n", p.venue, p.date);
+        }
+        for p in &pages {
+            let _ = writeln!(text, "  {}  {}", p.code, p.place);
+        }
+        let _ = write!(
+            text,
+            "\nTotal paid: {total}\nYour tickets are attached as a PDF: show each page's code at the door.\n"
+        );
+        let html = paid_html(&pages, order, &total)?;
+        Ok(OutgoingEmail {
+            to: order.email.clone(),
+            subject: format!("Your tickets for {event}"),
+            text,
+            html: Some(html),
+            attachments: vec![boxoffice_ports::Attachment {
+                filename: format!("tickets-{}.pdf", order.id),
+                content_type: "application/pdf".into(),
+                bytes: boxoffice_tickets_render::tickets_pdf(&pages),
+            }],
+            ..Default::default()
+        })
+    }
+}
+
+/// The HTML part of a paid order's email, through the auto-escaping template (an
+/// event name is the organizer's text: never trusted into HTML).
+fn paid_html(
+    pages: &[boxoffice_tickets_render::TicketPage],
+    order: &boxoffice_domain::Order,
+    total: &str,
+) -> Result<String, AppError> {
+    let mut env = minijinja::Environment::new();
+    let fail = |e: minijinja::Error| AppError::Unavailable(anyhow::anyhow!("email template: {e}"));
+    env.add_template("order_paid.html", include_str!("templates/order_paid.html"))
+        .map_err(fail)?;
+    let first = pages.first();
+    let tickets: Vec<_> = pages
+        .iter()
+        .map(|p| minijinja::context! { id => p.ticket_id, place => p.place, code => p.code })
+        .collect();
+    env.get_template("order_paid.html")
+        .and_then(|t| {
+            t.render(minijinja::context! {
+                event => first.map(|p| p.event.as_str()),
+                venue => first.map(|p| p.venue.as_str()),
+                date => first.map(|p| p.date.as_str()),
+                order_id => order.id.as_str(),
+                tickets => tickets,
+                total => total,
+            })
+        })
+        .map_err(fail)
 }

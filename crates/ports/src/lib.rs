@@ -20,7 +20,7 @@ pub use gateway::{
     ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, KeyState, NextAction, PaymentGateway,
 };
 pub use limits::{LimitClass, Quota, RateLimiter};
-pub use mail::{MailError, Mailer, OutgoingEmail};
+pub use mail::{Attachment, MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use store::{
     AccessStore, Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord,

@@ -573,6 +573,16 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_url: Option<String>,
+    /// A CA certificate (PEM) to trust for the SMTP relay, besides the system's roots.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_SMTP_CA_FILE",
+        value_name = "FILE",
+        help_heading = "Mail"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// The sender of ticket emails.
     #[arg(
         long,

@@ -203,6 +203,10 @@ pub struct Config {
     /// to `<data_dir>/mail`.
     #[serde(default, serialize_with = "redacted_url")]
     pub smtp_url: Option<SecretString>,
+    /// A CA certificate (PEM) the SMTP relay's certificate may chain to, besides
+    /// the system's roots: a private relay's CA, or a test's self-signed one.
+    #[serde(default)]
+    pub smtp_ca_file: Option<PathBuf>,
     #[serde(default = "defaults::mail_from")]
     pub mail_from: String,
 }
@@ -341,6 +345,7 @@ const STRING_KEYS: &[&str] = &[
     "stripe_secret_key",
     "stripe_webhook_secret",
     "smtp_url",
+    "smtp_ca_file",
     "mail_from",
 ];
 

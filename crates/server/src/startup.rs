@@ -377,7 +377,19 @@ impl Application {
             }
         };
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
-            Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail_from)?),
+            Some(url) => {
+                let ca = match &config.smtp_ca_file {
+                    Some(f) => Some(std::fs::read(f).with_context(|| {
+                        format!("BOXOFFICE_SMTP_CA_FILE: reading {}", f.display())
+                    })?),
+                    None => None,
+                };
+                Arc::new(SmtpMailer::new(
+                    url.expose_secret(),
+                    &config.mail_from,
+                    ca.as_deref(),
+                )?)
+            }
             None => Arc::new(FileMailer::new(
                 config.data_dir.join("mail"),
                 &config.mail_from,

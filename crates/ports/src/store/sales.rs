@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use boxoffice_domain::{
     CheckoutAnswer, EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order, OrderId,
-    OrderStatus, RefundId, SeatId, Ticket, UserId,
+    OrderStatus, RefundId, SeatId, Ticket, TicketId, UserId,
 };
 use time::OffsetDateTime;
 
@@ -419,6 +419,8 @@ pub trait SalesStore: Send + Sync + std::fmt::Debug + 'static {
         }
     }
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    /// The order a ticket belongs to (its QR and PDF are the order's to show).
+    async fn ticket_order(&self, ticket: &TicketId) -> Result<Option<OrderId>, StoreError>;
     /// An order's owner and status alone (one statement): what a long-poll needs
     /// to know while it waits, without the items and tickets.
     async fn order_state(&self, id: &OrderId) -> Result<Option<(UserId, OrderStatus)>, StoreError>;
