@@ -383,10 +383,21 @@ impl App {
                 }
                 Ok(Outcome::Done)
             }
+            // A paid order with a phone: the email, then the SMS, each once (its
+            // own mark by message id); the last mark carries the job's ack.
+            (job @ Job::OrderPaid { order_id }, Consumer::Email) => {
+                match self.store.order(order_id).await? {
+                    Some(order) if order.phone.is_some() && order.status == OrderStatus::Paid => {
+                        self.send_order_email(d, job, &order, None).await?;
+                        self.send_sms_once(d, &order, ack).await?;
+                    }
+                    Some(order) => self.send_order_email(d, job, &order, ack).await?,
+                    None => self.ack(ack).await?,
+                }
+                Ok(Outcome::Done)
+            }
             (
-                job @ (Job::OrderPaid { order_id }
-                | Job::OrderFailed { order_id, .. }
-                | Job::OrderRefunded { order_id, .. }),
+                job @ (Job::OrderFailed { order_id, .. } | Job::OrderRefunded { order_id, .. }),
                 Consumer::Email,
             ) => {
                 match self.store.order(order_id).await? {
@@ -565,6 +576,55 @@ impl App {
             ..Default::default()
         };
         self.send_email_once(d, email, ack).await
+    }
+
+    /// The SMS of a paid order with a phone: its ticket link, once per message id.
+    /// Nothing personal in it beyond what the link needs (the buyer signs in to
+    /// see the tickets). As with email, a kill between Twilio's acceptance and the
+    /// mark resends it on redelivery: Twilio has no idempotency key to stop that.
+    async fn send_sms_once(
+        &self,
+        d: &Delivery,
+        order: &boxoffice_domain::Order,
+        ack: Option<Ack>,
+    ) -> Result<(), AppError> {
+        let Some(phone) = &order.phone else {
+            return self.ack(ack).await;
+        };
+        if self.store.sms_was_sent(&d.message).await? {
+            return self.ack(ack).await;
+        }
+        let event = self.cached_event(&order.event_id).await?;
+        let n = order.tickets.len();
+        let sms = boxoffice_ports::OutgoingSms {
+            message_id: d.message.to_string(),
+            to: phone.clone(),
+            body: format!(
+                "Your {n} ticket{} for {}: {}/orders/{}",
+                if n == 1 { "" } else { "s" },
+                event.event().name,
+                self.settings.public_url.trim_end_matches('/'),
+                order.id
+            ),
+        };
+        match self.sms.send(&sms).await {
+            Ok(_) => {
+                self.writer
+                    .write(Write::SmsSent {
+                        message: d.message.clone(),
+                        now: self.clock.now(),
+                        ack,
+                    })
+                    .await?;
+                metrics::counter!("boxoffice_sms_sent_total").increment(1);
+                Ok(())
+            }
+            Err(boxoffice_ports::SmsError::Rejected(why)) => {
+                tracing::warn!(message = %d.message, %why, "sms rejected");
+                self.ack(ack).await
+            }
+            Err(e) => Err(AppError::Unavailable(e.into())),
+        }
     }
 
     /// A paid order's email: the tickets in text and HTML (escaped by the

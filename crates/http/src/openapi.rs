@@ -474,6 +474,9 @@ struct CheckoutRequest {
     #[schema(format = "email")]
     email: String,
     payment: PaymentRequest,
+    /// E.164 (`+4915112345678`): the paid order's ticket link also goes by SMS.
+    /// Not E.164: 422 `invalid_request` with `field` `phone`.
+    phone: Option<String>,
 }
 
 #[derive(ToSchema)]

@@ -237,6 +237,12 @@ pub enum Write {
         now: OffsetDateTime,
         ack: Option<Ack>,
     },
+    /// Marks an SMS as sent ([`Written::Marked`] is false if it was already).
+    SmsSent {
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
     /// A job whose handler had nothing to record.
     Ack(Ack),
     /// A waitlist entry claimed with `hold` is offered that hold (valid until
