@@ -129,6 +129,7 @@ impl App {
                  If you already have a customer account with this email, give its password.\n",
                 role = role.as_str()
             ),
+            ..Default::default()
         };
         self.mailer
             .send(&mail)
@@ -311,6 +312,7 @@ impl App {
                      Use it with POST /v1/auth/password-reset/confirm {{\"token\": \"<the token>\", \"password\": \"<new password>\"}}.\n\
                      If you did not ask, ignore this email: your password stays as it is.\n"
                 ),
+                ..Default::default()
             };
             match mailer.send(&mail).await {
                 Ok(()) => tracing::info!(user = %user.id, "password reset emailed"),

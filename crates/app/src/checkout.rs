@@ -31,6 +31,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 pub struct CheckoutAsk {
     pub email: String,
     pub payment: PaymentAsk,
+    /// E.164; with it, `order.paid` also sends an SMS with the ticket links.
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +72,17 @@ impl App {
             .into());
         }
         let email = boxoffice_domain::Email::parse(&ask.email)?;
+        let phone = match ask.phone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) if boxoffice_ports::sms::is_e164(p) => Some(p.to_owned()),
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "phone",
+                    "an E.164 number: + and up to 15 digits, e.g. +4915112345678",
+                )
+                .into())
+            }
+        };
         let token = ask.payment.token.trim();
         if token.is_empty() || token.len() > 255 {
             return Err(
@@ -79,7 +93,12 @@ impl App {
         // Before anything else: the engine's deadline is extended only for a
         // checkout the store will record, and it records only the owner's.
         who.require_owner(&hold.customer_id)?;
-        let fp = fingerprint(hold.id.as_str(), email.as_str(), token);
+        // The phone is part of the request (a repeat with another is another
+        // request); without one the fingerprint is what it always was.
+        let fp = match &phone {
+            None => fingerprint(hold.id.as_str(), email.as_str(), token),
+            Some(p) => fingerprint(hold.id.as_str(), &format!("{}\0{p}", email.as_str()), token),
+        };
         let replay = |prev: Idempotent| {
             if prev.fingerprint == fp {
                 Ok(prev.answer)
@@ -152,6 +171,7 @@ impl App {
             event_id: hold.event_id.clone(),
             hold_id: hold.id.clone(),
             email: email.to_string(),
+            phone,
             status: OrderStatus::PendingPayment,
             failure_code: None,
             items,

@@ -33,6 +33,9 @@ pub enum AppError {
     Conflict { constraint: &'static str },
     #[error("the event is not on sale")]
     NotOnSale,
+    /// A ticket's QR or PDF asked for before its order was paid (or after it failed).
+    #[error("this order has no tickets: it is not paid")]
+    TicketsNotIssued,
     #[error("some seats are already taken")]
     SeatsUnavailable(Vec<SeatId>),
     #[error("not enough tickets left in this tier")]

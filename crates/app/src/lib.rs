@@ -6,6 +6,7 @@
 //! such for its replays); the HTTP crate says, in one place, how each is sent.
 
 pub mod access;
+pub mod artefacts;
 pub mod cancellation;
 pub mod catalog;
 pub mod checkout;
@@ -25,7 +26,9 @@ pub mod waiting_room;
 pub mod waitlist;
 pub mod workers;
 
-use boxoffice_ports::{Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, Store, WaitingRoom};
+use boxoffice_ports::{
+    Clock, HoldEngine, JobQueue, Mailer, PaymentGateway, SmsSender, Store, WaitingRoom,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -49,6 +52,8 @@ pub struct Ports {
     pub queue: Arc<dyn JobQueue>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub mailer: Arc<dyn Mailer>,
+    /// SMS with the ticket links (log-only, or Twilio).
+    pub sms: Arc<dyn SmsSender>,
     /// The virtual waiting room's queue (in process, or Redis).
     pub room: Arc<dyn WaitingRoom>,
 }
@@ -94,6 +99,8 @@ pub struct AppSettings {
     pub max_job_attempts: u32,
     /// The From of ticket emails.
     pub mail_from: String,
+    /// Where buyers reach the web app (no trailing slash): the SMS's ticket links.
+    pub public_url: String,
     /// The signing secret of Stripe webhooks (`whsec_…`); none: webhooks are not
     /// taken (not found) and the reconciler alone settles waiting payments.
     pub stripe_webhook_secret: Option<String>,
@@ -126,6 +133,7 @@ impl Default for AppSettings {
             job_poll: Duration::from_millis(200),
             max_job_attempts: 10,
             mail_from: "tickets@boxoffice.localhost".into(),
+            public_url: "http://127.0.0.1:8080".into(),
             stripe_webhook_secret: None,
             order_safety_poll: Duration::from_secs(2),
             waitlist_offer: Duration::from_secs(15 * 60),
@@ -149,6 +157,7 @@ pub struct App {
     pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) sms: Arc<dyn SmsSender>,
     pub(crate) guard: resilience::GatewayGuard,
     /// Moves whenever this node committed jobs: idle workers wait for it.
     pub(crate) jobs_ready: watch::Sender<u64>,
@@ -214,6 +223,7 @@ impl App {
             queue: ports.queue,
             gateway: ports.gateway,
             mailer: ports.mailer,
+            sms: ports.sms,
             settings,
         }
     }

@@ -319,10 +319,21 @@ impl App {
                 self.count_sales(d, ack).await?;
                 Ok(Outcome::Done)
             }
+            // A paid order with a phone: the email, then the SMS, each once (its
+            // own mark by message id); the last mark carries the job's ack.
+            (job @ Job::OrderPaid { order_id }, Consumer::Email) => {
+                match self.store.order(order_id).await? {
+                    Some(order) if order.phone.is_some() && order.status == OrderStatus::Paid => {
+                        self.send_order_email(d, job, &order, None).await?;
+                        self.send_sms_once(d, &order, ack).await?;
+                    }
+                    Some(order) => self.send_order_email(d, job, &order, ack).await?,
+                    None => self.ack(ack).await?,
+                }
+                Ok(Outcome::Done)
+            }
             (
-                job @ (Job::OrderPaid { order_id }
-                | Job::OrderFailed { order_id, .. }
-                | Job::OrderRefunded { order_id, .. }),
+                job @ (Job::OrderFailed { order_id, .. } | Job::OrderRefunded { order_id, .. }),
                 Consumer::Email,
             ) => {
                 match self.store.order(order_id).await? {
@@ -382,27 +393,30 @@ impl App {
              If you do not, they go to the next person in line.\n",
             entry.quantity, hold.id, entry.event_id
         );
-        self.send_email_once(d, entry.email.clone(), subject, text, ack)
-            .await
+        let email = OutgoingEmail {
+            to: entry.email.clone(),
+            subject,
+            text,
+            ..Default::default()
+        };
+        self.send_email_once(d, email, ack).await
     }
 
+    /// Sends `email` as message `d.message` unless it was sent already, then marks
+    /// it sent (with `ack`). A worker killed between the relay's acceptance and the
+    /// mark sends it again on redelivery: that window is the one duplicate the
+    /// design allows, and the `Message-ID` (the message id) lets the receiving side
+    /// see it for one.
     async fn send_email_once(
         &self,
         d: &Delivery,
-        to: String,
-        subject: String,
-        text: String,
+        mut email: OutgoingEmail,
         ack: Option<Ack>,
     ) -> Result<(), AppError> {
         if self.store.email_was_sent(&d.message).await? {
             return self.ack(ack).await;
         }
-        let email = OutgoingEmail {
-            message_id: d.message.to_string(),
-            to,
-            subject,
-            text,
-        };
+        email.message_id = d.message.to_string();
         match self.mailer.send(&email).await {
             Ok(()) => {
                 self.writer
@@ -434,24 +448,8 @@ impl App {
         let name = &event.event().name;
         let (subject, text) = match (job, order.status) {
             (Job::OrderPaid { .. }, OrderStatus::Paid) => {
-                let table = self.seat_table(&event).await?;
-                let mut text = format!("Your tickets for {name}.\n\nOrder {}\n\n", order.id);
-                for t in &order.tickets {
-                    let place = match &t.seat_id {
-                        Some(s) => table
-                            .index
-                            .get(s)
-                            .map(|&i| {
-                                let seat = &table.layout[i as usize].seat;
-                                format!("section {}, row {}, seat {}", seat.section, seat.row, seat.label)
-                            })
-                            .unwrap_or_default(),
-                        None => "general admission".to_owned(),
-                    };
-                    let _ = writeln!(text, "  {}  {place}", t.code);
-                }
-                let _ = write!(text, "\nTotal paid: {}.{:02} {}\n", order.total.amount / 100, order.total.amount % 100, order.total.currency);
-                (format!("Your tickets for {name}"), text)
+                let email = self.paid_email(order).await?;
+                return self.send_email_once(d, email, ack).await;
             }
             // Charged, but the seats could not be had (the payment came after its
             // deadline and they had gone to someone else): the charge was refunded
@@ -507,7 +505,128 @@ impl App {
             _ => return self.ack(ack).await,
         };
         // Redelivered after it was sent (a broker restart, a lost ack): once is enough.
-        self.send_email_once(d, order.email.clone(), subject, text, ack)
-            .await
+        let email = OutgoingEmail {
+            to: order.email.clone(),
+            subject,
+            text,
+            ..Default::default()
+        };
+        self.send_email_once(d, email, ack).await
     }
+
+    /// The SMS of a paid order with a phone: its ticket link, once per message id.
+    /// Nothing personal in it beyond what the link needs (the buyer signs in to
+    /// see the tickets). As with email, a kill between Twilio's acceptance and the
+    /// mark resends it on redelivery: Twilio has no idempotency key to stop that.
+    async fn send_sms_once(
+        &self,
+        d: &Delivery,
+        order: &boxoffice_domain::Order,
+        ack: Option<Ack>,
+    ) -> Result<(), AppError> {
+        let Some(phone) = &order.phone else {
+            return self.ack(ack).await;
+        };
+        if self.store.sms_was_sent(&d.message).await? {
+            return self.ack(ack).await;
+        }
+        let event = self.cached_event(&order.event_id).await?;
+        let n = order.tickets.len();
+        let sms = boxoffice_ports::OutgoingSms {
+            message_id: d.message.to_string(),
+            to: phone.clone(),
+            body: format!(
+                "Your {n} ticket{} for {}: {}/orders/{}",
+                if n == 1 { "" } else { "s" },
+                event.event().name,
+                self.settings.public_url.trim_end_matches('/'),
+                order.id
+            ),
+        };
+        match self.sms.send(&sms).await {
+            Ok(_) => {
+                self.writer
+                    .write(Write::SmsSent {
+                        message: d.message.clone(),
+                        now: self.clock.now(),
+                        ack,
+                    })
+                    .await?;
+                metrics::counter!("boxoffice_sms_sent_total").increment(1);
+                Ok(())
+            }
+            Err(boxoffice_ports::SmsError::Rejected(why)) => {
+                tracing::warn!(message = %d.message, %why, "sms rejected");
+                self.ack(ack).await
+            }
+            Err(e) => Err(AppError::Unavailable(e.into())),
+        }
+    }
+
+    /// A paid order's email: the tickets in text and HTML (escaped by the
+    /// template), and their PDF attached.
+    async fn paid_email(&self, order: &boxoffice_domain::Order) -> Result<OutgoingEmail, AppError> {
+        let pages = self.ticket_pages(order).await?;
+        let event = pages.first().map(|p| p.event.clone()).unwrap_or_default();
+        let total = format!(
+            "{}.{:02} {}",
+            order.total.amount / 100,
+            order.total.amount % 100,
+            order.total.currency
+        );
+        let mut text = format!("Your tickets for {event}.\n\nOrder {}\n", order.id);
+        if let Some(p) = pages.first() {
+            let _ = writeln!(text, "{}, {}\n", p.venue, p.date);
+        }
+        for p in &pages {
+            let _ = writeln!(text, "  {}  {}", p.code, p.place);
+        }
+        let _ = write!(
+            text,
+            "\nTotal paid: {total}\nYour tickets are attached as a PDF: show each page's code at the door.\n"
+        );
+        let html = paid_html(&pages, order, &total)?;
+        Ok(OutgoingEmail {
+            to: order.email.clone(),
+            subject: format!("Your tickets for {event}"),
+            text,
+            html: Some(html),
+            attachments: vec![boxoffice_ports::Attachment {
+                filename: format!("tickets-{}.pdf", order.id),
+                content_type: "application/pdf".into(),
+                bytes: boxoffice_tickets_render::tickets_pdf(&pages),
+            }],
+            ..Default::default()
+        })
+    }
+}
+
+/// The HTML part of a paid order's email, through the auto-escaping template (an
+/// event name is the organizer's text: never trusted into HTML).
+fn paid_html(
+    pages: &[boxoffice_tickets_render::TicketPage],
+    order: &boxoffice_domain::Order,
+    total: &str,
+) -> Result<String, AppError> {
+    let mut env = minijinja::Environment::new();
+    let fail = |e: minijinja::Error| AppError::Unavailable(anyhow::anyhow!("email template: {e}"));
+    env.add_template("order_paid.html", include_str!("templates/order_paid.html"))
+        .map_err(fail)?;
+    let first = pages.first();
+    let tickets: Vec<_> = pages
+        .iter()
+        .map(|p| minijinja::context! { id => p.ticket_id, place => p.place, code => p.code })
+        .collect();
+    env.get_template("order_paid.html")
+        .and_then(|t| {
+            t.render(minijinja::context! {
+                event => first.map(|p| p.event.as_str()),
+                venue => first.map(|p| p.venue.as_str()),
+                date => first.map(|p| p.date.as_str()),
+                order_id => order.id.as_str(),
+                tickets => tickets,
+                total => total,
+            })
+        })
+        .map_err(fail)
 }

@@ -507,6 +507,7 @@ fn checkout_record(event: &Event, customer: &UserId, h: &Hold, key: &str) -> Che
         event_id: event.id.clone(),
         hold_id: h.id.clone(),
         email: "a@b.c".into(),
+        phone: Some("+4915112345678".into()),
         status: OrderStatus::PendingPayment,
         failure_code: None,
         items: vec![OrderItem {
@@ -783,6 +784,19 @@ pub async fn a_refused_write_fails_alone<S: Store>(store: Arc<S>) {
     let released = store.hold(&held[0].id).await.unwrap().unwrap();
     assert_eq!(released.status, HoldStatus::Released);
     let status = |o: Option<Order>| o.unwrap().status;
+    // A ticket names its order (the QR and PDF routes find it so).
+    let paid_a = store.order(&a).await.unwrap().unwrap();
+    assert_eq!(
+        store.ticket_order(&paid_a.tickets[0].id).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .ticket_order(&boxoffice_domain::TicketId::new())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(status(store.order(&a).await.unwrap()), OrderStatus::Paid);
     assert_eq!(status(store.order(&c).await.unwrap()), OrderStatus::Paid);
     let refused = store.order(&b).await.unwrap().unwrap();
@@ -1080,6 +1094,17 @@ pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(stor
             now: t0,
             ack: None,
         },
+        // The SMS of the same message: its own mark, apart from the email's.
+        Write::SmsSent {
+            message: mail.clone(),
+            now: t0,
+            ack: None,
+        },
+        Write::SmsSent {
+            message: mail.clone(),
+            now: t0,
+            ack: None,
+        },
         Write::Ack(ack(2, Some("gave up"))),
         Write::Paid {
             order: orders[3].clone(),
@@ -1129,6 +1154,8 @@ pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(stor
             Done,
             Marked(true),
             Marked(false),
+            Marked(true),
+            Marked(false),
             Done,
             Paid(PaidOutcome::Paid),
             Released(ReleaseOutcome::Released),
@@ -1164,6 +1191,19 @@ pub async fn a_mixed_batch_commits_all_but_the_refused<S: Store + JobQueue>(stor
         (2, chain[1].hash.clone())
     );
     assert!(store.email_was_sent(&mail).await.unwrap());
+    assert!(store.sms_was_sent(&mail).await.unwrap());
+    assert!(!store.sms_was_sent(&stats1).await.unwrap());
+    // The paid order's phone (given at checkout) is kept.
+    assert_eq!(
+        store
+            .order(&orders[3])
+            .await
+            .unwrap()
+            .unwrap()
+            .phone
+            .as_deref(),
+        Some("+4915112345678")
+    );
     assert_eq!(
         store.order(&orders[3]).await.unwrap().unwrap().status,
         OrderStatus::Paid

@@ -126,6 +126,8 @@ pub struct Order {
     pub hold_id: HoldId,
     /// Where the tickets go.
     pub email: String,
+    /// An E.164 number the buyer gave for an SMS with the ticket links (none: no SMS).
+    pub phone: Option<String>,
     pub status: OrderStatus,
     pub failure_code: Option<String>,
     pub items: Vec<OrderItem>,

@@ -63,6 +63,7 @@ impl From<AppError> for ApiError {
                 ApiError::new(S::CONFLICT, conflict_code(constraint), msg)
             }
             AppError::NotOnSale => ApiError::new(S::CONFLICT, "not_on_sale", msg),
+            AppError::TicketsNotIssued => ApiError::new(S::CONFLICT, "tickets_not_issued", msg),
             AppError::SeatsUnavailable(seats) => {
                 ApiError::new(S::CONFLICT, "seats_unavailable", msg).with(
                     "seats",

@@ -129,6 +129,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::waitlist::router())
         .merge(routes::live::router())
         .merge(routes::checkout::router(test_gateway))
+        .merge(routes::artefacts::router())
         .merge(routes::ops::router(limits.public_metrics))
         .merge(routes::audit::router())
         .merge(routes::orgs::router())

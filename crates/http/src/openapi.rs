@@ -50,6 +50,7 @@ pub fn document() -> &'static bytes::Bytes {
         list_events, create_event, get_event, patch_event, layout, seats, event_stream,
         create_hold, get_hold, release_hold, engine_audit,
         checkout, get_order, refund, my_orders, stripe_webhook, sales, test_gateway_charges, audit_log,
+        ticket_qr, order_tickets_pdf,
         join_queue, queue_challenge, get_queue, leave_queue, queue_stream,
         join_waitlist, get_waitlist, leave_waitlist,
         create_org, get_org, invite, list_invitations, revoke_invitation, accept_invitation, password_reset, password_reset_confirm,
@@ -473,6 +474,9 @@ struct CheckoutRequest {
     #[schema(format = "email")]
     email: String,
     payment: PaymentRequest,
+    /// E.164 (`+4915112345678`): the paid order's ticket link also goes by SMS.
+    /// Not E.164: 422 `invalid_request` with `field` `phone`.
+    phone: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -927,6 +931,26 @@ fn get_order() {}
         (status = 422, description = "`refund_exceeds_remaining`, `invalid_request`", body = ErrorBody),
     ))]
 fn refund() {}
+
+#[utoipa::path(get, path = "/v1/tickets/{id}/qr.svg", tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "a ticket id")),
+    responses(
+        (status = 200, description = "The ticket's code as a QR symbol", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "`not_found`: no such ticket, or not the caller's (buyer, admins, the event's scanning staff)", body = ErrorBody),
+        (status = 409, description = "`tickets_not_issued`: the order is not paid", body = ErrorBody),
+    ))]
+fn ticket_qr() {}
+
+#[utoipa::path(get, path = "/v1/orders/{id}/tickets.pdf", tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "One page per ticket: event, venue, date, seat or tier, buyer, QR code; `VOID` on a refunded order's", content_type = "application/pdf", body = Vec<u8>),
+        (status = 404, description = "`not_found`: no such order, or not the caller's (buyer, admins, the event's scanning staff)", body = ErrorBody),
+        (status = 409, description = "`tickets_not_issued`: the order is not paid", body = ErrorBody),
+    ))]
+fn order_tickets_pdf() {}
 
 #[utoipa::path(get, path = "/v1/me/orders", tag = "orders",
     security(("bearer" = [])),

@@ -6,17 +6,29 @@
 //!   them without TLS is refused when the mailer is made, at start;
 //! - [`FileMailer`]: each email as an `.eml` file in a directory, the embedded
 //!   default, so a fresh machine needs no mail server to see its tickets.
+//!
+//! A message is plain text alone, or `multipart/alternative` (text and HTML) when
+//! it has HTML, inside `multipart/mixed` when it carries attachments (the tickets'
+//! PDF). Its `Message-ID` is the outbox message's id: a receiving side that sees
+//! it twice (a worker killed between the relay's acceptance and the "sent" mark,
+//! see docs/architecture.md) can tell.
+//!
+//! The relay's certificate is checked against the system's roots, or against one
+//! given CA (`BOXOFFICE_SMTP_CA_FILE`: a private relay's own CA, or the tests'
+//! self-signed one); never not checked.
 
 use async_trait::async_trait;
 use boxoffice_ports::{MailError, Mailer, OutgoingEmail};
 use lettre::message::header::ContentType;
+use lettre::message::{Attachment, MultiPart, SinglePart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::fmt;
 use std::path::PathBuf;
 
 fn build(from: &str, e: &OutgoingEmail) -> Result<Message, MailError> {
     let bad = |what: &str, err: String| MailError::Rejected(format!("{what}: {err}"));
-    Message::builder()
+    let builder = Message::builder()
         .from(
             from.parse()
                 .map_err(|x: lettre::address::AddressError| bad("from", x.to_string()))?,
@@ -26,10 +38,28 @@ fn build(from: &str, e: &OutgoingEmail) -> Result<Message, MailError> {
             .parse()
             .map_err(|x: lettre::address::AddressError| bad("to", x.to_string()))?)
         .subject(&e.subject)
-        .message_id(Some(format!("<{}@boxoffice>", e.message_id)))
-        .header(ContentType::TEXT_PLAIN)
-        .body(e.text.clone())
-        .map_err(|x| bad("message", x.to_string()))
+        .message_id(Some(format!("<{}@boxoffice>", e.message_id)));
+    let built = match (&e.html, e.attachments.is_empty()) {
+        (None, true) => builder.header(ContentType::TEXT_PLAIN).body(e.text.clone()),
+        (html, _) => {
+            let mut parts = match html {
+                Some(h) if e.attachments.is_empty() => {
+                    MultiPart::alternative_plain_html(e.text.clone(), h.clone())
+                }
+                Some(h) => MultiPart::mixed()
+                    .multipart(MultiPart::alternative_plain_html(e.text.clone(), h.clone())),
+                None => MultiPart::mixed().singlepart(SinglePart::plain(e.text.clone())),
+            };
+            for a in &e.attachments {
+                let kind = ContentType::parse(&a.content_type)
+                    .map_err(|x| bad("attachment", x.to_string()))?;
+                parts = parts
+                    .singlepart(Attachment::new(a.filename.clone()).body(a.bytes.clone(), kind));
+            }
+            builder.multipart(parts)
+        }
+    };
+    built.map_err(|x| bad("message", x.to_string()))
 }
 
 pub struct SmtpMailer {
@@ -49,7 +79,10 @@ impl SmtpMailer {
     /// `url` as the module header says; lettre's URL format
     /// (`AsyncSmtpTransport::from_url`). The error never repeats the URL (it may
     /// hold a password).
-    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+    ///
+    /// `ca_pem`: a CA (PEM) the relay's certificate may chain to, beside the
+    /// system's roots.
+    pub fn new(url: &str, from: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<Self> {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
             anyhow::anyhow!("BOXOFFICE_SMTP_URL must start with smtp:// or smtps://")
         })?;
@@ -74,9 +107,33 @@ impl SmtpMailer {
                 "SMTP without TLS: emails (and their tickets) travel in clear to the relay"
             );
         }
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| anyhow::anyhow!("BOXOFFICE_SMTP_URL: {}", redacted(&e.to_string(), url)))?
-            .build();
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| {
+            anyhow::anyhow!("BOXOFFICE_SMTP_URL: {}", redacted(&e.to_string(), url))
+        })?;
+        if let Some(pem) = ca_pem {
+            anyhow::ensure!(
+                tls,
+                "BOXOFFICE_SMTP_CA_FILE is set but BOXOFFICE_SMTP_URL uses no TLS"
+            );
+            // The host the certificate must name: the URL's, without user or port.
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            let host = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => host.split(':').next().unwrap_or_default(),
+            };
+            let ca = Certificate::from_pem(pem)
+                .map_err(|e| anyhow::anyhow!("BOXOFFICE_SMTP_CA_FILE: {e}"))?;
+            let params = TlsParameters::builder(host.to_owned())
+                .add_root_certificate(ca)
+                .build_rustls()
+                .map_err(|e| anyhow::anyhow!("BOXOFFICE_SMTP_CA_FILE: {e}"))?;
+            builder = builder.tls(if scheme == "smtps" {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            });
+        }
+        let transport = builder.build();
         Ok(Self {
             from: from.to_owned(),
             transport,

@@ -44,6 +44,7 @@ fn email() -> OutgoingEmail {
         to: "ann@example.com".into(),
         subject: "Your tickets for Demo Night".into(),
         text: "Order ord_1\n  CODE123  section A, row 1, seat 1\n".into(),
+        ..Default::default()
     }
 }
 
@@ -66,6 +67,7 @@ async fn smtp_delivers_to_a_real_server() {
     let mailer = SmtpMailer::new(
         &format!("smtp://127.0.0.1:{port}"),
         "boxoffice <tickets@example.com>",
+        None,
     )
     .unwrap();
     mailer.send(&email()).await.unwrap();
@@ -92,12 +94,13 @@ async fn smtp_to_nobody_listening_is_a_transport_error() {
         .local_addr()
         .unwrap()
         .port();
-    let mailer = SmtpMailer::new(&format!("smtp://127.0.0.1:{port}"), "t@example.com").unwrap();
+    let mailer =
+        SmtpMailer::new(&format!("smtp://127.0.0.1:{port}"), "t@example.com", None).unwrap();
     assert!(matches!(
         mailer.send(&email()).await,
         Err(boxoffice_ports::MailError::Transport(_))
     ));
-    assert!(SmtpMailer::new("http://x", "t@example.com").is_err());
+    assert!(SmtpMailer::new("http://x", "t@example.com", None).is_err());
 }
 
 #[tokio::test]
@@ -107,7 +110,7 @@ async fn credentials_only_over_tls() {
         "smtp://user:hunter2@mail.example:587?tls=opportunistic",
         "smtp://user@mail.example",
     ] {
-        let e = SmtpMailer::new(url, "t@example.com")
+        let e = SmtpMailer::new(url, "t@example.com", None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("no TLS"), "{url}: {e}");
@@ -118,7 +121,7 @@ async fn credentials_only_over_tls() {
         "smtp://user:hunter2@mail.example:587?tls=required",
         "smtp://relay.internal:25",
     ] {
-        SmtpMailer::new(url, "t@example.com").unwrap_or_else(|e| panic!("{url}: {e}"));
+        SmtpMailer::new(url, "t@example.com", None).unwrap_or_else(|e| panic!("{url}: {e}"));
     }
 }
 

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod limits;
 pub mod mail;
 pub mod queue;
+pub mod sms;
 pub mod store;
 pub mod waiting_room;
 
@@ -22,8 +23,9 @@ pub use gateway::{
     ChargeOutcome, ChargeRecord, ChargeRequest, GatewayError, KeyState, NextAction, PaymentGateway,
 };
 pub use limits::{LimitClass, Quota, RateLimiter};
-pub use mail::{MailError, Mailer, OutgoingEmail};
+pub use mail::{Attachment, MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
+pub use sms::{OutgoingSms, SmsError, SmsSender};
 pub use store::{
     AccessStore, Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord,
     EventSearch, FailOutcome, Idempotent, IdentityStore, Invitation, Joining, LayoutSeat,

@@ -3,13 +3,39 @@
 
 use async_trait::async_trait;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutgoingEmail {
     /// Unique per logical message (the outbox message id).
     pub message_id: String,
     pub to: String,
     pub subject: String,
+    /// The plain-text body: always there (every client reads it).
     pub text: String,
+    /// The same content as HTML, already escaped (rendered through a template): with
+    /// it the body is `multipart/alternative`.
+    pub html: Option<String>,
+    /// Files attached (with any, the message is `multipart/mixed`).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file an email carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub filename: String,
+    /// A MIME type, e.g. `application/pdf`.
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    // Its bytes are no use in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("filename", &self.filename)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -586,6 +586,87 @@ pub struct Settings {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_url: Option<String>,
+    /// A CA certificate (PEM) to trust for the SMTP relay, besides the system's roots.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_SMTP_CA_FILE",
+        value_name = "FILE",
+        help_heading = "Mail"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
+    /// Where buyers reach the web app (the ticket links in SMS); unset: http://<listen>.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_PUBLIC_URL",
+        value_name = "URL",
+        help_heading = "Mail"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// `log` (SMS are logged, not sent) or `twilio`.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_SMS",
+        value_enum,
+        help_heading = "SMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<crate::config::SmsKind>,
+    /// Twilio's API base (https, or http on loopback for a local fake).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_TWILIO_BASE_URL",
+        value_name = "URL",
+        help_heading = "SMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_base_url: Option<String>,
+    /// The Twilio account SID (`AC…`).
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_TWILIO_ACCOUNT_SID",
+        value_name = "SID",
+        help_heading = "SMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_account_sid: Option<String>,
+    /// The Twilio auth token.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_TWILIO_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "SMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_auth_token: Option<String>,
+    /// The sender number (E.164) of SMS.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_TWILIO_FROM",
+        value_name = "NUMBER",
+        help_heading = "SMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_from: Option<String>,
+    /// A messaging service (`MG…`) to send from instead of a number.
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_TWILIO_MESSAGING_SERVICE_SID",
+        value_name = "SID",
+        help_heading = "SMS"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_messaging_service_sid: Option<String>,
     /// The sender of ticket emails.
     #[arg(
         long,

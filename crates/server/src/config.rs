@@ -203,8 +203,43 @@ pub struct Config {
     /// to `<data_dir>/mail`.
     #[serde(default, serialize_with = "redacted_url")]
     pub smtp_url: Option<SecretString>,
+    /// A CA certificate (PEM) the SMTP relay's certificate may chain to, besides
+    /// the system's roots: a private relay's CA, or a test's self-signed one.
+    #[serde(default)]
+    pub smtp_ca_file: Option<PathBuf>,
     #[serde(default = "defaults::mail_from")]
     pub mail_from: String,
+    /// Where buyers reach the web app (the ticket links in SMS); unset:
+    /// `http://<listen>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// `log` (the default: SMS are logged, not sent) or `twilio`.
+    #[serde(default)]
+    pub sms: SmsKind,
+    /// Twilio's API base (a local fake's in tests).
+    #[serde(default = "defaults::twilio_base_url")]
+    pub twilio_base_url: String,
+    #[serde(default)]
+    pub twilio_account_sid: Option<String>,
+    #[serde(default, serialize_with = "redacted")]
+    pub twilio_auth_token: Option<SecretString>,
+    /// The sender: a number of the account (E.164) …
+    #[serde(default)]
+    pub twilio_from: Option<String>,
+    /// … or a messaging service (`MG…`), used when set.
+    #[serde(default)]
+    pub twilio_messaging_service_sid: Option<String>,
+}
+
+/// Which SMS sender (see `boxoffice-sms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsKind {
+    /// Logged, not sent.
+    #[default]
+    Log,
+    /// Twilio's Messages API at `twilio_base_url`.
+    Twilio,
 }
 
 mod defaults {
@@ -316,6 +351,10 @@ mod defaults {
     pub fn waitlist_offer_seconds() -> u64 {
         900
     }
+    pub fn twilio_base_url() -> String {
+        "https://api.twilio.com".into()
+    }
+
     pub fn mail_from() -> String {
         "boxoffice <tickets@boxoffice.localhost>".into()
     }
@@ -341,7 +380,15 @@ const STRING_KEYS: &[&str] = &[
     "stripe_secret_key",
     "stripe_webhook_secret",
     "smtp_url",
+    "smtp_ca_file",
     "mail_from",
+    "public_url",
+    "sms",
+    "twilio_base_url",
+    "twilio_account_sid",
+    "twilio_auth_token",
+    "twilio_from",
+    "twilio_messaging_service_sid",
 ];
 
 impl Config {

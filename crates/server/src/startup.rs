@@ -362,6 +362,10 @@ impl Application {
                 .max(Duration::from_millis(config.job_lease_ms.max(1000))),
             breaker_cooldown: Duration::from_millis(config.gateway_breaker_cooldown_ms),
             mail_from: config.mail_from.clone(),
+            public_url: config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen)),
             waitlist_offer: Duration::from_secs(config.waitlist_offer_seconds.max(1)),
             ..AppSettings::default()
         };
@@ -405,7 +409,19 @@ impl Application {
             }
         };
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
-            Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail_from)?),
+            Some(url) => {
+                let ca = match &config.smtp_ca_file {
+                    Some(f) => Some(std::fs::read(f).with_context(|| {
+                        format!("BOXOFFICE_SMTP_CA_FILE: reading {}", f.display())
+                    })?),
+                    None => None,
+                };
+                Arc::new(SmtpMailer::new(
+                    url.expose_secret(),
+                    &config.mail_from,
+                    ca.as_deref(),
+                )?)
+            }
             None => Arc::new(FileMailer::new(
                 config.data_dir.join("mail"),
                 &config.mail_from,
@@ -419,6 +435,31 @@ impl Application {
                     .context("connecting to NATS JetStream")?,
             ),
         };
+        let sms: Arc<dyn boxoffice_ports::SmsSender> = match config.sms {
+            crate::config::SmsKind::Log => Arc::new(boxoffice_sms::LogSms),
+            crate::config::SmsKind::Twilio => {
+                let sender = match (
+                    &config.twilio_messaging_service_sid,
+                    &config.twilio_from,
+                ) {
+                    (Some(s), _) => boxoffice_sms::TwilioSender::MessagingService(s.clone()),
+                    (None, Some(f)) => boxoffice_sms::TwilioSender::From(f.clone()),
+                    (None, None) => anyhow::bail!(
+                        "BOXOFFICE_SMS=twilio needs BOXOFFICE_TWILIO_FROM or BOXOFFICE_TWILIO_MESSAGING_SERVICE_SID"
+                    ),
+                };
+                Arc::new(boxoffice_sms::TwilioSms::new(
+                    &config.twilio_base_url,
+                    config.twilio_account_sid.as_deref().unwrap_or_default(),
+                    config
+                        .twilio_auth_token
+                        .clone()
+                        .unwrap_or_else(|| secrecy::SecretString::from("")),
+                    sender,
+                    Duration::from_secs(10),
+                )?)
+            }
+        };
         let ports = Ports {
             store: dyn_store,
             engine,
@@ -426,6 +467,7 @@ impl Application {
             queue,
             gateway,
             mailer,
+            sms,
             room,
         };
         let app = Arc::new(App::new(ports, token_key, settings));

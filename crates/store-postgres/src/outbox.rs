@@ -133,6 +133,14 @@ impl OutboxStore for PgStore {
             .collect()
     }
 
+    async fn sms_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sms_sent WHERE message_id = $1)")
+            .bind(message.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM emails_sent WHERE message_id = $1)")
             .bind(message.as_str())

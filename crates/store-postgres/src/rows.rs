@@ -349,6 +349,7 @@ pub(crate) struct OrderRow {
     event_id: String,
     hold_id: String,
     email: String,
+    phone: Option<String>,
     status: String,
     failure_code: Option<String>,
     amount: i64,
@@ -360,8 +361,8 @@ pub(crate) struct OrderRow {
 }
 
 impl OrderRow {
-    pub(crate) const COLUMNS: &'static str = "id, customer_id, event_id, hold_id, email, status, \
-        failure_code, amount, currency, payment_token, created_at, updated_at, refunded_amount";
+    pub(crate) const COLUMNS: &'static str = "id, customer_id, event_id, hold_id, email, phone, \
+        status, failure_code, amount, currency, payment_token, created_at, updated_at, refunded_amount";
 
     pub(crate) fn into_order(
         self,
@@ -374,6 +375,7 @@ impl OrderRow {
             event_id: id(self.event_id, "orders.event_id")?,
             hold_id: id(self.hold_id, "orders.hold_id")?,
             email: self.email,
+            phone: self.phone,
             status: order_status(&self.status)?,
             failure_code: self.failure_code,
             items,

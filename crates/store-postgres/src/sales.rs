@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use boxoffice_domain::{
     Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderItem, OrderStatus, RefundId,
-    Ticket, UserId,
+    Ticket, TicketId, UserId,
 };
 use boxoffice_ports::{
     CancelWork, Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
@@ -140,6 +140,16 @@ impl SalesStore for PgStore {
     }
 
     /// Which of `ids` are no longer pending, in one statement.
+    async fn ticket_order(&self, ticket: &TicketId) -> Result<Option<OrderId>, StoreError> {
+        let id: Option<String> = sqlx::query_scalar("SELECT order_id FROM tickets WHERE id = $1")
+            .bind(ticket.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        id.map(|o| OrderId::parse(&o).ok_or_else(|| corrupt("tickets.order_id")))
+            .transpose()
+    }
+
     async fn order_state(&self, id: &OrderId) -> Result<Option<(UserId, OrderStatus)>, StoreError> {
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT customer_id, status FROM orders WHERE id = $1")

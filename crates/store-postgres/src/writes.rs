@@ -137,7 +137,7 @@ fn kind(w: &Write) -> Kind {
         Write::Audited { write, .. } => kind(write),
         Write::Audit { .. } | Write::AuditOnly(_) | Write::AuditCheckpoint(_) => Kind::Audit,
         Write::SalesFacts { .. } => Kind::Stats,
-        Write::EmailSent { .. } => Kind::Email,
+        Write::EmailSent { .. } | Write::SmsSent { .. } => Kind::Email,
         Write::Ack(_) => Kind::Ack,
     }
 }
@@ -248,7 +248,9 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
         }
         match w {
             Write::Audit { ack, record } => acks.extend(pending(i, ack.as_ref(), record.at)),
-            Write::EmailSent { ack, now, .. } => acks.extend(pending(i, ack.as_ref(), *now)),
+            Write::EmailSent { ack, now, .. } | Write::SmsSent { ack, now, .. } => {
+                acks.extend(pending(i, ack.as_ref(), *now))
+            }
             Write::SalesFacts { ack, .. } => {
                 acks.extend(pending(i, ack.as_ref(), OffsetDateTime::now_utc()))
             }
@@ -339,7 +341,10 @@ async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<Written>,
     enqueue_audits(conn, &queued).await?;
     audits(conn, batch, audit).await?;
     sales_facts(conn, batch, stats).await?;
-    for (i, marked) in emails(conn, batch, email).await? {
+    for (i, marked) in emails(conn, batch, email, "emails_sent").await? {
+        out[i] = Some(Written::Marked(marked));
+    }
+    for (i, marked) in emails(conn, batch, email, "sms_sent").await? {
         out[i] = Some(Written::Marked(marked));
     }
     for &i in audit.iter().chain(stats) {
@@ -673,11 +678,11 @@ async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Writte
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
                  $14::bigint[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], \
-                 $19::timestamptz[], $20::timestamptz[], $21::text[], $22::text[]) \
+                 $19::timestamptz[], $20::timestamptz[], $21::text[], $22::text[], $31::text[]) \
              WITH ORDINALITY AS r(user_id, route, key, fingerprint, answer, answer_order, \
                  order_id, customer_id, event_id, hold_id, email, order_status, failure_code, \
                  amount, currency, payment_token, created_at, updated_at, \
-                 deadline, now, message_id, payload, n)), \
+                 deadline, now, message_id, payload, phone, n)), \
          k AS ( \
              INSERT INTO idempotency_keys (user_id, route, key, fingerprint, answer, order_id, created_at) \
              SELECT user_id, route, key, fingerprint, answer, answer_order, now FROM r \
@@ -691,9 +696,9 @@ async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Writte
          ok AS (SELECT r.* FROM r JOIN c USING (n)), \
          o AS ( \
              INSERT INTO orders (id, customer_id, event_id, hold_id, email, status, failure_code, \
-                 amount, currency, payment_token, created_at, updated_at) \
+                 amount, currency, payment_token, created_at, updated_at, phone) \
              SELECT order_id, customer_id, event_id, hold_id, email, order_status, failure_code, \
-                 amount, currency, payment_token, created_at, updated_at FROM ok \
+                 amount, currency, payment_token, created_at, updated_at, phone FROM ok \
              RETURNING id), \
          i AS ( \
              INSERT INTO order_items (order_id, position, seat_id, tier_id, amount, currency) \
@@ -764,6 +769,11 @@ async fn checkouts(conn: &mut PgConnection, run: &[&Write]) -> Result<Vec<Writte
         .bind(item_cur)
         .bind(jobs.first().map(Job::topic).unwrap_or_default())
         .bind(jobs.first().map(consumers).unwrap_or_default())
+        .bind(
+            recs.iter()
+                .map(|(r, _)| r.order.phone.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *conn)
         .await
         .map_err(map_err)?;
@@ -1575,25 +1585,36 @@ async fn sales_facts(
     Ok(())
 }
 
-/// Email marks: whether each was new (a second mark of a message in the batch is
-/// not).
+/// Email (`table` `emails_sent`) or SMS (`sms_sent`) marks: whether each was new
+/// (a second mark of a message in the batch is not). Only the batch's writes of
+/// that kind are answered.
 async fn emails(
     conn: &mut PgConnection,
     batch: &[Write],
     indices: &[usize],
+    table: &'static str,
 ) -> Result<Vec<(usize, bool)>, StoreError> {
+    let sms = table == "sms_sent";
+    let indices: Vec<usize> = indices
+        .iter()
+        .copied()
+        .filter(|&i| matches!(batch[i], Write::SmsSent { .. }) == sms)
+        .collect();
+    let indices = &indices[..];
     let rows = firsts(batch, indices, |w| match w {
-        Write::EmailSent { message, now, .. } => Some((message.as_str(), ts(*now))),
+        Write::EmailSent { message, now, .. } | Write::SmsSent { message, now, .. } => {
+            Some((message.as_str(), ts(*now)))
+        }
         _ => None,
     });
     if rows.is_empty() {
         return Ok(vec![]);
     }
-    let new: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO emails_sent (message_id, sent_at) \
+    let new: Vec<String> = sqlx::query_scalar(&format!(
+        "INSERT INTO {table} (message_id, sent_at) \
          SELECT * FROM unnest($1::text[], $2::timestamptz[]) \
-         ON CONFLICT DO NOTHING RETURNING message_id",
-    )
+         ON CONFLICT DO NOTHING RETURNING message_id"
+    ))
     .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
     .fetch_all(&mut *conn)

@@ -122,6 +122,7 @@ async fn a_thousand_orders_cost_a_few_statements_a_batch() {
             event_id: event.id.clone(),
             hold_id: h.id.clone(),
             email: "ann@example.com".into(),
+            phone: None,
             status: OrderStatus::PendingPayment,
             failure_code: None,
             items: vec![OrderItem {

@@ -136,6 +136,21 @@ impl OutboxStore for SqliteStore {
         self.db.read(move |conn| unrelayed(conn, limit)).await
     }
 
+    async fn sms_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
+        let message = message.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                Ok(rows::scalar::<i64>(
+                    conn,
+                    "SELECT COUNT(*) FROM sms_sent WHERE message_id = ?",
+                    [message],
+                )?
+                .unwrap_or(0)
+                    > 0)
+            })
+            .await
+    }
+
     async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError> {
         let message = message.as_str().to_owned();
         self.db

@@ -30,9 +30,9 @@ pub(crate) const EVENT_READ_COLUMNS: &str =
 pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
-pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at";
+pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at, phone";
 /// What an order read selects: [`ORDER_COLUMNS`] and what a refund changed.
-pub(crate) const ORDER_READ_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at, refunded_amount";
+pub(crate) const ORDER_READ_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at, phone, refunded_amount";
 pub(crate) const IDEMPOTENT_COLUMNS: &str = "user_id, route, key, fingerprint, answer, order_id";
 
 fn text(r: &Row, col: &str) -> Result<String, StoreError> {
@@ -337,6 +337,7 @@ pub(crate) fn order(conn: &Connection, r: &Row) -> Result<Order, StoreError> {
         event_id: id(r, "event_id")?,
         hold_id: id(r, "hold_id")?,
         email: text(r, "email")?,
+        phone: r.get("phone").db()?,
         status: order_status(&text(r, "status")?)?,
         failure_code: r.get("failure_code").db()?,
         items,

@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::{
-    Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderStatus, RefundId, SeatId, UserId,
+    Currency, EventId, Hold, HoldId, Money, Order, OrderId, OrderStatus, RefundId, SeatId,
+    TicketId, UserId,
 };
 use boxoffice_ports::{
     CancelWork, Idempotent, RefundRecord, SalesStore, StoreError, StoredInventory, Write, Written,
@@ -104,6 +105,20 @@ impl SalesStore for SqliteStore {
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
         let id = id.clone();
         self.db.read(move |conn| order(conn, &id)).await
+    }
+
+    async fn ticket_order(&self, ticket: &TicketId) -> Result<Option<OrderId>, StoreError> {
+        let ticket = ticket.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                rows::first(
+                    conn,
+                    "SELECT order_id FROM tickets WHERE id = ?",
+                    [ticket],
+                    order_id,
+                )
+            })
+            .await
     }
 
     async fn orders_of(&self, customer: &UserId) -> Result<Vec<Order>, StoreError> {

@@ -281,6 +281,15 @@ fn apply(conn: &Connection, w: &Write) -> Result<Written, StoreError> {
             acknowledge(conn, ack.as_ref(), *now)?;
             Ok(Written::Marked(fresh == 1))
         }
+        Write::SmsSent { message, now, ack } => {
+            let fresh = exec(
+                conn,
+                "INSERT INTO sms_sent (message_id, sent_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                params![message.as_str(), ms(*now)],
+            )?;
+            acknowledge(conn, ack.as_ref(), *now)?;
+            Ok(Written::Marked(fresh == 1))
+        }
         Write::Ack(ack) => {
             acknowledge(conn, Some(ack), OffsetDateTime::now_utc())?;
             Ok(Written::Done)
@@ -491,7 +500,7 @@ fn checkout(
     exec(
         conn,
         &format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         params![
             o.id.as_str(),
@@ -505,7 +514,8 @@ fn checkout(
             o.total.currency.as_str(),
             o.payment_token,
             ms(o.created_at),
-            ms(o.updated_at)
+            ms(o.updated_at),
+            o.phone.as_deref()
         ],
     )?;
     let mut item = conn

@@ -1,5 +1,6 @@
 //! One router per feature.
 
+pub mod artefacts;
 pub mod audit;
 pub mod catalog;
 pub mod checkout;

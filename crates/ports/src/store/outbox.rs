@@ -43,4 +43,6 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug + 'static {
     /// Outbox messages not yet handed to an external queue, oldest first.
     async fn unrelayed(&self, limit: usize) -> Result<Vec<(MessageId, Job)>, StoreError>;
     async fn email_was_sent(&self, message: &MessageId) -> Result<bool, StoreError>;
+    /// Whether the SMS of `message` was marked sent ([`crate::Write::SmsSent`]).
+    async fn sms_was_sent(&self, message: &MessageId) -> Result<bool, StoreError>;
 }

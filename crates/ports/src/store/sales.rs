@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use boxoffice_domain::{
     AuditRecord, CheckoutAnswer, EventId, Hold, HoldId, HoldStatus, Job, MessageId, Money, Order,
-    OrderId, OrderStatus, RefundId, SeatId, Ticket, UserId,
+    OrderId, OrderStatus, RefundId, SeatId, Ticket, TicketId, UserId,
 };
 use time::OffsetDateTime;
 
@@ -248,6 +248,12 @@ pub enum Write {
         now: OffsetDateTime,
         ack: Option<Ack>,
     },
+    /// Marks an SMS as sent ([`Written::Marked`] is false if it was already).
+    SmsSent {
+        message: MessageId,
+        now: OffsetDateTime,
+        ack: Option<Ack>,
+    },
     /// A job whose handler had nothing to record.
     Ack(Ack),
     /// A waitlist entry claimed with `hold` is offered that hold (valid until
@@ -482,6 +488,8 @@ pub trait SalesStore: Send + Sync + std::fmt::Debug + 'static {
         }
     }
     async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    /// The order a ticket belongs to (its QR and PDF are the order's to show).
+    async fn ticket_order(&self, ticket: &TicketId) -> Result<Option<OrderId>, StoreError>;
     /// An order's owner and status alone (one statement): what a long-poll needs
     /// to know while it waits, without the items and tickets.
     async fn order_state(&self, id: &OrderId) -> Result<Option<(UserId, OrderStatus)>, StoreError>;

@@ -10,6 +10,7 @@ mod cancellation;
 mod catalog;
 mod checkout;
 mod cli;
+mod delivery;
 mod edge;
 mod errors;
 mod first_start;

@@ -439,6 +439,21 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
         Published,
         [401, 403, 200, 404, 403, 403, 403, 200],
     ),
+    // The ticket artefacts: the buyer, admins and the event's scanning staff (its
+    // organizers, its assigned check-in staff: `checkin_own` is assigned by the
+    // staff row above); 404 to the rest, as the order is.
+    (
+        "GET",
+        "/v1/tickets/{id}/qr.svg",
+        Published,
+        [401, 200, 200, 404, 200, 404, 404, 200],
+    ),
+    (
+        "GET",
+        "/v1/orders/{id}/tickets.pdf",
+        Published,
+        [401, 200, 200, 404, 200, 404, 404, 200],
+    ),
     (
         "GET",
         "/v1/me/orders",
@@ -680,6 +695,8 @@ pub struct World {
     pub draft: String,
     pub ga_tier: String,
     pub order: String,
+    /// One of `order`'s tickets.
+    pub ticket: String,
 }
 
 pub async fn world(app: &TestApp) -> World {
@@ -784,6 +801,7 @@ pub async fn world(app: &TestApp) -> World {
     let order = r.body["order_id"].as_str().unwrap().to_owned();
     let paid = app.final_order(&customer, &order).await;
     assert_eq!(paid["status"], "paid", "{paid}");
+    let ticket = paid["tickets"][0]["id"].as_str().unwrap().to_owned();
 
     World {
         tokens: vec![
@@ -805,6 +823,7 @@ pub async fn world(app: &TestApp) -> World {
         draft,
         ga_tier,
         order,
+        ticket,
     }
 }
 
@@ -904,6 +923,10 @@ async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: u
             )
         }
         ("GET", "/v1/orders/{id}") => (format!("/v1/orders/{}", w.order), None),
+        ("GET", "/v1/orders/{id}/tickets.pdf") => {
+            (format!("/v1/orders/{}/tickets.pdf", w.order), None)
+        }
+        ("GET", "/v1/tickets/{id}/qr.svg") => (format!("/v1/tickets/{}/qr.svg", w.ticket), None),
         ("POST", "/v1/orders/{id}/refund") => (
             format!("/v1/orders/{}/refund", w.order),
             Some(json!({"amount": {"amount": 1, "currency": "EUR"}})),

@@ -68,6 +68,22 @@ export async function api(method, path, body, headers = {}, retried = false) {
   return json;
 }
 
+/** GETs a file of the API with the buyer's token (an `<img>` or a link cannot send
+ * it); resolves to a Blob, or throws ApiProblem. */
+export async function apiBlob(path, retried = false) {
+  const a = auth();
+  const h = a && a.token ? { authorization: `Bearer ${a.token}` } : {};
+  let res;
+  try {
+    res = await fetch(path, { headers: h });
+  } catch {
+    throw new ApiProblem(0, null);
+  }
+  if (res.status === 401 && !retried && a && await refresh()) return apiBlob(path, true);
+  if (!res.ok) throw new ApiProblem(res.status, await res.json().catch(() => null));
+  return res.blob();
+}
+
 const WORDS = {
   seats_unavailable: 'Some of the seats you chose were just taken by someone else.',
   sold_out: 'Sorry, there are not enough tickets left for that.',

@@ -1,6 +1,6 @@
 // The order page follows the payment (long-polling `?wait=`) until it is decided,
 // then shows the tickets, or why it failed in words, with the code behind them.
-import { $, api, requireLogin, showProblem, say, money, seatLabels } from './common.js';
+import { $, api, apiBlob, requireLogin, showProblem, say, money, seatLabels } from './common.js';
 
 const orderId = $('#order').dataset.orderId;
 const message = $('#message');
@@ -41,8 +41,43 @@ function show(o, names) {
       code.className = 'ticket-code';
       code.textContent = t.code;
       li.append(what, code);
+      if (o.status === 'paid' || o.status === 'refunded') li.append(qrImage(t));
       list.append(li);
     }
+  }
+  const pdf = o.status === 'paid' || o.status === 'refunded';
+  $('#pdf').hidden = !pdf;
+  if (pdf) $('#pdf-link').onclick = () => download(o.id);
+}
+
+// The QR code: the route needs the buyer's token, so it is fetched here and shown
+// as a data: URL (the page's CSP allows 'self' and data: images, no blob:).
+function qrImage(t) {
+  const img = document.createElement('img');
+  img.className = 'ticket-qr';
+  img.alt = `QR code of ticket ${t.id}`;
+  img.width = 160;
+  img.height = 160;
+  img.dataset.ticketId = t.id;
+  apiBlob(`/v1/tickets/${encodeURIComponent(t.id)}/qr.svg`)
+    .then((b) => b.text())
+    .then((svg) => { img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`; })
+    .catch(() => { img.alt = 'The QR code could not be loaded'; });
+  return img;
+}
+
+async function download(id) {
+  try {
+    const blob = await apiBlob(`/v1/orders/${encodeURIComponent(id)}/tickets.pdf`);
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = `tickets-${id}.pdf`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  } catch (err) {
+    showProblem(message, err);
   }
 }
 
