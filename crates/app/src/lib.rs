@@ -8,6 +8,7 @@
 pub mod access;
 pub mod cancellation;
 pub mod catalog;
+pub mod checkin;
 pub mod checkout;
 mod engine_sync;
 pub mod error;
@@ -167,6 +168,8 @@ pub struct App {
     pub(crate) room_keys: waiting_room::RoomKeys,
     /// Wakes this node's waitlist pass (seats were freed here).
     pub(crate) waitlist_nudge: tokio::sync::Notify,
+    /// The ticket signing keys, read from the store on first use (`checkin.rs`).
+    pub(crate) ticket_keys: parking_lot::RwLock<Option<Arc<checkin::KeyRing>>>,
 }
 
 impl App {
@@ -177,6 +180,7 @@ impl App {
             room_keys: waiting_room::RoomKeys::new(&token_key),
             room: ports.room,
             waitlist_nudge: tokio::sync::Notify::new(),
+            ticket_keys: Default::default(),
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::default(),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),

@@ -1,6 +1,7 @@
 //! One router per feature.
 
 pub mod catalog;
+pub mod checkin;
 pub mod checkout;
 pub mod docs;
 pub mod holds;
