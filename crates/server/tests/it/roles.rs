@@ -72,6 +72,13 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
         Published,
         [200, 200, 200, 200, 200, 200, 200, 200],
     ),
+    // the scanner page is a shell: the API it calls decides who may scan
+    (
+        "GET",
+        "/events/{id}/scan",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
     (
         "GET",
         "/holds/{id}",
@@ -972,6 +979,7 @@ async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: u
         ),
         (_, "/v1/waitlist/{id}") => ("/v1/waitlist/wl_01arz3ndektsv4rrffq69g5fav".into(), None),
         ("GET", "/events/{id}") => (format!("/events/{event}"), None),
+        ("GET", "/events/{id}/scan") => (format!("/events/{event}/scan"), None),
         ("GET", "/holds/{id}") => (format!("/holds/{}", fresh_hold(app, w).await), None),
         ("GET", "/holds/{id}/checkout") => (
             format!("/holds/{}/checkout", fresh_hold(app, w).await),
