@@ -205,7 +205,18 @@ impl CheckinStore for PgStore {
         .await
         .map_err(map_err)?;
         count_commit();
-        kept.ok_or(StoreError::NotFound)
+        if let Some(kept) = kept {
+            return Ok(kept);
+        }
+        // A concurrent first ask set it after this statement's snapshot was taken
+        // (its UPDATE waited for that one and then matched nothing): read it now.
+        let kept: Option<Option<String>> =
+            sqlx::query_scalar("SELECT rotating_secret FROM tickets WHERE id = $1")
+                .bind(ticket.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        kept.flatten().ok_or(StoreError::NotFound)
     }
 
     async fn record_scan(&self, s: &NewScan) -> Result<ScanRecord, StoreError> {
