@@ -9,6 +9,7 @@ pub mod access;
 pub mod artefacts;
 pub mod cancellation;
 pub mod catalog;
+pub mod checkin;
 pub mod checkout;
 mod engine_sync;
 pub mod error;
@@ -182,6 +183,8 @@ pub struct App {
     pub(crate) waitlist_nudge: tokio::sync::Notify,
     /// Signs the audit chain's checkpoints.
     pub(crate) checkpoint_key: ledger::CheckpointKey,
+    /// The ticket signing keys, read from the store on first use (`checkin.rs`).
+    pub(crate) ticket_keys: parking_lot::RwLock<Option<Arc<checkin::KeyRing>>>,
 }
 
 impl App {
@@ -193,6 +196,7 @@ impl App {
             room_keys: waiting_room::RoomKeys::new(&token_key),
             room: ports.room,
             waitlist_nudge: tokio::sync::Notify::new(),
+            ticket_keys: Default::default(),
             tokens: Tokens::new(token_key, settings.token_ttl),
             catalog: catalog::Catalog::new(settings.catalog_refresh),
             hashing: tokio::sync::Semaphore::new(settings.hashing_concurrency.max(1)),

@@ -9,7 +9,6 @@
 
 use boxoffice_domain::{
     HoldItems, HoldRejection, HoldSelection, MessageId, Millis, Order, OrderId, OrderStatus,
-    Ticket, TicketId,
 };
 use boxoffice_ports::{
     Ack, ChargeOutcome, ChargeRequest, EngineError, FailOutcome, GatewayError, HoldRequest,
@@ -124,16 +123,6 @@ enum Reclaim {
     Reclaimed,
     /// Some seat is held or sold by someone else.
     Gone,
-}
-
-fn ticket_code() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::thread_rng();
-    // 26 characters of a 32-letter alphabet: 130 random bits.
-    (0..26)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 fn ignore_unloaded<T: Default>(r: Result<T, EngineError>) -> Result<T, AppError> {
@@ -546,18 +535,8 @@ impl App {
         charge_id: &str,
         ack: Option<Ack>,
     ) -> Result<(), AppError> {
-        let tickets: Vec<Ticket> = order
-            .items
-            .iter()
-            .map(|it| Ticket {
-                id: TicketId::new(),
-                seat_id: it.seat_id.clone(),
-                tier_id: it.tier_id.clone(),
-                price: it.price,
-                code: ticket_code(),
-            })
-            .collect();
         let now = self.clock.now();
+        let tickets = self.issue_tickets(order, now).await?;
         let reclaimed = match self.reclaim(order, now).await? {
             Reclaim::NotNeeded => false,
             Reclaim::Reclaimed => true,

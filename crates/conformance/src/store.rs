@@ -2317,3 +2317,102 @@ pub async fn access<S: Store>(store: Arc<S>) {
         vec![joined.id.clone()]
     );
 }
+
+/// Check-in: four scans of each ticket at once admit it exactly once; a repeated
+/// scan id answers its first answer; the first signing key and a rotating secret
+/// are kept once however many ask at the same time.
+pub async fn checkin_admits_each_ticket_once<S: Store>(store: Arc<S>) {
+    use boxoffice_domain::ticket_code::ScanResult;
+    use boxoffice_ports::{NewScan, TicketKey};
+    let orders = paid_orders(&*store, 20).await;
+    let mut tickets = vec![];
+    for o in &orders {
+        tickets.extend(store.order(o).await.unwrap().unwrap().tickets);
+    }
+    let scanner = user("door@example.com", Role::Admin);
+    store.create_user(&scanner).await.unwrap();
+    let scan = |t: &Ticket, id: String, gate: &str| NewScan {
+        scanned_by: scanner.id.clone(),
+        scan_id: id,
+        event_id: None,
+        ticket_id: Some(t.id.clone()),
+        gate: gate.into(),
+        scanned_at: now(),
+        recorded_at: now(),
+        offline: false,
+        result: ScanResult::Ok,
+    };
+    let racing = tickets.iter().flat_map(|t| {
+        (0..4).map(|i| {
+            let (store, s) = (
+                store.clone(),
+                scan(t, format!("{}-{i}", t.id), ["n", "s"][i % 2]),
+            );
+            tokio::spawn(async move { store.record_scan(&s).await.unwrap() })
+        })
+    });
+    let records: Vec<_> = futures::future::join_all(racing.collect::<Vec<_>>())
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for t in &tickets {
+        let mine: Vec<_> = records
+            .iter()
+            .filter(|r| r.ticket_id.as_ref() == Some(&t.id))
+            .collect();
+        assert_eq!(mine.len(), 4);
+        assert_eq!(
+            mine.iter().filter(|r| r.result == ScanResult::Ok).count(),
+            1,
+            "ticket {} admitted once",
+            t.id
+        );
+        for r in mine.iter().filter(|r| r.result != ScanResult::Ok) {
+            assert_eq!(r.result, ScanResult::AlreadyUsed);
+            assert!(r.first_scan.is_some());
+        }
+        let rec = store.ticket(&t.id).await.unwrap().unwrap();
+        assert!(rec.first_scan.is_some() && !rec.void);
+    }
+    // A repeat of a scan: its first answer, even though the ticket is in now.
+    let first = records.iter().find(|r| r.result == ScanResult::Ok).unwrap();
+    let t = tickets
+        .iter()
+        .find(|t| Some(&t.id) == first.ticket_id.as_ref())
+        .unwrap();
+    let again = store
+        .record_scan(&scan(t, first.scan_id.clone(), "elsewhere"))
+        .await
+        .unwrap();
+    assert_eq!(&again, first);
+    assert_eq!(
+        store
+            .event_tickets(&store.ticket(&t.id).await.unwrap().unwrap().event_id)
+            .await
+            .unwrap()
+            .len(),
+        tickets.len()
+    );
+    // The first key: two nodes make one at once, one is kept.
+    let key = |seed: &str| TicketKey {
+        kid: 1,
+        public_key: vec![seed.len() as u8; 32],
+        sealed_seed: seed.into(),
+        created_at: now(),
+    };
+    if store.ticket_keys().await.unwrap().is_empty() {
+        let (ka, kb) = (key("a"), key("bb"));
+        let (a, b) = tokio::join!(store.add_ticket_key(&ka), store.add_ticket_key(&kb));
+        assert!(a.unwrap() ^ b.unwrap(), "exactly one first key");
+        assert_eq!(store.ticket_keys().await.unwrap().len(), 1);
+    }
+    // A rotating secret: the first kept, every ask answers it.
+    let (x, y) = tokio::join!(
+        store.ticket_secret(&t.id, "secret-x"),
+        store.ticket_secret(&t.id, "secret-y")
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x, y);
+    assert_eq!(store.ticket_secret(&t.id, "secret-z").await.unwrap(), x);
+}

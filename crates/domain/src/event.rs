@@ -112,6 +112,8 @@ pub struct Event {
     pub max_tickets_per_customer: Option<u32>,
     /// The virtual waiting room in front of the hold endpoint (none: never set).
     pub waiting_room: Option<crate::WaitingRoomSettings>,
+    /// Tickets show a code that changes every 15 s (see the app's `checkin.rs`).
+    pub rotating_codes: bool,
     pub currency: Currency,
     pub tiers: Vec<PriceTier>,
     pub ga_tiers: Vec<GaTier>,
@@ -217,6 +219,8 @@ pub struct NewEvent {
     pub max_tickets_per_customer: Option<u32>,
     #[serde(default)]
     pub waiting_room: Option<crate::WaitingRoomSettings>,
+    #[serde(default)]
+    pub rotating_codes: bool,
     #[serde(default)]
     pub tiers: Vec<NewTier>,
     #[serde(default)]
@@ -412,6 +416,7 @@ impl NewEvent {
                 r.pre_queue_opens_at = r.pre_queue_opens_at.map(crate::time::truncate_to_millis);
                 r
             }),
+            rotating_codes: self.rotating_codes,
             currency: currency.unwrap_or(Currency::EUR),
             tiers,
             ga_tiers,

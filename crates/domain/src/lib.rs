@@ -12,6 +12,7 @@ pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod order;
+pub mod ticket_code;
 pub mod time;
 pub mod user;
 pub mod venue;

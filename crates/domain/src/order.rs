@@ -114,7 +114,8 @@ pub struct Ticket {
     pub seat_id: Option<SeatId>,
     pub tier_id: TierId,
     pub price: Money,
-    /// What the door scans: 128 random bits, base32. Unguessable, unique.
+    /// What the door scans: a signed code (`ticket_code`), or, for tickets issued
+    /// before signing, 130 random bits in a 32-letter alphabet. Unique.
     pub code: String,
 }
 

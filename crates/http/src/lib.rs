@@ -133,6 +133,7 @@ pub fn router(app: Arc<App>, limits: HttpLimits, test_gateway: bool) -> Router {
         .merge(routes::ops::router(limits.public_metrics))
         .merge(routes::audit::router())
         .merge(routes::orgs::router())
+        .merge(routes::checkin::router())
         .merge(routes::docs::router())
         .merge(pages::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

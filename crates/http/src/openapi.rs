@@ -55,6 +55,7 @@ pub fn document() -> &'static bytes::Bytes {
         join_waitlist, get_waitlist, leave_waitlist,
         create_org, get_org, invite, list_invitations, revoke_invitation, accept_invitation, password_reset, password_reset_confirm,
         event_staff, assign_staff, me,
+        check_in, checkin_bundle, checkin_sync, ticket_keys, rotate_ticket_key, ticket_rotating,
         health, ready, metrics, openapi_json, docs_page, docs_script, docs_style,
     ),
     tags(
@@ -65,6 +66,7 @@ pub fn document() -> &'static bytes::Bytes {
         (name = "waiting room", description = "The queue in front of a busy sale"),
         (name = "waitlist", description = "A place in line for tickets that come back"),
         (name = "organizations", description = "Organizations, staff roles, invitations, password reset"),
+        (name = "check-in", description = "Signed ticket codes, scans at the gates, offline scanners"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -266,6 +268,9 @@ struct NewEvent {
     max_tickets_per_customer: Option<u32>,
     #[schema(nullable = false)]
     waiting_room: Option<WaitingRoomSettings>,
+    /// Tickets show a code that changes every 15 s (default false).
+    #[schema(nullable = false)]
+    rotating_codes: Option<bool>,
     #[schema(nullable = false)]
     tiers: Option<Vec<NewTier>>,
     #[schema(nullable = false)]
@@ -300,6 +305,8 @@ struct EventPatch {
     status: Option<EventStatus>,
     max_tickets_per_customer: Option<u32>,
     waiting_room: Option<WaitingRoomSettings>,
+    #[schema(nullable = false)]
+    rotating_codes: Option<bool>,
     city: Option<String>,
     category: Option<String>,
     description: Option<String>,
@@ -347,6 +354,7 @@ struct Event {
     max_tickets_per_order: u32,
     max_tickets_per_customer: Option<u32>,
     waiting_room: Option<WaitingRoomSettings>,
+    rotating_codes: bool,
     currency: String,
     seat_count: u32,
     tiers: Vec<Tier>,
@@ -1340,6 +1348,212 @@ fn docs_script() {}
 #[utoipa::path(get, path = "/docs/docs.css", tag = "operations",
     responses((status = 200, description = "The docs page's style", content_type = "text/css", body = String)))]
 fn docs_style() {}
+
+// ---- check-in ----
+
+#[derive(ToSchema)]
+struct ScanRequest {
+    /// The text of the ticket's QR code (a rotating code included).
+    code: String,
+    gate: String,
+    /// The scanner's id for this scan: the same id answers the same.
+    scan_id: String,
+    /// The event this gate admits to; a ticket of another is `wrong_event`.
+    #[schema(nullable = false)]
+    event_id: Option<String>,
+}
+
+#[derive(ToSchema, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum ScanResultKind {
+    Ok,
+    AlreadyUsed,
+    Voided,
+    WrongEvent,
+    Invalid,
+}
+
+#[derive(ToSchema)]
+struct ScannedTicket {
+    id: String,
+    event_id: String,
+    seat_id: Option<String>,
+    tier_id: String,
+}
+
+#[derive(ToSchema)]
+struct ScanAt {
+    #[schema(format = DateTime)]
+    at: String,
+    gate: String,
+}
+
+#[derive(ToSchema)]
+struct ScanResponse {
+    result: ScanResultKind,
+    scan_id: String,
+    #[schema(nullable = false)]
+    ticket: Option<ScannedTicket>,
+    /// The ticket's first admission (with `already_used`).
+    #[schema(nullable = false)]
+    first_scan: Option<ScanAt>,
+}
+
+#[derive(ToSchema)]
+struct TicketKeyView {
+    kid: u8,
+    /// `Ed25519`.
+    alg: String,
+    /// Base64url (no padding) of the 32-byte public key.
+    public_key: String,
+}
+
+#[derive(ToSchema)]
+struct TicketKeys {
+    keys: Vec<TicketKeyView>,
+}
+
+#[derive(ToSchema)]
+struct RotatedKey {
+    kid: u8,
+    keys: Vec<TicketKeyView>,
+}
+
+#[derive(ToSchema)]
+struct BundleTicket {
+    id: String,
+    seat_id: Option<String>,
+    tier_id: String,
+    checked_in: bool,
+    void: bool,
+    /// Base32 of the ticket's rotating secret (rotating events only).
+    #[schema(nullable = false)]
+    rotating_secret: Option<String>,
+}
+
+#[derive(ToSchema)]
+struct CheckinBundle {
+    event_id: String,
+    /// Hex of the 8-byte event tag inside every code of this event.
+    event_tag: String,
+    keys: Vec<TicketKeyView>,
+    rotating_codes: bool,
+    rotating_period_seconds: u32,
+    /// Ids of void (refunded) tickets.
+    revoked: Vec<String>,
+    tickets: Vec<BundleTicket>,
+    #[schema(format = DateTime)]
+    generated_at: String,
+}
+
+#[derive(ToSchema)]
+struct OfflineScanItem {
+    /// The scanned code, or …
+    #[schema(nullable = false)]
+    code: Option<String>,
+    /// … the ticket id of a code the scanner verified.
+    #[schema(nullable = false)]
+    ticket_id: Option<String>,
+    gate: String,
+    scan_id: String,
+    #[schema(format = DateTime)]
+    scanned_at: String,
+}
+
+#[derive(ToSchema)]
+struct SyncRequest {
+    scans: Vec<OfflineScanItem>,
+}
+
+#[derive(ToSchema)]
+struct SecondScan {
+    #[schema(format = DateTime)]
+    at: String,
+    gate: String,
+    scan_id: String,
+}
+
+#[derive(ToSchema)]
+struct DoubleEntry {
+    ticket_id: String,
+    first: ScanAt,
+    second: SecondScan,
+}
+
+#[derive(ToSchema)]
+struct SyncResponse {
+    results: Vec<ScanResponse>,
+    conflicts: Vec<DoubleEntry>,
+}
+
+#[derive(ToSchema)]
+struct RotatingCode {
+    ticket_id: String,
+    code: String,
+    /// Base32 of the secret.
+    secret: String,
+    /// `HMAC-SHA256`.
+    algorithm: String,
+    period: u32,
+    digits: u32,
+    /// What to show now: `code`, `-`, six digits.
+    current: String,
+}
+
+#[utoipa::path(post, path = "/v1/checkin", tag = "check-in",
+    security(("bearer" = [])),
+    request_body = ScanRequest,
+    responses(
+        (status = 200, description = "What the scan decided", body = ScanResponse),
+        (status = 403, description = "`forbidden`: not staff of the event", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody),
+    ))]
+fn check_in() {}
+
+#[utoipa::path(get, path = "/v1/events/{id}/checkin/bundle", tag = "check-in",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an event id")),
+    responses(
+        (status = 200, description = "What an offline scanner needs", body = CheckinBundle),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn checkin_bundle() {}
+
+#[utoipa::path(post, path = "/v1/events/{id}/checkin/sync", tag = "check-in",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "an event id")),
+    request_body = SyncRequest,
+    responses(
+        (status = 200, description = "Each scan's result, and the double entries", body = SyncResponse),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody),
+    ))]
+fn checkin_sync() {}
+
+#[utoipa::path(get, path = "/v1/ticket-keys", tag = "check-in",
+    responses((status = 200, description = "Every public key a ticket may be signed with", body = TicketKeys)))]
+fn ticket_keys() {}
+
+#[utoipa::path(post, path = "/v1/admin/ticket-keys", tag = "check-in",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "A new signing key; older ones still verify", body = RotatedKey),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+    ))]
+fn rotate_ticket_key() {}
+
+#[utoipa::path(get, path = "/v1/tickets/{id}/rotating", tag = "check-in",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "a ticket id")),
+    responses(
+        (status = 200, description = "The holder's rotating code and its secret", body = RotatingCode),
+        (status = 404, description = "`not_found`: no such ticket of yours", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: its event does not rotate codes", body = ErrorBody),
+    ))]
+fn ticket_rotating() {}
 
 #[cfg(test)]
 mod tests {

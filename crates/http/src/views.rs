@@ -78,6 +78,8 @@ pub struct EventView<'a> {
     pub max_tickets_per_customer: Option<u32>,
     /// `null`: no waiting room was ever set.
     pub waiting_room: Option<&'a boxoffice_domain::WaitingRoomSettings>,
+    /// Tickets show a code that changes every 15 s.
+    pub rotating_codes: bool,
     pub currency: String,
     pub seat_count: u32,
     pub tiers: Vec<TierView<'a>>,
@@ -104,6 +106,7 @@ pub fn event(r: &EventRecord) -> EventView<'_> {
         max_tickets_per_order: e.max_tickets_per_order,
         max_tickets_per_customer: e.max_tickets_per_customer,
         waiting_room: e.waiting_room.as_ref(),
+        rotating_codes: e.rotating_codes,
         currency: e.currency.to_string(),
         seat_count: r.seat_count,
         tiers: e.tiers.iter().map(tier).collect(),

@@ -27,10 +27,10 @@ pub use mail::{Attachment, MailError, Mailer, OutgoingEmail};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use sms::{OutgoingSms, SmsError, SmsSender};
 pub use store::{
-    AccessStore, Ack, CancelWork, CatalogueStore, CheckoutOutcome, CheckoutRecord, EventRecord,
-    EventSearch, FailOutcome, Idempotent, IdentityStore, Invitation, Joining, LayoutSeat,
-    OutboxStore, PaidOutcome, PasswordReset, RefundOutcome, RefundRecord, ReleaseOutcome,
-    SalesStore, Session, Store, StoreError, StoredInventory, WaitlistMove, WaitlistStore, Write,
-    Written,
+    AccessStore, Ack, CancelWork, CatalogueStore, CheckinStore, CheckoutOutcome, CheckoutRecord,
+    EventRecord, EventSearch, FailOutcome, FirstScan, Idempotent, IdentityStore, Invitation,
+    Joining, LayoutSeat, NewScan, OutboxStore, PaidOutcome, PasswordReset, RefundOutcome,
+    RefundRecord, ReleaseOutcome, SalesStore, ScanRecord, Session, Store, StoreError,
+    StoredInventory, TicketKey, TicketRecord, WaitlistMove, WaitlistStore, Write, Written,
 };
 pub use waiting_room::{Draw, Joined, RoomParams, RoomState, WaitingRoom};

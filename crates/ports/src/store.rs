@@ -8,11 +8,13 @@
 //! (venues, events, layouts), [`SalesStore`] (holds, checkout, orders, payments,
 //! the engine's inventory, and the group-committed write batches) and
 //! [`OutboxStore`] (what the relay and the downstream workers read), and
-//! [`AccessStore`] (organizations, invitations, staff, password resets). [`Store`] is
+//! [`AccessStore`] (organizations, invitations, staff, password resets), and
+//! [`CheckinStore`] (signing keys, tickets at the gate, scans). [`Store`] is
 //! all five, plus the health check, for the components that need the whole store.
 
 mod access;
 mod catalogue;
+mod checkin;
 mod identity;
 mod outbox;
 mod sales;
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 
 pub use access::{AccessStore, Invitation, Joining, PasswordReset};
 pub use catalogue::{CatalogueStore, EventRecord, EventSearch, LayoutSeat};
+pub use checkin::{CheckinStore, FirstScan, NewScan, ScanRecord, TicketKey, TicketRecord};
 pub use identity::{IdentityStore, Session};
 pub use outbox::{Ack, OutboxStore};
 pub use sales::{
@@ -45,7 +48,13 @@ pub enum StoreError {
 /// The whole store: every capability, and whether the database answers.
 #[async_trait]
 pub trait Store:
-    IdentityStore + AccessStore + CatalogueStore + SalesStore + OutboxStore + WaitlistStore
+    IdentityStore
+    + AccessStore
+    + CatalogueStore
+    + SalesStore
+    + OutboxStore
+    + WaitlistStore
+    + CheckinStore
 {
     async fn ping(&self) -> Result<(), StoreError>;
 }

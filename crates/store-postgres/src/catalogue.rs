@@ -84,8 +84,8 @@ impl CatalogueStore for PgStore {
             "WITH e AS ( \
                  INSERT INTO events (id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
                      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, updated_at, \
-                     max_tickets_per_customer, waiting_room, city, category, description, org_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25, $26, $27, $28, $29, $30)), \
+                     max_tickets_per_customer, waiting_room, city, category, description, org_id, rotating_codes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $25, $26, $27, $28, $29, $30, $31)), \
              t AS ( \
                  INSERT INTO price_tiers (id, event_id, position, name, amount, currency, sections) \
                  SELECT t.id, $1, t.n - 1, t.name, t.amount, t.currency, \
@@ -131,6 +131,7 @@ impl CatalogueStore for PgStore {
         .bind(&event.details.category)
         .bind(&event.details.description)
         .bind(event.org_id.as_str())
+        .bind(event.rotating_codes)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

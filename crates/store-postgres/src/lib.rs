@@ -18,6 +18,7 @@
 
 mod access;
 mod catalogue;
+mod checkin;
 mod identity;
 mod outbox;
 mod queue;

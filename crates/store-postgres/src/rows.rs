@@ -181,12 +181,14 @@ pub(crate) struct EventRow {
     category: Option<String>,
     description: Option<String>,
     org_id: String,
+    rotating_codes: bool,
 }
 
 impl EventRow {
     pub(crate) const COLUMNS: &'static str = "id, venue_id, name, starts_at, sale_starts_at, \
         sale_ends_at, status, hold_ttl_seconds, max_tickets_per_order, max_tickets_per_customer, \
-        waiting_room, currency, seat_count, created_at, city, category, description, org_id";
+        waiting_room, currency, seat_count, created_at, city, category, description, org_id, \
+        rotating_codes";
 
     pub(crate) fn into_record(
         self,
@@ -215,6 +217,7 @@ impl EventRow {
                     .waiting_room
                     .map(|j| serde_json::from_str(&j).map_err(|_| corrupt("events.waiting_room")))
                     .transpose()?,
+                rotating_codes: self.rotating_codes,
                 currency: id(self.currency, "events.currency")?,
                 tiers,
                 ga_tiers,

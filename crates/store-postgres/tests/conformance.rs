@@ -170,3 +170,8 @@ async fn waitlist_claims_are_exclusive() {
 async fn access() {
     boxoffice_conformance::store::access(store().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkin_admits_each_ticket_once() {
+    boxoffice_conformance::store::checkin_admits_each_ticket_once(store().await).await;
+}

@@ -111,7 +111,7 @@ impl CatalogueStore for SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         self.transaction(move |tx| {
             tx.prepare_cached(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO events ({EVENT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .db()?
             .execute(params![
@@ -133,6 +133,7 @@ impl CatalogueStore for SqliteStore {
                 event.details.category,
                 event.details.description,
                 event.org_id.as_str(),
+                event.rotating_codes,
                 ms(event.created_at)
             ])
             .db()?;

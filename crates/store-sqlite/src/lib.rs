@@ -10,6 +10,7 @@
 
 mod access;
 mod catalogue;
+mod checkin;
 mod db;
 mod identity;
 mod outbox;

@@ -19,14 +19,14 @@ pub(crate) const SEAT_COLUMNS: &str = "id, position, section, row_label, label, 
 pub(crate) const EVENT_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer, waiting_room, city, category, description, org_id";
+     max_tickets_per_customer, waiting_room, city, category, description, org_id, rotating_codes";
 /// An event as read: a cancelled one (`cancelled_at`, migration 0040: the table's
 /// CHECK on `status` predates it) reads as `cancelled`.
 pub(crate) const EVENT_READ_COLUMNS: &str =
     "id, venue_id, name, starts_at, sale_starts_at, sale_ends_at, \
      CASE WHEN cancelled_at IS NULL THEN status ELSE 'cancelled' END AS status, \
      hold_ttl_seconds, max_tickets_per_order, currency, seat_count, created_at, \
-     max_tickets_per_customer, waiting_room, city, category, description, org_id";
+     max_tickets_per_customer, waiting_room, city, category, description, org_id, rotating_codes";
 pub(crate) const HOLD_COLUMNS: &str =
     "id, event_id, customer_id, status, ga_tier_id, quantity, amount, \
      currency, expires_at, created_at, sold_at";
@@ -35,30 +35,30 @@ pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, event_id, hold_id, emai
 pub(crate) const ORDER_READ_COLUMNS: &str = "id, customer_id, event_id, hold_id, email, status, failure_code, amount, currency, payment_token, created_at, updated_at, phone, refunded_amount";
 pub(crate) const IDEMPOTENT_COLUMNS: &str = "user_id, route, key, fingerprint, answer, order_id";
 
-fn text(r: &Row, col: &str) -> Result<String, StoreError> {
+pub(crate) fn text(r: &Row, col: &str) -> Result<String, StoreError> {
     r.get(col).db()
 }
 
-fn id<T: TryFrom<String>>(r: &Row, col: &str) -> Result<T, StoreError> {
+pub(crate) fn id<T: TryFrom<String>>(r: &Row, col: &str) -> Result<T, StoreError> {
     parse(T::try_from(text(r, col)?), col)
 }
 
-fn opt_id<T: TryFrom<String>>(r: &Row, col: &str) -> Result<Option<T>, StoreError> {
+pub(crate) fn opt_id<T: TryFrom<String>>(r: &Row, col: &str) -> Result<Option<T>, StoreError> {
     r.get::<_, Option<String>>(col)
         .db()?
         .map(|s| parse(T::try_from(s), col))
         .transpose()
 }
 
-fn int(r: &Row, col: &str) -> Result<i64, StoreError> {
+pub(crate) fn int(r: &Row, col: &str) -> Result<i64, StoreError> {
     r.get(col).db()
 }
 
-fn time(r: &Row, col: &str) -> Result<time::OffsetDateTime, StoreError> {
+pub(crate) fn time(r: &Row, col: &str) -> Result<time::OffsetDateTime, StoreError> {
     Ok(dt(int(r, col)?))
 }
 
-fn money(r: &Row) -> Result<Money, StoreError> {
+pub(crate) fn money(r: &Row) -> Result<Money, StoreError> {
     Ok(Money::new(
         int(r, "amount")?,
         parse(Currency::try_from(text(r, "currency")?), "currency")?,
@@ -221,6 +221,7 @@ pub(crate) fn event(conn: &Connection, r: &Row) -> Result<EventRecord, StoreErro
             .db()?
             .map(|j| serde_json::from_str(&j).map_err(|_| corrupt("events.waiting_room")))
             .transpose()?,
+        rotating_codes: r.get::<_, bool>("rotating_codes").db()?,
         currency: parse(Currency::try_from(text(r, "currency")?), "currency")?,
         tiers,
         ga_tiers,

@@ -167,3 +167,9 @@ async fn access() {
     let (s, _d) = store().await;
     boxoffice_conformance::store::access(s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkin_admits_each_ticket_once() {
+    let (s, _d) = store().await;
+    boxoffice_conformance::store::checkin_admits_each_ticket_once(s).await;
+}

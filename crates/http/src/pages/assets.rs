@@ -27,6 +27,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("order.js", include_str!("assets/order.js")),
     ("orders.js", include_str!("assets/orders.js")),
     ("auth.js", include_str!("assets/auth.js")),
+    // jsQR 1.4.0 (github.com/cozmo/jsQR, Apache-2.0), its `dist/jsQR.js` as
+    // published: the scanner's QR decoder where the browser has no BarcodeDetector.
+    ("jsqr.js", include_str!("assets/jsqr.js")),
+    ("scan.js", include_str!("assets/scan.js")),
 ];
 
 /// Scripts that run as Web Workers. A worker lives under its own script's

@@ -36,6 +36,9 @@ pub fn router() -> Router<HttpState> {
             get(|p| shell("checkout.html", "checkout", p)),
         )
         .route("/orders/{id}", get(|p| shell("order.html", "order", p)))
+        // The gate scanner (check-in staff; the page itself is a shell, the API
+        // decides who may scan).
+        .route("/events/{id}/scan", get(|p| shell("scan.html", "scan", p)))
         .route(
             "/orders",
             get(|| page("orders.html", "orders", context! {})),
@@ -64,6 +67,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("order.html", include_str!("templates/order.html")),
         ("orders.html", include_str!("templates/orders.html")),
         ("auth.html", include_str!("templates/auth.html")),
+        ("scan.html", include_str!("templates/scan.html")),
         ("error.html", include_str!("templates/error.html")),
     ] {
         env.add_template(name, src)

@@ -223,6 +223,8 @@ struct EventPatch {
     /// Absent: unchanged; `null`: removed; an object: the room's settings.
     #[serde(default, deserialize_with = "present")]
     waiting_room: Option<Option<boxoffice_domain::WaitingRoomSettings>>,
+    #[serde(default)]
+    rotating_codes: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     city: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
@@ -265,11 +267,12 @@ async fn patch_event(
     if to.is_none()
         && patch.max_tickets_per_customer.is_none()
         && patch.waiting_room.is_none()
+        && patch.rotating_codes.is_none()
         && details.is_empty()
     {
         return Err(boxoffice_app::AppError::Invalid(ValidationError::new(
             "status",
-            "send status, max_tickets_per_customer, waiting_room, city, category or description",
+            "send status, max_tickets_per_customer, waiting_room, rotating_codes, city, category or description",
         ))
         .into());
     }
@@ -283,6 +286,9 @@ async fn patch_event(
     let mut r = None;
     if let Some(room) = patch.waiting_room {
         r = Some(s.app.set_event_waiting_room(&who, &id, room).await?);
+    }
+    if let Some(on) = patch.rotating_codes {
+        r = Some(s.app.set_event_rotating_codes(&who, &id, on).await?);
     }
     if !details.is_empty() {
         r = Some(s.app.set_event_details(&who, &id, details).await?);

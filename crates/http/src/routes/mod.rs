@@ -3,6 +3,7 @@
 pub mod artefacts;
 pub mod audit;
 pub mod catalog;
+pub mod checkin;
 pub mod checkout;
 pub mod docs;
 pub mod holds;

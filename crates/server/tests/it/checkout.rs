@@ -113,6 +113,9 @@ async fn a_paid_checkout_issues_tickets_and_sells_the_seats() {
     assert_eq!(sales["revenue"], 5000);
     let mail =
         wait_for(|| async { read_mail(&app).into_iter().find(|m| m.contains(&order)) }).await;
+    // A signed code (157 characters) is longer than a mail line: the body is
+    // quoted-printable, its soft line breaks (`=` at a line's end) go.
+    let mail = mail.replace("=\r\n", "").replace("=\n", "");
     for c in &codes {
         assert!(mail.contains(c), "the email lists ticket {c}");
     }

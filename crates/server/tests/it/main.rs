@@ -8,6 +8,7 @@ mod helpers;
 mod best_available;
 mod cancellation;
 mod catalog;
+mod checkin;
 mod checkout;
 mod cli;
 mod delivery;

@@ -72,6 +72,13 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
         Published,
         [200, 200, 200, 200, 200, 200, 200, 200],
     ),
+    // the scanner page is a shell: the API it calls decides who may scan
+    (
+        "GET",
+        "/events/{id}/scan",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
     (
         "GET",
         "/events/{id}/queue",
@@ -357,6 +364,62 @@ pub const MATRIX: &[(&str, &str, On, [u16; 8])] = &[
         "/v1/events/{id}/staff",
         Draft,
         [401, 404, 200, 404, 404, 404, 404, 200],
+    ),
+    // check-in (check-in staff of A are assigned to both events first; see `call`)
+    (
+        "POST",
+        "/v1/checkin",
+        Published,
+        [401, 403, 200, 403, 200, 403, 403, 200],
+    ),
+    (
+        "POST",
+        "/v1/checkin",
+        Draft,
+        [401, 403, 200, 404, 200, 404, 403, 200],
+    ),
+    (
+        "GET",
+        "/v1/events/{id}/checkin/bundle",
+        Published,
+        [401, 403, 200, 403, 200, 403, 403, 200],
+    ),
+    (
+        "GET",
+        "/v1/events/{id}/checkin/bundle",
+        Draft,
+        [401, 403, 200, 404, 200, 404, 403, 200],
+    ),
+    (
+        "POST",
+        "/v1/events/{id}/checkin/sync",
+        Published,
+        [401, 403, 200, 403, 200, 403, 403, 200],
+    ),
+    (
+        "POST",
+        "/v1/events/{id}/checkin/sync",
+        Draft,
+        [401, 403, 200, 404, 200, 404, 403, 200],
+    ),
+    (
+        "GET",
+        "/v1/ticket-keys",
+        Published,
+        [200, 200, 200, 200, 200, 200, 200, 200],
+    ),
+    (
+        "POST",
+        "/v1/admin/ticket-keys",
+        Published,
+        [401, 403, 403, 403, 403, 403, 403, 201],
+    ),
+    // the customer's ticket; its event does not rotate codes: 422 for its owner
+    (
+        "GET",
+        "/v1/tickets/{id}/rotating",
+        Published,
+        [401, 422, 404, 404, 404, 404, 404, 404],
     ),
     // waiting room (off for this event)
     (
@@ -840,6 +903,18 @@ async fn fresh_hold(app: &TestApp, w: &World) -> String {
     r.body["hold_id"].as_str().unwrap().to_owned()
 }
 
+/// Makes organization A's check-in staff staff of `event` (harmless twice).
+async fn assign_checkin_own(app: &TestApp, w: &World, event: &str) {
+    let r = app
+        .post(
+            &format!("/v1/events/{event}/staff"),
+            Some(&app.admin),
+            json!({"user_id": w.checkin_own_id}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
 /// Calls one matrix cell: the status it answered.
 async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: usize) -> u16 {
     let (method, route, on, _) = *row;
@@ -905,6 +980,33 @@ async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: u
             Some(json!({"user_id": w.checkin_own_id})),
         ),
         ("POST", "/v1/events/{id}/queue") => (format!("/v1/events/{event}/queue"), Some(json!({}))),
+        ("POST", "/v1/checkin") => {
+            assign_checkin_own(app, w, event).await;
+            (
+                route.into(),
+                Some(
+                    json!({"code": "NOT-A-TICKET", "gate": "g1", "scan_id": n, "event_id": event}),
+                ),
+            )
+        }
+        ("GET", "/v1/events/{id}/checkin/bundle") => {
+            assign_checkin_own(app, w, event).await;
+            (format!("/v1/events/{event}/checkin/bundle"), None)
+        }
+        ("POST", "/v1/events/{id}/checkin/sync") => {
+            assign_checkin_own(app, w, event).await;
+            (
+                format!("/v1/events/{event}/checkin/sync"),
+                Some(json!({"scans": []})),
+            )
+        }
+        ("GET", "/v1/tickets/{id}/rotating") => {
+            let order = app
+                .get(&format!("/v1/orders/{}", w.order), Some(&app.admin))
+                .await;
+            let ticket = order.body["tickets"][0]["id"].as_str().unwrap().to_owned();
+            (format!("/v1/tickets/{ticket}/rotating"), None)
+        }
         (_, r) if r.starts_with("/v1/queue/{queue_id}") => {
             (r.replace("{queue_id}", "q_not_a_queue"), None)
         }
@@ -939,6 +1041,7 @@ async fn call(app: &TestApp, w: &World, row: &(&str, &str, On, [u16; 8]), who: u
         (_, "/v1/waitlist/{id}") => ("/v1/waitlist/wl_01arz3ndektsv4rrffq69g5fav".into(), None),
         ("GET", "/events/{id}") => (format!("/events/{event}"), None),
         ("GET", "/events/{id}/queue") => (format!("/events/{event}/queue"), None),
+        ("GET", "/events/{id}/scan") => (format!("/events/{event}/scan"), None),
         ("GET", "/holds/{id}") => (format!("/holds/{}", fresh_hold(app, w).await), None),
         ("GET", "/holds/{id}/checkout") => (
             format!("/holds/{}/checkout", fresh_hold(app, w).await),
