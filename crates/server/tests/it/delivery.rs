@@ -398,6 +398,33 @@ async fn a_paid_orders_email_arrives_over_starttls_with_its_pdf() {
         .map(|t| t["code"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(codes, want, "the PDF's QR codes are the tickets' codes");
+    // Each is a signed code: it verifies with the published key alone (as an
+    // offline scanner does) and names its ticket and seat (the layout index).
+    let keys = app.get("/v1/ticket-keys", None).await;
+    assert_eq!(keys.status, 200, "{keys:?}");
+    for (page, t) in pages.iter().zip(tickets) {
+        use base64::Engine;
+        use boxoffice_domain::ticket_code::{ScannedCode, TicketItem};
+        let scanned = ScannedCode::parse(page.qr.as_deref().unwrap()).unwrap();
+        let key = keys.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == scanned.payload.kid)
+            .expect("the code's key is published");
+        let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key["public_key"].as_str().unwrap())
+            .unwrap();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
+            .verify(&scanned.signed, &scanned.signature)
+            .expect("the QR's code verifies with the public key");
+        assert_eq!(scanned.payload.ticket.as_str(), t["id"].as_str().unwrap());
+        let seat = seats
+            .iter()
+            .position(|s| t["seat_id"] == s.as_str())
+            .expect("a seat of the event");
+        assert_eq!(scanned.payload.item, TicketItem::Seat(seat as u32));
+    }
     assert!(pages[0]
         .lines
         .iter()
