@@ -7,6 +7,7 @@
 //! fact counted once per message id, both by the store in the transaction that
 //! acknowledges the job), or read the write tables to answer the sales endpoint.
 
+use crate::payments::hex_decode;
 use boxoffice_domain::{AuditRecord, EventId, Job, MessageId, Order};
 use boxoffice_ports::analytics::{SalesCounts, SalesFact, ALL_TIERS};
 use boxoffice_ports::audit::{chain_hash, hex, Chained, Checkpoint, GENESIS};
@@ -57,16 +58,6 @@ impl CheckpointKey {
             signature: hex(sig.as_ref()),
         }
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// What `boxoffice audit verify` found wrong: the first record that is not as
@@ -151,7 +142,7 @@ pub async fn verify_chain(
                 }));
             }
         }
-        let ok = match (unhex(&c.public_key), unhex(&c.signature)) {
+        let ok = match (hex_decode(&c.public_key), hex_decode(&c.signature)) {
             (Some(pk), Some(sig)) => UnparsedPublicKey::new(&ED25519, pk)
                 .verify(&Checkpoint::message(c.seq, &c.hash), &sig)
                 .is_ok(),

@@ -50,7 +50,7 @@ pub enum Attempt {
 /// How far a webhook's timestamp may be from our clock (Stripe's libraries use 300 s).
 pub const WEBHOOK_TOLERANCE_SECONDS: i64 = 300;
 
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }

@@ -404,18 +404,8 @@ pub(crate) fn sales_csv(r: &boxoffice_app::ledger::SalesReport) -> String {
         "kind,key,tickets,revenue,holds_made,holds_converted,holds_expired,refunds,refunded_amount,tickets_refunded\n",
     );
     let mut row = |kind: &str, key: &str, c: &boxoffice_ports::analytics::SalesCounts| {
-        let _ = writeln!(
-            out,
-            "{kind},{key},{},{},{},{},{},{},{},{}",
-            c.tickets,
-            c.revenue,
-            c.holds_made,
-            c.holds_converted,
-            c.holds_expired,
-            c.refunds,
-            c.refunded_amount,
-            c.tickets_refunded
-        );
+        let values: Vec<String> = c.values().iter().map(i64::to_string).collect();
+        let _ = writeln!(out, "{kind},{key},{}", values.join(","));
     };
     row("total", "", &r.totals);
     for (tier, c) in &r.tiers {

@@ -34,6 +34,33 @@ pub struct SalesCounts {
 }
 
 impl SalesCounts {
+    /// The column names of [`SalesCounts::values`], in its order.
+    pub const COLUMNS: [&'static str; 8] = [
+        "tickets",
+        "revenue",
+        "holds_made",
+        "holds_converted",
+        "holds_expired",
+        "refunds",
+        "refunded_amount",
+        "tickets_refunded",
+    ];
+
+    /// Every count, in the order of [`SalesCounts::COLUMNS`] (the stores' columns
+    /// and the CSV's).
+    pub fn values(&self) -> [i64; 8] {
+        [
+            self.tickets,
+            self.revenue,
+            self.holds_made,
+            self.holds_converted,
+            self.holds_expired,
+            self.refunds,
+            self.refunded_amount,
+            self.tickets_refunded,
+        ]
+    }
+
     pub fn add(&mut self, o: &SalesCounts) {
         self.tickets += o.tickets;
         self.revenue += o.revenue;

@@ -1524,16 +1524,7 @@ async fn sales_facts(
                 OffsetDateTime::from_unix_timestamp(f.minute).map_err(|_| corrupt("minute"))?,
             );
             let c = &f.counts;
-            for (col, v) in cols.iter_mut().zip([
-                c.tickets,
-                c.revenue,
-                c.holds_made,
-                c.holds_converted,
-                c.holds_expired,
-                c.refunds,
-                c.refunded_amount,
-                c.tickets_refunded,
-            ]) {
+            for (col, v) in cols.iter_mut().zip(c.values()) {
                 col.push(v);
             }
         }

@@ -915,19 +915,15 @@ fn sales_facts(
              holds_expired = holds_expired + excluded.holds_expired, refunds = refunds + excluded.refunds, \
              refunded_amount = refunded_amount + excluded.refunded_amount, \
              tickets_refunded = tickets_refunded + excluded.tickets_refunded",
-            params![
-                event.as_str(),
-                f.tier,
-                f.minute,
-                c.tickets,
-                c.revenue,
-                c.holds_made,
-                c.holds_converted,
-                c.holds_expired,
-                c.refunds,
-                c.refunded_amount,
-                c.tickets_refunded
-            ],
+            rusqlite::params_from_iter(
+                [
+                    rusqlite::types::Value::from(event.as_str().to_owned()),
+                    f.tier.clone().into(),
+                    f.minute.into(),
+                ]
+                .into_iter()
+                .chain(c.values().map(rusqlite::types::Value::from)),
+            ),
         )?;
     }
     Ok(())
