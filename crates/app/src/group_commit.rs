@@ -103,18 +103,26 @@ impl Writer {
         wait.await.map_err(|_| stopped())?
     }
 
+    /// Releases `hold`; with `record`, its audit record goes in the same
+    /// transaction (when the release changed something).
     pub(crate) async fn release(
         &self,
         hold: &boxoffice_domain::HoldId,
         now: time::OffsetDateTime,
+        record: Option<boxoffice_domain::AuditRecord>,
     ) -> Result<ReleaseOutcome, StoreError> {
-        match self
-            .write(Write::Release {
-                hold: hold.clone(),
-                now,
-            })
-            .await?
-        {
+        let w = Write::Release {
+            hold: hold.clone(),
+            now,
+        };
+        let w = match record {
+            Some(r) => Write::Audited {
+                write: Box::new(w),
+                record: Box::new(r),
+            },
+            None => w,
+        };
+        match self.write(w).await? {
             Written::Released(r) => Ok(r),
             w => Err(unexpected(w)),
         }

@@ -472,7 +472,9 @@ impl App {
         {
             Ok(()) | Err(HoldRejection::DuplicateHold) => Ok(()),
             Err(rejection) => {
-                self.writer.release(&hold.id, self.clock.now()).await?;
+                self.writer
+                    .release(&hold.id, self.clock.now(), None)
+                    .await?;
                 tracing::warn!(hold = %hold.id, ?rejection, "hold lost by the engine and taken meanwhile");
                 match rejection {
                     HoldRejection::SoldOut { remaining } => Err(AppError::SoldOut { remaining }),
@@ -529,24 +531,10 @@ impl App {
             Some(serde_json::json!({"status": "active"})),
             Some(serde_json::json!({"status": "released"})),
         );
-        let release = self.audited(
-            Write::Release {
-                hold: hid.clone(),
-                now,
-            },
-            record,
-        );
         let released = self
             .detached
             .spawn(async move {
-                let out = match writer.write(release).await? {
-                    Written::Released(r) => r,
-                    w => {
-                        return Err(AppError::Internal(anyhow::anyhow!(
-                            "the store answered {w:?} to a release"
-                        )))
-                    }
-                };
+                let out = writer.release(&hid, now, Some(record)).await?;
                 // Already released: a retry, perhaps of a release whose engine call
                 // failed; the engine follows the store either way (it is idempotent).
                 if matches!(
